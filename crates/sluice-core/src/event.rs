@@ -1,0 +1,230 @@
+//! What recordings and the audit log hold.
+//!
+//! A recording is an ordered list of [`SessionEvent`]s; the store chains them by hash.
+//! The audit log is a list of [`AuditEvent`]s.
+
+use crate::fault::Fault;
+use crate::identity::Identity;
+use serde::{Deserialize, Serialize};
+
+/// One event of a session recording.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SessionEvent {
+    /// The session was authorized and the target opened.
+    Start {
+        /// Identity as authenticated (groups at that time).
+        identity: Identity,
+        /// Connection name.
+        connection: String,
+        /// Wire protocol.
+        protocol: String,
+        /// Client socket address.
+        client_addr: String,
+        /// Target `host:port`.
+        target: String,
+    },
+    /// One statement (or one simple-query string) and its outcome.
+    Statement(Box<Statement>),
+    /// An asynchronous notification delivered to the client (LISTEN/NOTIFY).
+    Notification {
+        /// Channel name.
+        channel: String,
+        /// Payload.
+        payload: String,
+    },
+    /// The session ended; always the last event.
+    End {
+        /// Why it ended.
+        reason: EndReason,
+        /// Human-readable detail (never a secret).
+        detail: Option<String>,
+    },
+}
+
+impl SessionEvent {
+    /// Stable short name of the event kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SessionEvent::Start { .. } => "start",
+            SessionEvent::Statement(_) => "statement",
+            SessionEvent::Notification { .. } => "notification",
+            SessionEvent::End { .. } => "end",
+        }
+    }
+}
+
+/// A statement sent by the client with what the target answered.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Statement {
+    /// Statement text as the client sent it.
+    pub text: String,
+    /// Bound parameters (extended protocol), text form; `None` is SQL NULL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<Vec<Option<String>>>,
+    /// Result column names, when the target described them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    /// Result rows, up to the configured cap.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rows: Vec<Vec<Option<String>>>,
+    /// True when more rows were returned than recorded.
+    #[serde(default)]
+    pub rows_truncated: bool,
+    /// What the target answered.
+    pub outcome: StatementOutcome,
+    /// Microseconds from sending to completion.
+    pub duration_us: i64,
+}
+
+/// The target's answer to a statement.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatementOutcome {
+    /// Command tags (`SELECT 3`, `INSERT 0 1`), one per executed statement.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Rows returned to the client.
+    pub row_count: u64,
+    /// The error, if the target refused or failed the statement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<StatementError>,
+    /// True when the statement was never executed (an earlier one in the batch failed).
+    #[serde(default)]
+    pub skipped: bool,
+}
+
+/// An error the target (or the gateway) returned for a statement.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatementError {
+    /// Protocol error code (SQLSTATE for PostgreSQL).
+    pub code: String,
+    /// Error message.
+    pub message: String,
+}
+
+/// Why a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// The client said goodbye (e.g. PostgreSQL Terminate).
+    ClientQuit,
+    /// The client's connection dropped without goodbye.
+    ClientDisconnected,
+    /// The client sent bytes that are not valid protocol.
+    ClientProtocolError,
+    /// The target closed the connection.
+    TargetClosed,
+    /// The target failed or sent invalid protocol.
+    TargetError,
+    /// The gateway shut down.
+    GatewayShutdown,
+    /// The gateway failed.
+    GatewayError,
+}
+
+impl EndReason {
+    /// Stable text form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::ClientQuit => "client_quit",
+            EndReason::ClientDisconnected => "client_disconnected",
+            EndReason::ClientProtocolError => "client_protocol_error",
+            EndReason::TargetClosed => "target_closed",
+            EndReason::TargetError => "target_error",
+            EndReason::GatewayShutdown => "gateway_shutdown",
+            EndReason::GatewayError => "gateway_error",
+        }
+    }
+}
+
+/// One structured audit event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Unique id, for de-duplication downstream.
+    pub id: String,
+    /// Microseconds since the epoch.
+    pub ts_us: i64,
+    /// What happened, dotted (`auth.failure`, `session.start`, `token.revoke`).
+    pub action: String,
+    /// `success` or `failure`.
+    pub outcome: Outcome,
+    /// Who acted, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Actor>,
+    /// Client address, when the action came over the network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Connection concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    /// Session concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Protocol concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// Why (failure reason, end reason), never a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Whose fault a failure was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<Fault>,
+    /// Object acted on (token id, service-account name, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// Outcome of an audited action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// It happened.
+    Success,
+    /// It was refused or failed.
+    Failure,
+}
+
+/// The identity behind an audited action.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// Identity name.
+    pub name: String,
+    /// Identity kind.
+    pub kind: String,
+    /// OIDC subject, when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Groups at the time.
+    pub groups: Vec<String>,
+}
+
+impl From<&Identity> for Actor {
+    fn from(id: &Identity) -> Self {
+        Actor {
+            name: id.name.clone(),
+            kind: id.kind.as_str().to_string(),
+            subject: id.subject.clone(),
+            groups: id.groups.clone(),
+        }
+    }
+}
+
+impl AuditEvent {
+    /// A new event with the given action and outcome, stamped now; fill the rest with the builders.
+    pub fn new(id: String, action: &str, outcome: Outcome) -> Self {
+        AuditEvent {
+            id,
+            ts_us: crate::time::now_micros(),
+            action: action.to_string(),
+            outcome,
+            actor: None,
+            source: None,
+            connection: None,
+            session_id: None,
+            protocol: None,
+            reason: None,
+            fault: None,
+            target: None,
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! # sluice-core
+//!
+//! Domain types shared by every part of sluice. This crate does no I/O.
+//!
+//! ## Layout
+//! - [`ids`]: newtypes for identifiers (`SessionId`, `ConnectionName`).
+//! - [`secret`]: `Secret<T>`, a wrapper whose `Debug` never shows the value.
+//! - [`identity`]: who is acting (`Identity`, `IdentityKind`).
+//! - [`connection`]: what can be reached (`Connection`, `Protocol`, `TargetCredential`) and who may (`Grant`).
+//! - [`event`]: what a recording and the audit log hold (`SessionEvent`, `AuditEvent`, `EndReason`).
+//! - [`fault`]: whose fault an error was (`Fault`), for the audit record and the client-facing error.
+//! - [`time`]: microsecond wall-clock timestamps.
+
+pub mod connection;
+pub mod event;
+pub mod fault;
+pub mod identity;
+pub mod ids;
+pub mod secret;
+pub mod time;
+
+pub use connection::{Connection, Grant, Protocol, TargetCredential};
+pub use event::{Actor, AuditEvent, EndReason, Outcome, SessionEvent, Statement, StatementError, StatementOutcome};
+pub use fault::Fault;
+pub use identity::{Identity, IdentityKind};
+pub use ids::{ConnectionName, SessionId};
+pub use secret::Secret;

@@ -1,0 +1,33 @@
+//! Random tokens and hashes, from ring (the workspace's one crypto backend).
+
+use ring::digest;
+use ring::rand::{SecureRandom, SystemRandom};
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 0xf) as usize] as char);
+    }
+    s
+}
+
+/// `n` bytes from the system CSPRNG.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    // SystemRandom only fails when the OS has no entropy source, which is unrecoverable.
+    if SystemRandom::new().fill(&mut buf).is_err() {
+        panic!("the operating system's random number generator failed");
+    }
+    buf
+}
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = digest::digest(&digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}

@@ -1,0 +1,93 @@
+//! # sluice-store
+//!
+//! Persistence for sluice, behind one [`Store`] handle. The embedded default is SQLite in the
+//! data dir (WAL mode).
+//!
+//! ## Layout
+//! - [`schema`]: opening the database and its migrations.
+//! - [`tokens`]: identities and their tokens (stored as SHA-256 hashes, never in clear).
+//! - [`catalog`]: connections and grants added at runtime.
+//! - [`recordings`]: reading sessions and their hash-chained event logs.
+//! - [`writer`]: the one background thread that writes recordings and audit events in batches
+//!   (group commit), so the data path never waits on disk unless `strict` asks it to.
+//! - [`chain`]: the hash chain that makes a recording tamper-evident.
+//! - [`crypto`]: random tokens and hashes (ring, the workspace's one crypto backend).
+
+pub mod catalog;
+pub mod chain;
+pub mod crypto;
+pub mod recordings;
+pub mod schema;
+pub mod tokens;
+pub mod writer;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+pub use recordings::{EventRow, SessionFilter, SessionRow};
+pub use tokens::{TokenError, TokenInfo};
+pub use writer::{DurabilityMode, RecordWriter, WriteOp};
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A file in the data dir could not be read or written.
+    #[error("data dir error: {0}")]
+    Io(#[from] std::io::Error),
+    /// Stored JSON could not be decoded.
+    #[error("stored record is corrupt: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The named object does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The object already exists.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// The background task failed.
+    #[error("store task failed")]
+    Task,
+}
+
+/// Handle to the store; cheap to clone. Reads and admin writes go through a shared
+/// connection on the blocking pool; recordings go through the [`RecordWriter`].
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<rusqlite::Connection>>,
+}
+
+impl Store {
+    /// Opens (creating and migrating if needed) the SQLite store at `path`.
+    pub fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
+        let conn = schema::open(path)?;
+        Ok(Store {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking thread pool.
+    pub async fn run<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut rusqlite::Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| StoreError::Task)?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|_| StoreError::Task)?
+    }
+
+    /// Runs `f` with the connection on the calling thread (start-up and tests only).
+    pub fn run_sync<R>(
+        &self,
+        f: impl FnOnce(&mut rusqlite::Connection) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut guard = self.conn.lock().map_err(|_| StoreError::Task)?;
+        f(&mut guard)
+    }
+}

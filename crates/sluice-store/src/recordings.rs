@@ -1,0 +1,166 @@
+//! Reading sessions, their recordings and the audit log.
+
+use crate::StoreError;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+use sluice_core::time::now_micros;
+use sluice_core::AuditEvent;
+
+/// A session as listed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SessionRow {
+    /// Session id.
+    pub id: String,
+    /// Identity name.
+    pub identity: String,
+    /// Identity kind.
+    pub identity_kind: String,
+    /// OIDC subject, when present.
+    pub subject: Option<String>,
+    /// Groups at session start.
+    pub groups: Vec<String>,
+    /// Connection name.
+    pub connection: String,
+    /// Protocol.
+    pub protocol: String,
+    /// Client address.
+    pub client_addr: String,
+    /// Target `host:port`.
+    pub target: String,
+    /// Start, µs since epoch.
+    pub started_us: i64,
+    /// End, µs since epoch; `None` while live.
+    pub ended_us: Option<i64>,
+    /// Why it ended.
+    pub end_reason: Option<String>,
+    /// Events recorded (set at end).
+    pub event_count: Option<i64>,
+    /// Hash of the last event (set at end).
+    pub final_hash: Option<String>,
+}
+
+/// One recorded event as stored.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EventRow {
+    /// Session id.
+    pub session_id: String,
+    /// Position in the session, from 0.
+    pub seq: u64,
+    /// Time, µs since epoch.
+    pub ts_us: i64,
+    /// Event kind (`start`, `statement`, …).
+    pub kind: String,
+    /// The event, JSON.
+    pub data_json: String,
+    /// Chain hash (hex).
+    pub hash: String,
+}
+
+/// Filters for listing sessions.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SessionFilter {
+    /// Only this identity.
+    pub identity: Option<String>,
+    /// Only this connection.
+    pub connection: Option<String>,
+    /// Only sessions started at or after this time (µs).
+    pub since_us: Option<i64>,
+    /// Only sessions still running.
+    #[serde(default)]
+    pub live: bool,
+    /// At most this many (default 100, max 1000).
+    pub limit: Option<u32>,
+}
+
+const SESSION_COLUMNS: &str = "id, identity, identity_kind, subject, groups_json, connection, protocol,
+    client_addr, target, started_us, ended_us, end_reason, event_count, final_hash";
+
+fn session_row(r: &Row<'_>) -> rusqlite::Result<(SessionRow, String)> {
+    Ok((
+        SessionRow {
+            id: r.get(0)?,
+            identity: r.get(1)?,
+            identity_kind: r.get(2)?,
+            subject: r.get(3)?,
+            groups: Vec::new(),
+            connection: r.get(5)?,
+            protocol: r.get(6)?,
+            client_addr: r.get(7)?,
+            target: r.get(8)?,
+            started_us: r.get(9)?,
+            ended_us: r.get(10)?,
+            end_reason: r.get(11)?,
+            event_count: r.get(12)?,
+            final_hash: r.get(13)?,
+        },
+        r.get(4)?,
+    ))
+}
+
+fn with_groups((mut row, groups): (SessionRow, String)) -> Result<SessionRow, StoreError> {
+    row.groups = serde_json::from_str(&groups)?;
+    Ok(row)
+}
+
+/// Sessions matching `f`, newest first.
+pub fn list_sessions(conn: &Connection, f: &SessionFilter) -> Result<Vec<SessionRow>, StoreError> {
+    let sql = format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions
+         WHERE (?1 IS NULL OR identity = ?1) AND (?2 IS NULL OR connection = ?2)
+           AND (?3 IS NULL OR started_us >= ?3) AND (?4 = 0 OR ended_us IS NULL)
+         ORDER BY started_us DESC LIMIT ?5"
+    );
+    let limit = f.limit.unwrap_or(100).min(1000);
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(
+        params![f.identity, f.connection, f.since_us, f.live as i64, limit],
+        session_row,
+    )?;
+    rows.map(|r| with_groups(r?)).collect()
+}
+
+/// One session by id.
+pub fn get_session(conn: &Connection, id: &str) -> Result<SessionRow, StoreError> {
+    let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1");
+    let row = conn.query_row(&sql, [id], session_row).optional()?;
+    with_groups(row.ok_or_else(|| StoreError::NotFound(format!("session {id:?}")))?)
+}
+
+/// A session's events in order.
+pub fn events(conn: &Connection, session_id: &str) -> Result<Vec<EventRow>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT seq, ts_us, kind, data_json, hash FROM events WHERE session_id = ?1 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map([session_id], |r| {
+        Ok(EventRow {
+            session_id: session_id.to_string(),
+            seq: r.get::<_, i64>(0)? as u64,
+            ts_us: r.get(1)?,
+            kind: r.get(2)?,
+            data_json: r.get(3)?,
+            hash: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The newest `limit` audit events, oldest first.
+pub fn audit_tail(conn: &Connection, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT event_json FROM audit ORDER BY ts_us DESC, id DESC LIMIT ?1")?;
+    let rows = stmt.query_map([limit.min(10_000)], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for json in rows {
+        out.push(serde_json::from_str(&json?)?);
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// Closes sessions left open by a previous run of the gateway (it stopped without ending them).
+pub fn close_dangling(conn: &Connection) -> Result<usize, StoreError> {
+    Ok(conn.execute(
+        "UPDATE sessions SET ended_us = ?1, end_reason = 'gateway_restart' WHERE ended_us IS NULL",
+        params![now_micros()],
+    )?)
+}

@@ -1,0 +1,102 @@
+//! Opening the SQLite database and bringing its schema up to date.
+
+use crate::StoreError;
+use rusqlite::Connection;
+use std::path::Path;
+
+/// Ordered migrations; the index + 1 is the schema version (`PRAGMA user_version`).
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE identities (
+    name        TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    subject     TEXT,
+    groups_json TEXT NOT NULL,
+    created_us  INTEGER NOT NULL
+);
+CREATE TABLE tokens (
+    id          TEXT PRIMARY KEY,
+    identity    TEXT NOT NULL REFERENCES identities(name),
+    hash        BLOB NOT NULL UNIQUE,
+    created_us  INTEGER NOT NULL,
+    expires_us  INTEGER,
+    revoked_us  INTEGER
+);
+CREATE TABLE connections (
+    name        TEXT PRIMARY KEY,
+    spec_json   TEXT NOT NULL
+);
+CREATE TABLE grants (
+    grp         TEXT NOT NULL,
+    connection  TEXT NOT NULL,
+    PRIMARY KEY (grp, connection)
+);
+CREATE TABLE sessions (
+    id            TEXT PRIMARY KEY,
+    identity      TEXT NOT NULL,
+    identity_kind TEXT NOT NULL,
+    subject       TEXT,
+    groups_json   TEXT NOT NULL,
+    connection    TEXT NOT NULL,
+    protocol      TEXT NOT NULL,
+    client_addr   TEXT NOT NULL,
+    target        TEXT NOT NULL,
+    started_us    INTEGER NOT NULL,
+    ended_us      INTEGER,
+    end_reason    TEXT,
+    event_count   INTEGER,
+    final_hash    TEXT
+);
+CREATE INDEX sessions_started ON sessions(started_us);
+CREATE TABLE events (
+    session_id  TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    ts_us       INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    data_json   TEXT NOT NULL,
+    hash        TEXT NOT NULL,
+    PRIMARY KEY (session_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE audit (
+    id          TEXT PRIMARY KEY,
+    ts_us       INTEGER NOT NULL,
+    action      TEXT NOT NULL,
+    event_json  TEXT NOT NULL
+);
+CREATE INDEX audit_ts ON audit(ts_us);
+"#];
+
+/// Opens the database at `path`, sets WAL mode and applies pending migrations.
+pub fn open(path: &Path) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path)?;
+    configure(&conn)?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Opens a further connection to an existing database (the writer thread's).
+pub fn open_existing(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    configure(&conn)?;
+    Ok(conn)
+}
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // With WAL, NORMAL syncs at checkpoints; FULL syncs every commit. The writer batches
+    // commits, so FULL costs one fsync per batch, which is what the durability promise needs.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! Identities and the tokens that authenticate them.
+//!
+//! A token is `slc_` + 64 hex digits of CSPRNG output. Only its SHA-256 is stored; the clear
+//! token is returned once, at creation.
+
+use crate::crypto::{hex, random_bytes, sha256};
+use crate::StoreError;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use sluice_core::time::now_micros;
+use sluice_core::{Identity, IdentityKind, Secret};
+
+/// Why a presented token was not accepted.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// No such token.
+    #[error("unknown token")]
+    Unknown,
+    /// The token's lifetime is over.
+    #[error("token expired")]
+    Expired,
+    /// The token was revoked.
+    #[error("token revoked")]
+    Revoked,
+}
+
+/// A token as listed: everything but the secret.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// Token id (not the secret).
+    pub id: String,
+    /// Identity it authenticates.
+    pub identity: String,
+    /// Identity kind.
+    pub kind: String,
+    /// Creation time, µs since epoch.
+    pub created_us: i64,
+    /// Expiry, µs since epoch; `None` never expires.
+    pub expires_us: Option<i64>,
+    /// Revocation time, if revoked.
+    pub revoked_us: Option<i64>,
+}
+
+/// Creates (or updates the groups of) an identity.
+pub fn upsert_identity(
+    conn: &Connection,
+    name: &str,
+    kind: IdentityKind,
+    groups: &[String],
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO identities (name, kind, groups_json, created_us) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(name) DO UPDATE SET groups_json = excluded.groups_json",
+        params![name, kind.as_str(), serde_json::to_string(groups)?, now_micros()],
+    )?;
+    Ok(())
+}
+
+/// Creates a service account with one token. Fails if the name is taken.
+pub fn create_service_account(
+    conn: &mut Connection,
+    name: &str,
+    groups: &[String],
+    ttl_us: Option<i64>,
+) -> Result<(TokenInfo, Secret<String>), StoreError> {
+    let tx = conn.transaction()?;
+    let exists: Option<String> = tx
+        .query_row(
+            "SELECT name FROM identities WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if exists.is_some() {
+        return Err(StoreError::Conflict(format!("identity {name:?}")));
+    }
+    upsert_identity(&tx, name, IdentityKind::ServiceAccount, groups)?;
+    let issued = issue_token(&tx, name, IdentityKind::ServiceAccount, ttl_us)?;
+    tx.commit()?;
+    Ok(issued)
+}
+
+/// Issues a new token for an existing identity.
+pub fn issue_token(
+    conn: &Connection,
+    identity: &str,
+    kind: IdentityKind,
+    ttl_us: Option<i64>,
+) -> Result<(TokenInfo, Secret<String>), StoreError> {
+    let token = format!("slc_{}", hex(&random_bytes::<32>()));
+    let id = format!("tok_{}", hex(&random_bytes::<8>()));
+    let now = now_micros();
+    let expires = ttl_us.map(|t| now.saturating_add(t));
+    conn.execute(
+        "INSERT INTO tokens (id, identity, hash, created_us, expires_us) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, identity, &sha256(token.as_bytes())[..], now, expires],
+    )?;
+    let info = TokenInfo {
+        id,
+        identity: identity.to_string(),
+        kind: kind.as_str().to_string(),
+        created_us: now,
+        expires_us: expires,
+        revoked_us: None,
+    };
+    Ok((info, Secret::new(token)))
+}
+
+/// Resolves a presented token to its identity, or says why it is not accepted.
+pub fn authenticate(
+    conn: &Connection,
+    token: &Secret<String>,
+) -> Result<Result<Identity, TokenError>, StoreError> {
+    let hash = sha256(token.expose().as_bytes());
+    let row = conn
+        .query_row(
+            "SELECT t.id, t.expires_us, t.revoked_us, i.name, i.kind, i.subject, i.groups_json
+             FROM tokens t JOIN identities i ON i.name = t.identity WHERE t.hash = ?1",
+            [&hash[..]],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((id, expires, revoked, name, kind, subject, groups)) = row else {
+        return Ok(Err(TokenError::Unknown));
+    };
+    if revoked.is_some() {
+        return Ok(Err(TokenError::Revoked));
+    }
+    if expires.is_some_and(|e| e <= now_micros()) {
+        return Ok(Err(TokenError::Expired));
+    }
+    Ok(Ok(Identity {
+        name,
+        kind: IdentityKind::parse(&kind).unwrap_or(IdentityKind::ServiceAccount),
+        subject,
+        groups: serde_json::from_str(&groups)?,
+        token_id: Some(id),
+    }))
+}
+
+/// Lists all tokens, without secrets, newest first.
+pub fn list(conn: &Connection) -> Result<Vec<TokenInfo>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT t.id, t.identity, i.kind, t.created_us, t.expires_us, t.revoked_us
+         FROM tokens t JOIN identities i ON i.name = t.identity ORDER BY t.created_us DESC",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(TokenInfo {
+            id: r.get(0)?,
+            identity: r.get(1)?,
+            kind: r.get(2)?,
+            created_us: r.get(3)?,
+            expires_us: r.get(4)?,
+            revoked_us: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Revokes a token by id. Revoking twice is not an error; an unknown id is.
+pub fn revoke(conn: &Connection, token_id: &str) -> Result<TokenInfo, StoreError> {
+    conn.execute(
+        "UPDATE tokens SET revoked_us = ?2 WHERE id = ?1 AND revoked_us IS NULL",
+        params![token_id, now_micros()],
+    )?;
+    list(conn)?
+        .into_iter()
+        .find(|t| t.id == token_id)
+        .ok_or_else(|| StoreError::NotFound(format!("token {token_id:?}")))
+}
+
+/// True when a bootstrap identity already exists.
+pub fn has_bootstrap(conn: &Connection) -> Result<bool, StoreError> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM identities WHERE kind = 'bootstrap'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> Connection {
+        let dir = std::env::temp_dir().join(format!("sluice-tok-{}", hex(&random_bytes::<6>())));
+        std::fs::create_dir_all(&dir).unwrap();
+        crate::schema::open(&dir.join("t.db")).unwrap()
+    }
+
+    #[test]
+    fn token_authenticates_until_revoked() {
+        let mut c = store();
+        let (info, token) =
+            create_service_account(&mut c, "ci", &["engineering".into()], None).unwrap();
+        let id = authenticate(&c, &token).unwrap().unwrap();
+        assert_eq!(id.name, "ci");
+        assert_eq!(id.groups, vec!["engineering".to_string()]);
+        revoke(&c, &info.id).unwrap();
+        assert_eq!(authenticate(&c, &token).unwrap(), Err(TokenError::Revoked));
+    }
+
+    #[test]
+    fn expired_and_unknown_tokens_are_refused() {
+        let mut c = store();
+        let (_, token) = create_service_account(&mut c, "old", &[], Some(-1)).unwrap();
+        assert_eq!(authenticate(&c, &token).unwrap(), Err(TokenError::Expired));
+        let bogus = Secret::new("slc_nope".to_string());
+        assert_eq!(authenticate(&c, &bogus).unwrap(), Err(TokenError::Unknown));
+    }
+
+    #[test]
+    fn secrets_are_stored_hashed() {
+        let mut c = store();
+        let (_, token) = create_service_account(&mut c, "h", &[], None).unwrap();
+        let stored: Vec<u8> = c
+            .query_row("SELECT hash FROM tokens", [], |r| r.get(0))
+            .unwrap();
+        assert_ne!(stored, token.expose().as_bytes());
+        assert_eq!(stored.len(), 32);
+    }
+}

@@ -1,0 +1,247 @@
+//! The recording writer: one thread owns a SQLite connection and commits whatever arrived in
+//! one transaction (group commit). In `buffered` mode a batch is committed at most
+//! `max_delay` after its first operation arrived, so a crash loses at most that window; a
+//! caller that needs durability before going on (strict mode) sends with an acknowledgement,
+//! which commits the batch at once, together with everything queued by other sessions.
+
+use crate::recordings::{EventRow, SessionRow};
+use crate::{schema, StoreError};
+use rusqlite::{params, Connection};
+use sluice_core::AuditEvent;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// How durable a recorded statement is before it is forwarded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DurabilityMode {
+    /// Committed in batches within `max_delay` (default 100 ms).
+    #[default]
+    Buffered,
+    /// Committed before the statement goes to the target.
+    Strict,
+}
+
+/// One write for the writer thread.
+#[derive(Debug)]
+pub enum WriteOp {
+    /// A session began.
+    SessionStart(Box<SessionRow>),
+    /// One recording event (already chained).
+    Event(EventRow),
+    /// A session ended.
+    SessionEnd {
+        /// Session id.
+        id: String,
+        /// End time.
+        ended_us: i64,
+        /// End reason.
+        reason: String,
+        /// Number of events recorded.
+        event_count: u64,
+        /// Hash of the last event.
+        final_hash: String,
+    },
+    /// An audit event (store + JSON-lines file).
+    Audit(Box<AuditEvent>),
+}
+
+struct Msg {
+    op: Option<WriteOp>,
+    ack: Option<oneshot::Sender<()>>,
+}
+
+/// Largest number of operations committed in one transaction.
+const MAX_BATCH: usize = 4096;
+
+/// Sending side of the writer; cheap to clone. Sending never blocks.
+#[derive(Clone)]
+pub struct RecordWriter {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl RecordWriter {
+    /// Starts the writer thread on the database at `db_path`, appending audit events to
+    /// `audit_file` when given.
+    pub fn start(
+        db_path: &Path,
+        audit_file: Option<PathBuf>,
+        max_delay: Duration,
+    ) -> Result<(RecordWriter, std::thread::JoinHandle<()>), StoreError> {
+        let conn = schema::open_existing(db_path)?;
+        let audit = match audit_file {
+            Some(p) => Some(BufWriter::new(
+                OpenOptions::new().create(true).append(true).open(p)?,
+            )),
+            None => None,
+        };
+        let (tx, rx) = mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("sluice-recorder".into())
+            .spawn(move || run(conn, audit, rx, max_delay))?;
+        Ok((RecordWriter { tx }, handle))
+    }
+
+    /// Queues `op`; it is committed within the batching window.
+    pub fn send(&self, op: WriteOp) {
+        if self.tx.send(Msg { op: Some(op), ack: None }).is_err() {
+            tracing::error!("recording writer has stopped; event dropped");
+        }
+    }
+
+    /// Queues `op` and waits until it is committed.
+    pub async fn send_durable(&self, op: WriteOp) -> Result<(), StoreError> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Msg { op: Some(op), ack: Some(ack) })
+            .map_err(|_| StoreError::Task)?;
+        done.await.map_err(|_| StoreError::Task)
+    }
+
+    /// Waits until everything queued so far is committed.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Msg { op: None, ack: Some(ack) })
+            .map_err(|_| StoreError::Task)?;
+        done.await.map_err(|_| StoreError::Task)
+    }
+}
+
+fn run(
+    mut conn: Connection,
+    mut audit: Option<BufWriter<File>>,
+    rx: Receiver<Msg>,
+    max_delay: Duration,
+) {
+    let mut batch: Vec<Msg> = Vec::with_capacity(256);
+    let mut deadline: Option<Instant> = None;
+    loop {
+        let received = match deadline {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
+        };
+        match received {
+            Ok(msg) => {
+                let mut urgent = msg.ack.is_some();
+                batch.push(msg);
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(m) => {
+                            urgent |= m.ack.is_some();
+                            batch.push(m);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let d = *deadline.get_or_insert_with(|| Instant::now() + max_delay);
+                if !urgent && batch.len() < MAX_BATCH && Instant::now() < d {
+                    continue;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                commit(&mut conn, audit.as_mut(), &mut batch);
+                return;
+            }
+        }
+        commit(&mut conn, audit.as_mut(), &mut batch);
+        deadline = None;
+    }
+}
+
+fn commit(conn: &mut Connection, audit: Option<&mut BufWriter<File>>, batch: &mut Vec<Msg>) {
+    if batch.is_empty() {
+        return;
+    }
+    let mut lines = String::new();
+    let result = (|| -> Result<(), StoreError> {
+        let tx = conn.transaction()?;
+        for msg in batch.iter() {
+            if let Some(op) = &msg.op {
+                apply(&tx, op, &mut lines)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        tracing::error!(error = %e, ops = batch.len(), "recording batch failed to commit");
+        batch.clear();
+        return;
+    }
+    if let Some(f) = audit {
+        if let Err(e) = f.write_all(lines.as_bytes()).and_then(|_| f.flush()) {
+            tracing::error!(error = %e, "audit file write failed");
+        }
+    }
+    for msg in batch.drain(..) {
+        if let Some(ack) = msg.ack {
+            let _ = ack.send(());
+        }
+    }
+}
+
+fn apply(tx: &Connection, op: &WriteOp, audit_lines: &mut String) -> Result<(), StoreError> {
+    match op {
+        WriteOp::SessionStart(s) => {
+            tx.prepare_cached(
+                "INSERT INTO sessions (id, identity, identity_kind, subject, groups_json, connection,
+                 protocol, client_addr, target, started_us) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+            )?
+            .execute(params![
+                s.id,
+                s.identity,
+                s.identity_kind,
+                s.subject,
+                serde_json::to_string(&s.groups)?,
+                s.connection,
+                s.protocol,
+                s.client_addr,
+                s.target,
+                s.started_us
+            ])?;
+        }
+        WriteOp::Event(e) => {
+            tx.prepare_cached(
+                "INSERT INTO events (session_id, seq, ts_us, kind, data_json, hash)
+                 VALUES (?1,?2,?3,?4,?5,?6)",
+            )?
+            .execute(params![
+                e.session_id,
+                e.seq as i64,
+                e.ts_us,
+                e.kind,
+                e.data_json,
+                e.hash
+            ])?;
+        }
+        WriteOp::SessionEnd {
+            id,
+            ended_us,
+            reason,
+            event_count,
+            final_hash,
+        } => {
+            tx.prepare_cached(
+                "UPDATE sessions SET ended_us = ?2, end_reason = ?3, event_count = ?4, final_hash = ?5
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, ended_us, reason, *event_count as i64, final_hash])?;
+        }
+        WriteOp::Audit(a) => {
+            let json = serde_json::to_string(a)?;
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO audit (id, ts_us, action, event_json) VALUES (?1,?2,?3,?4)",
+            )?
+            .execute(params![a.id, a.ts_us, a.action, json])?;
+            audit_lines.push_str(&json);
+            audit_lines.push('\n');
+        }
+    }
+    Ok(())
+}
