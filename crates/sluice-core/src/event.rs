@@ -24,8 +24,10 @@ pub enum SessionEvent {
         /// Target `host:port`.
         target: String,
     },
-    /// One statement (or one simple-query string) and its outcome.
-    Statement(Box<Statement>),
+    /// A statement the client sent, recorded before it is forwarded to the target.
+    Query(Box<Query>),
+    /// What the target answered to an earlier [`SessionEvent::Query`].
+    Result(Box<QueryResult>),
     /// An asynchronous notification delivered to the client (LISTEN/NOTIFY).
     Notification {
         /// Channel name.
@@ -47,25 +49,35 @@ impl SessionEvent {
     pub fn kind(&self) -> &'static str {
         match self {
             SessionEvent::Start { .. } => "start",
-            SessionEvent::Statement(_) => "statement",
+            SessionEvent::Query(_) => "query",
+            SessionEvent::Result(_) => "result",
             SessionEvent::Notification { .. } => "notification",
             SessionEvent::End { .. } => "end",
         }
     }
 }
 
-/// A statement sent by the client with what the target answered.
+/// A statement sent by the client.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Statement {
-    /// Statement text as the client sent it.
+pub struct Query {
+    /// Number of the statement within the session, from 1; results refer to it.
+    pub id: u64,
+    /// Statement text as the client sent it (a simple query may hold several statements).
     pub text: String,
     /// Bound parameters (extended protocol), text form; `None` is SQL NULL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<Vec<Option<String>>>,
+}
+
+/// The target's answer to a [`Query`], with the result rows up to the configured cap.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryResult {
+    /// The [`Query::id`] this answers.
+    pub query: u64,
     /// Result column names, when the target described them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<String>,
-    /// Result rows, up to the configured cap.
+    /// Result rows, up to the configured cap; `None` is SQL NULL.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rows: Vec<Vec<Option<String>>>,
     /// True when more rows were returned than recorded.
@@ -73,7 +85,7 @@ pub struct Statement {
     pub rows_truncated: bool,
     /// What the target answered.
     pub outcome: StatementOutcome,
-    /// Microseconds from sending to completion.
+    /// Microseconds from forwarding the query to its completion.
     pub duration_us: i64,
 }
 

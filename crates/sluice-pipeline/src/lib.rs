@@ -1,1 +1,103 @@
-//! sluice-pipeline
+//! # sluice-pipeline
+//!
+//! The protocol-neutral session pipeline every adapter feeds. An adapter knows framing and
+//! how to say "no" natively; everything else happens here, once:
+//!
+//! 1. **authenticate**: a presented credential becomes an [`Identity`](sluice_core::Identity)
+//!    ([`Pipeline::authorize`]).
+//! 2. **authorize**: the identity needs a grant on the connection it asked for.
+//! 3. **target**: the adapter opens the target with credentials the gateway holds
+//!    ([`Pipeline::target_password`]).
+//! 4. **record**: [`Pipeline::start_session`] returns the session's [`Recorder`]; every query and
+//!    result goes through it, hash-chained, to the store.
+//! 5. **end**: [`Recorder::finish`] (or its `Drop`, if an adapter forgets or panics) is the one
+//!    path by which every session ends, errors included.
+//!
+//! ## Layout
+//! - [`catalog`]: connections and grants (config file + runtime) as one lookup.
+//! - [`authorize`]: steps 1–2 and their audit events.
+//! - [`recorder`]: step 4–5.
+//! - [`audit`]: building audit events.
+
+pub mod audit;
+pub mod authorize;
+pub mod catalog;
+pub mod recorder;
+
+pub use authorize::{Authorized, OpenError};
+pub use catalog::Catalog;
+pub use recorder::{Durable, Recorder, RecordingSettings};
+
+use sluice_store::{RecordWriter, Store};
+use std::sync::{Arc, RwLock};
+
+/// The shared pipeline; cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    writer: RecordWriter,
+    catalog: RwLock<Arc<Catalog>>,
+    recording: RecordingSettings,
+}
+
+impl Pipeline {
+    /// A pipeline over `store`, recording through `writer`.
+    pub fn new(
+        store: Store,
+        writer: RecordWriter,
+        catalog: Catalog,
+        recording: RecordingSettings,
+    ) -> Pipeline {
+        Pipeline {
+            inner: Arc::new(Inner {
+                store,
+                writer,
+                catalog: RwLock::new(Arc::new(catalog)),
+                recording,
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The recording writer.
+    pub fn writer(&self) -> &RecordWriter {
+        &self.inner.writer
+    }
+
+    /// The current catalog snapshot.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        match self.inner.catalog.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the catalog (after a runtime change).
+    pub fn set_catalog(&self, catalog: Catalog) {
+        let mut guard = match self.inner.catalog.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(catalog);
+    }
+
+    /// Recording settings.
+    pub fn recording(&self) -> &RecordingSettings {
+        &self.inner.recording
+    }
+
+    /// Sends an audit event to the store and the audit sinks.
+    pub fn audit(&self, event: sluice_core::AuditEvent) {
+        self.inner
+            .writer
+            .send(sluice_store::WriteOp::Audit(Box::new(event)));
+    }
+}

@@ -93,13 +93,13 @@ impl RecordWriter {
         }
     }
 
-    /// Queues `op` and waits until it is committed.
-    pub async fn send_durable(&self, op: WriteOp) -> Result<(), StoreError> {
+    /// Queues `op` for immediate commit; the receiver completes once it is durable.
+    pub fn send_acked(&self, op: WriteOp) -> Result<oneshot::Receiver<()>, StoreError> {
         let (ack, done) = oneshot::channel();
         self.tx
             .send(Msg { op: Some(op), ack: Some(ack) })
             .map_err(|_| StoreError::Task)?;
-        done.await.map_err(|_| StoreError::Task)
+        Ok(done)
     }
 
     /// Waits until everything queued so far is committed.

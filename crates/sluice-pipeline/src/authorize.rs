@@ -1,0 +1,188 @@
+//! Authenticate and authorize: a credential and a connection name in, an [`Authorized`]
+//! session (or the reason it is refused) out. Every outcome is audited.
+
+use crate::{audit, Pipeline};
+use sluice_core::{Connection, Fault, Identity, Outcome, Protocol, Secret, TargetCredential};
+use sluice_store::{tokens, StoreError, TokenError};
+use std::net::SocketAddr;
+
+/// A client asking to open a connection.
+#[derive(Debug)]
+pub struct ConnectAttempt {
+    /// Protocol of the listener it came in on.
+    pub protocol: Protocol,
+    /// Client socket address.
+    pub client_addr: SocketAddr,
+    /// The connection it named.
+    pub connection: String,
+    /// The credential it presented (gateway token).
+    pub credential: Secret<String>,
+}
+
+/// An authenticated identity allowed to open a connection.
+#[derive(Debug, Clone)]
+pub struct Authorized {
+    /// Who.
+    pub identity: Identity,
+    /// What.
+    pub connection: Connection,
+    /// From where.
+    pub client_addr: SocketAddr,
+}
+
+/// Why a session could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The credential was not accepted.
+    #[error("authentication failed: {0}")]
+    Credential(TokenError),
+    /// No connection of that name.
+    #[error("connection {0:?} does not exist")]
+    UnknownConnection(String),
+    /// The connection exists but speaks another protocol.
+    #[error("connection {connection:?} is a {actual} connection, not {expected}")]
+    WrongProtocol {
+        /// Connection name.
+        connection: String,
+        /// Listener protocol.
+        expected: &'static str,
+        /// Connection protocol.
+        actual: &'static str,
+    },
+    /// The identity has no grant on the connection.
+    #[error("identity {identity:?} has no grant on connection {connection:?}")]
+    NoGrant {
+        /// Identity name.
+        identity: String,
+        /// Connection name.
+        connection: String,
+    },
+    /// The gateway's store failed.
+    #[error("gateway store unavailable")]
+    Store(#[from] StoreError),
+}
+
+impl OpenError {
+    /// Whose fault the refusal is.
+    pub fn fault(&self) -> Fault {
+        match self {
+            OpenError::Store(_) => Fault::Gateway,
+            _ => Fault::Client,
+        }
+    }
+}
+
+/// The target secret could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("target credential for connection {connection:?} is unavailable: {reason}")]
+pub struct TargetSecretError {
+    /// Connection name.
+    pub connection: String,
+    /// What is missing (never the secret).
+    pub reason: String,
+}
+
+impl Pipeline {
+    /// Authenticates the credential and checks the grant; audits the outcome.
+    pub async fn authorize(&self, attempt: ConnectAttempt) -> Result<Authorized, OpenError> {
+        let (identity, result) = self.try_authorize(&attempt).await;
+        let outcome = if result.is_ok() {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
+        let mut event = match &identity {
+            Some(i) => audit::by(i, "auth.connect", outcome),
+            None => audit::event("auth.connect", outcome),
+        };
+        event.source = Some(attempt.client_addr.to_string());
+        event.connection = Some(attempt.connection.clone());
+        event.protocol = Some(attempt.protocol.as_str().to_string());
+        if let Err(e) = &result {
+            event.reason = Some(e.to_string());
+            event.fault = Some(e.fault());
+        }
+        self.audit(event);
+        result
+    }
+
+    /// The identity (when the credential was good) and the verdict.
+    async fn try_authorize(
+        &self,
+        attempt: &ConnectAttempt,
+    ) -> (Option<Identity>, Result<Authorized, OpenError>) {
+        let cred = attempt.credential.clone();
+        let identity = match self
+            .store()
+            .run(move |c| tokens::authenticate(c, &cred))
+            .await
+        {
+            Ok(Ok(identity)) => identity,
+            Ok(Err(e)) => return (None, Err(OpenError::Credential(e))),
+            Err(e) => return (None, Err(OpenError::Store(e))),
+        };
+        let result = self.check_grant(&identity, attempt);
+        (Some(identity), result)
+    }
+
+    fn check_grant(
+        &self,
+        identity: &Identity,
+        attempt: &ConnectAttempt,
+    ) -> Result<Authorized, OpenError> {
+        let catalog = self.catalog();
+        let connection = catalog
+            .connection(&attempt.connection)
+            .ok_or_else(|| OpenError::UnknownConnection(attempt.connection.clone()))?;
+        if connection.protocol != attempt.protocol {
+            return Err(OpenError::WrongProtocol {
+                connection: attempt.connection.clone(),
+                expected: attempt.protocol.as_str(),
+                actual: connection.protocol.as_str(),
+            });
+        }
+        if catalog.grant_for(identity, &attempt.connection).is_none() {
+            return Err(OpenError::NoGrant {
+                identity: identity.name.clone(),
+                connection: attempt.connection.clone(),
+            });
+        }
+        Ok(Authorized {
+            identity: identity.clone(),
+            connection: connection.clone(),
+            client_addr: attempt.client_addr,
+        })
+    }
+
+    /// Reads the password the gateway presents to the connection's target.
+    pub async fn target_password(
+        &self,
+        connection: &Connection,
+    ) -> Result<Option<Secret<String>>, TargetSecretError> {
+        let fail = |reason: String| TargetSecretError {
+            connection: connection.name.0.clone(),
+            reason,
+        };
+        match &connection.credential {
+            TargetCredential::None => Ok(None),
+            TargetCredential::Env(var) => std::env::var(var)
+                .map(|v| Some(Secret::new(v)))
+                .map_err(|_| fail(format!("environment variable {var} is not set"))),
+            TargetCredential::File(path) => tokio::fs::read_to_string(path)
+                .await
+                .map(|v| Some(Secret::new(v.trim_end_matches(['\r', '\n']).to_string())))
+                .map_err(|e| fail(format!("cannot read {path}: {}", e.kind()))),
+        }
+    }
+
+    /// Audits a session that was authorized but whose target could not be opened.
+    pub fn target_failed(&self, authorized: &Authorized, reason: &str) {
+        let mut e = audit::by(&authorized.identity, "session.start", Outcome::Failure);
+        e.source = Some(authorized.client_addr.to_string());
+        e.connection = Some(authorized.connection.name.0.clone());
+        e.protocol = Some(authorized.connection.protocol.as_str().to_string());
+        e.reason = Some(reason.to_string());
+        e.fault = Some(Fault::Target);
+        self.audit(e);
+    }
+}

@@ -1,0 +1,216 @@
+//! The per-session recorder: appends hash-chained events to the store through the batched
+//! writer, and ends the session exactly once (on [`Recorder::finish`] or on drop).
+
+use crate::{audit, authorize::Authorized, Pipeline};
+use sluice_core::time::now_micros;
+use sluice_core::{EndReason, Outcome, SessionEvent, SessionId};
+use sluice_store::chain;
+use sluice_store::crypto::hex;
+use sluice_store::{DurabilityMode, EventRow, RecordWriter, SessionRow, WriteOp};
+use tokio::sync::oneshot;
+
+/// How sessions are recorded.
+#[derive(Clone, Debug)]
+pub struct RecordingSettings {
+    /// Whether a query is durable before it is forwarded.
+    pub mode: DurabilityMode,
+    /// Result rows recorded per statement.
+    pub max_rows: usize,
+    /// Longest recorded value (bytes); longer values are cut and marked.
+    pub max_value_len: usize,
+}
+
+impl Default for RecordingSettings {
+    fn default() -> Self {
+        RecordingSettings {
+            mode: DurabilityMode::Buffered,
+            max_rows: 100,
+            max_value_len: 1024,
+        }
+    }
+}
+
+/// Completes when a recorded event is durable (strict mode); immediately otherwise.
+#[must_use = "await Durable::wait before forwarding in strict mode"]
+pub struct Durable(Option<oneshot::Receiver<()>>);
+
+impl Durable {
+    /// Waits for durability. `false` when the writer failed to commit.
+    pub async fn wait(self) -> bool {
+        match self.0 {
+            None => true,
+            Some(rx) => rx.await.is_ok(),
+        }
+    }
+}
+
+/// Records one session. Owned by the adapter's session task.
+pub struct Recorder {
+    id: SessionId,
+    writer: RecordWriter,
+    mode: DurabilityMode,
+    authorized: Authorized,
+    seq: u64,
+    prev: [u8; 32],
+    next_query: u64,
+    finished: bool,
+}
+
+impl Pipeline {
+    /// Starts recording a session to `target`: records the start and audits it.
+    pub fn start_session(&self, authorized: Authorized, target: String) -> Recorder {
+        let id = SessionId(uuid::Uuid::new_v4().to_string());
+        let identity = &authorized.identity;
+        let started_us = now_micros();
+        self.writer()
+            .send(WriteOp::SessionStart(Box::new(SessionRow {
+                id: id.0.clone(),
+                identity: identity.name.clone(),
+                identity_kind: identity.kind.as_str().to_string(),
+                subject: identity.subject.clone(),
+                groups: identity.groups.clone(),
+                connection: authorized.connection.name.0.clone(),
+                protocol: authorized.connection.protocol.as_str().to_string(),
+                client_addr: authorized.client_addr.to_string(),
+                target: target.clone(),
+                started_us,
+                ended_us: None,
+                end_reason: None,
+                event_count: None,
+                final_hash: None,
+            })));
+        let mut e = audit::by(identity, "session.start", Outcome::Success);
+        e.session_id = Some(id.0.clone());
+        fill_context(&mut e, &authorized);
+        self.audit(e);
+        let mut rec = Recorder {
+            prev: chain::genesis(&id.0),
+            id,
+            writer: self.writer().clone(),
+            mode: self.recording().mode,
+            authorized,
+            seq: 0,
+            next_query: 1,
+            finished: false,
+        };
+        let start = SessionEvent::Start {
+            identity: rec.authorized.identity.clone(),
+            connection: rec.authorized.connection.name.0.clone(),
+            protocol: rec.authorized.connection.protocol.as_str().to_string(),
+            client_addr: rec.authorized.client_addr.to_string(),
+            target,
+        };
+        let _buffered = rec.append(&start, false);
+        rec
+    }
+}
+
+fn fill_context(e: &mut sluice_core::AuditEvent, a: &Authorized) {
+    e.source = Some(a.client_addr.to_string());
+    e.connection = Some(a.connection.name.0.clone());
+    e.protocol = Some(a.connection.protocol.as_str().to_string());
+}
+
+impl Recorder {
+    /// The session id.
+    pub fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    /// Who and what this session is.
+    pub fn authorized(&self) -> &Authorized {
+        &self.authorized
+    }
+
+    /// Allocates the id of the next query of this session.
+    pub fn next_query_id(&mut self) -> u64 {
+        let id = self.next_query;
+        self.next_query += 1;
+        id
+    }
+
+    /// Records `event`. Queries are durable before [`Durable::wait`] returns in strict mode.
+    pub fn record(&mut self, event: &SessionEvent) -> Durable {
+        let durable =
+            self.mode == DurabilityMode::Strict && matches!(event, SessionEvent::Query(_));
+        self.append(event, durable)
+    }
+
+    fn append(&mut self, event: &SessionEvent, durable: bool) -> Durable {
+        if self.finished {
+            return Durable(None);
+        }
+        let ts_us = now_micros();
+        let data_json = match serde_json::to_string(event) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(session = %self.id, error = %e, "event not serializable");
+                return Durable(None);
+            }
+        };
+        let kind = event.kind();
+        let hash = chain::link(&self.prev, self.seq, ts_us, kind, &data_json);
+        self.prev = hash;
+        let op = WriteOp::Event(EventRow {
+            session_id: self.id.0.clone(),
+            seq: self.seq,
+            ts_us,
+            kind: kind.to_string(),
+            data_json,
+            hash: hex(&hash),
+        });
+        self.seq += 1;
+        if durable {
+            match self.writer.send_acked(op) {
+                Ok(rx) => Durable(Some(rx)),
+                Err(_) => Durable(Some(oneshot::channel().1)),
+            }
+        } else {
+            self.writer.send(op);
+            Durable(None)
+        }
+    }
+
+    /// Ends the session: records the end event, closes the session row, audits it.
+    pub fn finish(mut self, reason: EndReason, detail: Option<String>) {
+        self.finish_inner(reason, detail);
+    }
+
+    fn finish_inner(&mut self, reason: EndReason, detail: Option<String>) {
+        if self.finished {
+            return;
+        }
+        let end = SessionEvent::End {
+            reason,
+            detail: detail.clone(),
+        };
+        let _buffered = self.append(&end, false);
+        self.finished = true;
+        self.writer.send(WriteOp::SessionEnd {
+            id: self.id.0.clone(),
+            ended_us: now_micros(),
+            reason: reason.as_str().to_string(),
+            event_count: self.seq,
+            final_hash: hex(&self.prev),
+        });
+        let mut e = audit::by(&self.authorized.identity, "session.end", Outcome::Success);
+        e.session_id = Some(self.id.0.clone());
+        fill_context(&mut e, &self.authorized);
+        e.reason = Some(match detail {
+            Some(d) => format!("{}: {d}", reason.as_str()),
+            None => reason.as_str().to_string(),
+        });
+        self.writer.send(WriteOp::Audit(Box::new(e)));
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.finish_inner(
+                EndReason::GatewayError,
+                Some("session task ended without closing its recording".into()),
+            );
+        }
+    }
+}
