@@ -1,1 +1,25 @@
-//! sluice-postgres
+//! # sluice-postgres
+//!
+//! The PostgreSQL adapter: a thin codec plus a sans-I/O tracker, pumped by a short tokio
+//! relay. Identity, authorization, recording and audit come from `sluice-pipeline`.
+//!
+//! ## Layout
+//! - [`codec`]: framing and message views; no I/O.
+//! - [`tracker`]: sans-I/O state machine that pairs client statements with server results
+//!   and turns them into recording events.
+//! - [`handshake`]: the client-facing startup: TLS, token as password, native errors.
+//! - [`upstream`]: opening the target with the gateway's credentials.
+//! - [`relay`]: the two byte pumps of an established session.
+//! - [`cancel`]: CancelRequest routing to the right target backend.
+//! - [`listener`]: the accept loop that ties them together.
+
+pub mod cancel;
+pub mod codec;
+pub mod handshake;
+pub mod listener;
+pub mod relay;
+pub mod stream;
+pub mod tracker;
+pub mod upstream;
+
+

@@ -1,0 +1,83 @@
+//! Encoders for the messages the gateway itself sends (to clients and, for cancels, to targets).
+
+use bytes::{BufMut, BytesMut};
+
+fn typed(buf: &mut BytesMut, tag: u8, body: impl FnOnce(&mut BytesMut)) {
+    buf.put_u8(tag);
+    let at = buf.len();
+    buf.put_i32(0);
+    body(buf);
+    let len = (buf.len() - at) as i32;
+    buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+fn cstr(buf: &mut BytesMut, s: &str) {
+    // A NUL inside would end the field early; the gateway's own texts never contain one.
+    buf.put_slice(s.replace('\0', "").as_bytes());
+    buf.put_u8(0);
+}
+
+/// ErrorResponse (`severity` `ERROR` or `FATAL`) with SQLSTATE `code`.
+pub fn error_response(buf: &mut BytesMut, severity: &str, code: &str, message: &str) {
+    typed(buf, b'E', |b| {
+        b.put_u8(b'S');
+        cstr(b, severity);
+        b.put_u8(b'V');
+        cstr(b, severity);
+        b.put_u8(b'C');
+        cstr(b, code);
+        b.put_u8(b'M');
+        cstr(b, message);
+        b.put_u8(0);
+    });
+}
+
+/// AuthenticationCleartextPassword.
+pub fn auth_cleartext(buf: &mut BytesMut) {
+    typed(buf, b'R', |b| b.put_i32(3));
+}
+
+/// AuthenticationOk.
+pub fn auth_ok(buf: &mut BytesMut) {
+    typed(buf, b'R', |b| b.put_i32(0));
+}
+
+/// BackendKeyData.
+pub fn backend_key_data(buf: &mut BytesMut, pid: i32, secret: i32) {
+    typed(buf, b'K', |b| {
+        b.put_i32(pid);
+        b.put_i32(secret);
+    });
+}
+
+/// CancelRequest (an untyped startup-phase packet).
+pub fn cancel_request(buf: &mut BytesMut, pid: i32, secret: i32) {
+    buf.put_i32(16);
+    buf.put_i32(80_877_102);
+    buf.put_i32(pid);
+    buf.put_i32(secret);
+}
+
+/// Appends a raw message (`tag`, body) — used to re-emit a message unchanged.
+pub fn raw(buf: &mut BytesMut, tag: u8, body: &[u8]) {
+    typed(buf, tag, |b| b.put_slice(body));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::backend::BackendMessage;
+    use crate::codec::next_message;
+
+    #[test]
+    fn error_response_round_trips() {
+        let mut buf = BytesMut::new();
+        error_response(&mut buf, "FATAL", "28P01", "bad token");
+        let f = next_message(&buf).unwrap().unwrap();
+        assert_eq!(f.len, buf.len());
+        let BackendMessage::Error(e) = BackendMessage::parse(f.tag, f.body).unwrap() else {
+            panic!("not an error");
+        };
+        assert_eq!((e.severity, e.code, e.message), ("FATAL", "28P01", "bad token"));
+    }
+}

@@ -1,0 +1,260 @@
+//! Frontend (client → server) messages: typed, borrowed views of what sluice inspects.
+
+use super::reader::Reader;
+use super::CodecError;
+
+/// Protocol 3.0.
+const PROTOCOL_3_0: i32 = 196_608;
+const SSL_REQUEST: i32 = 80_877_103;
+const GSSENC_REQUEST: i32 = 80_877_104;
+const CANCEL_REQUEST: i32 = 80_877_102;
+
+/// A packet of the startup phase (untyped).
+#[derive(Debug, PartialEq, Eq)]
+pub enum StartupPacket<'a> {
+    /// StartupMessage with its parameters (`user`, `database`, …).
+    Startup(Vec<(&'a str, &'a str)>),
+    /// SSLRequest.
+    SslRequest,
+    /// GSSENCRequest.
+    GssEncRequest,
+    /// CancelRequest with the key the server gave in BackendKeyData.
+    Cancel {
+        /// Process id.
+        pid: i32,
+        /// Secret key.
+        secret: i32,
+    },
+}
+
+impl<'a> StartupPacket<'a> {
+    /// Parses a startup-phase packet body (after the length field).
+    pub fn parse(body: &'a [u8]) -> Result<Self, CodecError> {
+        let mut r = Reader::new(body, "startup");
+        let code = r.i32()?;
+        match code {
+            SSL_REQUEST => Ok(StartupPacket::SslRequest),
+            GSSENC_REQUEST => Ok(StartupPacket::GssEncRequest),
+            CANCEL_REQUEST => Ok(StartupPacket::Cancel {
+                pid: r.i32()?,
+                secret: r.i32()?,
+            }),
+            PROTOCOL_3_0 => {
+                let mut params = Vec::new();
+                loop {
+                    let key = r.cstr()?;
+                    if key.is_empty() {
+                        break;
+                    }
+                    params.push((key, r.cstr()?));
+                }
+                Ok(StartupPacket::Startup(params))
+            }
+            other => Err(CodecError::Version((other >> 16) as u16, other as u16)),
+        }
+    }
+}
+
+/// A typed message from the client, borrowed from the receive buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FrontendMessage<'a> {
+    /// Simple query.
+    Query(&'a str),
+    /// Parse: prepare `query` as statement `name`.
+    Parse {
+        /// Statement name ("" = unnamed).
+        name: &'a str,
+        /// SQL text.
+        query: &'a str,
+    },
+    /// Bind statement to portal with parameters.
+    Bind(Bind<'a>),
+    /// Execute a portal.
+    Execute {
+        /// Portal name.
+        portal: &'a str,
+    },
+    /// Describe a statement (`b'S'`) or portal (`b'P'`).
+    Describe {
+        /// `S` or `P`.
+        kind: u8,
+        /// Name.
+        name: &'a str,
+    },
+    /// Close a statement (`b'S'`) or portal (`b'P'`).
+    Close {
+        /// `S` or `P`.
+        kind: u8,
+        /// Name.
+        name: &'a str,
+    },
+    /// Sync: end of an extended-protocol batch.
+    Sync,
+    /// Flush.
+    Flush,
+    /// Terminate: the client says goodbye.
+    Terminate,
+    /// A fast-path function call.
+    FunctionCall,
+    /// COPY data, done or fail (client side of COPY FROM STDIN).
+    Copy,
+    /// A password, SASL or GSS response (only valid during authentication).
+    AuthResponse(&'a [u8]),
+}
+
+/// A Bind message.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Bind<'a> {
+    /// Destination portal.
+    pub portal: &'a str,
+    /// Source statement.
+    pub statement: &'a str,
+    /// Parameter format codes (0 text, 1 binary), as sent.
+    pub param_formats: Vec<i16>,
+    /// Parameter values.
+    pub params: Vec<Option<&'a [u8]>>,
+    /// Result format codes, as sent.
+    pub result_formats: Vec<i16>,
+}
+
+impl Bind<'_> {
+    /// Format of parameter `i` (per the protocol's 0 / 1 / n rule).
+    pub fn param_format(&self, i: usize) -> i16 {
+        format_of(&self.param_formats, i)
+    }
+}
+
+/// Format code of column/parameter `i` given a format-code list (0 codes: text; 1: all).
+pub fn format_of(codes: &[i16], i: usize) -> i16 {
+    match codes.len() {
+        0 => 0,
+        1 => codes[0],
+        _ => codes.get(i).copied().unwrap_or(0),
+    }
+}
+
+impl<'a> FrontendMessage<'a> {
+    /// Parses a typed client message in the query phase.
+    pub fn parse(tag: u8, body: &'a [u8]) -> Result<Self, CodecError> {
+        Ok(match tag {
+            b'Q' => FrontendMessage::Query(Reader::new(body, "Query").cstr()?),
+            b'P' => {
+                let mut r = Reader::new(body, "Parse");
+                FrontendMessage::Parse {
+                    name: r.cstr()?,
+                    query: r.cstr()?,
+                }
+            }
+            b'B' => FrontendMessage::Bind(parse_bind(body)?),
+            b'E' => FrontendMessage::Execute {
+                portal: Reader::new(body, "Execute").cstr()?,
+            },
+            b'D' | b'C' => {
+                let mut r = Reader::new(body, "Describe/Close");
+                let kind = r.u8()?;
+                if kind != b'S' && kind != b'P' {
+                    return Err(CodecError::Malformed("Describe/Close"));
+                }
+                let name = r.cstr()?;
+                if tag == b'D' {
+                    FrontendMessage::Describe { kind, name }
+                } else {
+                    FrontendMessage::Close { kind, name }
+                }
+            }
+            b'S' => FrontendMessage::Sync,
+            b'H' => FrontendMessage::Flush,
+            b'X' => FrontendMessage::Terminate,
+            b'F' => FrontendMessage::FunctionCall,
+            b'd' | b'c' | b'f' => FrontendMessage::Copy,
+            b'p' => FrontendMessage::AuthResponse(body),
+            other => return Err(CodecError::UnknownType(other as char)),
+        })
+    }
+}
+
+fn parse_bind(body: &[u8]) -> Result<Bind<'_>, CodecError> {
+    let mut r = Reader::new(body, "Bind");
+    let portal = r.cstr()?;
+    let statement = r.cstr()?;
+    let nf = r.i16()?.max(0) as usize;
+    let mut param_formats = Vec::with_capacity(nf);
+    for _ in 0..nf {
+        param_formats.push(r.i16()?);
+    }
+    let np = r.i16()?.max(0) as usize;
+    let mut params = Vec::with_capacity(np);
+    for _ in 0..np {
+        params.push(r.value()?);
+    }
+    let nr = r.i16()?.max(0) as usize;
+    let mut result_formats = Vec::with_capacity(nr);
+    for _ in 0..nr {
+        result_formats.push(r.i16()?);
+    }
+    Ok(Bind {
+        portal,
+        statement,
+        param_formats,
+        params,
+        result_formats,
+    })
+}
+
+/// The password in a PasswordMessage body (NUL-terminated).
+pub fn password(body: &[u8]) -> Result<&str, CodecError> {
+    Reader::new(body, "PasswordMessage").cstr()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_startup_with_params() {
+        let mut body = PROTOCOL_3_0.to_be_bytes().to_vec();
+        body.extend_from_slice(b"user\0pg-demo\0database\0test\0\0");
+        assert_eq!(
+            StartupPacket::parse(&body),
+            Ok(StartupPacket::Startup(vec![
+                ("user", "pg-demo"),
+                ("database", "test")
+            ]))
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_version_and_truncated_startup() {
+        assert!(StartupPacket::parse(&[0, 2, 0, 0]).is_err());
+        let mut body = PROTOCOL_3_0.to_be_bytes().to_vec();
+        body.extend_from_slice(b"user\0pg");
+        assert_eq!(
+            StartupPacket::parse(&body),
+            Err(CodecError::Malformed("startup"))
+        );
+    }
+
+    #[test]
+    fn parses_bind_with_null_and_text_params() {
+        let mut body = b"p1\0s1\0".to_vec();
+        body.extend_from_slice(&[0, 0, 0, 2]); // 0 formats, 2 params
+        body.extend_from_slice(&2i32.to_be_bytes());
+        body.extend_from_slice(b"42");
+        body.extend_from_slice(&(-1i32).to_be_bytes());
+        body.extend_from_slice(&[0, 1, 0, 1]); // 1 result format: binary
+        let FrontendMessage::Bind(b) = FrontendMessage::parse(b'B', &body).unwrap() else {
+            panic!("not a bind");
+        };
+        assert_eq!((b.portal, b.statement), ("p1", "s1"));
+        assert_eq!(b.params, vec![Some(&b"42"[..]), None]);
+        assert_eq!(b.result_formats, vec![1]);
+    }
+
+    #[test]
+    fn unknown_type_is_an_error() {
+        assert_eq!(
+            FrontendMessage::parse(b'Z', b""),
+            Err(CodecError::UnknownType('Z'))
+        );
+    }
+}

@@ -1,0 +1,389 @@
+//! The session tracker: a sans-I/O state machine that watches both directions of a
+//! PostgreSQL session and pairs each statement the client sends with what the server answers.
+//!
+//! The server answers messages strictly in order, so the tracker keeps a queue of what it
+//! expects (one entry per client message that gets an answer). After an error in the
+//! extended protocol the server skips to the next Sync; the tracker does the same, marking
+//! the skipped executions. The tracker never touches bytes on the wire; the relay forwards
+//! them unchanged whatever the tracker concludes.
+
+use crate::codec::backend::{data_row_values, BackendMessage};
+use crate::codec::frontend::{format_of, FrontendMessage};
+use sluice_core::event::{Query, QueryResult, StatementError, StatementOutcome};
+use sluice_core::SessionEvent;
+use std::collections::{HashMap, VecDeque};
+
+/// Limits on what is recorded.
+#[derive(Clone, Copy, Debug)]
+pub struct TrackerSettings {
+    /// Result rows recorded per statement.
+    pub max_rows: usize,
+    /// Longest recorded value, in bytes.
+    pub max_value_len: usize,
+}
+
+/// Tracks one session.
+#[derive(Debug)]
+pub struct Tracker {
+    settings: TrackerSettings,
+    next_query: u64,
+    /// Prepared statement texts by name (client view).
+    statements: HashMap<String, String>,
+    /// Bound portals by name (client view).
+    portals: HashMap<String, Portal>,
+    /// Columns described by the server, by statement and portal name.
+    statement_columns: HashMap<String, Vec<String>>,
+    portal_columns: HashMap<String, Vec<String>>,
+    expect: VecDeque<Expect>,
+}
+
+#[derive(Debug, Clone)]
+struct Portal {
+    text: String,
+    statement: String,
+    params: Vec<Option<String>>,
+    result_formats: Vec<i16>,
+}
+
+#[derive(Debug)]
+enum Expect {
+    ParseComplete(String),
+    BindComplete(String),
+    Describe { portal: bool, name: String },
+    CloseComplete,
+    Execute(Box<Pending>),
+    Simple(Box<Pending>),
+    Sync,
+}
+
+/// A statement awaiting its result.
+#[derive(Debug, Default)]
+struct Pending {
+    query: u64,
+    started_us: i64,
+    statement: String,
+    portal: String,
+    result_formats: Vec<i16>,
+    columns: Vec<String>,
+    rows: Vec<Vec<Option<String>>>,
+    truncated: bool,
+    row_count: u64,
+}
+
+impl Pending {
+    fn finish(&mut self, now_us: i64, outcome: StatementOutcome) -> SessionEvent {
+        let result = QueryResult {
+            query: self.query,
+            columns: std::mem::take(&mut self.columns),
+            rows: std::mem::take(&mut self.rows),
+            rows_truncated: std::mem::take(&mut self.truncated),
+            outcome,
+            duration_us: now_us - self.started_us,
+        };
+        self.row_count = 0;
+        SessionEvent::Result(Box::new(result))
+    }
+}
+
+impl Tracker {
+    /// A tracker for a new session.
+    pub fn new(settings: TrackerSettings) -> Tracker {
+        Tracker {
+            settings,
+            next_query: 1,
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            statement_columns: HashMap::new(),
+            portal_columns: HashMap::new(),
+            expect: VecDeque::new(),
+        }
+    }
+
+    /// Observes a client message; pushes the events it produces (queries) to `out`.
+    pub fn on_client(&mut self, msg: &FrontendMessage<'_>, now_us: i64, out: &mut Vec<SessionEvent>) {
+        match msg {
+            FrontendMessage::Query(text) => {
+                let p = self.query(text.to_string(), None, now_us, out);
+                self.expect.push_back(Expect::Simple(p));
+            }
+            FrontendMessage::FunctionCall => {
+                let p = self.query("(fast-path function call)".into(), None, now_us, out);
+                self.expect.push_back(Expect::Simple(p));
+            }
+            FrontendMessage::Parse { name, query } => {
+                self.statements.insert(name.to_string(), query.to_string());
+                self.expect.push_back(Expect::ParseComplete(name.to_string()));
+            }
+            FrontendMessage::Bind(b) => {
+                let text = self
+                    .statements
+                    .get(b.statement)
+                    .cloned()
+                    .unwrap_or_else(|| format!("(unknown prepared statement {:?})", b.statement));
+                let params = b
+                    .params
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| v.map(|v| self.value(v, b.param_format(i))))
+                    .collect();
+                self.portals.insert(
+                    b.portal.to_string(),
+                    Portal {
+                        text,
+                        statement: b.statement.to_string(),
+                        params,
+                        result_formats: b.result_formats.clone(),
+                    },
+                );
+                self.expect.push_back(Expect::BindComplete(b.portal.to_string()));
+            }
+            FrontendMessage::Describe { kind, name } => self.expect.push_back(Expect::Describe {
+                portal: *kind == b'P',
+                name: name.to_string(),
+            }),
+            FrontendMessage::Execute { portal } => {
+                let info = self.portals.get(*portal).cloned();
+                let (text, params, statement, formats) = match info {
+                    Some(p) => (p.text, Some(p.params), p.statement, p.result_formats),
+                    None => (format!("(unknown portal {portal:?})"), None, String::new(), vec![]),
+                };
+                let mut p = self.query(text, params, now_us, out);
+                p.statement = statement;
+                p.portal = portal.to_string();
+                p.result_formats = formats;
+                self.expect.push_back(Expect::Execute(p));
+            }
+            FrontendMessage::Close { kind, name } => {
+                if *kind == b'S' {
+                    self.statements.remove(*name);
+                } else {
+                    self.portals.remove(*name);
+                }
+                self.expect.push_back(Expect::CloseComplete);
+            }
+            FrontendMessage::Sync => self.expect.push_back(Expect::Sync),
+            FrontendMessage::Flush
+            | FrontendMessage::Terminate
+            | FrontendMessage::Copy
+            | FrontendMessage::AuthResponse(_) => {}
+        }
+    }
+
+    fn query(
+        &mut self,
+        text: String,
+        params: Option<Vec<Option<String>>>,
+        now_us: i64,
+        out: &mut Vec<SessionEvent>,
+    ) -> Box<Pending> {
+        let id = self.next_query;
+        self.next_query += 1;
+        out.push(SessionEvent::Query(Box::new(Query { id, text, params })));
+        Box::new(Pending {
+            query: id,
+            started_us: now_us,
+            ..Pending::default()
+        })
+    }
+
+    /// Observes a server message; pushes the events it produces (results, notifications).
+    pub fn on_server(&mut self, msg: &BackendMessage<'_>, now_us: i64, out: &mut Vec<SessionEvent>) {
+        match msg {
+            BackendMessage::RowDescription(names) => self.on_row_description(names),
+            BackendMessage::NoData => {
+                if matches!(self.expect.front(), Some(Expect::Describe { .. })) {
+                    self.expect.pop_front();
+                }
+            }
+            BackendMessage::DataRow(body) => self.on_data_row(body),
+            BackendMessage::CommandComplete(tag) => self.complete(tag, now_us, out),
+            BackendMessage::EmptyQuery => self.complete("", now_us, out),
+            BackendMessage::PortalSuspended => self.complete("(portal suspended)", now_us, out),
+            BackendMessage::Error(e) => self.on_error(e.code, e.message, now_us, out),
+            BackendMessage::ReadyForQuery(_) => {
+                while let Some(e) = self.expect.pop_front() {
+                    if matches!(e, Expect::Sync | Expect::Simple(_)) {
+                        break;
+                    }
+                }
+            }
+            BackendMessage::ParseComplete => {
+                if let Some(Expect::ParseComplete(name)) = self.expect.front() {
+                    self.statement_columns.remove(name);
+                    self.expect.pop_front();
+                }
+            }
+            BackendMessage::BindComplete => {
+                if let Some(Expect::BindComplete(name)) = self.expect.front() {
+                    self.portal_columns.remove(name);
+                    self.expect.pop_front();
+                }
+            }
+            BackendMessage::CloseComplete => {
+                if matches!(self.expect.front(), Some(Expect::CloseComplete)) {
+                    self.expect.pop_front();
+                }
+            }
+            BackendMessage::Notification { channel, payload } => {
+                out.push(SessionEvent::Notification {
+                    channel: channel.to_string(),
+                    payload: self.cap(payload),
+                })
+            }
+            BackendMessage::ParameterDescription
+            | BackendMessage::CopyResponse(_)
+            | BackendMessage::Other(_) => {}
+        }
+    }
+
+    fn on_row_description(&mut self, names: &[&str]) {
+        let columns: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        match self.expect.front_mut() {
+            Some(Expect::Describe { portal, name }) => {
+                let map = if *portal {
+                    &mut self.portal_columns
+                } else {
+                    &mut self.statement_columns
+                };
+                map.insert(name.clone(), columns);
+                self.expect.pop_front();
+            }
+            Some(Expect::Simple(p)) | Some(Expect::Execute(p)) => p.columns = columns,
+            _ => {}
+        }
+    }
+
+    fn on_data_row(&mut self, body: &[u8]) {
+        let max_rows = self.settings.max_rows;
+        let Some(Expect::Simple(p) | Expect::Execute(p)) = self.expect.front_mut() else {
+            return;
+        };
+        p.row_count += 1;
+        if p.rows.len() >= max_rows {
+            p.truncated = true;
+            return;
+        }
+        let formats = std::mem::take(&mut p.result_formats);
+        let row = match data_row_values(body) {
+            Ok(values) => values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v.map(|v| self.value(v, format_of(&formats, i))))
+                .collect(),
+            Err(_) => vec![Some("(undecodable row)".to_string())],
+        };
+        if let Some(Expect::Simple(p) | Expect::Execute(p)) = self.expect.front_mut() {
+            p.result_formats = formats;
+            p.rows.push(row);
+        }
+    }
+
+    fn complete(&mut self, tag: &str, now_us: i64, out: &mut Vec<SessionEvent>) {
+        match self.expect.front_mut() {
+            Some(Expect::Simple(p)) => {
+                let outcome = outcome_of(tag, p.row_count);
+                out.push(p.finish(now_us, outcome));
+            }
+            Some(Expect::Execute(_)) => {
+                if let Some(Expect::Execute(mut p)) = self.expect.pop_front() {
+                    self.fill_columns(&mut p);
+                    let outcome = outcome_of(tag, p.row_count);
+                    out.push(p.finish(now_us, outcome));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn fill_columns(&self, p: &mut Pending) {
+        if p.columns.is_empty() {
+            if let Some(c) = self
+                .portal_columns
+                .get(&p.portal)
+                .or_else(|| self.statement_columns.get(&p.statement))
+            {
+                p.columns = c.clone();
+            }
+        }
+    }
+
+    fn on_error(&mut self, code: &str, message: &str, now_us: i64, out: &mut Vec<SessionEvent>) {
+        let error = StatementError {
+            code: code.to_string(),
+            message: self.cap(message),
+        };
+        if let Some(Expect::Simple(p)) = self.expect.front_mut() {
+            let outcome = StatementOutcome {
+                row_count: p.row_count,
+                error: Some(error),
+                ..StatementOutcome::default()
+            };
+            out.push(p.finish(now_us, outcome));
+            return;
+        }
+        // Extended protocol: the server now skips everything up to the next Sync.
+        let mut error = Some(error);
+        while let Some(front) = self.expect.front() {
+            if matches!(front, Expect::Sync | Expect::Simple(_)) {
+                break;
+            }
+            if let Some(Expect::Execute(mut p)) = self.expect.pop_front() {
+                self.fill_columns(&mut p);
+                let outcome = match error.take() {
+                    Some(e) => StatementOutcome {
+                        row_count: p.row_count,
+                        error: Some(e),
+                        ..StatementOutcome::default()
+                    },
+                    None => StatementOutcome {
+                        skipped: true,
+                        ..StatementOutcome::default()
+                    },
+                };
+                out.push(p.finish(now_us, outcome));
+            }
+        }
+    }
+
+    fn value(&self, v: &[u8], format: i16) -> String {
+        let max = self.settings.max_value_len;
+        let shown = &v[..v.len().min(max)];
+        let mut s = if format == 1 {
+            let mut s = String::from("\\x");
+            s.push_str(&sluice_hex(shown));
+            s
+        } else {
+            String::from_utf8_lossy(shown).into_owned()
+        };
+        if v.len() > max {
+            s.push_str("…(truncated)");
+        }
+        s
+    }
+
+    fn cap(&self, s: &str) -> String {
+        self.value(s.as_bytes(), 0)
+    }
+}
+
+fn sluice_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn outcome_of(tag: &str, data_rows: u64) -> StatementOutcome {
+    // Commands that return no rows report their count in the tag (`INSERT 0 5`, `COPY 100`).
+    let row_count = if data_rows > 0 {
+        data_rows
+    } else {
+        tag.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0)
+    };
+    StatementOutcome {
+        tags: vec![tag.to_string()],
+        row_count,
+        error: None,
+        skipped: false,
+    }
+}
+
+#[cfg(test)]
+mod tests;
