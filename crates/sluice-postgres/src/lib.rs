@@ -23,3 +23,4 @@ pub mod tracker;
 pub mod upstream;
 
 
+pub use listener::{serve, ListenerSettings};
