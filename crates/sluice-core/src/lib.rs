@@ -20,7 +20,10 @@ pub mod secret;
 pub mod time;
 
 pub use connection::{Connection, Grant, Protocol, TargetCredential};
-pub use event::{Actor, AuditEvent, EndReason, Outcome, Query, QueryResult, SessionEvent, StatementError, StatementOutcome};
+pub use event::{
+    Actor, AuditEvent, EndReason, Outcome, Query, QueryResult, SessionEvent, StatementError,
+    StatementOutcome,
+};
 pub use fault::Fault;
 pub use identity::{Identity, IdentityKind};
 pub use ids::{ConnectionName, SessionId};

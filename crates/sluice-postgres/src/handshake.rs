@@ -105,7 +105,10 @@ async fn run_inner(
     tcp: TcpStream,
     cfg: &HandshakeConfig,
 ) -> Result<Handshake, (HandshakeError, Option<ClientStream>)> {
-    let loopback = tcp.peer_addr().map(|a| a.ip().is_loopback()).unwrap_or(false);
+    let loopback = tcp
+        .peer_addr()
+        .map(|a| a.ip().is_loopback())
+        .unwrap_or(false);
     let mut stream = ClientStream::Plain(tcp);
     let mut ssl_asked = false;
     loop {

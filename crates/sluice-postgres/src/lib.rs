@@ -22,5 +22,4 @@ pub mod stream;
 pub mod tracker;
 pub mod upstream;
 
-
 pub use listener::{serve, ListenerSettings};

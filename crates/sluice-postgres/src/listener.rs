@@ -5,7 +5,6 @@ use crate::cancel::CancelMap;
 use crate::codec::encode;
 use crate::handshake::{self, ClientHello, Handshake, HandshakeConfig};
 use crate::relay::{self, SessionState};
-use crate::stream::ClientStream;
 use crate::tracker::{Tracker, TrackerSettings};
 use crate::upstream::{self, TargetSpec, Upstream};
 use bytes::BytesMut;
@@ -27,6 +26,8 @@ pub struct ListenerSettings {
     pub handshake: HandshakeConfig,
     /// Limit for opening the target.
     pub connect_timeout: Duration,
+    /// Dropped when the listener and all its sessions are done (shutdown waits on it).
+    pub drained: tokio::sync::mpsc::Sender<()>,
 }
 
 /// Everything a client task needs.
@@ -98,15 +99,19 @@ async fn handle_client(tcp: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
 /// SQLSTATE and message for a refused session.
 fn refusal(e: &OpenError) -> (&'static str, String) {
     match e {
-        OpenError::Credential(TokenError::Unknown) => {
-            ("28P01", "password authentication failed: the token is not valid".into())
-        }
+        OpenError::Credential(TokenError::Unknown) => (
+            "28P01",
+            "password authentication failed: the token is not valid".into(),
+        ),
         OpenError::Credential(t) => ("28P01", format!("password authentication failed: {t}")),
         OpenError::UnknownConnection(_) | OpenError::WrongProtocol { .. } => {
             ("3D000", format!("sluice: {e}"))
         }
         OpenError::NoGrant { .. } => ("42501", format!("permission denied: {e}")),
-        OpenError::Store(_) => ("XX000", "sluice: internal error, see the gateway log".into()),
+        OpenError::Store(_) => (
+            "XX000",
+            "sluice: internal error, see the gateway log".into(),
+        ),
     }
 }
 
@@ -149,7 +154,10 @@ async fn run_session(mut hello: ClientHello, peer: SocketAddr, ctx: &Ctx) {
     encode::backend_key_data(&mut greeting, key.pid, key.secret);
     encode::raw(&mut greeting, b'Z', b"I");
     if let Err(e) = hello.stream.write_all(&greeting).await {
-        recorder.finish(sluice_core::EndReason::ClientDisconnected, Some(e.to_string()));
+        recorder.finish(
+            sluice_core::EndReason::ClientDisconnected,
+            Some(e.to_string()),
+        );
         return;
     }
     let recording = ctx.pipeline.recording();
@@ -198,6 +206,3 @@ async fn open_target(
     };
     upstream::connect(&spec).await.map_err(|e| e.to_string())
 }
-
-/// Re-exported for the gateway: a client stream type usable in tests.
-pub type Stream = ClientStream;

@@ -49,7 +49,11 @@ impl RelayEnd {
         }
     }
 
-    fn with(reason: EndReason, detail: String, client_error: Option<(&'static str, String)>) -> Self {
+    fn with(
+        reason: EndReason,
+        detail: String,
+        client_error: Option<(&'static str, String)>,
+    ) -> Self {
         RelayEnd {
             reason,
             detail: Some(detail),
@@ -96,7 +100,11 @@ fn record(recorder: &mut Recorder, events: &mut Vec<SessionEvent>, durables: &mu
     }
 }
 
-async fn client_to_server<R, W>(client: &mut R, server: &mut W, state: &Mutex<SessionState>) -> RelayEnd
+async fn client_to_server<R, W>(
+    client: &mut R,
+    server: &mut W,
+    state: &Mutex<SessionState>,
+) -> RelayEnd
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -137,7 +145,10 @@ where
                 return RelayEnd::with(
                     EndReason::GatewayError,
                     "recording store failed in strict mode".into(),
-                    Some(("58030", "sluice could not record the statement; it was not sent".into())),
+                    Some((
+                        "58030",
+                        "sluice could not record the statement; it was not sent".into(),
+                    )),
                 );
             }
         }
@@ -180,7 +191,11 @@ fn scan_client(
     Ok((at, false))
 }
 
-async fn server_to_client<R, W>(server: &mut R, client: &mut W, state: &Mutex<SessionState>) -> RelayEnd
+async fn server_to_client<R, W>(
+    server: &mut R,
+    client: &mut W,
+    state: &Mutex<SessionState>,
+) -> RelayEnd
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -244,7 +259,8 @@ fn scan_server(
     while let Some(f) = next_message(&buf[at..])? {
         let msg = BackendMessage::parse(f.tag, f.body)?;
         if f.tag == b'E' {
-            *fatal_seen |= error_fields(f.body).is_ok_and(|e| e.severity == "FATAL" || e.severity == "PANIC");
+            *fatal_seen |=
+                error_fields(f.body).is_ok_and(|e| e.severity == "FATAL" || e.severity == "PANIC");
         }
         tracker.on_server(&msg, now, events);
         at += f.len;

@@ -100,7 +100,12 @@ impl Tracker {
     }
 
     /// Observes a client message; pushes the events it produces (queries) to `out`.
-    pub fn on_client(&mut self, msg: &FrontendMessage<'_>, now_us: i64, out: &mut Vec<SessionEvent>) {
+    pub fn on_client(
+        &mut self,
+        msg: &FrontendMessage<'_>,
+        now_us: i64,
+        out: &mut Vec<SessionEvent>,
+    ) {
         match msg {
             FrontendMessage::Query(text) => {
                 let p = self.query(text.to_string(), None, now_us, out);
@@ -112,7 +117,8 @@ impl Tracker {
             }
             FrontendMessage::Parse { name, query } => {
                 self.statements.insert(name.to_string(), query.to_string());
-                self.expect.push_back(Expect::ParseComplete(name.to_string()));
+                self.expect
+                    .push_back(Expect::ParseComplete(name.to_string()));
             }
             FrontendMessage::Bind(b) => {
                 let text = self
@@ -135,7 +141,8 @@ impl Tracker {
                         result_formats: b.result_formats.clone(),
                     },
                 );
-                self.expect.push_back(Expect::BindComplete(b.portal.to_string()));
+                self.expect
+                    .push_back(Expect::BindComplete(b.portal.to_string()));
             }
             FrontendMessage::Describe { kind, name } => self.expect.push_back(Expect::Describe {
                 portal: *kind == b'P',
@@ -145,7 +152,12 @@ impl Tracker {
                 let info = self.portals.get(*portal).cloned();
                 let (text, params, statement, formats) = match info {
                     Some(p) => (p.text, Some(p.params), p.statement, p.result_formats),
-                    None => (format!("(unknown portal {portal:?})"), None, String::new(), vec![]),
+                    None => (
+                        format!("(unknown portal {portal:?})"),
+                        None,
+                        String::new(),
+                        vec![],
+                    ),
                 };
                 let mut p = self.query(text, params, now_us, out);
                 p.statement = statement;
@@ -187,7 +199,12 @@ impl Tracker {
     }
 
     /// Observes a server message; pushes the events it produces (results, notifications).
-    pub fn on_server(&mut self, msg: &BackendMessage<'_>, now_us: i64, out: &mut Vec<SessionEvent>) {
+    pub fn on_server(
+        &mut self,
+        msg: &BackendMessage<'_>,
+        now_us: i64,
+        out: &mut Vec<SessionEvent>,
+    ) {
         match msg {
             BackendMessage::RowDescription(names) => self.on_row_description(names),
             BackendMessage::NoData => {
@@ -375,7 +392,10 @@ fn outcome_of(tag: &str, data_rows: u64) -> StatementOutcome {
     let row_count = if data_rows > 0 {
         data_rows
     } else {
-        tag.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0)
+        tag.rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
     };
     StatementOutcome {
         tags: vec![tag.to_string()],

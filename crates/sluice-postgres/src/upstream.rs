@@ -197,9 +197,7 @@ impl Startup {
                 frontend::password_message(hash.as_bytes(), &mut self.out)?;
             }
             10 => {
-                let offers_scram = data
-                    .split(|&b| b == 0)
-                    .any(|m| m == b"SCRAM-SHA-256");
+                let offers_scram = data.split(|&b| b == 0).any(|m| m == b"SCRAM-SHA-256");
                 if !offers_scram {
                     return Err(UpstreamError::UnsupportedAuth(code));
                 }

@@ -11,7 +11,10 @@ pub fn add_connection(db: &Db, conn: &Connection) -> Result<(), StoreError> {
         params![conn.name.0, serde_json::to_string(conn)?],
     )?;
     if n == 0 {
-        return Err(StoreError::Conflict(format!("connection {:?}", conn.name.0)));
+        return Err(StoreError::Conflict(format!(
+            "connection {:?}",
+            conn.name.0
+        )));
     }
     Ok(())
 }

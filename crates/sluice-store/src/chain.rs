@@ -67,7 +67,13 @@ mod tests {
                 let data = format!("{{\"n\":{seq}}}");
                 let h = link(&prev, seq, 100 + seq as i64, "statement", &data);
                 prev = h;
-                (seq, 100 + seq as i64, "statement".to_string(), data, hex(&h))
+                (
+                    seq,
+                    100 + seq as i64,
+                    "statement".to_string(),
+                    data,
+                    hex(&h),
+                )
             })
             .collect()
     }

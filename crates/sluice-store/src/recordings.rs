@@ -72,7 +72,8 @@ pub struct SessionFilter {
     pub limit: Option<u32>,
 }
 
-const SESSION_COLUMNS: &str = "id, identity, identity_kind, subject, groups_json, connection, protocol,
+const SESSION_COLUMNS: &str =
+    "id, identity, identity_kind, subject, groups_json, connection, protocol,
     client_addr, target, started_us, ended_us, end_reason, event_count, final_hash";
 
 fn session_row(r: &Row<'_>) -> rusqlite::Result<(SessionRow, String)> {

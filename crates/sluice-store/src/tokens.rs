@@ -51,7 +51,12 @@ pub fn upsert_identity(
     conn.execute(
         "INSERT INTO identities (name, kind, groups_json, created_us) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(name) DO UPDATE SET groups_json = excluded.groups_json",
-        params![name, kind.as_str(), serde_json::to_string(groups)?, now_micros()],
+        params![
+            name,
+            kind.as_str(),
+            serde_json::to_string(groups)?,
+            now_micros()
+        ],
     )?;
     Ok(())
 }
@@ -65,11 +70,9 @@ pub fn create_service_account(
 ) -> Result<(TokenInfo, Secret<String>), StoreError> {
     let tx = conn.transaction()?;
     let exists: Option<String> = tx
-        .query_row(
-            "SELECT name FROM identities WHERE name = ?1",
-            [name],
-            |r| r.get(0),
-        )
+        .query_row("SELECT name FROM identities WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
         .optional()?;
     if exists.is_some() {
         return Err(StoreError::Conflict(format!("identity {name:?}")));

@@ -88,7 +88,14 @@ impl RecordWriter {
 
     /// Queues `op`; it is committed within the batching window.
     pub fn send(&self, op: WriteOp) {
-        if self.tx.send(Msg { op: Some(op), ack: None }).is_err() {
+        if self
+            .tx
+            .send(Msg {
+                op: Some(op),
+                ack: None,
+            })
+            .is_err()
+        {
             tracing::error!("recording writer has stopped; event dropped");
         }
     }
@@ -97,7 +104,10 @@ impl RecordWriter {
     pub fn send_acked(&self, op: WriteOp) -> Result<oneshot::Receiver<()>, StoreError> {
         let (ack, done) = oneshot::channel();
         self.tx
-            .send(Msg { op: Some(op), ack: Some(ack) })
+            .send(Msg {
+                op: Some(op),
+                ack: Some(ack),
+            })
             .map_err(|_| StoreError::Task)?;
         Ok(done)
     }
@@ -106,7 +116,10 @@ impl RecordWriter {
     pub async fn flush(&self) -> Result<(), StoreError> {
         let (ack, done) = oneshot::channel();
         self.tx
-            .send(Msg { op: None, ack: Some(ack) })
+            .send(Msg {
+                op: None,
+                ack: Some(ack),
+            })
             .map_err(|_| StoreError::Task)?;
         done.await.map_err(|_| StoreError::Task)
     }

@@ -78,6 +78,9 @@ mod tests {
         let BackendMessage::Error(e) = BackendMessage::parse(f.tag, f.body).unwrap() else {
             panic!("not an error");
         };
-        assert_eq!((e.severity, e.code, e.message), ("FATAL", "28P01", "bad token"));
+        assert_eq!(
+            (e.severity, e.code, e.message),
+            ("FATAL", "28P01", "bad token")
+        );
     }
 }

@@ -38,18 +38,28 @@ fn results(events: &[SessionEvent]) -> Vec<&QueryResult> {
 fn simple_query_records_text_columns_rows_and_tag() {
     let mut t = tracker(10);
     let mut out = Vec::new();
-    t.on_client(&FrontendMessage::Query("select 1 as a; select 2"), 100, &mut out);
+    t.on_client(
+        &FrontendMessage::Query("select 1 as a; select 2"),
+        100,
+        &mut out,
+    );
     t.on_server(&BackendMessage::RowDescription(vec!["a"]), 110, &mut out);
     let r = row(&[Some("1")]);
     t.on_server(&BackendMessage::DataRow(&r), 111, &mut out);
     t.on_server(&BackendMessage::CommandComplete("SELECT 1"), 112, &mut out);
-    t.on_server(&BackendMessage::RowDescription(vec!["?column?"]), 113, &mut out);
+    t.on_server(
+        &BackendMessage::RowDescription(vec!["?column?"]),
+        113,
+        &mut out,
+    );
     let r = row(&[Some("2")]);
     t.on_server(&BackendMessage::DataRow(&r), 114, &mut out);
     t.on_server(&BackendMessage::CommandComplete("SELECT 1"), 115, &mut out);
     t.on_server(&BackendMessage::ReadyForQuery(b'I'), 116, &mut out);
 
-    let SessionEvent::Query(q) = &out[0] else { panic!("first event is the query") };
+    let SessionEvent::Query(q) = &out[0] else {
+        panic!("first event is the query")
+    };
     assert_eq!((q.id, q.text.as_str()), (1, "select 1 as a; select 2"));
     let rs = results(&out);
     assert_eq!(rs.len(), 2);
@@ -65,7 +75,14 @@ fn simple_query_records_text_columns_rows_and_tag() {
 fn extended_protocol_records_params_and_skips_after_error() {
     let mut t = tracker(10);
     let mut out = Vec::new();
-    t.on_client(&FrontendMessage::Parse { name: "s", query: "select $1" }, 0, &mut out);
+    t.on_client(
+        &FrontendMessage::Parse {
+            name: "s",
+            query: "select $1",
+        },
+        0,
+        &mut out,
+    );
     for portal in ["p1", "p2"] {
         t.on_client(
             &FrontendMessage::Bind(Bind {
@@ -81,7 +98,9 @@ fn extended_protocol_records_params_and_skips_after_error() {
         t.on_client(&FrontendMessage::Execute { portal }, 0, &mut out);
     }
     t.on_client(&FrontendMessage::Sync, 0, &mut out);
-    let SessionEvent::Query(q) = &out[0] else { panic!("query expected") };
+    let SessionEvent::Query(q) = &out[0] else {
+        panic!("query expected")
+    };
     assert_eq!(q.text, "select $1");
     assert_eq!(q.params, Some(vec![Some("42".to_string()), None]));
 
@@ -100,7 +119,10 @@ fn extended_protocol_records_params_and_skips_after_error() {
     let rs = results(&out);
     assert_eq!(rs.len(), 2);
     assert_eq!(rs[0].query, 1);
-    assert_eq!(rs[0].outcome.error.as_ref().map(|e| e.code.as_str()), Some("22012"));
+    assert_eq!(
+        rs[0].outcome.error.as_ref().map(|e| e.code.as_str()),
+        Some("22012")
+    );
     assert_eq!(rs[1].query, 2);
     assert!(rs[1].outcome.skipped);
     assert!(t.expect.is_empty());
@@ -127,8 +149,22 @@ fn rows_beyond_the_cap_are_counted_not_recorded_and_values_are_cut() {
 fn described_columns_attach_to_later_executions() {
     let mut t = tracker(5);
     let mut out = Vec::new();
-    t.on_client(&FrontendMessage::Parse { name: "s", query: "select a from t" }, 0, &mut out);
-    t.on_client(&FrontendMessage::Describe { kind: b'S', name: "s" }, 0, &mut out);
+    t.on_client(
+        &FrontendMessage::Parse {
+            name: "s",
+            query: "select a from t",
+        },
+        0,
+        &mut out,
+    );
+    t.on_client(
+        &FrontendMessage::Describe {
+            kind: b'S',
+            name: "s",
+        },
+        0,
+        &mut out,
+    );
     t.on_client(&FrontendMessage::Sync, 0, &mut out);
     t.on_server(&BackendMessage::ParseComplete, 0, &mut out);
     t.on_server(&BackendMessage::ParameterDescription, 0, &mut out);

@@ -1,0 +1,164 @@
+//! The HTTPS REST API, `/api/v1`. Every endpoint needs a bearer token (gateway token) of an
+//! admin identity; every change is audited.
+//!
+//! - [`auth`]: the bearer-token extractor.
+//! - [`admin`]: service accounts, tokens, connections, grants.
+//! - [`sessions`]: sessions, recordings, audit log.
+
+pub mod admin;
+pub mod auth;
+pub mod sessions;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use sluice_core::{Connection, Grant};
+use sluice_pipeline::{Catalog, Pipeline};
+use sluice_store::{catalog, StoreError};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+use tracing::{debug, warn};
+
+/// State shared by all handlers.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The pipeline (store, writer, catalog).
+    pub pipeline: Pipeline,
+    /// Connections from the config file (read-only).
+    pub config_connections: Arc<Vec<Connection>>,
+    /// Grants from the config file (read-only).
+    pub config_grants: Arc<Vec<Grant>>,
+}
+
+impl ApiState {
+    /// Rebuilds the pipeline's catalog from the config file and the store.
+    pub async fn reload_catalog(&self) -> Result<(), ApiError> {
+        let (conns, grants) = self
+            .pipeline
+            .store()
+            .run(|c| Ok((catalog::list_connections(c)?, catalog::list_grants(c)?)))
+            .await?;
+        self.pipeline.set_catalog(Catalog::new(
+            self.config_connections.as_ref().clone(),
+            self.config_grants.as_ref().clone(),
+            conns,
+            grants,
+        ));
+        Ok(())
+    }
+}
+
+/// An API error, rendered as `{"error": "..."}` with its status.
+#[derive(Debug)]
+pub struct ApiError(pub StatusCode, pub String);
+
+impl ApiError {
+    /// 400 with `msg`.
+    pub fn bad_request(msg: impl Into<String>) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, msg.into())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(_) => ApiError(StatusCode::NOT_FOUND, e.to_string()),
+            StoreError::Conflict(_) => ApiError(StatusCode::CONFLICT, e.to_string()),
+            other => {
+                warn!(error = %other, "store error in API");
+                ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal store error".into(),
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+/// The API routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/v1/whoami", get(admin::whoami))
+        .route(
+            "/api/v1/service-accounts",
+            post(admin::create_service_account),
+        )
+        .route("/api/v1/tokens", get(admin::list_tokens))
+        .route("/api/v1/tokens/{id}/revoke", post(admin::revoke_token))
+        .route(
+            "/api/v1/connections",
+            get(admin::list_connections).post(admin::add_connection),
+        )
+        .route(
+            "/api/v1/connections/{name}",
+            get(admin::show_connection).delete(admin::remove_connection),
+        )
+        .route(
+            "/api/v1/grants",
+            get(admin::list_grants)
+                .post(admin::add_grant)
+                .delete(admin::remove_grant),
+        )
+        .route("/api/v1/sessions", get(sessions::list))
+        .route("/api/v1/sessions/{id}", get(sessions::show))
+        .route("/api/v1/sessions/{id}/events", get(sessions::events))
+        .route("/api/v1/audit", get(sessions::audit))
+        .with_state(state)
+}
+
+/// Serves the API over TLS until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    app: Router,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let (tcp, peer) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    warn!(error = %e, "API accept failed");
+                    continue;
+                }
+            },
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        let tls = tls.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let stream = match tls.accept(tcp).await {
+                Ok(s) => s,
+                Err(e) => {
+                    debug!(%peer, error = %e, "API TLS handshake failed");
+                    return;
+                }
+            };
+            let service = TowerToHyperService::new(app.map_request(
+                move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(auth::Peer(peer));
+                    req
+                },
+            ));
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                debug!(%peer, error = %e, "API connection ended with error");
+            }
+        });
+    }
+}

@@ -1,0 +1,128 @@
+//! Session, recording and audit-log endpoints.
+
+use super::auth::Admin;
+use super::{ApiError, ApiState};
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use sluice_core::AuditEvent;
+use sluice_store::{chain, recordings, SessionFilter, SessionRow};
+
+/// `GET /api/v1/sessions?identity=&connection=&since_us=&live=&limit=`.
+pub async fn list(
+    State(state): State<ApiState>,
+    Admin(_): Admin,
+    Query(f): Query<SessionFilter>,
+) -> Result<Json<Vec<SessionRow>>, ApiError> {
+    Ok(Json(
+        state
+            .pipeline
+            .store()
+            .run(move |c| recordings::list_sessions(c, &f))
+            .await?,
+    ))
+}
+
+/// A session with its chain check.
+#[derive(Debug, Serialize)]
+pub struct SessionDetail {
+    /// The session.
+    #[serde(flatten)]
+    pub session: SessionRow,
+    /// Events stored so far.
+    pub events_stored: usize,
+    /// `ok`, or where the hash chain breaks.
+    pub chain: String,
+}
+
+/// `GET /api/v1/sessions/{id}`.
+pub async fn show(
+    State(state): State<ApiState>,
+    Admin(_): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<SessionDetail>, ApiError> {
+    let (session, events) = state
+        .pipeline
+        .store()
+        .run(move |c| {
+            Ok((
+                recordings::get_session(c, &id)?,
+                recordings::events(c, &id)?,
+            ))
+        })
+        .await?;
+    let verdict = chain::verify(
+        &session.id,
+        events.iter().map(|e| {
+            (
+                e.seq,
+                e.ts_us,
+                e.kind.as_str(),
+                e.data_json.as_str(),
+                e.hash.as_str(),
+            )
+        }),
+    );
+    Ok(Json(SessionDetail {
+        events_stored: events.len(),
+        chain: match verdict {
+            Ok(()) => "ok".into(),
+            Err(e) => e.to_string(),
+        },
+        session,
+    }))
+}
+
+/// `GET /api/v1/sessions/{id}/events`: the recording as JSON lines, one stored event each
+/// (`seq`, `ts_us`, `hash`, `event`).
+pub async fn events(
+    State(state): State<ApiState>,
+    Admin(_): Admin,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let rows = state
+        .pipeline
+        .store()
+        .run(move |c| {
+            recordings::get_session(c, &id)?;
+            recordings::events(c, &id)
+        })
+        .await?;
+    let mut out = String::new();
+    for e in rows {
+        out.push_str(&format!(
+            "{{\"session_id\":{},\"seq\":{},\"ts_us\":{},\"hash\":\"{}\",\"event\":{}}}\n",
+            serde_json::Value::String(e.session_id),
+            e.seq,
+            e.ts_us,
+            e.hash,
+            e.data_json
+        ));
+    }
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], out))
+}
+
+/// Query of `GET /api/v1/audit`.
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    /// How many of the newest events (default 100).
+    pub limit: Option<u32>,
+}
+
+/// `GET /api/v1/audit?limit=N`: the newest audit events, oldest first.
+pub async fn audit(
+    State(state): State<ApiState>,
+    Admin(_): Admin,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Vec<AuditEvent>>, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    Ok(Json(
+        state
+            .pipeline
+            .store()
+            .run(move |c| recordings::audit_tail(c, limit))
+            .await?,
+    ))
+}

@@ -1,0 +1,372 @@
+//! The config file (YAML). Unknown keys are errors; errors name the file, line and column.
+
+use serde::Deserialize;
+use sluice_core::{Connection, ConnectionName, Grant, Protocol, TargetCredential};
+use sluice_store::DurabilityMode;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Why a config file was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// File.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// YAML syntax or schema error, with location.
+    #[error("{path}: {message}")]
+    Parse {
+        /// File.
+        path: String,
+        /// serde_yaml's message (includes line and column).
+        message: String,
+    },
+    /// A value is invalid.
+    #[error("{path}: {at}: {message}")]
+    Invalid {
+        /// File.
+        path: String,
+        /// Where (`connections[0]`).
+        at: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Data dir (the `--data-dir` flag overrides it).
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    /// Listener addresses.
+    #[serde(default)]
+    pub listeners: Listeners,
+    /// Listener certificate.
+    #[serde(default)]
+    pub tls: TlsConfig,
+    /// Recording settings.
+    #[serde(default)]
+    pub recording: RecordingConfig,
+    /// Audit settings.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// Connections.
+    #[serde(default)]
+    pub connections: Vec<ConnectionConfig>,
+    /// Grants.
+    #[serde(default)]
+    pub grants: Vec<GrantConfig>,
+}
+
+/// Listener addresses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listeners {
+    /// PostgreSQL listener.
+    #[serde(default = "default_pg")]
+    pub postgres: PgListener,
+    /// HTTPS API listener.
+    #[serde(default = "default_api")]
+    pub api: ApiListener,
+}
+
+impl Default for Listeners {
+    fn default() -> Self {
+        Listeners {
+            postgres: default_pg(),
+            api: default_api(),
+        }
+    }
+}
+
+fn default_pg() -> PgListener {
+    PgListener {
+        address: SocketAddr::from(([127, 0, 0, 1], 15432)),
+        allow_plaintext: false,
+    }
+}
+
+fn default_api() -> ApiListener {
+    ApiListener {
+        address: SocketAddr::from(([127, 0, 0, 1], 8443)),
+    }
+}
+
+/// The PostgreSQL listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgListener {
+    /// Address to bind (port 0 picks a free port; see `listeners.json`).
+    pub address: SocketAddr,
+    /// Allow plaintext sessions from loopback clients (TLS is otherwise required).
+    #[serde(default)]
+    pub allow_plaintext: bool,
+}
+
+/// The API listener (always TLS).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiListener {
+    /// Address to bind.
+    pub address: SocketAddr,
+}
+
+/// Listener certificate; generated in `<data-dir>/tls` when not given.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
+    /// Extra DNS names / IPs for the generated certificate.
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+}
+
+/// Recording settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingConfig {
+    /// `buffered` (default: at most 100 ms lost on crash) or `strict`.
+    #[serde(default)]
+    pub mode: DurabilityMode,
+    /// Result rows recorded per statement.
+    #[serde(default = "default_max_rows")]
+    pub max_rows: usize,
+    /// Longest recorded value in bytes.
+    #[serde(default = "default_max_value_len")]
+    pub max_value_len: usize,
+}
+
+fn default_max_rows() -> usize {
+    100
+}
+
+fn default_max_value_len() -> usize {
+    1024
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            mode: DurabilityMode::Buffered,
+            max_rows: default_max_rows(),
+            max_value_len: default_max_value_len(),
+        }
+    }
+}
+
+/// Audit settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// JSON-lines file (relative paths are in the data dir); `null` disables it.
+    #[serde(default = "default_audit_file")]
+    pub file: Option<PathBuf>,
+}
+
+fn default_audit_file() -> Option<PathBuf> {
+    Some(PathBuf::from("audit.jsonl"))
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            file: default_audit_file(),
+        }
+    }
+}
+
+/// A connection in the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionConfig {
+    /// Name clients use.
+    pub name: String,
+    /// Protocol (`postgres`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Target host.
+    pub host: String,
+    /// Target port.
+    pub port: u16,
+    /// Target database.
+    pub database: Option<String>,
+    /// Target user.
+    pub username: Option<String>,
+    /// Environment variable holding the target password.
+    pub password_env: Option<String>,
+    /// File holding the target password.
+    pub password_file: Option<String>,
+}
+
+/// A grant in the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantConfig {
+    /// Group.
+    pub group: String,
+    /// Connection.
+    pub connection: String,
+}
+
+/// Builds a validated connection (shared by the config file and the API).
+pub fn build_connection(c: &ConnectionConfig, from_config: bool) -> Result<Connection, String> {
+    if !ConnectionName::is_valid(&c.name) {
+        return Err(format!(
+            "invalid connection name {:?}: use 1-63 characters of letters, digits, '.', '_', '-'",
+            c.name
+        ));
+    }
+    let protocol =
+        Protocol::parse(&c.kind).ok_or_else(|| format!("unknown connection type {:?}", c.kind))?;
+    if c.host.is_empty() {
+        return Err("host must not be empty".into());
+    }
+    if c.port == 0 {
+        return Err("port must not be 0".into());
+    }
+    let credential = match (&c.password_env, &c.password_file) {
+        (Some(_), Some(_)) => return Err("set password_env or password_file, not both".into()),
+        (Some(v), None) => TargetCredential::Env(v.clone()),
+        (None, Some(f)) => TargetCredential::File(f.clone()),
+        (None, None) => TargetCredential::None,
+    };
+    Ok(Connection {
+        name: ConnectionName(c.name.clone()),
+        protocol,
+        host: c.host.clone(),
+        port: c.port,
+        database: c.database.clone(),
+        username: c.username.clone(),
+        credential,
+        from_config,
+    })
+}
+
+impl Config {
+    /// Reads and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: p.clone(),
+            source,
+        })?;
+        Config::parse(&text, &p)
+    }
+
+    /// Parses and validates config text; `path` names it in errors.
+    pub fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_string(),
+            message: e.to_string(),
+        })?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        let invalid = |at: String, message: String| ConfigError::Invalid {
+            path: path.to_string(),
+            at,
+            message,
+        };
+        let mut names = HashSet::new();
+        for (i, c) in self.connections.iter().enumerate() {
+            build_connection(c, true).map_err(|m| invalid(format!("connections[{i}]"), m))?;
+            if !names.insert(c.name.as_str()) {
+                return Err(invalid(
+                    format!("connections[{i}]"),
+                    format!("duplicate connection name {:?}", c.name),
+                ));
+            }
+        }
+        for (i, g) in self.grants.iter().enumerate() {
+            if !names.contains(g.connection.as_str()) {
+                return Err(invalid(
+                    format!("grants[{i}]"),
+                    format!("grant refers to unknown connection {:?}", g.connection),
+                ));
+            }
+            if g.group.is_empty() {
+                return Err(invalid(
+                    format!("grants[{i}]"),
+                    "group must not be empty".into(),
+                ));
+            }
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(invalid(
+                "tls".into(),
+                "set both cert and key, or neither".into(),
+            ));
+        }
+        if self.recording.max_rows > 100_000 {
+            return Err(invalid(
+                "recording.max_rows".into(),
+                "at most 100000".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The config file's connections.
+    pub fn connections(&self) -> Vec<Connection> {
+        self.connections
+            .iter()
+            .filter_map(|c| build_connection(c, true).ok())
+            .collect()
+    }
+
+    /// The config file's grants.
+    pub fn grants(&self) -> Vec<Grant> {
+        self.grants
+            .iter()
+            .map(|g| Grant {
+                group: g.group.clone(),
+                connection: ConnectionName(g.connection.clone()),
+                from_config: true,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quickstart_config_is_valid() {
+        let text = include_str!("../../../examples/quickstart.yaml");
+        let cfg = Config::parse(text, "quickstart.yaml").unwrap();
+        assert_eq!(cfg.connections()[0].name.0, "pg-demo");
+        assert_eq!(cfg.grants()[0].group, "engineering");
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_with_their_line() {
+        let err = Config::parse("listeners:\n  postgres:\n    adress: 1\n", "c.yaml").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("c.yaml: "), "{msg}");
+        assert!(msg.contains("line 3"), "{msg}");
+        assert!(msg.contains("adress"), "{msg}");
+    }
+
+    #[test]
+    fn grants_must_name_a_known_connection() {
+        let err =
+            Config::parse("grants:\n  - group: g\n    connection: nope\n", "c.yaml").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "c.yaml: grants[0]: grant refers to unknown connection \"nope\""
+        );
+    }
+}

@@ -1,0 +1,265 @@
+//! Admin commands: service accounts, tokens, connections, grants.
+
+use super::client::{enc, Api};
+use super::render::{table, ts};
+use clap::Subcommand;
+use serde_json::{json, Value};
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceAccountCmd {
+    /// Create a service account; prints only its token.
+    Create {
+        /// Name.
+        name: String,
+        /// Comma-separated groups.
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        /// Token lifetime (e.g. 24h, 30d); default: no expiry.
+        #[arg(long)]
+        ttl: Option<humantime::Duration>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// List tokens (never their secrets).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        /// Token id (`tok_…`).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectionCmd {
+    /// Add a connection at runtime.
+    Add {
+        /// Name clients use.
+        name: String,
+        /// Type (postgres).
+        #[arg(long = "type")]
+        kind: String,
+        /// Target host.
+        #[arg(long)]
+        host: String,
+        /// Target port.
+        #[arg(long)]
+        port: u16,
+        /// Target database.
+        #[arg(long)]
+        database: Option<String>,
+        /// Target user.
+        #[arg(long)]
+        username: Option<String>,
+        /// Environment variable (of the gateway) holding the target password.
+        #[arg(long, conflicts_with = "password_file")]
+        password_env: Option<String>,
+        /// File (on the gateway host) holding the target password.
+        #[arg(long)]
+        password_file: Option<String>,
+    },
+    /// List connections.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one connection.
+    Show {
+        /// Name.
+        name: String,
+    },
+    /// Remove a runtime connection.
+    Remove {
+        /// Name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GrantCmd {
+    /// Grant a group access to a connection.
+    Add {
+        /// Group.
+        #[arg(long)]
+        group: String,
+        /// Connection.
+        #[arg(long)]
+        connection: String,
+    },
+    /// List grants.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a grant.
+    Remove {
+        /// Group.
+        #[arg(long)]
+        group: String,
+        /// Connection.
+        #[arg(long)]
+        connection: String,
+    },
+}
+
+pub fn service_accounts(api: &Api, cmd: ServiceAccountCmd) -> anyhow::Result<()> {
+    let ServiceAccountCmd::Create { name, groups, ttl } = cmd;
+    let body = json!({
+        "name": name,
+        "groups": groups,
+        "ttl_seconds": ttl.map(|d| d.as_secs().max(1)),
+    });
+    let answer = api.post("/api/v1/service-accounts", body)?;
+    println!("{}", answer["token"].as_str().unwrap_or_default());
+    Ok(())
+}
+
+fn opt_ts(v: &Value) -> String {
+    v.as_i64().map(ts).unwrap_or_else(|| "-".into())
+}
+
+pub fn tokens(api: &Api, cmd: TokenCmd) -> anyhow::Result<()> {
+    match cmd {
+        TokenCmd::List { json } => {
+            let list: Vec<Value> = api.get("/api/v1/tokens")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|t| {
+                    vec![
+                        t["id"].as_str().unwrap_or_default().to_string(),
+                        t["identity"].as_str().unwrap_or_default().to_string(),
+                        t["kind"].as_str().unwrap_or_default().to_string(),
+                        opt_ts(&t["created_us"]),
+                        opt_ts(&t["expires_us"]),
+                        opt_ts(&t["revoked_us"]),
+                    ]
+                })
+                .collect();
+            table(
+                &["ID", "IDENTITY", "KIND", "CREATED", "EXPIRES", "REVOKED"],
+                &rows,
+            );
+        }
+        TokenCmd::Revoke { id } => {
+            api.post(&format!("/api/v1/tokens/{}/revoke", enc(&id)), json!({}))?;
+            println!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+fn connection_row(c: &Value) -> Vec<String> {
+    let s = |k: &str| c[k].as_str().unwrap_or("-").to_string();
+    vec![
+        s("name"),
+        s("type"),
+        format!("{}:{}", s("host"), c["port"]),
+        s("database"),
+        s("username"),
+        if c["from_config"].as_bool() == Some(true) {
+            "config"
+        } else {
+            "runtime"
+        }
+        .into(),
+    ]
+}
+
+pub fn connections(api: &Api, cmd: ConnectionCmd) -> anyhow::Result<()> {
+    match cmd {
+        ConnectionCmd::Add {
+            name,
+            kind,
+            host,
+            port,
+            database,
+            username,
+            password_env,
+            password_file,
+        } => {
+            let body = json!({
+                "name": name, "type": kind, "host": host, "port": port,
+                "database": database, "username": username,
+                "password_env": password_env, "password_file": password_file,
+            });
+            api.post("/api/v1/connections", body)?;
+            println!("added connection {name}");
+        }
+        ConnectionCmd::List { json } => {
+            let list: Vec<Value> = api.get("/api/v1/connections")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = list.iter().map(connection_row).collect();
+            table(
+                &["NAME", "TYPE", "TARGET", "DATABASE", "USER", "SOURCE"],
+                &rows,
+            );
+        }
+        ConnectionCmd::Show { name } => {
+            let c: Value = api.get(&format!("/api/v1/connections/{}", enc(&name)))?;
+            println!("{}", serde_json::to_string_pretty(&c)?);
+        }
+        ConnectionCmd::Remove { name } => {
+            api.delete(&format!("/api/v1/connections/{}", enc(&name)))?;
+            println!("removed connection {name}");
+        }
+    }
+    Ok(())
+}
+
+pub fn grants(api: &Api, cmd: GrantCmd) -> anyhow::Result<()> {
+    match cmd {
+        GrantCmd::Add { group, connection } => {
+            api.post(
+                "/api/v1/grants",
+                json!({ "group": group, "connection": connection }),
+            )?;
+            println!("granted {connection} to group {group}");
+        }
+        GrantCmd::List { json } => {
+            let list: Vec<Value> = api.get("/api/v1/grants")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|g| {
+                    vec![
+                        g["group"].as_str().unwrap_or_default().to_string(),
+                        g["connection"].as_str().unwrap_or_default().to_string(),
+                        if g["from_config"].as_bool() == Some(true) {
+                            "config"
+                        } else {
+                            "runtime"
+                        }
+                        .into(),
+                    ]
+                })
+                .collect();
+            table(&["GROUP", "CONNECTION", "SOURCE"], &rows);
+        }
+        GrantCmd::Remove { group, connection } => {
+            api.delete(&format!(
+                "/api/v1/grants?group={}&connection={}",
+                enc(&group),
+                enc(&connection)
+            ))?;
+            println!("removed grant of {connection} to group {group}");
+        }
+    }
+    Ok(())
+}

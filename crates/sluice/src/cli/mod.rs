@@ -1,0 +1,106 @@
+//! Command-line arguments and dispatch.
+
+mod admin;
+mod client;
+mod render;
+mod sessions;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// sluice: an access gateway that records, guards and audits every session.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version)]
+pub struct Args {
+    /// Gateway API address.
+    #[arg(
+        long,
+        env = "SLUICE_ADDR",
+        default_value = "https://127.0.0.1:8443",
+        global = true
+    )]
+    addr: String,
+    /// Token for the API (default: ./sluice-data/bootstrap-token when readable).
+    #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// CA certificate the gateway's TLS certificate chains to (default: ./sluice-data/tls/ca.pem).
+    #[arg(long, env = "SLUICE_CA", global = true)]
+    ca: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Gateway {
+        /// Config file (YAML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Data dir (default ./sluice-data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Manage service accounts.
+    #[command(subcommand, name = "service-accounts")]
+    ServiceAccounts(admin::ServiceAccountCmd),
+    /// Manage tokens.
+    #[command(subcommand)]
+    Tokens(admin::TokenCmd),
+    /// Manage connections.
+    #[command(subcommand)]
+    Connections(admin::ConnectionCmd),
+    /// Manage grants.
+    #[command(subcommand)]
+    Grants(admin::GrantCmd),
+    /// Inspect recorded sessions.
+    #[command(subcommand)]
+    Sessions(sessions::SessionCmd),
+    /// Show the newest audit events.
+    Audit {
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs one command.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        Command::Gateway { config, data_dir } => run_gateway(config, data_dir),
+        cmd => {
+            let api = client::Api::new(&args.addr, args.token, args.ca)?;
+            match cmd {
+                Command::ServiceAccounts(c) => admin::service_accounts(&api, c),
+                Command::Tokens(c) => admin::tokens(&api, c),
+                Command::Connections(c) => admin::connections(&api, c),
+                Command::Grants(c) => admin::grants(&api, c),
+                Command::Sessions(c) => sessions::run(&api, c),
+                Command::Audit { limit, json } => sessions::audit(&api, limit, json),
+                Command::Gateway { .. } => Ok(()),
+            }
+        }
+    }
+}
+
+fn run_gateway(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(sluice_gateway::run(sluice_gateway::GatewayOptions {
+        config,
+        data_dir,
+    }))?;
+    Ok(())
+}
