@@ -27,14 +27,20 @@ pub struct TrackerSettings {
 pub struct Tracker {
     settings: TrackerSettings,
     next_query: u64,
-    /// Prepared statement texts by name (client view).
-    statements: HashMap<String, String>,
+    /// Prepared statements by name (client view).
+    statements: HashMap<String, Prepared>,
     /// Bound portals by name (client view).
     portals: HashMap<String, Portal>,
     /// Columns described by the server, by statement and portal name.
     statement_columns: HashMap<String, Vec<String>>,
     portal_columns: HashMap<String, Vec<String>>,
     expect: VecDeque<Expect>,
+}
+
+#[derive(Debug, Clone)]
+struct Prepared {
+    text: String,
+    param_types: Vec<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -115,22 +121,39 @@ impl Tracker {
                 let p = self.query("(fast-path function call)".into(), None, now_us, out);
                 self.expect.push_back(Expect::Simple(p));
             }
-            FrontendMessage::Parse { name, query } => {
-                self.statements.insert(name.to_string(), query.to_string());
+            FrontendMessage::Parse {
+                name,
+                query,
+                param_types,
+            } => {
+                self.statements.insert(
+                    name.to_string(),
+                    Prepared {
+                        text: query.to_string(),
+                        param_types: param_types.clone(),
+                    },
+                );
                 self.expect
                     .push_back(Expect::ParseComplete(name.to_string()));
             }
             FrontendMessage::Bind(b) => {
-                let text = self
-                    .statements
-                    .get(b.statement)
-                    .cloned()
-                    .unwrap_or_else(|| format!("(unknown prepared statement {:?})", b.statement));
+                let (text, types) = match self.statements.get(b.statement) {
+                    Some(p) => (p.text.clone(), p.param_types.as_slice()),
+                    None => (
+                        format!("(unknown prepared statement {:?})", b.statement),
+                        &[][..],
+                    ),
+                };
                 let params = b
                     .params
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| v.map(|v| self.value(v, b.param_format(i))))
+                    .map(|(i, v)| {
+                        v.map(|v| {
+                            let oid = types.get(i).copied().unwrap_or(0);
+                            self.param(v, b.param_format(i), oid)
+                        })
+                    })
                     .collect();
                 self.portals.insert(
                     b.portal.to_string(),
@@ -376,6 +399,15 @@ impl Tracker {
             s.push_str("…(truncated)");
         }
         s
+    }
+
+    fn param(&self, v: &[u8], format: i16, oid: u32) -> String {
+        if format == 1 && v.len() <= self.settings.max_value_len {
+            if let Some(text) = crate::codec::values::binary_to_text(oid, v) {
+                return text;
+            }
+        }
+        self.value(v, format)
     }
 
     fn cap(&self, s: &str) -> String {

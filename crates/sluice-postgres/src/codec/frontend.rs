@@ -66,6 +66,8 @@ pub enum FrontendMessage<'a> {
         name: &'a str,
         /// SQL text.
         query: &'a str,
+        /// Parameter type OIDs the client specified (0 = let the server infer).
+        param_types: Vec<u32>,
     },
     /// Bind statement to portal with parameters.
     Bind(Bind<'a>),
@@ -140,9 +142,17 @@ impl<'a> FrontendMessage<'a> {
             b'Q' => FrontendMessage::Query(Reader::new(body, "Query").cstr()?),
             b'P' => {
                 let mut r = Reader::new(body, "Parse");
+                let name = r.cstr()?;
+                let query = r.cstr()?;
+                let n = r.i16()?.max(0) as usize;
+                let mut param_types = Vec::with_capacity(n);
+                for _ in 0..n {
+                    param_types.push(r.i32()? as u32);
+                }
                 FrontendMessage::Parse {
-                    name: r.cstr()?,
-                    query: r.cstr()?,
+                    name,
+                    query,
+                    param_types,
                 }
             }
             b'B' => FrontendMessage::Bind(parse_bind(body)?),

@@ -9,6 +9,7 @@ pub mod encode;
 pub mod frame;
 pub mod frontend;
 mod reader;
+pub mod values;
 
 pub use frame::{next_message, next_startup, Frame};
 

@@ -79,6 +79,7 @@ fn extended_protocol_records_params_and_skips_after_error() {
         &FrontendMessage::Parse {
             name: "s",
             query: "select $1",
+            param_types: vec![],
         },
         0,
         &mut out,
@@ -153,6 +154,7 @@ fn described_columns_attach_to_later_executions() {
         &FrontendMessage::Parse {
             name: "s",
             query: "select a from t",
+            param_types: vec![],
         },
         0,
         &mut out,

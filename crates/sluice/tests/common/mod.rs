@@ -1,0 +1,387 @@
+//! Test harness: a real gateway process on free ports, a private database on the machine's
+//! PostgreSQL, and helpers to drive real clients (psql, psycopg, the sluice CLI).
+#![allow(dead_code)]
+
+pub mod raw;
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A unique name for this test process and call.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}_{}_{}_{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Waits until `f` returns `Some`, up to `timeout`; panics with `what` otherwise.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        // Polling interval while waiting for a condition (bounded by the deadline).
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `psql` directly against the machine's PostgreSQL as superuser.
+pub fn psql_direct(db: &str, sql: &str) -> Output {
+    Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-tA",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            db,
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("psql runs")
+}
+
+/// A database of its own on the machine's PostgreSQL, dropped at the end.
+pub struct TestDb {
+    pub name: String,
+}
+
+impl TestDb {
+    pub fn new() -> TestDb {
+        let name = unique("sluice_t");
+        let out = psql_direct("postgres", &format!("create database {name}"));
+        assert!(
+            out.status.success(),
+            "create database: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        TestDb { name }
+    }
+
+    pub fn direct_dsn(&self) -> String {
+        format!(
+            "host=127.0.0.1 port=5432 user=postgres dbname={}",
+            self.name
+        )
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = psql_direct(
+            "postgres",
+            &format!("drop database if exists {} with (force)", self.name),
+        );
+    }
+}
+
+/// The config used by most tests: one connection `pg` to `db`, granted to `engineering`.
+pub fn config(db: &TestDb, extra: &str) -> String {
+    format!(
+        r#"listeners:
+  postgres:
+    address: 127.0.0.1:0
+    allow_plaintext: true
+  api:
+    address: 127.0.0.1:0
+connections:
+  - name: pg
+    type: postgres
+    host: 127.0.0.1
+    port: 5432
+    database: {db}
+    username: postgres
+grants:
+  - group: engineering
+    connection: pg
+{extra}"#,
+        db = db.name
+    )
+}
+
+/// A running gateway process.
+pub struct Gateway {
+    child: Child,
+    pub dir: PathBuf,
+    pub pg: SocketAddr,
+    pub api: SocketAddr,
+    pub admin_token: String,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sluice")
+}
+
+impl Gateway {
+    /// Starts a gateway with `config_yaml` in a fresh data dir and waits until it listens.
+    pub fn start(config_yaml: &str) -> Gateway {
+        let dir = std::env::temp_dir().join(unique("sluice-gw"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self::start_in(dir, config_yaml)
+    }
+
+    /// Starts a gateway on an existing data dir.
+    pub fn start_in(dir: PathBuf, config_yaml: &str) -> Gateway {
+        let cfg = dir.join("config.yaml");
+        std::fs::write(&cfg, config_yaml).unwrap();
+        let _ = std::fs::remove_file(dir.join("listeners.json"));
+        let log = std::fs::File::create(dir.join("gateway.log")).unwrap();
+        let mut child = Command::new(bin())
+            .args(["gateway", "--config"])
+            .arg(&cfg)
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .env("SLUICE_LOG", "info")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("gateway starts");
+        let listeners: Value = wait_for("gateway listeners.json", Duration::from_secs(30), || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "gateway exited early ({status}): {}",
+                    std::fs::read_to_string(dir.join("gateway.log")).unwrap_or_default()
+                );
+            }
+            std::fs::read_to_string(dir.join("data/listeners.json"))
+                .ok()
+                .and_then(|s| serde_json::from_str(&s).ok())
+        });
+        let admin_token = std::fs::read_to_string(dir.join("data/bootstrap-token"))
+            .unwrap()
+            .trim()
+            .to_string();
+        Gateway {
+            pg: listeners["postgres"].as_str().unwrap().parse().unwrap(),
+            api: listeners["api"].as_str().unwrap().parse().unwrap(),
+            child,
+            dir,
+            admin_token,
+        }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Runs the CLI against this gateway as the bootstrap admin.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_as(&self.admin_token, args)
+    }
+
+    /// Runs the CLI with `token`.
+    pub fn cli_as(&self, token: &str, args: &[&str]) -> Output {
+        Command::new(bin())
+            .args(args)
+            .env("SLUICE_ADDR", format!("https://{}", self.api))
+            .env("SLUICE_TOKEN", token)
+            .env("SLUICE_CA", self.data().join("tls/ca.pem"))
+            .output()
+            .expect("cli runs")
+    }
+
+    /// Runs the CLI and returns stdout, panicking on failure.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "sluice {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Creates a service account in `groups`, returning its token.
+    pub fn service_account(&self, groups: &str) -> String {
+        let name = unique("sa");
+        self.cli_ok(&["service-accounts", "create", &name, "--groups", groups])
+            .trim()
+            .to_string()
+    }
+
+    /// libpq connection string through the gateway.
+    pub fn dsn(&self, connection: &str, token: &str, sslmode: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={connection} password={token} dbname=ignored sslmode={sslmode}",
+            self.pg.port()
+        )
+    }
+
+    /// Runs psql through the gateway.
+    pub fn psql(&self, token: &str, sql: &str) -> Output {
+        Command::new("psql")
+            .arg(self.dsn("pg", token, "require"))
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-tA", "-c", sql])
+            .output()
+            .expect("psql runs")
+    }
+
+    /// Runs a scenario of tests/pg_client.py.
+    pub fn python(&self, scenario: &str, envs: &[(&str, String)]) -> Value {
+        let out = python_cmd(scenario, envs).output().expect("python3 runs");
+        assert!(
+            out.status.success(),
+            "pg_client.py {scenario} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap()
+    }
+
+    /// All sessions, newest first.
+    pub fn sessions(&self) -> Vec<Value> {
+        serde_json::from_str(&self.cli_ok(&["sessions", "list", "--json"])).unwrap()
+    }
+
+    /// Waits until exactly one session of `identity_token`'s … is ended; returns its id.
+    pub fn wait_ended_session(&self, connection: &str) -> String {
+        wait_for("a recorded, ended session", Duration::from_secs(10), || {
+            self.sessions()
+                .into_iter()
+                .find(|s| s["connection"] == connection && s["end_reason"].is_string())
+                .map(|s| s["id"].as_str().unwrap().to_string())
+        })
+    }
+
+    /// The recorded events of a session (their `event` objects).
+    pub fn events(&self, session: &str) -> Vec<Value> {
+        self.cli_ok(&["sessions", "export", session, "--format", "jsonl"])
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["event"].clone())
+            .collect()
+    }
+
+    /// Audit events (newest 1000).
+    pub fn audit(&self) -> Vec<Value> {
+        self.cli_ok(&["audit", "--json", "--limit", "1000"])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Waits for an audit event matching `pred`.
+    pub fn wait_audit(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        wait_for(what, Duration::from_secs(10), || {
+            self.audit().into_iter().find(|e| pred(e))
+        })
+    }
+
+    /// The gateway's resident-set figure `field` (VmRSS, VmHWM) in KiB.
+    pub fn mem_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    }
+
+    /// Stops the gateway with SIGTERM and waits for it.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().unwrap()
+    }
+
+    /// Kills the gateway with SIGKILL (a crash).
+    pub fn crash(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/pg_client.py")
+}
+
+/// A command running a pg_client.py scenario.
+pub fn python_cmd(scenario: &str, envs: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new("python3");
+    cmd.arg(script()).arg(scenario);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// A scenario running in the background, spoken to line by line.
+pub struct Interactive {
+    pub child: Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl Interactive {
+    pub fn spawn(scenario: &str, envs: &[(&str, String)]) -> Interactive {
+        let mut child = python_cmd(scenario, envs)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Interactive { child, lines }
+    }
+
+    pub fn next(&mut self) -> Value {
+        let line = self
+            .lines
+            .next()
+            .expect("a line from the scenario")
+            .unwrap();
+        serde_json::from_str(&line).unwrap()
+    }
+
+    pub fn send(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+}
+
+impl Drop for Interactive {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

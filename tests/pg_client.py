@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Drives a real PostgreSQL driver (psycopg 3) through the sluice gateway for the Rust
+integration tests. Each scenario prints one JSON object on stdout.
+
+Environment: DSN (through sluice), DIRECT_DSN (straight to PostgreSQL, for comparisons).
+"""
+import hashlib
+import json
+import os
+import sys
+import threading
+import time
+
+import psycopg
+from psycopg import errors
+
+DSN = os.environ.get("DSN", "")
+DIRECT = os.environ.get("DIRECT_DSN", "")
+
+
+def out(obj):
+    print(json.dumps(obj), flush=True)
+
+
+def extended():
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        cur = conn.cursor()
+        cur.execute("select %s::int + 1 as answer, %s::text as label", (41, "x"))
+        first = cur.fetchone()
+        prepared = []
+        for i in range(3):
+            cur.execute("select %s::int * 2 as doubled", (i,), prepare=True)
+            prepared.append(cur.fetchone()[0])
+        cur.execute("select %s::text is null", (None,))
+        null_param = cur.fetchone()[0]
+        try:
+            cur.execute("select 1 / %s::int", (0,))
+            div = None
+        except errors.DivisionByZero as e:
+            div = e.sqlstate
+        cur.execute("select 'still usable'")
+        after = cur.fetchone()[0]
+    out({"first": list(first), "prepared": prepared, "null_param": null_param,
+         "division_error": div, "after_error": after})
+
+
+def copy():
+    table = os.environ["TABLE"]
+    rows = int(os.environ.get("ROWS", "100000"))
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        cur = conn.cursor()
+        cur.execute(f"create table {table} (id int primary key, v text)")
+        with cur.copy(f"copy {table} (id, v) from stdin") as cp:
+            for i in range(rows):
+                cp.write_row((i, f"row-{i}-{'x' * (i % 17)}"))
+        through = hashlib.md5()
+        with cur.copy(f"copy (select * from {table} order by id) to stdout") as cp:
+            for chunk in cp:
+                through.update(chunk)
+    direct = hashlib.md5()
+    with psycopg.connect(DIRECT, autocommit=True) as conn:
+        cur = conn.cursor()
+        with cur.copy(f"copy (select * from {table} order by id) to stdout") as cp:
+            for chunk in cp:
+                direct.update(chunk)
+        cur.execute(f"select count(*) from {table}")
+        count = cur.fetchone()[0]
+    out({"through": through.hexdigest(), "direct": direct.hexdigest(), "count": count})
+
+
+def cancel():
+    marker = os.environ["MARKER"]
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        def canceller():
+            with psycopg.connect(DIRECT, autocommit=True) as watch:
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline:
+                    running = watch.execute(
+                        "select count(*) from pg_stat_activity where state = 'active' "
+                        "and query like %s", (f"%{marker}%pg_sleep%",)).fetchone()[0]
+                    if running:
+                        break
+                    # Polling the server for a condition, bounded by the deadline.
+                    time.sleep(0.02)
+            conn.cancel()
+
+        t = threading.Thread(target=canceller)
+        t.start()
+        state = None
+        try:
+            conn.execute(f"select /* {marker} */ pg_sleep(30)")
+        except errors.QueryCanceled as e:
+            state = e.sqlstate
+        t.join()
+        after = conn.execute("select 42").fetchone()[0]
+    out({"sqlstate": state, "after": after})
+
+
+def stream():
+    rows = 0
+    size = 0
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        cur = conn.cursor()
+        for row in cur.stream("select g, repeat('x', 40) from generate_series(1, 1000000) g"):
+            rows += 1
+            size += len(row[1])
+    out({"rows": rows, "bytes": size})
+
+
+def notify():
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute("listen sluice_test")
+        with psycopg.connect(DIRECT, autocommit=True) as other:
+            other.execute("notify sluice_test, 'hello through sluice'")
+        for n in conn.notifies(timeout=10, stop_after=1):
+            out({"channel": n.channel, "payload": n.payload})
+            return
+    out({"channel": None})
+
+
+def hold():
+    """Opens a session, proves it works, waits for a line on stdin, proves it still works."""
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        before = conn.execute("select 1").fetchone()[0]
+        out({"ready": True, "before": before})
+        sys.stdin.readline()
+        after = conn.execute("select 2").fetchone()[0]
+    out({"after": after})
+
+
+def statements():
+    """A fixed script whose recording the test compares with what was sent."""
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        cur = conn.cursor()
+        cur.execute("select 'simple' as kind", prepare=False)
+        cur.execute("select %s::int as n, %s::text as s", (7, "seven"))
+        cur.execute("select %s::int as n", (8,), prepare=True)
+        cur.execute("select %s::int as n", (9,), prepare=True)
+    out({"done": True})
+
+
+def connect_error():
+    try:
+        with psycopg.connect(DSN, connect_timeout=10) as conn:
+            conn.execute("select 1")
+        out({"sqlstate": None})
+    except psycopg.OperationalError as e:
+        out({"sqlstate": getattr(e, "sqlstate", None), "message": str(e)})
+
+
+if __name__ == "__main__":
+    globals()[sys.argv[1]]()
