@@ -141,7 +141,8 @@ async fn run_inner(
             }
             StartupPacket::Cancel { pid, secret } => return Ok(Handshake::Cancel { pid, secret }),
             StartupPacket::Startup(params) => {
-                if !stream.is_tls() && !(cfg.allow_plaintext && loopback) {
+                let plaintext_ok = cfg.allow_plaintext && loopback;
+                if !(stream.is_tls() || plaintext_ok) {
                     return Err((HandshakeError::TlsRequired, Some(stream)));
                 }
                 return hello(stream, &params).await;

@@ -7,7 +7,7 @@
 //! that is still sending (and vice versa).
 
 use crate::codec::backend::{error_fields, BackendMessage};
-use crate::codec::frontend::FrontendMessage;
+use crate::codec::frontend::{next_frontend, FrontendMessage};
 use crate::codec::{encode, next_message, CodecError};
 use crate::tracker::Tracker;
 use bytes::{Buf, BytesMut};
@@ -177,7 +177,7 @@ fn scan_client(
 ) -> Result<(usize, bool), CodecError> {
     let mut at = 0;
     let now = now_micros();
-    while let Some(f) = next_message(&buf[at..])? {
+    while let Some(f) = next_frontend(&buf[at..])? {
         let msg = FrontendMessage::parse(f.tag, f.body)?;
         if matches!(msg, FrontendMessage::AuthResponse(_)) {
             return Err(CodecError::UnknownType('p'));

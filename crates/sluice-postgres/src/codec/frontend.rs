@@ -211,6 +211,32 @@ fn parse_bind(body: &[u8]) -> Result<Bind<'_>, CodecError> {
     })
 }
 
+/// Largest length a client message of type `tag` may have: PostgreSQL's own limits (1 GiB for
+/// messages that carry data, 10 000 bytes for control messages). An unknown type is an error
+/// as soon as its first byte arrives, so garbage is refused without waiting for a "body".
+pub fn max_len(tag: u8) -> Result<usize, CodecError> {
+    match tag {
+        b'Q' | b'P' | b'B' | b'F' | b'd' | b'p' => Ok(super::frame::MAX_MESSAGE_LEN),
+        b'E' | b'D' | b'C' | b'S' | b'H' | b'X' | b'c' | b'f' => Ok(10_000),
+        other => Err(CodecError::UnknownType(other as char)),
+    }
+}
+
+/// The first complete client message in `buf`, checking its type and length first.
+pub fn next_frontend(buf: &[u8]) -> Result<Option<super::Frame<'_>>, CodecError> {
+    let Some(&tag) = buf.first() else {
+        return Ok(None);
+    };
+    let max = max_len(tag)?;
+    if buf.len() >= 5 {
+        let len = i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
+        if len < 4 || len as usize > max {
+            return Err(CodecError::Length(len as i64));
+        }
+    }
+    super::next_message(buf)
+}
+
 /// The password in a PasswordMessage body (NUL-terminated).
 pub fn password(body: &[u8]) -> Result<&str, CodecError> {
     Reader::new(body, "PasswordMessage").cstr()
@@ -258,6 +284,13 @@ mod tests {
         assert_eq!((b.portal, b.statement), ("p1", "s1"));
         assert_eq!(b.params, vec![Some(&b"42"[..]), None]);
         assert_eq!(b.result_formats, vec![1]);
+    }
+
+    #[test]
+    fn garbage_is_refused_on_its_first_byte_and_oversized_control_messages_too() {
+        assert_eq!(next_frontend(b"\x01"), Err(CodecError::UnknownType('\u{1}')));
+        assert_eq!(next_frontend(b"S\x00\x01\x00\x00"), Err(CodecError::Length(65536)));
+        assert_eq!(next_frontend(b"Q\x00\x01\x00\x00"), Ok(None));
     }
 
     #[test]

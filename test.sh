@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs the whole sluice test suite on a fresh Debian machine: installs what the tests drive
+# (psql, Python with psycopg 3), makes sure the machine's PostgreSQL is up, then runs every
+# test of the workspace with cargo nextest (cargo test when nextest is absent).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+apt_packages=()
+command -v psql >/dev/null 2>&1 || apt_packages+=(postgresql-client)
+command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-pip)
+command -v cc >/dev/null 2>&1 || apt_packages+=(build-essential)
+if ((${#apt_packages[@]})); then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}"
+fi
+
+if ! python3 -c 'import psycopg' >/dev/null 2>&1; then
+  python3 -m pip install -q 'psycopg[binary]>=3.1' 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages 'psycopg[binary]>=3.1'
+fi
+
+# The tests use the machine's PostgreSQL on 127.0.0.1:5432; start it if it has stopped.
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
+fi
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+else
+  cargo test --workspace --no-fail-fast "$@"
+fi
