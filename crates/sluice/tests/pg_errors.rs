@@ -20,10 +20,15 @@ fn wrong_token_is_28p01_and_audited() {
     let gw = Gateway::start(&common::config(&db, ""));
     let e = refused(&gw, "pg", "slc_not_a_real_token");
     assert_eq!((e.severity.as_str(), e.code.as_str()), ("FATAL", "28P01"));
-    let a = gw.wait_audit("auth failure", |a| a["action"] == "auth.connect" && a["outcome"] == "failure");
+    let a = gw.wait_audit("auth failure", |a| {
+        a["action"] == "auth.connect" && a["outcome"] == "failure"
+    });
     assert_eq!(a["connection"], "pg");
     assert!(a["reason"].as_str().unwrap().contains("unknown token"));
-    assert!(!gw.log().contains("slc_not_a_real_token"), "the presented token is never logged");
+    assert!(
+        !gw.log().contains("slc_not_a_real_token"),
+        "the presented token is never logged"
+    );
     let audit_file = std::fs::read_to_string(gw.data().join("audit.jsonl")).unwrap_or_default();
     assert!(!audit_file.contains("slc_not_a_real_token"));
 }
@@ -33,9 +38,19 @@ fn expired_and_revoked_tokens_are_refused() {
     let db = TestDb::new();
     let gw = Gateway::start(&common::config(&db, ""));
     let name = common::unique("short");
-    let short = gw.cli_ok(&["service-accounts", "create", &name, "--groups", "engineering", "--ttl", "1s"]);
+    let short = gw.cli_ok(&[
+        "service-accounts",
+        "create",
+        &name,
+        "--groups",
+        "engineering",
+        "--ttl",
+        "1s",
+    ]);
     let short = short.trim();
-    let e = common::wait_for("the token to expire", Duration::from_secs(10), || login(gw.pg, "pg", short).err());
+    let e = common::wait_for("the token to expire", Duration::from_secs(10), || {
+        login(gw.pg, "pg", short).err()
+    });
     assert_eq!(e.code, "28P01");
     assert!(e.message.contains("token expired"), "{}", e.message);
 
@@ -67,9 +82,14 @@ fn no_grant_is_42501_and_unknown_connection_is_3d000() {
     let eng = gw.service_account("engineering");
     let e = refused(&gw, "no-such-db", &eng);
     assert_eq!(e.code, "3D000");
-    assert!(e.message.contains("\"no-such-db\" does not exist"), "{}", e.message);
+    assert!(
+        e.message.contains("\"no-such-db\" does not exist"),
+        "{}",
+        e.message
+    );
     gw.wait_audit("no-grant audit", |a| {
-        a["action"] == "auth.connect" && a["reason"].as_str().is_some_and(|r| r.contains("no grant"))
+        a["action"] == "auth.connect"
+            && a["reason"].as_str().is_some_and(|r| r.contains("no grant"))
     });
 }
 
@@ -78,9 +98,30 @@ fn target_down_is_08006_with_the_reason() {
     let db = TestDb::new();
     let gw = Gateway::start(&common::config(&db, ""));
     // A port with nothing listening: bind, note it, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    gw.cli_ok(&["connections", "add", "down", "--type", "postgres", "--host", "127.0.0.1", "--port", &port.to_string()]);
-    gw.cli_ok(&["grants", "add", "--group", "engineering", "--connection", "down"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    gw.cli_ok(&[
+        "connections",
+        "add",
+        "down",
+        "--type",
+        "postgres",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+    ]);
+    gw.cli_ok(&[
+        "grants",
+        "add",
+        "--group",
+        "engineering",
+        "--connection",
+        "down",
+    ]);
     let token = gw.service_account("engineering");
     let e = refused(&gw, "down", &token);
     assert_eq!(e.code, "08006");
@@ -110,23 +151,34 @@ fn malformed_startup_and_garbage_after_startup_leave_other_sessions_unharmed() {
     // 2. A well-framed startup with an unknown protocol version.
     let mut s = raw::connect(gw.pg);
     s.write_all(&[0, 0, 0, 8, 0, 9, 0, 0]).unwrap();
-    assert_eq!(raw::read_error(&mut s).expect("an error response").code, "08P01");
+    assert_eq!(
+        raw::read_error(&mut s).expect("an error response").code,
+        "08P01"
+    );
 
     // 3. Garbage after a successful startup.
     let mut s = login(gw.pg, "pg", &token).expect("login");
-    s.write_all(b"\x01\x02garbage that is not a message").unwrap();
+    s.write_all(b"\x01\x02garbage that is not a message")
+        .unwrap();
     let e = raw::read_error(&mut s).expect("an error response");
     assert_eq!((e.severity.as_str(), e.code.as_str()), ("FATAL", "08P01"));
     assert!(raw::closed(&mut s));
 
     gw.wait_audit("malformed-startup audit", |a| {
-        a["action"] == "auth.connect" && a["reason"].as_str().is_some_and(|r| r.contains("malformed startup"))
+        a["action"] == "auth.connect"
+            && a["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("malformed startup"))
     });
-    let ended = common::wait_for("the garbage session to be recorded as ended", Duration::from_secs(10), || {
-        gw.sessions()
-            .into_iter()
-            .find(|s| s["end_reason"] == "client_protocol_error")
-    });
+    let ended = common::wait_for(
+        "the garbage session to be recorded as ended",
+        Duration::from_secs(10),
+        || {
+            gw.sessions()
+                .into_iter()
+                .find(|s| s["end_reason"] == "client_protocol_error")
+        },
+    );
     let events = gw.events(ended["id"].as_str().unwrap());
     assert_eq!(events.last().unwrap()["reason"], "client_protocol_error");
 
@@ -139,7 +191,11 @@ fn invalid_config_is_refused_with_file_and_line() {
     let dir = std::env::temp_dir().join(common::unique("badcfg"));
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("bad.yaml");
-    std::fs::write(&cfg, "listeners:\n  postgres:\n    address: 127.0.0.1:0\n    alow_plaintext: true\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "listeners:\n  postgres:\n    address: 127.0.0.1:0\n    alow_plaintext: true\n",
+    )
+    .unwrap();
     let out = std::process::Command::new(common::bin())
         .args(["gateway", "--config"])
         .arg(&cfg)

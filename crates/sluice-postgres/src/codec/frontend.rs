@@ -288,8 +288,14 @@ mod tests {
 
     #[test]
     fn garbage_is_refused_on_its_first_byte_and_oversized_control_messages_too() {
-        assert_eq!(next_frontend(b"\x01"), Err(CodecError::UnknownType('\u{1}')));
-        assert_eq!(next_frontend(b"S\x00\x01\x00\x00"), Err(CodecError::Length(65536)));
+        assert_eq!(
+            next_frontend(b"\x01"),
+            Err(CodecError::UnknownType('\u{1}'))
+        );
+        assert_eq!(
+            next_frontend(b"S\x00\x01\x00\x00"),
+            Err(CodecError::Length(65536))
+        );
         assert_eq!(next_frontend(b"Q\x00\x01\x00\x00"), Ok(None));
     }
 
