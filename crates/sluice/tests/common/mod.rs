@@ -145,7 +145,7 @@ impl Gateway {
     pub fn start_in(dir: PathBuf, config_yaml: &str) -> Gateway {
         let cfg = dir.join("config.yaml");
         std::fs::write(&cfg, config_yaml).unwrap();
-        let _ = std::fs::remove_file(dir.join("listeners.json"));
+        let _ = std::fs::remove_file(dir.join("data/listeners.json"));
         let log = std::fs::File::create(dir.join("gateway.log")).unwrap();
         let mut child = Command::new(bin())
             .args(["gateway", "--config"])
@@ -310,6 +310,21 @@ impl Gateway {
         self.child.wait().unwrap()
     }
 
+    /// Stops (SIGTERM, or SIGKILL when `crash`) and starts again on the same data dir.
+    pub fn restart(mut self, config_yaml: &str, crash: bool) -> Gateway {
+        if crash {
+            self.crash();
+        } else {
+            assert!(
+                self.stop().success(),
+                "the gateway exits cleanly on SIGTERM"
+            );
+        }
+        let dir = std::mem::take(&mut self.dir);
+        drop(self);
+        Gateway::start_in(dir, config_yaml)
+    }
+
     /// Kills the gateway with SIGKILL (a crash).
     pub fn crash(&mut self) {
         let _ = self.child.kill();
@@ -325,7 +340,7 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if !std::thread::panicking() {
+        if !std::thread::panicking() && !self.dir.as_os_str().is_empty() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
