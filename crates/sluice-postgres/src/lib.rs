@@ -13,6 +13,7 @@
 //! - [`cancel`]: CancelRequest routing to the right target backend.
 //! - [`listener`]: the accept loop that ties them together.
 
+pub mod buffer;
 pub mod cancel;
 pub mod codec;
 pub mod handshake;

@@ -6,11 +6,12 @@
 //! The pumps run concurrently so a target that is busy sending can never block a client
 //! that is still sending (and vice versa).
 
+use crate::buffer::ReadBuffer;
 use crate::codec::backend::{error_fields, BackendMessage};
 use crate::codec::frontend::{next_frontend, FrontendMessage};
 use crate::codec::{encode, next_message, CodecError};
 use crate::tracker::Tracker;
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use sluice_core::time::now_micros;
 use sluice_core::{EndReason, SessionEvent};
 use sluice_pipeline::{Durable, Recorder};
@@ -18,8 +19,10 @@ use std::sync::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
-const CLIENT_READ: usize = 16 * 1024;
-const SERVER_READ: usize = 64 * 1024;
+/// Read sizes: small while idle, growing while data streams.
+const MIN_READ: usize = 4 * 1024;
+const MAX_CLIENT_READ: usize = 64 * 1024;
+const MAX_SERVER_READ: usize = 128 * 1024;
 
 /// What the two pumps share: the tracker and the recorder.
 pub struct SessionState {
@@ -109,18 +112,18 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buf = BytesMut::with_capacity(CLIENT_READ);
+    let mut rb = ReadBuffer::new(MIN_READ, MAX_CLIENT_READ);
     let mut events = Vec::new();
     let mut durables = Vec::new();
     loop {
-        buf.reserve(CLIENT_READ);
-        match client.read_buf(&mut buf).await {
+        match client.read_buf(rb.prepare()).await {
             Ok(0) => return RelayEnd::new(EndReason::ClientDisconnected),
-            Ok(_) => {}
+            Ok(n) => rb.observe(n),
             Err(e) => {
                 return RelayEnd::with(EndReason::ClientDisconnected, e.to_string(), None);
             }
         }
+        let buf = rb.bytes();
         let scanned = {
             let Ok(mut st) = state.lock() else {
                 return RelayEnd::with(EndReason::GatewayError, "state lock poisoned".into(), None);
@@ -153,14 +156,14 @@ where
             }
         }
         if complete > 0 {
-            if let Err(e) = server.write_all(&buf[..complete]).await {
+            if let Err(e) = server.write_all(&rb.bytes()[..complete]).await {
                 return RelayEnd::with(
                     EndReason::TargetError,
                     e.to_string(),
                     Some(("08006", format!("connection to target lost: {e}"))),
                 );
             }
-            buf.advance(complete);
+            rb.consume(complete);
         }
         if quit {
             return RelayEnd::new(EndReason::ClientQuit);
@@ -200,17 +203,20 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buf = BytesMut::with_capacity(SERVER_READ);
+    let mut rb = ReadBuffer::new(MIN_READ, MAX_SERVER_READ);
     let mut events = Vec::new();
     let mut durables = Vec::new();
     let mut fatal_seen = false;
     loop {
-        buf.reserve(SERVER_READ);
-        let closed = match server.read_buf(&mut buf).await {
+        let closed = match server.read_buf(rb.prepare()).await {
             Ok(0) => Some("target closed the connection".to_string()),
-            Ok(_) => None,
+            Ok(n) => {
+                rb.observe(n);
+                None
+            }
             Err(e) => Some(format!("target connection failed: {e}")),
         };
+        let buf = rb.bytes();
         if let Some(detail) = closed {
             let tell = (!fatal_seen).then(|| ("08006", format!("sluice: {detail}")));
             return RelayEnd::with(EndReason::TargetClosed, detail, tell);
@@ -236,14 +242,14 @@ where
             }
         };
         if complete > 0 {
-            let written = match client.write_all(&buf[..complete]).await {
+            let written = match client.write_all(&rb.bytes()[..complete]).await {
                 Ok(()) => client.flush().await,
                 Err(e) => Err(e),
             };
             if let Err(e) = written {
                 return RelayEnd::with(EndReason::ClientDisconnected, e.to_string(), None);
             }
-            buf.advance(complete);
+            rb.consume(complete);
         }
     }
 }
