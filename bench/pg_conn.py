@@ -1,18 +1,16 @@
 #!/usr/bin/env python3
-"""Connection-level measurements for bench/pg.sh (psycopg 3).
+"""Connection-level measurements for bench/pg.sh (psycopg 3). Prints human-readable reports.
 
   pg_conn.py setup N LABEL=DSN [LABEL=DSN ...]
       For each DSN, N sequential times: connect + `SELECT 1` + close, timed with
-      time.perf_counter. Prints one JSON object per DSN: {"label", "n", "p50_ms", "p95_ms",
-      "mean_ms"} (or {"label", "error"}). Labels run interleaved (round-robin) so drift in
-      machine load hits all of them alike; one untimed warm-up connection each first.
+      time.perf_counter. Labels run interleaved (round-robin) so drifts in machine load hit all
+      alike; one untimed warm-up connection each first. Prints p50/p95/mean per label and, for
+      labels "sluice/MODE" and "direct/MODE", sluice's added p50/p95.
 
-  pg_conn.py idle PID N DSN
+  pg_conn.py idle PID N DSN [NOTE]
       Reads VmRSS of PID, opens up to N sessions through DSN (each runs `SELECT 1`, then
-      idles), waits for the RSS to settle, reads VmRSS again, closes everything. Prints
-      {"requested", "opened", "rss_before_kb", "rss_after_kb", "error"}.
+      idles), waits for the RSS to settle, reads VmRSS again, closes everything, prints both.
 """
-import json
 import sys
 import time
 
@@ -38,67 +36,86 @@ def one_connect(dsn):
 
 
 def pct(sorted_vals, p):
-    # nearest-rank percentile
-    k = max(0, min(len(sorted_vals) - 1, int(round(p / 100.0 * len(sorted_vals) + 0.5)) - 1))
-    return sorted_vals[k]
+    """Nearest-rank percentile of an ascending list."""
+    k = -(-len(sorted_vals) * p // 100)  # ceil(n * p / 100)
+    return sorted_vals[max(0, min(len(sorted_vals), k) - 1)]
+
+
+def describe(e):
+    return f"{type(e).__name__}: {str(e).strip()}"
 
 
 def setup(n, pairs):
     targets = []
     for pair in pairs:
         label, dsn = pair.split("=", 1)
-        targets.append({"label": label, "dsn": dsn, "times": [], "error": None})
+        targets.append({"label": label, "dsn": dsn, "ms": [], "error": None})
     for t in targets:
         try:
             one_connect(t["dsn"])
-        except Exception as e:  # noqa: BLE001 - report and carry on with the others
-            t["error"] = f"{type(e).__name__}: {e}".strip()
+        except Exception as e:  # noqa: BLE001 - report it and carry on with the others
+            t["error"] = describe(e)
     for _ in range(n):
         for t in targets:
-            if t["error"]:
-                continue
-            try:
-                t["times"].append(one_connect(t["dsn"]))
-            except Exception as e:  # noqa: BLE001
-                t["error"] = f"{type(e).__name__}: {e}".strip()
+            if t["error"] is None:
+                try:
+                    t["ms"].append(one_connect(t["dsn"]) * 1000.0)
+                except Exception as e:  # noqa: BLE001
+                    t["error"] = describe(e)
+    stats = {}
+    print(f"{'target':<18}{'n':>6}{'p50 ms':>10}{'p95 ms':>10}{'mean ms':>10}")
     for t in targets:
-        if t["error"] or not t["times"]:
-            print(json.dumps({"label": t["label"], "error": t["error"] or "no samples"}), flush=True)
+        if t["error"] is not None or not t["ms"]:
+            print(f"{t['label']:<18}  error: {t['error'] or 'no samples'}")
             continue
-        ms = sorted(x * 1000.0 for x in t["times"])
-        print(json.dumps({
-            "label": t["label"], "n": len(ms),
-            "p50_ms": round(pct(ms, 50), 3), "p95_ms": round(pct(ms, 95), 3),
-            "mean_ms": round(sum(ms) / len(ms), 3),
-        }), flush=True)
+        ms = sorted(t["ms"])
+        s = stats[t["label"]] = {"p50": pct(ms, 50), "p95": pct(ms, 95), "mean": sum(ms) / len(ms)}
+        print(f"{t['label']:<18}{len(ms):>6}{s['p50']:>10.3f}{s['p95']:>10.3f}{s['mean']:>10.3f}")
+    for mode in ("tls", "plain"):
+        d, s = stats.get("direct/" + mode), stats.get("sluice/" + mode)
+        if d and s:
+            print(f"sluice added p50 ({mode}): {s['p50'] - d['p50']:+.3f} ms"
+                  f"   (p95: {s['p95'] - d['p95']:+.3f} ms)   vs direct")
+        else:
+            print(f"sluice added p50 ({mode}): n/a")
 
 
-def idle(pid, n, dsn):
+def idle(pid, n, dsn, note):
     before = rss_kb(pid)
     conns, error = [], None
+    t0 = time.perf_counter()
     try:
         for _ in range(n):
             c = psycopg.connect(dsn, autocommit=True)
             conns.append(c)
             c.execute("SELECT 1").fetchone()
     except Exception as e:  # noqa: BLE001
-        error = f"{type(e).__name__}: {e}".strip()
-    # let the gateway settle (allocator, buffered recorder flushes), take the max of a few reads
-    time.sleep(2.0)
-    after = max(rss_kb(pid) for _ in range(3) if time.sleep(0.2) is None)
+        error = describe(e)
+    opened_in = time.perf_counter() - t0
+    time.sleep(2.0)  # let the gateway settle (buffered recorder flushes, allocator)
+    samples = []
+    for _ in range(3):
+        samples.append(rss_kb(pid))
+        time.sleep(0.2)
+    after = max(samples)
     for c in conns:
         try:
             c.close()
         except Exception:  # noqa: BLE001
             pass
-    print(json.dumps({"requested": n, "opened": len(conns), "rss_before_kb": before,
-                      "rss_after_kb": after, "error": error}), flush=True)
+    per = (after - before) / max(len(conns), 1)
+    print(f"VmRSS {before / 1024:.1f} MiB before -> {after / 1024:.1f} MiB with {len(conns)} of {n} "
+          f"idle sessions open ({per:+.1f} KiB per session; opened in {opened_in:.1f} s)")
+    if note:
+        print(f"note: {note}")
+    if error:
+        print(f"stopped early: {error}")
 
 
 if __name__ == "__main__":
     if len(sys.argv) >= 4 and sys.argv[1] == "setup":
         setup(int(sys.argv[2]), sys.argv[3:])
-    elif len(sys.argv) == 5 and sys.argv[1] == "idle":
-        idle(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+    elif len(sys.argv) in (5, 6) and sys.argv[1] == "idle":
+        idle(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5] if len(sys.argv) == 6 else "")
     else:
         sys.exit(__doc__)

@@ -127,14 +127,14 @@ async fn run_inner(
                     return Err((e.into(), None));
                 }
             }
-            StartupPacket::SslRequest if !stream.is_tls() && !ssl_asked => {
+            StartupPacket::SslRequest if !ssl_asked => {
                 ssl_asked = true;
-                let ClientStream::Plain(tcp) = stream else {
-                    unreachable!("checked above: the stream is plaintext")
+                stream = match stream {
+                    ClientStream::Plain(tcp) => negotiate(tcp, cfg.tls.as_ref())
+                        .await
+                        .map_err(|e| (e, None))?,
+                    tls => return Err((CodecError::Malformed("startup").into(), Some(tls))),
                 };
-                stream = negotiate(tcp, cfg.tls.as_ref())
-                    .await
-                    .map_err(|e| (e, None))?;
             }
             StartupPacket::SslRequest | StartupPacket::GssEncRequest => {
                 return Err((CodecError::Malformed("startup").into(), Some(stream)))

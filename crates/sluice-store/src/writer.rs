@@ -167,25 +167,32 @@ fn run(
     }
 }
 
+/// Attempts at committing one batch before it is given up (with a loud error).
+const COMMIT_ATTEMPTS: u32 = 50;
+/// Pause between attempts (the disk may be full or the database locked for a moment).
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
 fn commit(conn: &mut Connection, audit: Option<&mut BufWriter<File>>, batch: &mut Vec<Msg>) {
     if batch.is_empty() {
         return;
     }
     let mut lines = String::new();
-    let result = (|| -> Result<(), StoreError> {
-        let tx = conn.transaction()?;
-        for msg in batch.iter() {
-            if let Some(op) = &msg.op {
-                apply(&tx, op, &mut lines)?;
+    let mut attempt = 1;
+    loop {
+        lines.clear();
+        match write_batch(conn, batch, &mut lines) {
+            Ok(()) => break,
+            Err(e) if attempt < COMMIT_ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "recording batch failed to commit; retrying");
+                attempt += 1;
+                std::thread::sleep(RETRY_PAUSE);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, ops = batch.len(), "recording batch lost after retries");
+                batch.clear();
+                return;
             }
         }
-        tx.commit()?;
-        Ok(())
-    })();
-    if let Err(e) = result {
-        tracing::error!(error = %e, ops = batch.len(), "recording batch failed to commit");
-        batch.clear();
-        return;
     }
     if let Some(f) = audit {
         if let Err(e) = f.write_all(lines.as_bytes()).and_then(|_| f.flush()) {
@@ -197,6 +204,18 @@ fn commit(conn: &mut Connection, audit: Option<&mut BufWriter<File>>, batch: &mu
             let _ = ack.send(());
         }
     }
+}
+
+/// Applies the whole batch in one transaction (rolled back on any error).
+fn write_batch(conn: &mut Connection, batch: &[Msg], lines: &mut String) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    for msg in batch {
+        if let Some(op) = &msg.op {
+            apply(&tx, op, lines)?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 fn apply(tx: &Connection, op: &WriteOp, audit_lines: &mut String) -> Result<(), StoreError> {
