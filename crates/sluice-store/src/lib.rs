@@ -43,6 +43,9 @@ pub enum StoreError {
     /// The named object does not exist.
     #[error("{0} not found")]
     NotFound(String),
+    /// A stored record cannot be decoded.
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
     /// The object already exists.
     #[error("{0} already exists")]
     Conflict(String),

@@ -127,22 +127,44 @@ pub fn get_session(conn: &Connection, id: &str) -> Result<SessionRow, StoreError
     with_groups(row.ok_or_else(|| StoreError::NotFound(format!("session {id:?}")))?)
 }
 
+/// Appends `e` to a chunk body as one line: `seq \t ts_us \t kind \t hash \t json`.
+/// JSON text has no raw tab or newline, so the line splits unambiguously.
+pub fn encode_line(body: &mut String, e: &EventRow) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        body,
+        "{}\t{}\t{}\t{}\t{}",
+        e.seq, e.ts_us, e.kind, e.hash, e.data_json
+    );
+}
+
+fn decode_line(session_id: &str, line: &str) -> Option<EventRow> {
+    let mut f = line.splitn(5, '\t');
+    Some(EventRow {
+        session_id: session_id.to_string(),
+        seq: f.next()?.parse().ok()?,
+        ts_us: f.next()?.parse().ok()?,
+        kind: f.next()?.to_string(),
+        hash: f.next()?.to_string(),
+        data_json: f.next()?.to_string(),
+    })
+}
+
 /// A session's events in order.
 pub fn events(conn: &Connection, session_id: &str) -> Result<Vec<EventRow>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT seq, ts_us, kind, data_json, hash FROM events WHERE session_id = ?1 ORDER BY seq",
-    )?;
-    let rows = stmt.query_map([session_id], |r| {
-        Ok(EventRow {
-            session_id: session_id.to_string(),
-            seq: r.get::<_, i64>(0)? as u64,
-            ts_us: r.get(1)?,
-            kind: r.get(2)?,
-            data_json: r.get(3)?,
-            hash: r.get(4)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut stmt =
+        conn.prepare("SELECT body FROM event_chunks WHERE session_id = ?1 ORDER BY first_seq")?;
+    let bodies = stmt.query_map([session_id], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for body in bodies {
+        for line in body?.lines() {
+            let row = decode_line(session_id, line).ok_or_else(|| {
+                StoreError::Corrupt(format!("undecodable event line in session {session_id}"))
+            })?;
+            out.push(row);
+        }
+    }
+    Ok(out)
 }
 
 /// The newest `limit` audit events, oldest first.

@@ -47,15 +47,15 @@ CREATE TABLE sessions (
     final_hash    TEXT
 );
 CREATE INDEX sessions_started ON sessions(started_us);
-CREATE TABLE events (
+-- A session's events, stored in chunks: one row per session per commit, holding
+-- consecutive events as lines of `seq \t ts_us \t kind \t hash \t event-json`.
+CREATE TABLE event_chunks (
     session_id  TEXT NOT NULL,
-    seq         INTEGER NOT NULL,
-    ts_us       INTEGER NOT NULL,
-    kind        TEXT NOT NULL,
-    data_json   TEXT NOT NULL,
-    hash        TEXT NOT NULL,
-    PRIMARY KEY (session_id, seq)
-) WITHOUT ROWID;
+    first_seq   INTEGER NOT NULL,
+    last_seq    INTEGER NOT NULL,
+    body        TEXT NOT NULL
+);
+CREATE UNIQUE INDEX event_chunks_session ON event_chunks(session_id, first_seq);
 CREATE TABLE audit (
     id          TEXT PRIMARY KEY,
     ts_us       INTEGER NOT NULL,

@@ -11,7 +11,7 @@ use sluice_core::AuditEvent;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -58,10 +58,13 @@ struct Msg {
 /// Largest number of operations committed in one transaction.
 const MAX_BATCH: usize = 4096;
 
-/// Sending side of the writer; cheap to clone. Sending never blocks.
+/// Sending side of the writer; cheap to clone. Sending never blocks, and a plain `send` does
+/// not wake the writer while it waits out its batching window (only the first operation of a
+/// batch and acknowledged operations do), so recording costs no context switch per event.
 #[derive(Clone)]
 pub struct RecordWriter {
     tx: mpsc::Sender<Msg>,
+    thread: std::thread::Thread,
 }
 
 impl RecordWriter {
@@ -83,7 +86,8 @@ impl RecordWriter {
         let handle = std::thread::Builder::new()
             .name("sluice-recorder".into())
             .spawn(move || run(conn, audit, rx, max_delay))?;
-        Ok((RecordWriter { tx }, handle))
+        let thread = handle.thread().clone();
+        Ok((RecordWriter { tx, thread }, handle))
     }
 
     /// Queues `op`; it is committed within the batching window.
@@ -109,6 +113,7 @@ impl RecordWriter {
                 ack: Some(ack),
             })
             .map_err(|_| StoreError::Task)?;
+        self.thread.unpark();
         Ok(done)
     }
 
@@ -121,6 +126,7 @@ impl RecordWriter {
                 ack: Some(ack),
             })
             .map_err(|_| StoreError::Task)?;
+        self.thread.unpark();
         done.await.map_err(|_| StoreError::Task)
     }
 }
@@ -132,38 +138,43 @@ fn run(
     max_delay: Duration,
 ) {
     let mut batch: Vec<Msg> = Vec::with_capacity(256);
-    let mut deadline: Option<Instant> = None;
     loop {
-        let received = match deadline {
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
-        };
-        match received {
-            Ok(msg) => {
-                let mut urgent = msg.ack.is_some();
-                batch.push(msg);
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(m) => {
-                            urgent |= m.ack.is_some();
-                            batch.push(m);
+        // Sleep until there is work; the first operation of a batch wakes us.
+        match rx.recv() {
+            Ok(first) => batch.push(first),
+            Err(_) => return,
+        }
+        let deadline = Instant::now() + max_delay;
+        let mut urgent = batch[0].ack.is_some();
+        let mut closed = false;
+        loop {
+            loop {
+                match rx.try_recv() {
+                    Ok(m) => {
+                        urgent |= m.ack.is_some();
+                        batch.push(m);
+                        if batch.len() >= MAX_BATCH {
+                            break;
                         }
-                        Err(_) => break,
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        closed = true;
+                        break;
                     }
                 }
-                let d = *deadline.get_or_insert_with(|| Instant::now() + max_delay);
-                if !urgent && batch.len() < MAX_BATCH && Instant::now() < d {
-                    continue;
-                }
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                commit(&mut conn, audit.as_mut(), &mut batch);
-                return;
+            let now = Instant::now();
+            if urgent || closed || batch.len() >= MAX_BATCH || now >= deadline {
+                break;
             }
+            // Senders of acknowledged operations unpark us; plain sends do not.
+            std::thread::park_timeout(deadline - now);
         }
         commit(&mut conn, audit.as_mut(), &mut batch);
-        deadline = None;
+        if closed {
+            return;
+        }
     }
 }
 
@@ -206,16 +217,62 @@ fn commit(conn: &mut Connection, audit: Option<&mut BufWriter<File>>, batch: &mu
     }
 }
 
-/// Applies the whole batch in one transaction (rolled back on any error).
+/// Applies the whole batch in one transaction (rolled back on any error). A session's events
+/// in the batch become one chunk row, so the cost per event is a line, not a B-tree insert.
 fn write_batch(conn: &mut Connection, batch: &[Msg], lines: &mut String) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
+    let mut chunks: Vec<Chunk<'_>> = Vec::new();
     for msg in batch {
-        if let Some(op) = &msg.op {
-            apply(&tx, op, lines)?;
+        match &msg.op {
+            Some(WriteOp::Event(e)) => add_to_chunk(&mut chunks, e),
+            Some(op) => apply(&tx, op, lines)?,
+            None => {}
         }
     }
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO event_chunks (session_id, first_seq, last_seq, body) VALUES (?1,?2,?3,?4)",
+    )?;
+    for c in &chunks {
+        insert.execute(params![
+            c.session_id,
+            c.first_seq as i64,
+            c.last_seq as i64,
+            c.body
+        ])?;
+    }
+    drop(insert);
     tx.commit()?;
     Ok(())
+}
+
+/// Consecutive events of one session, about to be stored as one row.
+struct Chunk<'a> {
+    session_id: &'a str,
+    first_seq: u64,
+    last_seq: u64,
+    body: String,
+}
+
+fn add_to_chunk<'a>(chunks: &mut Vec<Chunk<'a>>, e: &'a EventRow) {
+    let chunk = match chunks
+        .iter_mut()
+        .rev()
+        .find(|c| c.session_id == e.session_id && c.last_seq + 1 == e.seq)
+    {
+        Some(c) => c,
+        None => {
+            chunks.push(Chunk {
+                session_id: &e.session_id,
+                first_seq: e.seq,
+                last_seq: e.seq,
+                body: String::with_capacity(e.data_json.len() + 128),
+            });
+            let last = chunks.len() - 1;
+            &mut chunks[last]
+        }
+    };
+    chunk.last_seq = e.seq;
+    crate::recordings::encode_line(&mut chunk.body, e);
 }
 
 fn apply(tx: &Connection, op: &WriteOp, audit_lines: &mut String) -> Result<(), StoreError> {
@@ -238,20 +295,7 @@ fn apply(tx: &Connection, op: &WriteOp, audit_lines: &mut String) -> Result<(), 
                 s.started_us
             ])?;
         }
-        WriteOp::Event(e) => {
-            tx.prepare_cached(
-                "INSERT INTO events (session_id, seq, ts_us, kind, data_json, hash)
-                 VALUES (?1,?2,?3,?4,?5,?6)",
-            )?
-            .execute(params![
-                e.session_id,
-                e.seq as i64,
-                e.ts_us,
-                e.kind,
-                e.data_json,
-                e.hash
-            ])?;
-        }
+        WriteOp::Event(_) => {}
         WriteOp::SessionEnd {
             id,
             ended_us,
@@ -296,7 +340,7 @@ mod tests {
 
     fn count(path: &Path) -> i64 {
         let c = schema::open_existing(path).unwrap();
-        c.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap()
+        crate::recordings::events(&c, "s").unwrap().len() as i64
     }
 
     #[tokio::test]
