@@ -19,17 +19,26 @@
 #   2. Connection setup: p50/p95 of connect + `SELECT 1` + close over BENCH_CONNECTS (200)
 #      sequential connections, direct vs pgbouncer vs sluice, tls and plain, measured with
 #      psycopg and time.perf_counter; prints sluice's added p50 over direct.
-#   3. Gateway memory: sluice's VmRSS before and while holding 1,000 idle TLS sessions — or,
-#      when PostgreSQL's max_connections is lower (every sluice session holds a server
-#      connection), as many as the server has free minus 10; the report says which.
+#   3. Gateway memory: sluice's VmRSS before and while holding 1,000 idle TLS sessions, each
+#      having run `SELECT 1`, measured (not projected). Every sluice session holds one server
+#      connection and the shared server allows only 100, so the script starts a private
+#      PostgreSQL 15 cluster of its own (initdb in the work dir, run as the postgres user,
+#      max_connections = max(1100, sessions + 100), fsync off) and the gateway gets a second
+#      connection, `idle`, to it; the cluster is stopped right after this phase. If that
+#      cluster cannot start, the phase falls back to the shared server with as many sessions
+#      as it has free minus 10; the report says which server was used and why.
 #
 # Run:  bench/pg.sh               (as root: installs pgbouncer with apt if absent)
 # Knobs (environment): BENCH_SECONDS (20, per pgbench run), BENCH_SCALE (10),
-#   BENCH_CONNECTS (200), BENCH_IDLE_SESSIONS (1000), BENCH_KEEP=1 keeps the work dir (logs).
+#   BENCH_CONNECTS (200), BENCH_IDLE_SESSIONS (1000), BENCH_KEEP=1 keeps the work dir (logs),
+#   BENCH_ONLY=idle runs only item 3 (no pgbench data, pgbouncer or other measurements),
+#   BENCH_PG_BIN (/usr/lib/postgresql/15/bin: initdb and pg_ctl for the private cluster).
 # Needs: psql, pgbench, python3 (psycopg 3 is pip-installed if missing), openssl, cargo,
-#   PostgreSQL at 127.0.0.1:5432 with trust auth for `postgres`.
-# All ports are picked free at run time; every process and the temp database are removed on
-# exit. Runtime is about 18 × BENCH_SECONDS plus ~1 min (plus a release build if needed).
+#   PostgreSQL at 127.0.0.1:5432 with trust auth for `postgres`; for item 3, root, a
+#   `postgres` OS user and PostgreSQL 15 server binaries (~1,000 backends: a few GiB of RAM).
+# All ports are picked free at run time; every process, the private cluster and the temp
+# database are removed on exit. Runtime is about 18 × BENCH_SECONDS plus ~1 min (plus a
+# release build if needed); BENCH_ONLY=idle takes well under a minute after the build.
 # The clients (pgbench/psycopg), the proxies and PostgreSQL share this machine's cores, so read
 # the numbers as relative costs, not absolute capacity.
 set -euo pipefail
@@ -40,6 +49,8 @@ RUN_SECONDS=${BENCH_SECONDS:-20}
 SCALE=${BENCH_SCALE:-10}
 CONNECTS=${BENCH_CONNECTS:-200}
 IDLE_WANTED=${BENCH_IDLE_SESSIONS:-1000}
+ONLY=${BENCH_ONLY:-}
+PG_BIN=${BENCH_PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_HOST=127.0.0.1
 PG_PORT=5432
 DB=sluice_bench_$$
@@ -55,6 +66,11 @@ SLUICE_TOKEN=""
 PGB_PORT_PLAIN=""
 PGB_PORT_TLS=""
 DIRECT_TLS=0
+IDLE_PG_DIR=""     # private cluster for the idle-session phase (empty: not started)
+IDLE_PG_PORT=""
+IDLE_PG_MAX=$((IDLE_WANTED + 100 > 1100 ? IDLE_WANTED + 100 : 1100))
+IDLE_PG_OK=0
+IDLE_PG_WHY="not started"   # why the private cluster is not in use, for the report
 
 declare -A TPS=() LAT=()
 
@@ -68,6 +84,10 @@ die() { printf '[pg.sh] ERROR: %s\n' "$*" >&2; exit 1; }
 
 admin_psql() { # admin_psql DBNAME SQL  — as postgres, straight to the server
   psql -X -q -w -v ON_ERROR_STOP=1 -h "$PG_HOST" -p "$PG_PORT" -U postgres -d "$1" -tAc "$2"
+}
+
+idle_psql() { # idle_psql SQL  — as postgres, straight to the private cluster
+  psql -X -q -w -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$IDLE_PG_PORT" -U postgres -d postgres -tAc "$1"
 }
 
 free_port() {
@@ -93,6 +113,7 @@ cleanup() {
     kill -9 "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
   done
+  stop_private_pg
   if ((DB_CREATED)); then
     admin_psql test "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 ||
       warn "could not drop database $DB"
@@ -136,6 +157,12 @@ check_prereqs() {
 # Phase 2: fresh pgbench database
 # ---------------------------------------------------------------------------------------------
 prepare_db() {
+  if [[ $ONLY == idle ]]; then             # only the gateway's `bench` connection needs it
+    log "creating database $DB (empty: BENCH_ONLY=idle)"
+    admin_psql test "CREATE DATABASE $DB" >/dev/null
+    DB_CREATED=1
+    return 0
+  fi
   log "creating database $DB and running pgbench -i -s $SCALE"
   admin_psql test "CREATE DATABASE $DB" >/dev/null
   DB_CREATED=1
@@ -198,6 +225,56 @@ start_pgbouncers() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Phase 3b: private PostgreSQL cluster for the idle-session phase (the shared server allows only
+# 100 connections); failures here only make that phase fall back to the shared server
+# ---------------------------------------------------------------------------------------------
+start_private_pg() {
+  local dir=$WORK/idle-pg
+  if [[ ! -x $PG_BIN/initdb || ! -x $PG_BIN/pg_ctl ]]; then
+    IDLE_PG_WHY="no initdb/pg_ctl in $PG_BIN"
+  elif ((EUID != 0)) || ! id postgres >/dev/null 2>&1; then
+    IDLE_PG_WHY="needs root and a postgres OS user (PostgreSQL refuses to run as root)"
+  fi
+  if [[ $IDLE_PG_WHY != "not started" ]]; then
+    warn "private PostgreSQL cluster not started: $IDLE_PG_WHY"
+    return 0
+  fi
+  chmod 0711 "$WORK"                      # the cluster runs as postgres
+  mkdir -p "$dir"
+  chown postgres: "$dir"
+  IDLE_PG_PORT=$(free_port)
+  log "starting a private PostgreSQL cluster (max_connections=$IDLE_PG_MAX) on 127.0.0.1:$IDLE_PG_PORT"
+  # cd: the postgres user may not be able to read the caller's working directory.
+  if ! (cd "$dir" && runuser -u postgres -- "$PG_BIN/initdb" -D "$dir/data" -A trust -U postgres     --no-sync) >"$dir/initdb.log" 2>&1; then
+    tail -20 "$dir/initdb.log" >&2
+    IDLE_PG_WHY="initdb failed"
+    warn "private PostgreSQL cluster: $IDLE_PG_WHY"
+    return 0
+  fi
+  IDLE_PG_DIR=$dir
+  if ! (cd "$dir" && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60     -o "-p $IDLE_PG_PORT -k $dir -c listen_addresses=127.0.0.1 -c max_connections=$IDLE_PG_MAX -c shared_buffers=32MB -c fsync=off"     start) >"$dir/pg_ctl.log" 2>&1 || ! idle_psql 'select 1' >/dev/null 2>&1; then
+    tail -20 "$dir/pg_ctl.log" "$dir/log" >&2 2>/dev/null
+    IDLE_PG_WHY="the server did not start (max_connections=$IDLE_PG_MAX)"
+    warn "private PostgreSQL cluster: $IDLE_PG_WHY"
+    stop_private_pg
+    return 0
+  fi
+  IDLE_PG_OK=1
+  log "private PostgreSQL $(idle_psql 'show server_version') up, data in $dir/data"
+}
+
+stop_private_pg() { # idempotent; also called from cleanup
+  [[ -n $IDLE_PG_DIR ]] || return 0
+  if [[ -f $IDLE_PG_DIR/data/postmaster.pid ]]; then
+    (cd "$IDLE_PG_DIR" && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$IDLE_PG_DIR/data" -m immediate -w       stop) >>"$IDLE_PG_DIR/pg_ctl.log" 2>&1 || warn "could not stop the private PostgreSQL cluster in $IDLE_PG_DIR"
+  fi
+  # Keep the server log with BENCH_KEEP; the data directory (~40 MB) always goes.
+  rm -rf "$IDLE_PG_DIR/data"
+  IDLE_PG_DIR=""
+  IDLE_PG_OK=0
+}
+
+# ---------------------------------------------------------------------------------------------
 # Phase 4: sluice (release build), recording buffered; failures here only blank its columns
 # ---------------------------------------------------------------------------------------------
 start_sluice() {
@@ -209,6 +286,21 @@ start_sluice() {
     return 0
   fi
   mkdir -p "$data"
+  # A second connection, `idle`, to the private cluster when it is up (idle-session phase); both
+  # are granted to the bench service account's group, so one token reaches either.
+  local idle_conn="" idle_grant=""
+  if ((IDLE_PG_OK)); then
+    idle_conn="
+  - name: idle
+    type: postgres
+    host: 127.0.0.1
+    port: $IDLE_PG_PORT
+    database: postgres
+    username: postgres"
+    idle_grant="
+  - group: engineering
+    connection: idle"
+  fi
   cat >"$WORK/sluice.yaml" <<EOF
 listeners:
   postgres:
@@ -225,10 +317,10 @@ connections:
     host: $PG_HOST
     port: $PG_PORT
     database: $DB
-    username: postgres
+    username: postgres$idle_conn
 grants:
   - group: engineering
-    connection: bench
+    connection: bench$idle_grant
 EOF
   "$SLUICE_BIN" gateway --config "$WORK/sluice.yaml" --data-dir "$data" >"$WORK/sluice.log" 2>&1 &
   SLUICE_PID=$!
@@ -270,27 +362,47 @@ print(l["postgres"].rsplit(":", 1)[1], l["api"].rsplit(":", 1)[1])' "$data/liste
   done
   SLUICE_OK=1
   log "sluice on 127.0.0.1:$SLUICE_PG_PORT (api $api_port), pid $SLUICE_PID"
+  if ((IDLE_PG_OK)) && ! PGPASSWORD=$SLUICE_TOKEN psql -X -w \
+    "host=127.0.0.1 port=$SLUICE_PG_PORT user=idle dbname=postgres sslmode=require" -tAc 'select 1' \
+    >"$WORK/sluice-check-idle.log" 2>&1; then
+    cat "$WORK/sluice-check-idle.log" >&2
+    IDLE_PG_WHY="a query through sluice's idle connection failed"
+    warn "$IDLE_PG_WHY: the idle-session phase falls back to the shared server"
+    stop_private_pg
+  fi
 }
 
 # ---------------------------------------------------------------------------------------------
-# Phase 5: gateway RSS with idle sessions (fresh gateway, before any load)
+# Phase 5: gateway RSS with idle sessions (fresh gateway, before any load), through the `idle`
+# connection to the private cluster, or the `bench` one to the shared server as a fallback
 # ---------------------------------------------------------------------------------------------
 IDLE_REPORT="n/a (gateway not running)"
 measure_idle_rss() {
   ((SLUICE_OK)) || return 0
-  local max used n note=""
-  max=$(admin_psql test 'show max_connections')
-  used=$(admin_psql test "select count(*) from pg_stat_activity where backend_type = 'client backend'")
+  local max used n note dsn
+  if ((IDLE_PG_OK)); then
+    max=$(idle_psql 'show max_connections')
+    used=$(idle_psql "select count(*) from pg_stat_activity where backend_type = 'client backend'")
+    dsn="host=127.0.0.1 port=$SLUICE_PG_PORT user=idle dbname=postgres sslmode=require"
+    note="server: a private PostgreSQL $(idle_psql 'show server_version') cluster started by this script (max_connections=$max), so measured, not projected"
+  else
+    max=$(admin_psql test 'show max_connections')
+    used=$(admin_psql test "select count(*) from pg_stat_activity where backend_type = 'client backend'")
+    dsn="host=127.0.0.1 port=$SLUICE_PG_PORT user=bench dbname=$DB sslmode=require"
+    note="server: the shared one (the private PostgreSQL cluster was not used: $IDLE_PG_WHY)"
+  fi
   n=$IDLE_WANTED
   if ((max - used - 10 < IDLE_WANTED)); then
     n=$((max - used - 10))
-    note="measured at $n, not $IDLE_WANTED, idle sessions: every sluice session holds a server connection and PostgreSQL has max_connections=$max with $used in use (free minus 10 used; the shared server's config is not changed)"
+    note="$note; measured at $n, not $IDLE_WANTED, idle sessions: every sluice session holds a server connection and PostgreSQL has max_connections=$max with $used in use (free minus 10 used"
+    ((IDLE_PG_OK)) && note="$note)" || note="$note; the shared server's config is not changed)"
   fi
-  if ((n < 1)); then IDLE_REPORT="n/a (no free server connections)"; return 0; fi
-  log "gateway RSS: opening $n idle TLS sessions through sluice"
+  if ((n < 1)); then IDLE_REPORT="n/a (no free server connections; $note)"; return 0; fi
+  log "gateway RSS: opening $n idle TLS sessions through sluice (gateway open files limit $(awk '/Max open files/ {print $4}' "/proc/$SLUICE_PID/limits"))"
   IDLE_REPORT=$(PGPASSWORD=$SLUICE_TOKEN timeout 300 python3 "$BENCH_DIR/pg_conn.py" idle "$SLUICE_PID" "$n" \
-    "host=127.0.0.1 port=$SLUICE_PG_PORT user=bench dbname=$DB sslmode=require" "$note" 2>"$WORK/idle.log") ||
+    "$dsn" "$note" 2>"$WORK/idle.log") ||
     { cat "$WORK/idle.log" >&2; IDLE_REPORT="failed (see warnings above)"; warn "idle-session measurement failed"; }
+  stop_private_pg   # its job is done; keep it off the cores during the pgbench runs
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -404,16 +516,32 @@ print_report() {
   echo "--- connection setup: connect + SELECT 1 + close, $CONNECTS sequential connections each ---"
   echo "$SETUP_REPORT"
   echo
+  print_idle_report
+}
+
+print_idle_report() {
   echo "--- gateway memory with idle sessions (TLS, through sluice) ---"
   echo "$IDLE_REPORT"
 }
 
 main() {
+  case $ONLY in
+    "" | idle) ;;
+    *) die "BENCH_ONLY=$ONLY: the only value is idle" ;;
+  esac
   check_prereqs
   prepare_db
-  start_pgbouncers
+  [[ $ONLY == idle ]] || start_pgbouncers
+  start_private_pg
   start_sluice
   measure_idle_rss
+  if [[ $ONLY == idle ]]; then
+    echo
+    echo "=== sluice benchmark (BENCH_ONLY=idle), $(nproc) cores, $(date -u +%FT%TZ) ==="
+    ((SLUICE_OK)) || echo "sluice: n/a — the gateway could not be built or started (see warnings above)."
+    print_idle_report
+    return 0
+  fi
   measure_connect_setup
   run_matrix
   print_report

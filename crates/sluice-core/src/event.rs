@@ -63,7 +63,8 @@ pub struct Query {
     /// Number of the statement within the session, from 1; results refer to it.
     pub id: u64,
     /// Statement text as the client sent it (a simple query may hold several statements).
-    pub text: String,
+    /// Shared with the adapter's prepared-statement cache, so recording it copies nothing.
+    pub text: std::sync::Arc<str>,
     /// Bound parameters (extended protocol), text form; `None` is SQL NULL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<Vec<Option<String>>>,

@@ -6,7 +6,8 @@ use sluice_core::time::now_micros;
 use sluice_core::{EndReason, Outcome, SessionEvent, SessionId};
 use sluice_store::chain;
 use sluice_store::crypto::hex;
-use sluice_store::{DurabilityMode, EventRow, RecordWriter, SessionRow, WriteOp};
+use sluice_store::{DurabilityMode, NewEvent, RecordWriter, SessionRow, WriteOp};
+use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// How sessions are recorded.
@@ -47,12 +48,13 @@ impl Durable {
 /// Records one session. Owned by the adapter's session task.
 pub struct Recorder {
     id: SessionId,
+    /// The id again, shared by every queued event.
+    shared_id: Arc<str>,
     writer: RecordWriter,
     mode: DurabilityMode,
     authorized: Authorized,
     seq: u64,
     prev: [u8; 32],
-    next_query: u64,
     finished: bool,
 }
 
@@ -85,12 +87,12 @@ impl Pipeline {
         self.audit(e);
         let mut rec = Recorder {
             prev: chain::genesis(&id.0),
+            shared_id: Arc::from(id.0.as_str()),
             id,
             writer: self.writer().clone(),
             mode: self.recording().mode,
             authorized,
             seq: 0,
-            next_query: 1,
             finished: false,
         };
         let start = SessionEvent::Start {
@@ -122,13 +124,6 @@ impl Recorder {
         &self.authorized
     }
 
-    /// Allocates the id of the next query of this session.
-    pub fn next_query_id(&mut self) -> u64 {
-        let id = self.next_query;
-        self.next_query += 1;
-        id
-    }
-
     /// Records `event`. Queries are durable before [`Durable::wait`] returns in strict mode.
     pub fn record(&mut self, event: &SessionEvent) -> Durable {
         let durable =
@@ -151,13 +146,13 @@ impl Recorder {
         let kind = event.kind();
         let hash = chain::link(&self.prev, self.seq, ts_us, kind, &data_json);
         self.prev = hash;
-        let op = WriteOp::Event(EventRow {
-            session_id: self.id.0.clone(),
+        let op = WriteOp::Event(NewEvent {
+            session_id: self.shared_id.clone(),
             seq: self.seq,
             ts_us,
-            kind: kind.to_string(),
+            kind,
             data_json,
-            hash: hex(&hash),
+            hash,
         });
         self.seq += 1;
         if durable {

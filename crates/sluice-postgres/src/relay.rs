@@ -10,6 +10,7 @@ use crate::buffer::ReadBuffer;
 use crate::codec::backend::{error_fields, BackendMessage};
 use crate::codec::frontend::{next_frontend, FrontendMessage};
 use crate::codec::{encode, next_message, CodecError};
+use crate::stream::ClientStream;
 use crate::tracker::Tracker;
 use bytes::BytesMut;
 use sluice_core::time::now_micros;
@@ -66,16 +67,36 @@ impl RelayEnd {
 }
 
 /// Relays until either side ends or the gateway shuts down.
-pub async fn run<C>(
-    client: C,
+pub async fn run(
+    client: ClientStream,
+    server: tokio::net::TcpStream,
+    state: &Mutex<SessionState>,
+    shutdown: watch::Receiver<bool>,
+) -> RelayEnd {
+    match client {
+        // Plain TCP splits without a lock; TLS needs the shared-state split.
+        ClientStream::Plain(tcp) => {
+            let (cr, cw) = tcp.into_split();
+            run_halves(cr, cw, server, state, shutdown).await
+        }
+        ClientStream::Tls(tls) => {
+            let (cr, cw) = tokio::io::split(*tls);
+            run_halves(cr, cw, server, state, shutdown).await
+        }
+    }
+}
+
+async fn run_halves<CR, CW>(
+    mut cr: CR,
+    mut cw: CW,
     server: tokio::net::TcpStream,
     state: &Mutex<SessionState>,
     mut shutdown: watch::Receiver<bool>,
 ) -> RelayEnd
 where
-    C: AsyncRead + AsyncWrite + Send,
+    CR: AsyncRead + Unpin,
+    CW: AsyncWrite + Unpin,
 {
-    let (mut cr, mut cw) = tokio::io::split(client);
     let (mut sr, mut sw) = server.into_split();
     let end = tokio::select! {
         e = client_to_server(&mut cr, &mut sw, state) => e,

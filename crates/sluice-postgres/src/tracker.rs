@@ -12,6 +12,7 @@ use crate::codec::frontend::{format_of, FrontendMessage};
 use sluice_core::event::{Query, QueryResult, StatementError, StatementOutcome};
 use sluice_core::SessionEvent;
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 /// Limits on what is recorded.
 #[derive(Clone, Copy, Debug)]
@@ -39,13 +40,13 @@ pub struct Tracker {
 
 #[derive(Debug, Clone)]
 struct Prepared {
-    text: String,
+    text: Arc<str>,
     param_types: Vec<u32>,
 }
 
 #[derive(Debug, Clone)]
 struct Portal {
-    text: String,
+    text: Arc<str>,
     statement: String,
     params: Vec<Option<String>>,
     result_formats: Vec<i16>,
@@ -114,11 +115,11 @@ impl Tracker {
     ) {
         match msg {
             FrontendMessage::Query(text) => {
-                let p = self.query(text.to_string(), None, now_us, out);
+                let p = self.query(Arc::from(*text), None, now_us, out);
                 self.expect.push_back(Expect::Simple(p));
             }
             FrontendMessage::FunctionCall => {
-                let p = self.query("(fast-path function call)".into(), None, now_us, out);
+                let p = self.query(Arc::from("(fast-path function call)"), None, now_us, out);
                 self.expect.push_back(Expect::Simple(p));
             }
             FrontendMessage::Parse {
@@ -129,7 +130,7 @@ impl Tracker {
                 self.statements.insert(
                     name.to_string(),
                     Prepared {
-                        text: query.to_string(),
+                        text: Arc::from(*query),
                         param_types: param_types.clone(),
                     },
                 );
@@ -140,7 +141,7 @@ impl Tracker {
                 let (text, types) = match self.statements.get(b.statement) {
                     Some(p) => (p.text.clone(), p.param_types.as_slice()),
                     None => (
-                        format!("(unknown prepared statement {:?})", b.statement),
+                        Arc::from(format!("(unknown prepared statement {:?})", b.statement)),
                         &[][..],
                     ),
                 };
@@ -176,7 +177,7 @@ impl Tracker {
                 let (text, params, statement, formats) = match info {
                     Some(p) => (p.text, Some(p.params), p.statement, p.result_formats),
                     None => (
-                        format!("(unknown portal {portal:?})"),
+                        Arc::from(format!("(unknown portal {portal:?})")),
                         None,
                         String::new(),
                         vec![],
@@ -206,7 +207,7 @@ impl Tracker {
 
     fn query(
         &mut self,
-        text: String,
+        text: Arc<str>,
         params: Option<Vec<Option<String>>>,
         now_us: i64,
         out: &mut Vec<SessionEvent>,

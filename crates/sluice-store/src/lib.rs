@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 
 pub use recordings::{EventRow, SessionFilter, SessionRow};
 pub use tokens::{TokenError, TokenInfo};
-pub use writer::{DurabilityMode, RecordWriter, WriteOp};
+pub use writer::{DurabilityMode, NewEvent, RecordWriter, WriteOp};
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]

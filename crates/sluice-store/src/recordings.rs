@@ -129,13 +129,13 @@ pub fn get_session(conn: &Connection, id: &str) -> Result<SessionRow, StoreError
 
 /// Appends `e` to a chunk body as one line: `seq \t ts_us \t kind \t hash \t json`.
 /// JSON text has no raw tab or newline, so the line splits unambiguously.
-pub fn encode_line(body: &mut String, e: &EventRow) {
+pub fn encode_line(body: &mut String, e: &crate::writer::NewEvent) {
     use std::fmt::Write;
-    let _ = writeln!(
-        body,
-        "{}\t{}\t{}\t{}\t{}",
-        e.seq, e.ts_us, e.kind, e.hash, e.data_json
-    );
+    let _ = write!(body, "{}\t{}\t{}\t", e.seq, e.ts_us, e.kind);
+    crate::crypto::push_hex(body, &e.hash);
+    body.push('\t');
+    body.push_str(&e.data_json);
+    body.push('\n');
 }
 
 fn decode_line(session_id: &str, line: &str) -> Option<EventRow> {

@@ -4,7 +4,7 @@
 //! caller that needs durability before going on (strict mode) sends with an acknowledgement,
 //! which commits the batch at once, together with everything queued by other sessions.
 
-use crate::recordings::{EventRow, SessionRow};
+use crate::recordings::SessionRow;
 use crate::{schema, StoreError};
 use rusqlite::{params, Connection};
 use sluice_core::AuditEvent;
@@ -12,6 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -32,7 +33,7 @@ pub enum WriteOp {
     /// A session began.
     SessionStart(Box<SessionRow>),
     /// One recording event (already chained).
-    Event(EventRow),
+    Event(NewEvent),
     /// A session ended.
     SessionEnd {
         /// Session id.
@@ -53,6 +54,24 @@ pub enum WriteOp {
 struct Msg {
     op: Option<WriteOp>,
     ack: Option<oneshot::Sender<()>>,
+}
+
+/// A recording event on its way to the store; cheap to build on the data path (the session id
+/// is shared, the kind static, the hash binary).
+#[derive(Debug)]
+pub struct NewEvent {
+    /// Session id.
+    pub session_id: Arc<str>,
+    /// Position in the session, from 0.
+    pub seq: u64,
+    /// Time, µs since epoch.
+    pub ts_us: i64,
+    /// Event kind.
+    pub kind: &'static str,
+    /// The event, JSON.
+    pub data_json: String,
+    /// Chain hash.
+    pub hash: [u8; 32],
 }
 
 /// Largest number of operations committed in one transaction.
@@ -253,11 +272,11 @@ struct Chunk<'a> {
     body: String,
 }
 
-fn add_to_chunk<'a>(chunks: &mut Vec<Chunk<'a>>, e: &'a EventRow) {
+fn add_to_chunk<'a>(chunks: &mut Vec<Chunk<'a>>, e: &'a NewEvent) {
     let chunk = match chunks
         .iter_mut()
         .rev()
-        .find(|c| c.session_id == e.session_id && c.last_seq + 1 == e.seq)
+        .find(|c| c.session_id == &*e.session_id && c.last_seq + 1 == e.seq)
     {
         Some(c) => c,
         None => {
@@ -328,13 +347,13 @@ mod tests {
     use crate::crypto::{hex, random_bytes};
 
     fn event(seq: u64) -> WriteOp {
-        WriteOp::Event(EventRow {
+        WriteOp::Event(NewEvent {
             session_id: "s".into(),
             seq,
             ts_us: 1,
-            kind: "query".into(),
+            kind: "query",
             data_json: "{}".into(),
-            hash: "h".into(),
+            hash: [0; 32],
         })
     }
 

@@ -60,7 +60,7 @@ fn simple_query_records_text_columns_rows_and_tag() {
     let SessionEvent::Query(q) = &out[0] else {
         panic!("first event is the query")
     };
-    assert_eq!((q.id, q.text.as_str()), (1, "select 1 as a; select 2"));
+    assert_eq!((q.id, &*q.text), (1, "select 1 as a; select 2"));
     let rs = results(&out);
     assert_eq!(rs.len(), 2);
     assert_eq!(rs[0].columns, vec!["a"]);
@@ -102,7 +102,7 @@ fn extended_protocol_records_params_and_skips_after_error() {
     let SessionEvent::Query(q) = &out[0] else {
         panic!("query expected")
     };
-    assert_eq!(q.text, "select $1");
+    assert_eq!(&*q.text, "select $1");
     assert_eq!(q.params, Some(vec![Some("42".to_string()), None]));
 
     t.on_server(&BackendMessage::ParseComplete, 1, &mut out);
