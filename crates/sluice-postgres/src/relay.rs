@@ -150,7 +150,7 @@ where
                 return RelayEnd::with(EndReason::GatewayError, "state lock poisoned".into(), None);
             };
             let st = &mut *st;
-            let r = scan_client(&buf, &mut st.tracker, &mut events);
+            let r = scan_client(buf, &mut st.tracker, &mut events);
             record(&mut st.recorder, &mut events, &mut durables);
             r
         };
@@ -247,7 +247,7 @@ where
                 return RelayEnd::with(EndReason::GatewayError, "state lock poisoned".into(), None);
             };
             let st = &mut *st;
-            let r = scan_server(&buf, &mut st.tracker, &mut events, &mut fatal_seen);
+            let r = scan_server(buf, &mut st.tracker, &mut events, &mut fatal_seen);
             record(&mut st.recorder, &mut events, &mut durables);
             r
         };
