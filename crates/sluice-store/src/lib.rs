@@ -25,6 +25,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 pub use recordings::{EventRow, SessionFilter, SessionRow};
+/// The database connection type the store functions take.
+pub use rusqlite::Connection as Db;
 pub use tokens::{TokenError, TokenInfo};
 pub use writer::{DurabilityMode, NewEvent, RecordWriter, WriteOp};
 

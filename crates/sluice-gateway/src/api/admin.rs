@@ -223,30 +223,7 @@ pub async fn add_grant(
             format!("connection {:?} not found", req.connection),
         ));
     }
-    if state
-        .config_grants
-        .iter()
-        .any(|g| g.group == req.group && g.connection.0 == req.connection)
-    {
-        return Err(ApiError(
-            StatusCode::CONFLICT,
-            "grant exists in the config file".into(),
-        ));
-    }
-    let (g, c) = (req.group.clone(), req.connection.clone());
-    state
-        .pipeline
-        .store()
-        .run(move |db| catalog::add_grant(db, &g, &c))
-        .await?;
-    state.reload_catalog().await?;
-    audit_change(
-        &state,
-        &who,
-        &peer,
-        "grant.add",
-        format!("{} -> {}", req.group, req.connection),
-    );
+    change_grant(&state, &who, &peer, &req, "grant.add", catalog::add_grant).await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -257,6 +234,28 @@ pub async fn remove_grant(
     Extension(peer): Extension<Peer>,
     Query(req): Query<GrantRequest>,
 ) -> Result<StatusCode, ApiError> {
+    change_grant(
+        &state,
+        &who,
+        &peer,
+        &req,
+        "grant.remove",
+        catalog::remove_grant,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Applies a runtime grant change: refuses config-file grants, writes the store, swaps the
+/// catalog, audits.
+async fn change_grant(
+    state: &ApiState,
+    who: &Identity,
+    peer: &Peer,
+    req: &GrantRequest,
+    action: &str,
+    write: fn(&sluice_store::Db, &str, &str) -> Result<(), sluice_store::StoreError>,
+) -> Result<(), ApiError> {
     if state
         .config_grants
         .iter()
@@ -264,22 +263,17 @@ pub async fn remove_grant(
     {
         return Err(ApiError(
             StatusCode::CONFLICT,
-            "grant is defined in the config file; remove it there".into(),
+            "grant is defined in the config file; change it there".into(),
         ));
     }
     let (g, c) = (req.group.clone(), req.connection.clone());
     state
         .pipeline
         .store()
-        .run(move |db| catalog::remove_grant(db, &g, &c))
+        .run(move |db| write(db, &g, &c))
         .await?;
     state.reload_catalog().await?;
-    audit_change(
-        &state,
-        &who,
-        &peer,
-        "grant.remove",
-        format!("{} -> {}", req.group, req.connection),
-    );
-    Ok(StatusCode::NO_CONTENT)
+    let target = format!("{} -> {}", req.group, req.connection);
+    audit_change(state, who, peer, action, target);
+    Ok(())
 }
