@@ -117,3 +117,44 @@ fn concurrent_sessions_are_recorded_separately_and_audited_to_the_file() {
     }
     assert!(!file.contains(&token), "no secret in the audit file");
 }
+
+#[test]
+fn a_target_that_goes_away_ends_only_its_session_with_a_complete_recording() {
+    let db = TestDb::new();
+    let gw = Gateway::start(&common::config(&db, ""));
+    let token = gw.service_account("engineering");
+    let mut other = Interactive::spawn("hold", &[("DSN", gw.dsn("pg", &token, "require"))]);
+    assert_eq!(other.next()["ready"], true);
+
+    let mut s = login(gw.pg, "pg", &token).expect("login");
+    s.write_all(&raw::typed(b'Q', b"select pg_backend_pid()\0"))
+        .unwrap();
+    let mut pid = String::new();
+    while let Some((tag, body)) = raw::read_msg(&mut s) {
+        if tag == b'D' {
+            pid = String::from_utf8_lossy(&body[6..]).to_string();
+        }
+        if tag == b'Z' {
+            break;
+        }
+    }
+    let out = common::psql_direct(&db.name, &format!("select pg_terminate_backend({pid})"));
+    assert!(out.status.success());
+    let e = raw::read_error(&mut s).expect("the client hears why");
+    assert_eq!(e.code, "57P01", "{e:?}");
+    assert!(raw::closed(&mut s));
+
+    let ended = common::wait_for(
+        "the session to end as target_closed",
+        Duration::from_secs(10),
+        || {
+            gw.sessions()
+                .into_iter()
+                .find(|s| s["end_reason"] == "target_closed")
+        },
+    );
+    let id = ended["id"].as_str().unwrap();
+    assert_eq!(query_texts(&gw, id), ["select pg_backend_pid()"]);
+    other.send("go");
+    assert_eq!(other.next()["after"], 2, "the other session is unharmed");
+}
