@@ -207,7 +207,7 @@ start_pgbouncer() { # start_pgbouncer NAME PORT TLS(0|1)
   ((tls)) && sslmode=require
   wait_until 15 "pgbouncer ($name)" \
     psql -X -w "host=127.0.0.1 port=$port user=postgres dbname=$DB sslmode=$sslmode" -tAc 'select 1' ||
-    { tail -20 "$dir/pgbouncer.log" "$dir/stdout.log" >&2 2>/dev/null; die "pgbouncer ($name) did not start"; }
+    { tail -n 20 "$dir/pgbouncer.log" "$dir/stdout.log" >&2 2>/dev/null; die "pgbouncer ($name) did not start"; }
   log "pgbouncer ($name) on 127.0.0.1:$port, pid $pid"
 }
 
@@ -245,15 +245,18 @@ start_private_pg() {
   IDLE_PG_PORT=$(free_port)
   log "starting a private PostgreSQL cluster (max_connections=$IDLE_PG_MAX) on 127.0.0.1:$IDLE_PG_PORT"
   # cd: the postgres user may not be able to read the caller's working directory.
-  if ! (cd "$dir" && runuser -u postgres -- "$PG_BIN/initdb" -D "$dir/data" -A trust -U postgres     --no-sync) >"$dir/initdb.log" 2>&1; then
+  if ! (cd "$dir" && runuser -u postgres -- "$PG_BIN/initdb" -D "$dir/data" -A trust -U postgres \
+    --no-sync) >"$dir/initdb.log" 2>&1; then
     tail -20 "$dir/initdb.log" >&2
     IDLE_PG_WHY="initdb failed"
     warn "private PostgreSQL cluster: $IDLE_PG_WHY"
     return 0
   fi
   IDLE_PG_DIR=$dir
-  if ! (cd "$dir" && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60     -o "-p $IDLE_PG_PORT -k $dir -c listen_addresses=127.0.0.1 -c max_connections=$IDLE_PG_MAX -c shared_buffers=32MB -c fsync=off"     start) >"$dir/pg_ctl.log" 2>&1 || ! idle_psql 'select 1' >/dev/null 2>&1; then
-    tail -20 "$dir/pg_ctl.log" "$dir/log" >&2 2>/dev/null
+  if ! (cd "$dir" && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 \
+    -o "-p $IDLE_PG_PORT -k $dir -c listen_addresses=127.0.0.1 -c max_connections=$IDLE_PG_MAX -c shared_buffers=32MB -c fsync=off" \
+    start) >"$dir/pg_ctl.log" 2>&1 || ! idle_psql 'select 1' >/dev/null 2>&1; then
+    tail -n 20 "$dir/pg_ctl.log" "$dir/log" >&2 2>/dev/null || true
     IDLE_PG_WHY="the server did not start (max_connections=$IDLE_PG_MAX)"
     warn "private PostgreSQL cluster: $IDLE_PG_WHY"
     stop_private_pg
@@ -266,7 +269,8 @@ start_private_pg() {
 stop_private_pg() { # idempotent; also called from cleanup
   [[ -n $IDLE_PG_DIR ]] || return 0
   if [[ -f $IDLE_PG_DIR/data/postmaster.pid ]]; then
-    (cd "$IDLE_PG_DIR" && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$IDLE_PG_DIR/data" -m immediate -w       stop) >>"$IDLE_PG_DIR/pg_ctl.log" 2>&1 || warn "could not stop the private PostgreSQL cluster in $IDLE_PG_DIR"
+    (cd "$IDLE_PG_DIR" && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$IDLE_PG_DIR/data" -m immediate -w \
+      stop) >>"$IDLE_PG_DIR/pg_ctl.log" 2>&1 || warn "could not stop the private PostgreSQL cluster in $IDLE_PG_DIR"
   fi
   # Keep the server log with BENCH_KEEP; the data directory (~40 MB) always goes.
   rm -rf "$IDLE_PG_DIR/data"
@@ -379,17 +383,19 @@ print(l["postgres"].rsplit(":", 1)[1], l["api"].rsplit(":", 1)[1])' "$data/liste
 IDLE_REPORT="n/a (gateway not running)"
 measure_idle_rss() {
   ((SLUICE_OK)) || return 0
-  local max used n note dsn
+  local max used n note dsn server_dsn
   if ((IDLE_PG_OK)); then
     max=$(idle_psql 'show max_connections')
     used=$(idle_psql "select count(*) from pg_stat_activity where backend_type = 'client backend'")
     dsn="host=127.0.0.1 port=$SLUICE_PG_PORT user=idle dbname=postgres sslmode=require"
-    note="server: a private PostgreSQL $(idle_psql 'show server_version') cluster started by this script (max_connections=$max), so measured, not projected"
+    server_dsn="host=127.0.0.1 port=$IDLE_PG_PORT user=postgres dbname=postgres sslmode=disable"
+    note="a private PostgreSQL $(idle_psql 'show server_version' | awk '{print $1}') cluster started by this script (max_connections=$max): measured, not projected"
   else
     max=$(admin_psql test 'show max_connections')
     used=$(admin_psql test "select count(*) from pg_stat_activity where backend_type = 'client backend'")
     dsn="host=127.0.0.1 port=$SLUICE_PG_PORT user=bench dbname=$DB sslmode=require"
-    note="server: the shared one (the private PostgreSQL cluster was not used: $IDLE_PG_WHY)"
+    server_dsn="host=$PG_HOST port=$PG_PORT user=postgres dbname=test sslmode=disable"
+    note="fell back to the shared PostgreSQL server: the private cluster was not used ($IDLE_PG_WHY)"
   fi
   n=$IDLE_WANTED
   if ((max - used - 10 < IDLE_WANTED)); then
@@ -399,7 +405,7 @@ measure_idle_rss() {
   fi
   if ((n < 1)); then IDLE_REPORT="n/a (no free server connections; $note)"; return 0; fi
   log "gateway RSS: opening $n idle TLS sessions through sluice (gateway open files limit $(awk '/Max open files/ {print $4}' "/proc/$SLUICE_PID/limits"))"
-  IDLE_REPORT=$(PGPASSWORD=$SLUICE_TOKEN timeout 300 python3 "$BENCH_DIR/pg_conn.py" idle "$SLUICE_PID" "$n" \
+  IDLE_REPORT=$(PGPASSWORD=$SLUICE_TOKEN BENCH_IDLE_SERVER_DSN=$server_dsn timeout 300 python3 "$BENCH_DIR/pg_conn.py" idle "$SLUICE_PID" "$n" \
     "$dsn" "$note" 2>"$WORK/idle.log") ||
     { cat "$WORK/idle.log" >&2; IDLE_REPORT="failed (see warnings above)"; warn "idle-session measurement failed"; }
   stop_private_pg   # its job is done; keep it off the cores during the pgbench runs

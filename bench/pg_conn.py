@@ -10,7 +10,10 @@
   pg_conn.py idle PID N DSN [NOTE]
       Reads VmRSS of PID, opens up to N sessions through DSN (each runs `SELECT 1`, then
       idles), waits for the RSS to settle, reads VmRSS again, closes everything, prints both.
+      With BENCH_IDLE_SERVER_DSN set (a direct connection to the target server), also counts
+      the server's other client backends while the sessions are open.
 """
+import os
 import sys
 import time
 
@@ -98,6 +101,16 @@ def idle(pid, n, dsn, note):
         samples.append(rss_kb(pid))
         time.sleep(0.2)
     after = max(samples)
+    server = None
+    if os.environ.get("BENCH_IDLE_SERVER_DSN"):
+        try:
+            with psycopg.connect(os.environ["BENCH_IDLE_SERVER_DSN"], autocommit=True) as admin:
+                server = admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                ).fetchone()[0]
+        except Exception as e:  # noqa: BLE001
+            server = describe(e)
     for c in conns:
         try:
             c.close()
@@ -106,6 +119,8 @@ def idle(pid, n, dsn, note):
     per = (after - before) / max(len(conns), 1)
     print(f"VmRSS {before / 1024:.1f} MiB before -> {after / 1024:.1f} MiB with {len(conns)} of {n} "
           f"idle sessions open ({per:+.1f} KiB per session; opened in {opened_in:.1f} s)")
+    if server is not None:
+        print(f"target server: {server} client backends while the sessions were open (besides the count's own)")
     if note:
         print(f"note: {note}")
     if error:
