@@ -140,12 +140,12 @@ async fn run_inner(
                 return Err((CodecError::Malformed("startup").into(), Some(stream)))
             }
             StartupPacket::Cancel { pid, secret } => return Ok(Handshake::Cancel { pid, secret }),
-            StartupPacket::Startup(params) => {
+            StartupPacket::Startup { minor, params } => {
                 let plaintext_ok = cfg.allow_plaintext && loopback;
                 if !(stream.is_tls() || plaintext_ok) {
                     return Err((HandshakeError::TlsRequired, Some(stream)));
                 }
-                return hello(stream, &params).await;
+                return hello(stream, minor, &params).await;
             }
         }
     }
@@ -170,6 +170,7 @@ async fn negotiate(
 
 async fn hello(
     mut stream: ClientStream,
+    minor: u16,
     params: &[(&str, &str)],
 ) -> Result<Handshake, (HandshakeError, Option<ClientStream>)> {
     let get = |k: &str| params.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
@@ -182,12 +183,23 @@ async fn hello(
     let options = params
         .iter()
         .filter(|(k, _)| !matches!(*k, "user" | "database" | "replication"))
+        .filter(|(k, _)| !k.starts_with("_pq_."))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let connection = connection.to_string();
     let database = get("database").map(str::to_string);
 
     let mut out = BytesMut::new();
+    // Newer clients may ask for protocol 3.x (x > 0) or send `_pq_.` options: answer as
+    // PostgreSQL does, with the version sluice speaks (3.0) and the options it ignores.
+    let unsupported: Vec<&str> = params
+        .iter()
+        .map(|(k, _)| *k)
+        .filter(|k| k.starts_with("_pq_."))
+        .collect();
+    if minor > 0 || !unsupported.is_empty() {
+        encode::negotiate_protocol_version(&mut out, 0, &unsupported);
+    }
     encode::auth_cleartext(&mut out);
     if let Err(e) = stream.write_all(&out).await {
         return Err((e.into(), None));

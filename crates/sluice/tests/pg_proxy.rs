@@ -225,3 +225,44 @@ fn tls_is_required_unless_allowed_and_the_generated_ca_verifies() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(mode.permissions().mode() & 0o777, 0o600);
 }
+
+#[test]
+fn newer_protocol_versions_are_negotiated_down_to_3_0() {
+    use common::raw;
+    use std::io::Write;
+    let db = TestDb::new();
+    let gw = Gateway::start(&common::config(&db, ""));
+    let token = gw.service_account("engineering");
+    let mut s = raw::connect(gw.pg);
+    let v3_2 = (3 << 16) | 2;
+    s.write_all(&raw::startup_with(
+        v3_2,
+        &[("user", "pg"), ("database", "x"), ("_pq_.future", "1")],
+    ))
+    .unwrap();
+    let (tag, body) = raw::read_msg(&mut s).unwrap();
+    assert_eq!(tag, b'v', "NegotiateProtocolVersion first");
+    assert_eq!(
+        &body[..8],
+        &[0, 0, 0, 0, 0, 0, 0, 1],
+        "minor 0, one unsupported option"
+    );
+    assert_eq!(&body[8..], b"_pq_.future\0");
+    let (tag, _) = raw::read_msg(&mut s).unwrap();
+    assert_eq!(tag, b'R');
+    let mut pw = token.into_bytes();
+    pw.push(0);
+    s.write_all(&raw::typed(b'p', &pw)).unwrap();
+    let mut tags = Vec::new();
+    while let Some((tag, _)) = raw::read_msg(&mut s) {
+        tags.push(tag);
+        if tag == b'Z' {
+            break;
+        }
+    }
+    assert_eq!(tags.first(), Some(&b'R'));
+    assert!(
+        tags.contains(&b'K') && tags.last() == Some(&b'Z'),
+        "{tags:?}"
+    );
+}

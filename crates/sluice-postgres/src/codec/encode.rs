@@ -50,6 +50,18 @@ pub fn backend_key_data(buf: &mut BytesMut, pid: i32, secret: i32) {
     });
 }
 
+/// NegotiateProtocolVersion: the newest minor version sluice speaks and the `_pq_.` options it
+/// does not recognise.
+pub fn negotiate_protocol_version(buf: &mut BytesMut, minor: i32, unsupported: &[&str]) {
+    typed(buf, b'v', |b| {
+        b.put_i32(minor);
+        b.put_i32(unsupported.len() as i32);
+        for o in unsupported {
+            cstr(b, o);
+        }
+    });
+}
+
 /// CancelRequest (an untyped startup-phase packet).
 pub fn cancel_request(buf: &mut BytesMut, pid: i32, secret: i32) {
     buf.put_i32(16);

@@ -3,7 +3,8 @@
 use super::reader::Reader;
 use super::CodecError;
 
-/// Protocol 3.0.
+/// Protocol 3.0 (tests build startup packets with it).
+#[cfg(test)]
 const PROTOCOL_3_0: i32 = 196_608;
 const SSL_REQUEST: i32 = 80_877_103;
 const GSSENC_REQUEST: i32 = 80_877_104;
@@ -12,8 +13,13 @@ const CANCEL_REQUEST: i32 = 80_877_102;
 /// A packet of the startup phase (untyped).
 #[derive(Debug, PartialEq, Eq)]
 pub enum StartupPacket<'a> {
-    /// StartupMessage with its parameters (`user`, `database`, …).
-    Startup(Vec<(&'a str, &'a str)>),
+    /// StartupMessage (protocol 3.`minor`) with its parameters (`user`, `database`, …).
+    Startup {
+        /// Requested minor protocol version; sluice speaks 3.0 and negotiates down.
+        minor: u16,
+        /// Parameters, in order.
+        params: Vec<(&'a str, &'a str)>,
+    },
     /// SSLRequest.
     SslRequest,
     /// GSSENCRequest.
@@ -39,7 +45,8 @@ impl<'a> StartupPacket<'a> {
                 pid: r.i32()?,
                 secret: r.i32()?,
             }),
-            PROTOCOL_3_0 => {
+            code if code >> 16 == 3 => {
+                let minor = (code & 0xffff) as u16;
                 let mut params = Vec::new();
                 loop {
                     let key = r.cstr()?;
@@ -48,7 +55,7 @@ impl<'a> StartupPacket<'a> {
                     }
                     params.push((key, r.cstr()?));
                 }
-                Ok(StartupPacket::Startup(params))
+                Ok(StartupPacket::Startup { minor, params })
             }
             other => Err(CodecError::Version((other >> 16) as u16, other as u16)),
         }
@@ -252,10 +259,10 @@ mod tests {
         body.extend_from_slice(b"user\0pg-demo\0database\0test\0\0");
         assert_eq!(
             StartupPacket::parse(&body),
-            Ok(StartupPacket::Startup(vec![
-                ("user", "pg-demo"),
-                ("database", "test")
-            ]))
+            Ok(StartupPacket::Startup {
+                minor: 0,
+                params: vec![("user", "pg-demo"), ("database", "test")]
+            })
         );
     }
 

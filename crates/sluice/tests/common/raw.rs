@@ -13,8 +13,13 @@ pub struct PgError {
 }
 
 pub fn startup(user: &str, database: &str) -> Vec<u8> {
-    let mut body = 196_608i32.to_be_bytes().to_vec();
-    for (k, v) in [("user", user), ("database", database)] {
+    startup_with(196_608, &[("user", user), ("database", database)])
+}
+
+/// A startup packet with protocol `code` and `params`.
+pub fn startup_with(code: i32, params: &[(&str, &str)]) -> Vec<u8> {
+    let mut body = code.to_be_bytes().to_vec();
+    for (k, v) in params {
         body.extend_from_slice(k.as_bytes());
         body.push(0);
         body.extend_from_slice(v.as_bytes());
