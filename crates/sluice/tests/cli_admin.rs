@@ -251,3 +251,18 @@ fn sessions_list_filters_show_replay_and_export() {
     let missing = gw.cli(&["sessions", "show", "no-such-session"]);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("HTTP 404"));
 }
+
+#[test]
+fn a_session_and_its_statements_are_listed_as_soon_as_the_client_is_answered() {
+    let db = TestDb::new();
+    let gw = Gateway::start(&common::config(&db, ""));
+    let token = gw.service_account("engineering");
+    assert!(gw.psql(&token, "select 'visible at once'").status.success());
+    // No waiting: reads commit whatever the recorder has buffered first.
+    let sessions = gw.sessions();
+    assert_eq!(sessions.len(), 1);
+    let events = gw.events(sessions[0]["id"].as_str().unwrap());
+    assert!(events
+        .iter()
+        .any(|e| e["kind"] == "query" && e["text"] == "select 'visible at once'"));
+}

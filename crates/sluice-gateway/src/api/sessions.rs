@@ -10,12 +10,24 @@ use serde::{Deserialize, Serialize};
 use sluice_core::AuditEvent;
 use sluice_store::{chain, recordings, SessionFilter, SessionRow};
 
+/// Commits everything recorded so far, so a read sees every event that happened before it
+/// (recording is otherwise batched for up to 100 ms).
+async fn read_your_writes(state: &ApiState) -> Result<(), ApiError> {
+    state
+        .pipeline
+        .writer()
+        .flush()
+        .await
+        .map_err(ApiError::from)
+}
+
 /// `GET /api/v1/sessions?identity=&connection=&since_us=&live=&limit=`.
 pub async fn list(
     State(state): State<ApiState>,
     Admin(_): Admin,
     Query(f): Query<SessionFilter>,
 ) -> Result<Json<Vec<SessionRow>>, ApiError> {
+    read_your_writes(&state).await?;
     Ok(Json(
         state
             .pipeline
@@ -43,6 +55,7 @@ pub async fn show(
     Admin(_): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<SessionDetail>, ApiError> {
+    read_your_writes(&state).await?;
     let (session, events) = state
         .pipeline
         .store()
@@ -82,6 +95,7 @@ pub async fn events(
     Admin(_): Admin,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
+    read_your_writes(&state).await?;
     let rows = state
         .pipeline
         .store()
@@ -117,6 +131,7 @@ pub async fn audit(
     Admin(_): Admin,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<Vec<AuditEvent>>, ApiError> {
+    read_your_writes(&state).await?;
     let limit = q.limit.unwrap_or(100);
     Ok(Json(
         state
