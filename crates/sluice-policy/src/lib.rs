@@ -1,0 +1,19 @@
+//! Guardrails: rules that deny a command or hold it for human review.
+//!
+//! The engine is protocol-agnostic. A protocol adapter turns what the client sent into a
+//! [`Command`]: the text, its normalized form, and per statement the facts a parser found
+//! (statement classes such as `drop_table` or `delete_without_where`, the tables it touches,
+//! the functions it calls). [`Guard::check`] returns a [`Verdict`]. The same rules therefore
+//! work for SQL from PostgreSQL and MySQL, and later for shell commands or Kubernetes verbs,
+//! which produce their own classes.
+
+mod command;
+mod config;
+mod guard;
+
+pub use command::{Command, StatementFacts};
+pub use config::{Action, GuardConfig, MatchConfig, RuleConfig, UnparsableAction};
+pub use guard::{Guard, GuardError, RuleHit, Verdict};
+
+#[cfg(test)]
+mod tests;
