@@ -4,6 +4,7 @@
 //! relay. Identity, authorization, recording and audit come from `sluice-pipeline`.
 //!
 //! ## Layout
+//! - [`analyze`]: SQL → guard facts with PostgreSQL's own parser (`pg_query`), cached.
 //! - [`codec`]: framing and message views; no I/O.
 //! - [`tracker`]: sans-I/O state machine that pairs client statements with server results
 //!   and turns them into recording events.
@@ -13,6 +14,7 @@
 //! - [`cancel`]: CancelRequest routing to the right target backend.
 //! - [`listener`]: the accept loop that ties them together.
 
+pub mod analyze;
 pub mod buffer;
 pub mod cancel;
 pub mod codec;
