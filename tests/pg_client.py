@@ -148,5 +148,48 @@ def connect_error():
         out({"sqlstate": getattr(e, "sqlstate", None), "message": str(e)})
 
 
+def guard():
+    """Runs each statement of the JSON list STATEMENTS with the extended protocol (prepared
+    when PREPARE=1); reports each outcome and whether the session still works after it."""
+    stmts = json.loads(os.environ["STATEMENTS"])
+    prepare = os.environ.get("PREPARE") == "1"
+    results = []
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        for s in stmts:
+            cur = conn.cursor()
+            try:
+                cur.execute(s, prepare=prepare)
+                r = {"ok": True}
+            except psycopg.Error as e:
+                r = {"ok": False, "sqlstate": e.sqlstate, "message": str(e)}
+            r["usable"] = conn.execute("select 42").fetchone()[0] == 42
+            results.append(r)
+    out({"results": results})
+
+
+def guard_pipeline():
+    """A pipeline (one Sync) whose middle statement is refused."""
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        error = None
+        try:
+            with conn.pipeline():
+                a = conn.execute("select 1")
+                conn.execute("drop table t")
+                conn.execute("select 2")
+        except psycopg.Error as e:
+            error = e.sqlstate
+        after = conn.execute("select 3").fetchone()[0]
+    out({"error": error, "after": after})
+
+
+def fetch_rows():
+    """Fetches QUERY with the extended protocol in text and in binary format."""
+    q = os.environ["QUERY"]
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        text = [list(r) for r in conn.execute(q).fetchall()]
+        binary = [list(r) for r in conn.cursor(binary=True).execute(q).fetchall()]
+    out({"text": text, "binary": binary})
+
+
 if __name__ == "__main__":
     globals()[sys.argv[1]]()

@@ -35,6 +35,40 @@ pub enum SessionEvent {
         /// Payload.
         payload: String,
     },
+    /// The guard refused a statement, or held it for review.
+    Guard {
+        /// The [`Query::id`] concerned.
+        query: u64,
+        /// `denied` or `held`.
+        action: String,
+        /// Rule name.
+        rule: String,
+        /// Reason shown to the user.
+        reason: String,
+        /// Review id, when held.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        review: Option<String>,
+    },
+    /// A held statement was decided: approved (it runs), denied, or timed out.
+    Decision {
+        /// The [`Query::id`] concerned.
+        query: u64,
+        /// Review id.
+        review: String,
+        /// `approved`, `denied` or `expired`.
+        decision: String,
+        /// Who decided (approvers, in order).
+        #[serde(default)]
+        by: Vec<String>,
+        /// The deciders' reason, if given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// How many values were masked in the session, by detector (recorded before the end).
+    Masking {
+        /// Counts by detector name.
+        counts: std::collections::BTreeMap<String, u64>,
+    },
     /// The session ended; always the last event.
     End {
         /// Why it ended.
@@ -52,6 +86,9 @@ impl SessionEvent {
             SessionEvent::Query(_) => "query",
             SessionEvent::Result(_) => "result",
             SessionEvent::Notification { .. } => "notification",
+            SessionEvent::Guard { .. } => "guard",
+            SessionEvent::Decision { .. } => "decision",
+            SessionEvent::Masking { .. } => "masking",
             SessionEvent::End { .. } => "end",
         }
     }
@@ -133,6 +170,12 @@ pub enum EndReason {
     GatewayShutdown,
     /// The gateway failed.
     GatewayError,
+    /// An administrator killed the session.
+    Killed,
+    /// The identity was blocked.
+    IdentityBlocked,
+    /// The time-boxed access the session relied on expired.
+    AccessExpired,
 }
 
 impl EndReason {
@@ -146,6 +189,9 @@ impl EndReason {
             EndReason::TargetError => "target_error",
             EndReason::GatewayShutdown => "gateway_shutdown",
             EndReason::GatewayError => "gateway_error",
+            EndReason::Killed => "killed",
+            EndReason::IdentityBlocked => "identity_blocked",
+            EndReason::AccessExpired => "access_expired",
         }
     }
 }

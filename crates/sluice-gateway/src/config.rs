@@ -2,10 +2,12 @@
 
 use serde::Deserialize;
 use sluice_core::{Connection, ConnectionName, Grant, Protocol, TargetCredential};
+use sluice_pipeline::ConnectionPolicy;
 use sluice_store::DurabilityMode;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Why a config file was rejected.
 #[derive(Debug, thiserror::Error)]
@@ -206,6 +208,12 @@ pub struct ConnectionConfig {
     pub password_env: Option<String>,
     /// File holding the target password.
     pub password_file: Option<String>,
+    /// Guardrails: deny and review rules.
+    #[serde(default)]
+    pub guardrails: Option<sluice_policy::GuardConfig>,
+    /// Inline masking.
+    #[serde(default)]
+    pub masking: Option<sluice_mask::MaskConfig>,
 }
 
 /// A grant in the config file.
@@ -282,6 +290,8 @@ impl Config {
         let mut names = HashSet::new();
         for (i, c) in self.connections.iter().enumerate() {
             build_connection(c, true).map_err(|m| invalid(format!("connections[{i}]"), m))?;
+            ConnectionPolicy::compile(c.guardrails.as_ref(), c.masking.as_ref())
+                .map_err(|e| invalid(format!("connections[{i}]"), e.to_string()))?;
             if !names.insert(c.name.as_str()) {
                 return Err(invalid(
                     format!("connections[{i}]"),
@@ -323,6 +333,18 @@ impl Config {
         self.connections
             .iter()
             .filter_map(|c| build_connection(c, true).ok())
+            .collect()
+    }
+
+    /// The config file's compiled connection policies, by connection name.
+    pub fn policies(&self) -> BTreeMap<String, Arc<ConnectionPolicy>> {
+        self.connections
+            .iter()
+            .filter_map(|c| {
+                let p =
+                    ConnectionPolicy::compile(c.guardrails.as_ref(), c.masking.as_ref()).ok()?;
+                (!p.is_empty()).then(|| (c.name.clone(), Arc::new(p)))
+            })
             .collect()
     }
 

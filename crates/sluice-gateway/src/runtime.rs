@@ -103,7 +103,8 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
             config.grants(),
             runtime_conns,
             runtime_grants,
-        ),
+        )
+        .with_policies(config.policies()),
         RecordingSettings {
             mode: config.recording.mode,
             max_rows: config.recording.max_rows,

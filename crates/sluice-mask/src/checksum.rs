@@ -18,7 +18,7 @@ pub fn luhn(s: &[u8]) -> bool {
         sum += d;
         double = !double;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// ISO 13616 mod-97 check over the alphanumerics of `s` (spaces skipped).

@@ -39,26 +39,106 @@ impl Charset {
 
 const TRIGGERS: &[(&str, Trigger, bool)] = &[
     // (literal, trigger, case-sensitive)
-    ("AKIA", Trigger::Prefixed(Detector::AwsAccessKey, 16, Charset::UpperDigit), true),
-    ("ASIA", Trigger::Prefixed(Detector::AwsAccessKey, 16, Charset::UpperDigit), true),
-    ("AGPA", Trigger::Prefixed(Detector::AwsAccessKey, 16, Charset::UpperDigit), true),
-    ("AIDA", Trigger::Prefixed(Detector::AwsAccessKey, 16, Charset::UpperDigit), true),
-    ("AROA", Trigger::Prefixed(Detector::AwsAccessKey, 16, Charset::UpperDigit), true),
-    ("ANPA", Trigger::Prefixed(Detector::AwsAccessKey, 16, Charset::UpperDigit), true),
-    ("ghp_", Trigger::Prefixed(Detector::GithubToken, 36, Charset::Alnum), true),
-    ("gho_", Trigger::Prefixed(Detector::GithubToken, 36, Charset::Alnum), true),
-    ("ghu_", Trigger::Prefixed(Detector::GithubToken, 36, Charset::Alnum), true),
-    ("ghs_", Trigger::Prefixed(Detector::GithubToken, 36, Charset::Alnum), true),
-    ("ghr_", Trigger::Prefixed(Detector::GithubToken, 36, Charset::Alnum), true),
-    ("github_pat_", Trigger::Prefixed(Detector::GithubToken, 22, Charset::AlnumUnderscore), true),
-    ("glpat-", Trigger::Prefixed(Detector::GitlabToken, 20, Charset::AlnumDashUnderscore), true),
-    ("xoxb-", Trigger::Prefixed(Detector::SlackToken, 10, Charset::AlnumDashUnderscore), true),
-    ("xoxp-", Trigger::Prefixed(Detector::SlackToken, 10, Charset::AlnumDashUnderscore), true),
-    ("xoxa-", Trigger::Prefixed(Detector::SlackToken, 10, Charset::AlnumDashUnderscore), true),
-    ("xoxr-", Trigger::Prefixed(Detector::SlackToken, 10, Charset::AlnumDashUnderscore), true),
-    ("xoxs-", Trigger::Prefixed(Detector::SlackToken, 10, Charset::AlnumDashUnderscore), true),
-    ("xoxe-", Trigger::Prefixed(Detector::SlackToken, 10, Charset::AlnumDashUnderscore), true),
-    ("xapp-", Trigger::Prefixed(Detector::SlackToken, 10, Charset::AlnumDashUnderscore), true),
+    (
+        "AKIA",
+        Trigger::Prefixed(Detector::AwsAccessKey, 16, Charset::UpperDigit),
+        true,
+    ),
+    (
+        "ASIA",
+        Trigger::Prefixed(Detector::AwsAccessKey, 16, Charset::UpperDigit),
+        true,
+    ),
+    (
+        "AGPA",
+        Trigger::Prefixed(Detector::AwsAccessKey, 16, Charset::UpperDigit),
+        true,
+    ),
+    (
+        "AIDA",
+        Trigger::Prefixed(Detector::AwsAccessKey, 16, Charset::UpperDigit),
+        true,
+    ),
+    (
+        "AROA",
+        Trigger::Prefixed(Detector::AwsAccessKey, 16, Charset::UpperDigit),
+        true,
+    ),
+    (
+        "ANPA",
+        Trigger::Prefixed(Detector::AwsAccessKey, 16, Charset::UpperDigit),
+        true,
+    ),
+    (
+        "ghp_",
+        Trigger::Prefixed(Detector::GithubToken, 36, Charset::Alnum),
+        true,
+    ),
+    (
+        "gho_",
+        Trigger::Prefixed(Detector::GithubToken, 36, Charset::Alnum),
+        true,
+    ),
+    (
+        "ghu_",
+        Trigger::Prefixed(Detector::GithubToken, 36, Charset::Alnum),
+        true,
+    ),
+    (
+        "ghs_",
+        Trigger::Prefixed(Detector::GithubToken, 36, Charset::Alnum),
+        true,
+    ),
+    (
+        "ghr_",
+        Trigger::Prefixed(Detector::GithubToken, 36, Charset::Alnum),
+        true,
+    ),
+    (
+        "github_pat_",
+        Trigger::Prefixed(Detector::GithubToken, 22, Charset::AlnumUnderscore),
+        true,
+    ),
+    (
+        "glpat-",
+        Trigger::Prefixed(Detector::GitlabToken, 20, Charset::AlnumDashUnderscore),
+        true,
+    ),
+    (
+        "xoxb-",
+        Trigger::Prefixed(Detector::SlackToken, 10, Charset::AlnumDashUnderscore),
+        true,
+    ),
+    (
+        "xoxp-",
+        Trigger::Prefixed(Detector::SlackToken, 10, Charset::AlnumDashUnderscore),
+        true,
+    ),
+    (
+        "xoxa-",
+        Trigger::Prefixed(Detector::SlackToken, 10, Charset::AlnumDashUnderscore),
+        true,
+    ),
+    (
+        "xoxr-",
+        Trigger::Prefixed(Detector::SlackToken, 10, Charset::AlnumDashUnderscore),
+        true,
+    ),
+    (
+        "xoxs-",
+        Trigger::Prefixed(Detector::SlackToken, 10, Charset::AlnumDashUnderscore),
+        true,
+    ),
+    (
+        "xoxe-",
+        Trigger::Prefixed(Detector::SlackToken, 10, Charset::AlnumDashUnderscore),
+        true,
+    ),
+    (
+        "xapp-",
+        Trigger::Prefixed(Detector::SlackToken, 10, Charset::AlnumDashUnderscore),
+        true,
+    ),
     ("eyJ", Trigger::Jwt, true),
     ("aws_secret_access_key", Trigger::AwsSecretName, false),
     ("secret_access_key", Trigger::AwsSecretName, false),
@@ -147,7 +227,13 @@ fn base64url(b: u8) -> bool {
 }
 
 /// Masks what `trigger` found at `start..end`; returns where scanning goes on.
-fn apply(v: &mut [u8], start: usize, end: usize, trigger: Trigger, counts: &mut MaskCounts) -> Option<usize> {
+fn apply(
+    v: &mut [u8],
+    start: usize,
+    end: usize,
+    trigger: Trigger,
+    counts: &mut MaskCounts,
+) -> Option<usize> {
     match trigger {
         Trigger::Prefixed(detector, min, charset) => {
             if start > 0 && is_word(v[start - 1]) {
@@ -184,7 +270,9 @@ fn apply(v: &mut [u8], start: usize, end: usize, trigger: Trigger, counts: &mut 
         }
         Trigger::AwsSecretName => {
             let value = skip_assignment(v, end)?;
-            let value_end = run(v, value, |b| b.is_ascii_alphanumeric() || b == b'/' || b == b'+');
+            let value_end = run(v, value, |b| {
+                b.is_ascii_alphanumeric() || b == b'/' || b == b'+'
+            });
             if value_end - value != 40 {
                 return None;
             }
@@ -199,7 +287,12 @@ fn apply(v: &mut [u8], start: usize, end: usize, trigger: Trigger, counts: &mut 
                 let q = v[value - 1];
                 run(v, value, |b| b != q)
             } else {
-                run(v, value, |b| !matches!(b, b';' | b'&' | b' ' | b'\t' | b'\n' | b'\r' | b'\'' | b'"' | b','))
+                run(v, value, |b| {
+                    !matches!(
+                        b,
+                        b';' | b'&' | b' ' | b'\t' | b'\n' | b'\r' | b'\'' | b'"' | b','
+                    )
+                })
             };
             if value_end == value {
                 return None;
@@ -209,7 +302,10 @@ fn apply(v: &mut [u8], start: usize, end: usize, trigger: Trigger, counts: &mut 
             Some(value_end)
         }
         Trigger::Bearer => {
-            let value_end = run(v, end, |b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'='));
+            let value_end = run(v, end, |b| {
+                b.is_ascii_alphanumeric()
+                    || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+            });
             if value_end - end < 8 {
                 return None;
             }
@@ -219,7 +315,9 @@ fn apply(v: &mut [u8], start: usize, end: usize, trigger: Trigger, counts: &mut 
         }
         Trigger::Url => {
             // userinfo ends at `@` before any `/`, `?`, `#` or space.
-            let info_end = run(v, end, |b| !matches!(b, b'@' | b'/' | b'?' | b'#' | b' ' | b'\t' | b'\n'));
+            let info_end = run(v, end, |b| {
+                !matches!(b, b'@' | b'/' | b'?' | b'#' | b' ' | b'\t' | b'\n')
+            });
             if info_end >= v.len() || v[info_end] != b'@' {
                 return None;
             }
@@ -238,7 +336,8 @@ fn apply(v: &mut [u8], start: usize, end: usize, trigger: Trigger, counts: &mut 
                 return None;
             }
             let body = (line_end + 1).min(v.len());
-            let footer = memchr::memmem::find(&v[body..], b"-----END").map_or(v.len(), |p| body + p);
+            let footer =
+                memchr::memmem::find(&v[body..], b"-----END").map_or(v.len(), |p| body + p);
             mask_span(v, body, footer);
             counts.hit(Detector::PrivateKey);
             Some(footer)

@@ -111,7 +111,11 @@ impl Masker {
             literals: Literals::new(&enabled),
             custom,
             custom_names: config.custom.iter().map(|c| c.name.clone()).collect(),
-            columns: config.columns.iter().map(|c| ColumnPattern::new(c)).collect(),
+            columns: config
+                .columns
+                .iter()
+                .map(|c| ColumnPattern::new(c))
+                .collect(),
             mask_client: config.mask_client,
         })
     }
@@ -165,7 +169,10 @@ impl Masker {
         if !self.mask(&mut bytes, counts) {
             return None;
         }
-        Some(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+        Some(
+            String::from_utf8(bytes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        )
     }
 }
 

@@ -172,7 +172,7 @@ fn try_iban(v: &mut [u8], at: usize, counts: &mut MaskCounts) -> bool {
         return false;
     }
     let mut end = at + 4;
-    let mut chars = 4;
+    let mut chars: usize = 4;
     while end < v.len() && chars < 34 {
         let b = v[end];
         if b.is_ascii_uppercase() || b.is_ascii_digit() {
@@ -181,7 +181,7 @@ fn try_iban(v: &mut [u8], at: usize, counts: &mut MaskCounts) -> bool {
         } else if b == b' '
             && end + 1 < v.len()
             && (v[end + 1].is_ascii_uppercase() || v[end + 1].is_ascii_digit())
-            && (chars % 4 == 0)
+            && chars.is_multiple_of(4)
         {
             end += 1;
         } else {

@@ -1,7 +1,9 @@
 //! Connections and grants as one lookup: the config file's plus those added at runtime.
 
+use crate::policy::ConnectionPolicy;
 use sluice_core::{Connection, Grant, Identity};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// A snapshot of connections and grants. Replaced whole on change, so a session sees one
 /// consistent view.
@@ -9,6 +11,7 @@ use std::collections::BTreeMap;
 pub struct Catalog {
     connections: BTreeMap<String, Connection>,
     grants: Vec<Grant>,
+    policies: BTreeMap<String, Arc<ConnectionPolicy>>,
 }
 
 impl Catalog {
@@ -35,7 +38,24 @@ impl Catalog {
         Catalog {
             connections,
             grants,
+            policies: BTreeMap::new(),
         }
+    }
+
+    /// Attaches compiled policies, by connection name.
+    pub fn with_policies(mut self, policies: BTreeMap<String, Arc<ConnectionPolicy>>) -> Catalog {
+        self.policies = policies;
+        self
+    }
+
+    /// The policies, by connection name (kept when the catalog is rebuilt).
+    pub fn policies(&self) -> &BTreeMap<String, Arc<ConnectionPolicy>> {
+        &self.policies
+    }
+
+    /// The policy of `connection`, if it has one.
+    pub fn policy(&self, connection: &str) -> Option<Arc<ConnectionPolicy>> {
+        self.policies.get(connection).cloned()
     }
 
     /// The connection named `name`.

@@ -16,16 +16,22 @@
 //! ## Layout
 //! - [`catalog`]: connections and grants (config file + runtime) as one lookup.
 //! - [`authorize`]: steps 1–2 and their audit events.
+//! - [`live`]: live sessions and their stop signals (kill, block, expiry).
+//! - [`policy`]: a connection's compiled guard and masker.
 //! - [`recorder`]: step 4–5.
 //! - [`audit`]: building audit events.
 
 pub mod audit;
 pub mod authorize;
 pub mod catalog;
+pub mod live;
+pub mod policy;
 pub mod recorder;
 
 pub use authorize::{Authorized, OpenError};
 pub use catalog::Catalog;
+pub use live::{LiveSessions, Stop};
+pub use policy::ConnectionPolicy;
 pub use recorder::{Durable, Recorder, RecordingSettings};
 
 use sluice_store::{RecordWriter, Store};
@@ -42,6 +48,7 @@ struct Inner {
     writer: RecordWriter,
     catalog: RwLock<Arc<Catalog>>,
     recording: RecordingSettings,
+    live: LiveSessions,
 }
 
 impl Pipeline {
@@ -58,6 +65,7 @@ impl Pipeline {
                 writer,
                 catalog: RwLock::new(Arc::new(catalog)),
                 recording,
+                live: LiveSessions::default(),
             }),
         }
     }
@@ -87,6 +95,11 @@ impl Pipeline {
             Err(poisoned) => poisoned.into_inner(),
         };
         *guard = Arc::new(catalog);
+    }
+
+    /// Live sessions (containment).
+    pub fn live(&self) -> &LiveSessions {
+        &self.inner.live
     }
 
     /// Recording settings.

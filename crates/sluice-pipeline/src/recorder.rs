@@ -124,6 +124,15 @@ impl Recorder {
         &self.authorized
     }
 
+    /// Audits `action` in this session's context (identity, connection, session id).
+    pub fn audit(&self, action: &str, outcome: Outcome, reason: Option<String>) {
+        let mut e = audit::by(&self.authorized.identity, action, outcome);
+        e.session_id = Some(self.id.0.clone());
+        fill_context(&mut e, &self.authorized);
+        e.reason = reason;
+        self.writer.send(WriteOp::Audit(Box::new(e)));
+    }
+
     /// Records `event`. Queries are durable before [`Durable::wait`] returns in strict mode.
     pub fn record(&mut self, event: &SessionEvent) -> Durable {
         let durable =

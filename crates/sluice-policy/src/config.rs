@@ -101,8 +101,12 @@ mod opt_duration {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let text: Option<String> = Option::deserialize(d)?;
-        text.map(|t| parse(&t).ok_or_else(|| serde::de::Error::custom(format!("invalid duration {t:?}: use e.g. 30s, 10m, 1h"))))
-            .transpose()
+        text.map(|t| {
+            parse(&t).ok_or_else(|| {
+                serde::de::Error::custom(format!("invalid duration {t:?}: use e.g. 30s, 10m, 1h"))
+            })
+        })
+        .transpose()
     }
 
     /// `90`, `90s`, `10m`, `1h`.

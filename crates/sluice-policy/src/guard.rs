@@ -133,7 +133,8 @@ impl Guard {
 
 fn compile(r: &RuleConfig, default_approvers: &[String]) -> Result<Rule, GuardError> {
     let m = &r.matches;
-    if m.statements.is_empty() && m.functions.is_empty() && m.tables.is_empty() && m.regex.is_none() {
+    if m.statements.is_empty() && m.functions.is_empty() && m.tables.is_empty() && m.regex.is_none()
+    {
         return Err(GuardError::EmptyMatch(r.name.clone()));
     }
     let regex = m
@@ -171,7 +172,11 @@ fn compile(r: &RuleConfig, default_approvers: &[String]) -> Result<Rule, GuardEr
         }),
         action: r.action,
         groups: r.groups.clone(),
-        statements: m.statements.iter().map(|s| s.to_ascii_lowercase()).collect(),
+        statements: m
+            .statements
+            .iter()
+            .map(|s| s.to_ascii_lowercase())
+            .collect(),
         functions: m.functions.iter().map(|s| NamePattern::new(s)).collect(),
         tables: m.tables.iter().map(|s| NamePattern::new(s)).collect(),
         regex,
@@ -194,8 +199,13 @@ impl Rule {
     fn matches_statement(&self, s: &StatementFacts) -> bool {
         (self.statements.is_empty() || s.classes.iter().any(|c| self.statements.contains(c)))
             && (self.functions.is_empty()
-                || s.functions.iter().any(|f| self.functions.iter().any(|p| p.matches(f))))
-            && (self.tables.is_empty() || s.tables.iter().any(|t| self.tables.iter().any(|p| p.matches(t))))
+                || s.functions
+                    .iter()
+                    .any(|f| self.functions.iter().any(|p| p.matches(f))))
+            && (self.tables.is_empty()
+                || s.tables
+                    .iter()
+                    .any(|t| self.tables.iter().any(|p| p.matches(t))))
     }
 }
 

@@ -46,14 +46,39 @@ fn check(g: &Guard, stmts: &[StatementFacts]) -> Verdict {
 #[test]
 fn deny_beats_review_and_any_statement_counts() {
     let g = guard(vec![
-        rule("review-deletes", Action::Review, MatchConfig { statements: vec!["delete".into()], ..Default::default() }),
-        rule("no-drop", Action::Deny, MatchConfig { statements: vec!["drop_table".into()], ..Default::default() }),
+        rule(
+            "review-deletes",
+            Action::Review,
+            MatchConfig {
+                statements: vec!["delete".into()],
+                ..Default::default()
+            },
+        ),
+        rule(
+            "no-drop",
+            Action::Deny,
+            MatchConfig {
+                statements: vec!["drop_table".into()],
+                ..Default::default()
+            },
+        ),
     ]);
-    assert_eq!(check(&g, &[facts(&["select"], &["t"], &[])]), Verdict::Allow);
-    let Verdict::Review(hit) = check(&g, &[facts(&["delete"], &["t"], &[])]) else { panic!("review") };
+    assert_eq!(
+        check(&g, &[facts(&["select"], &["t"], &[])]),
+        Verdict::Allow
+    );
+    let Verdict::Review(hit) = check(&g, &[facts(&["delete"], &["t"], &[])]) else {
+        panic!("review")
+    };
     assert_eq!(hit.rule, "review-deletes");
     assert_eq!(hit.approvers, vec!["security".to_string()]);
-    let Verdict::Deny(hit) = check(&g, &[facts(&["delete"], &[], &[]), facts(&["drop_table"], &[], &[])]) else {
+    let Verdict::Deny(hit) = check(
+        &g,
+        &[
+            facts(&["delete"], &[], &[]),
+            facts(&["drop_table"], &[], &[]),
+        ],
+    ) else {
         panic!("deny")
     };
     assert_eq!(hit.rule, "no-drop");
@@ -64,11 +89,24 @@ fn matchers_combine_with_and() {
     let g = guard(vec![rule(
         "no-deletes-on-audit",
         Action::Deny,
-        MatchConfig { statements: vec!["delete".into()], tables: vec!["audit.*".into()], ..Default::default() },
+        MatchConfig {
+            statements: vec!["delete".into()],
+            tables: vec!["audit.*".into()],
+            ..Default::default()
+        },
     )]);
-    assert!(matches!(check(&g, &[facts(&["delete"], &["audit.log"], &[])]), Verdict::Deny(_)));
-    assert_eq!(check(&g, &[facts(&["delete"], &["public.log"], &[])]), Verdict::Allow);
-    assert_eq!(check(&g, &[facts(&["select"], &["audit.log"], &[])]), Verdict::Allow);
+    assert!(matches!(
+        check(&g, &[facts(&["delete"], &["audit.log"], &[])]),
+        Verdict::Deny(_)
+    ));
+    assert_eq!(
+        check(&g, &[facts(&["delete"], &["public.log"], &[])]),
+        Verdict::Allow
+    );
+    assert_eq!(
+        check(&g, &[facts(&["select"], &["audit.log"], &[])]),
+        Verdict::Allow
+    );
 }
 
 #[test]
@@ -76,20 +114,48 @@ fn unqualified_names_match_any_schema() {
     let g = guard(vec![rule(
         "no-kill",
         Action::Deny,
-        MatchConfig { functions: vec!["pg_terminate_backend".into()], ..Default::default() },
+        MatchConfig {
+            functions: vec!["pg_terminate_backend".into()],
+            ..Default::default()
+        },
     )]);
-    assert!(matches!(check(&g, &[facts(&["select"], &[], &["pg_catalog.pg_terminate_backend"])]), Verdict::Deny(_)));
-    assert!(matches!(check(&g, &[facts(&["select"], &[], &["PG_TERMINATE_BACKEND"])]), Verdict::Deny(_)));
+    assert!(matches!(
+        check(
+            &g,
+            &[facts(
+                &["select"],
+                &[],
+                &["pg_catalog.pg_terminate_backend"]
+            )]
+        ),
+        Verdict::Deny(_)
+    ));
+    assert!(matches!(
+        check(&g, &[facts(&["select"], &[], &["PG_TERMINATE_BACKEND"])]),
+        Verdict::Deny(_)
+    ));
 }
 
 #[test]
 fn group_scoped_rules_and_unparsable_default() {
-    let mut r = rule("interns", Action::Deny, MatchConfig { statements: vec!["update".into()], ..Default::default() });
+    let mut r = rule(
+        "interns",
+        Action::Deny,
+        MatchConfig {
+            statements: vec!["update".into()],
+            ..Default::default()
+        },
+    );
     r.groups = vec!["interns".into()];
     let g = guard(vec![r]);
     assert_eq!(check(&g, &[facts(&["update"], &[], &[])]), Verdict::Allow);
     let v = g.check(
-        &Command { text: "SELEC 1", normalized: "", statements: &[], unparsable: Some("syntax error") },
+        &Command {
+            text: "SELEC 1",
+            normalized: "",
+            statements: &[],
+            unparsable: Some("syntax error"),
+        },
         &[],
     );
     assert!(matches!(v, Verdict::Deny(h) if h.rule == "unparsable"));
@@ -98,12 +164,22 @@ fn group_scoped_rules_and_unparsable_default() {
 #[test]
 fn invalid_rules_are_rejected() {
     assert!(matches!(
-        Guard::new(&GuardConfig { rules: vec![rule("empty", Action::Deny, MatchConfig::default())], ..Default::default() }),
+        Guard::new(&GuardConfig {
+            rules: vec![rule("empty", Action::Deny, MatchConfig::default())],
+            ..Default::default()
+        }),
         Err(GuardError::EmptyMatch(_))
     ));
     assert!(matches!(
         Guard::new(&GuardConfig {
-            rules: vec![rule("re", Action::Deny, MatchConfig { regex: Some("(".into()), ..Default::default() })],
+            rules: vec![rule(
+                "re",
+                Action::Deny,
+                MatchConfig {
+                    regex: Some("(".into()),
+                    ..Default::default()
+                }
+            )],
             ..Default::default()
         }),
         Err(GuardError::Regex { .. })

@@ -50,6 +50,11 @@ impl ReadBuffer {
         &self.buf
     }
 
+    /// The buffered bytes, to edit in place (masking).
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+
     /// Drops the first `n` bytes (they were forwarded).
     pub fn consume(&mut self, n: usize) {
         bytes::Buf::advance(&mut self.buf, n);

@@ -82,13 +82,19 @@ impl CancelMap {
         let Some(t) = target else {
             return Ok(false);
         };
-        let mut stream = TcpStream::connect(t.addr).await?;
-        let mut buf = BytesMut::with_capacity(16);
-        encode::cancel_request(&mut buf, t.pid, t.secret);
-        stream.write_all(&buf).await?;
-        // The server closes once it has acted on the request; wait for that, as libpq does.
-        let mut byte = [0u8; 1];
-        let _ = tokio::time::timeout(CANCEL_WAIT, stream.read(&mut byte)).await;
+        send(t.addr, t.pid, t.secret).await?;
         Ok(true)
     }
+}
+
+/// Sends a CancelRequest for backend (`pid`, `secret`) to the target at `addr`.
+pub async fn send(addr: SocketAddr, pid: i32, secret: i32) -> std::io::Result<()> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let mut buf = BytesMut::with_capacity(16);
+    encode::cancel_request(&mut buf, pid, secret);
+    stream.write_all(&buf).await?;
+    // The server closes once it has acted on the request; wait for that, as libpq does.
+    let mut byte = [0u8; 1];
+    let _ = tokio::time::timeout(CANCEL_WAIT, stream.read(&mut byte)).await;
+    Ok(())
 }

@@ -10,7 +10,9 @@
 //!   and turns them into recording events.
 //! - [`handshake`]: the client-facing startup: TLS, token as password, native errors.
 //! - [`upstream`]: opening the target with the gateway's credentials.
-//! - [`relay`]: the two byte pumps of an established session.
+//! - [`relay`]: the two byte pumps of an established session; the guard cuts refused
+//!   statements out of the client's stream, the masker edits server messages in place.
+//! - [`masking`]: masking of DataRow, COPY, error and notification bodies, in place.
 //! - [`cancel`]: CancelRequest routing to the right target backend.
 //! - [`listener`]: the accept loop that ties them together.
 
@@ -20,6 +22,7 @@ pub mod cancel;
 pub mod codec;
 pub mod handshake;
 pub mod listener;
+pub mod masking;
 pub mod relay;
 pub mod stream;
 pub mod tracker;

@@ -1,14 +1,15 @@
 //! The PostgreSQL listener: accepts clients and runs each session through the phases
 //! handshake → authorize → open target → relay → end.
 
+use crate::analyze::AnalysisCache;
 use crate::cancel::CancelMap;
 use crate::codec::encode;
 use crate::handshake::{self, ClientHello, Handshake, HandshakeConfig};
-use crate::relay::{self, SessionState};
+use crate::relay::{self, SessionPolicy, SessionState};
 use crate::tracker::{Tracker, TrackerSettings};
 use crate::upstream::{self, TargetSpec, Upstream};
 use bytes::BytesMut;
-use sluice_core::{Fault, Outcome, Protocol};
+use sluice_core::{EndReason, Fault, Outcome, Protocol, SessionEvent};
 use sluice_pipeline::authorize::ConnectAttempt;
 use sluice_pipeline::{audit, Authorized, OpenError, Pipeline};
 use sluice_store::TokenError;
@@ -33,6 +34,7 @@ pub struct ListenerSettings {
 /// Everything a client task needs.
 struct Ctx {
     pipeline: Pipeline,
+    analyses: Arc<AnalysisCache>,
     settings: ListenerSettings,
     cancels: CancelMap,
     shutdown: watch::Receiver<bool>,
@@ -47,6 +49,7 @@ pub async fn serve(
 ) {
     let ctx = Arc::new(Ctx {
         pipeline,
+        analyses: Arc::new(AnalysisCache::default()),
         settings,
         cancels: CancelMap::default(),
         shutdown: shutdown.clone(),
@@ -161,20 +164,60 @@ async fn run_session(mut hello: ClientHello, peer: SocketAddr, ctx: &Ctx) {
         return;
     }
     let recording = ctx.pipeline.recording();
-    let state = Mutex::new(SessionState {
-        tracker: Tracker::new(TrackerSettings {
-            max_rows: recording.max_rows,
-            max_value_len: recording.max_value_len,
-        }),
-        recorder,
+    let authorized = recorder.authorized();
+    let registration = ctx.pipeline.live().register(
+        &recorder.id().0,
+        &authorized.identity.name,
+        &authorized.connection.name.0,
+    );
+    let policy = ctx
+        .pipeline
+        .catalog()
+        .policy(&authorized.connection.name.0)
+        .map(|policy| SessionPolicy {
+            policy,
+            groups: Arc::from(authorized.identity.groups.clone()),
+            analyses: ctx.analyses.clone(),
+        });
+    let mut tracker = Tracker::new(TrackerSettings {
+        max_rows: recording.max_rows,
+        max_value_len: recording.max_value_len,
     });
-    let end = relay::run(hello.stream, upstream.stream, &state, ctx.shutdown.clone()).await;
+    tracker.set_masker(policy.as_ref().and_then(|p| p.policy.masker.clone()));
+    let masker = policy.as_ref().and_then(|p| p.policy.masker.clone());
+    let state = Mutex::new(SessionState { tracker, recorder });
+    let end = relay::run(
+        hello.stream,
+        upstream.stream,
+        &state,
+        policy,
+        ctx.shutdown.clone(),
+        registration.stop.clone(),
+    )
+    .await;
+    if matches!(
+        end.reason,
+        EndReason::Killed | EndReason::IdentityBlocked | EndReason::AccessExpired
+    ) {
+        // Stop whatever the target is still running for this session.
+        match crate::cancel::send(upstream.addr, upstream.key.0, upstream.key.1).await {
+            Ok(()) => info!("in-flight statement cancelled on the target"),
+            Err(e) => warn!(error = %e, "cancel on the target failed"),
+        }
+    }
     drop(key);
+    drop(registration);
     info!(reason = end.reason.as_str(), "session ended");
-    let state = match state.into_inner() {
+    let mut state = match state.into_inner() {
         Ok(s) => s,
         Err(p) => p.into_inner(),
     };
+    if let Some(m) = masker {
+        let counts = state.tracker.mask_counts().by_name(m.custom_names());
+        if !counts.is_empty() {
+            let _ = state.recorder.record(&SessionEvent::Masking { counts });
+        }
+    }
     state.recorder.finish(end.reason, end.detail);
 }
 

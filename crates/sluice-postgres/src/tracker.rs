@@ -4,13 +4,23 @@
 //! The server answers messages strictly in order, so the tracker keeps a queue of what it
 //! expects (one entry per client message that gets an answer). After an error in the
 //! extended protocol the server skips to the next Sync; the tracker does the same, marking
-//! the skipped executions. The tracker never touches bytes on the wire; the relay forwards
-//! them unchanged whatever the tracker concludes.
+//! the skipped executions.
+//!
+//! When the guard refuses a message, the relay never forwards it and the tracker queues the
+//! answer the gateway owes instead (an [`Expect::Synthetic`] entry): it reaches the client
+//! exactly where the server's answer would have, after everything owed before it. After a
+//! refused Parse the tracker drops the rest of the batch up to Sync, as the server does after
+//! an error.
+//!
+//! Everything the tracker records (statement text, parameters, result values, error
+//! messages, notifications) passes through the connection's masker first.
 
 use crate::codec::backend::{data_row_values, BackendMessage};
 use crate::codec::frontend::{format_of, FrontendMessage};
+use bytes::BytesMut;
 use sluice_core::event::{Query, QueryResult, StatementError, StatementOutcome};
 use sluice_core::SessionEvent;
+use sluice_mask::{MaskCounts, Masker};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -36,6 +46,30 @@ pub struct Tracker {
     statement_columns: HashMap<String, Vec<String>>,
     portal_columns: HashMap<String, Vec<String>>,
     expect: VecDeque<Expect>,
+    /// Transaction status of the last ReadyForQuery (for the gateway's own ReadyForQuery).
+    last_status: u8,
+    /// Dropping client messages up to the next Sync (after a refused Parse).
+    skipping: bool,
+    /// Extended-protocol messages were forwarded since the last Sync.
+    batch_open: bool,
+    /// Masks what is recorded.
+    masker: Option<Arc<Masker>>,
+    /// What the masker found.
+    mask_counts: MaskCounts,
+}
+
+/// What to do with a client message while the tracker skips a refused batch.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// Not skipping: judge and forward the message as usual.
+    No,
+    /// Drop the message.
+    Drop,
+    /// The batch's Sync: forward it (the server owes answers for earlier messages).
+    ForwardSync,
+    /// The batch's Sync, and nothing of the batch reached the server: drop it; the gateway
+    /// answers ReadyForQuery itself.
+    AnswerSync,
 }
 
 #[derive(Debug, Clone)]
@@ -56,11 +90,16 @@ struct Portal {
 enum Expect {
     ParseComplete(String),
     BindComplete(String),
-    Describe { portal: bool, name: String },
+    Describe {
+        portal: bool,
+        name: String,
+    },
     CloseComplete,
     Execute(Box<Pending>),
     Simple(Box<Pending>),
     Sync,
+    /// Bytes the gateway owes the client at this point of the answer stream.
+    Synthetic(Vec<u8>),
 }
 
 /// A statement awaiting its result.
@@ -72,6 +111,8 @@ struct Pending {
     portal: String,
     result_formats: Vec<i16>,
     columns: Vec<String>,
+    /// Which columns the masker masks whole (computed once per result).
+    masked_columns: Option<Arc<[bool]>>,
     rows: Vec<Vec<Option<String>>>,
     truncated: bool,
     row_count: u64,
@@ -103,7 +144,146 @@ impl Tracker {
             statement_columns: HashMap::new(),
             portal_columns: HashMap::new(),
             expect: VecDeque::new(),
+            last_status: b'I',
+            skipping: false,
+            batch_open: false,
+            masker: None,
+            mask_counts: MaskCounts::default(),
         }
+    }
+
+    /// Masks everything recorded from now on with `masker`.
+    pub fn set_masker(&mut self, masker: Option<Arc<Masker>>) {
+        self.masker = masker;
+    }
+
+    /// What the masker found in what was recorded (and, when the relay masks the client's
+    /// copy, it adds its own counts with [`Tracker::count_masked`]).
+    pub fn mask_counts(&self) -> &MaskCounts {
+        &self.mask_counts
+    }
+
+    /// For the result now streaming: which columns are masked whole by name. Empty when
+    /// there is no masker, no column rule, or the columns are unknown.
+    pub fn masked_columns(&mut self) -> Option<Arc<[bool]>> {
+        let masker = self.masker.clone()?;
+        let (portal_cols, statement_cols) = (&self.portal_columns, &self.statement_columns);
+        let p = match self.expect.front_mut() {
+            Some(Expect::Simple(p) | Expect::Execute(p)) => p,
+            _ => return None,
+        };
+        if p.masked_columns.is_none() {
+            let names: &[String] = if p.columns.is_empty() {
+                portal_cols
+                    .get(&p.portal)
+                    .or_else(|| statement_cols.get(&p.statement))
+                    .map_or(&[], |c| c.as_slice())
+            } else {
+                &p.columns
+            };
+            let flags: Vec<bool> = names.iter().map(|n| masker.column_masked(n)).collect();
+            p.masked_columns = Some(Arc::from(flags));
+        }
+        p.masked_columns.clone()
+    }
+
+    /// Whether the next DataRow will be recorded (the per-statement row cap is not reached).
+    pub fn wants_row(&self) -> bool {
+        match self.expect.front() {
+            Some(Expect::Simple(p) | Expect::Execute(p)) => p.rows.len() < self.settings.max_rows,
+            _ => false,
+        }
+    }
+
+    /// Adds counts from masking done outside the tracker.
+    pub fn count_masked(&mut self, counts: &MaskCounts) {
+        self.mask_counts.add(counts);
+    }
+
+    /// Whether the statement with this text must be judged, or dropped as part of a batch
+    /// already refused.
+    pub fn skip(&mut self, msg: &FrontendMessage<'_>) -> Skip {
+        if !self.skipping {
+            return Skip::No;
+        }
+        match msg {
+            FrontendMessage::Sync => {
+                self.skipping = false;
+                if std::mem::take(&mut self.batch_open) {
+                    Skip::ForwardSync
+                } else {
+                    let mut z = BytesMut::new();
+                    crate::codec::encode::ready_for_query(&mut z, self.last_status);
+                    self.expect.push_back(Expect::Synthetic(z.to_vec()));
+                    Skip::AnswerSync
+                }
+            }
+            FrontendMessage::Query(_) | FrontendMessage::Terminate => {
+                // A simple query ends the extended batch implicitly.
+                self.skipping = false;
+                Skip::No
+            }
+            _ => Skip::Drop,
+        }
+    }
+
+    /// Records a statement the guard refused (`code`, `message`) and queues the client's
+    /// answer. For a simple query the answer is the error and ReadyForQuery; for Parse the
+    /// error, and the rest of the batch is dropped up to Sync.
+    pub fn refuse(
+        &mut self,
+        msg: &FrontendMessage<'_>,
+        rule: &str,
+        message: &str,
+        hint: &str,
+        now_us: i64,
+        out: &mut Vec<SessionEvent>,
+    ) {
+        let (text, simple) = match msg {
+            FrontendMessage::Query(t) => (*t, true),
+            FrontendMessage::Parse { query, .. } => (*query, false),
+            _ => return,
+        };
+        let mut p = self.query(Arc::from(text), None, now_us, out);
+        out.push(SessionEvent::Guard {
+            query: p.query,
+            action: "denied".into(),
+            rule: rule.to_string(),
+            reason: message.to_string(),
+            review: None,
+        });
+        let error = StatementError {
+            code: "42501".into(),
+            message: message.to_string(),
+        };
+        out.push(p.finish(
+            now_us,
+            StatementOutcome {
+                error: Some(error),
+                ..StatementOutcome::default()
+            },
+        ));
+        let mut bytes = BytesMut::new();
+        crate::codec::encode::report(&mut bytes, b'E', "ERROR", "42501", message, hint);
+        if simple {
+            crate::codec::encode::ready_for_query(&mut bytes, self.last_status);
+        } else {
+            self.skipping = true;
+        }
+        self.expect.push_back(Expect::Synthetic(bytes.to_vec()));
+    }
+
+    /// Takes the bytes the gateway owes the client now: synthetic answers that have reached
+    /// the head of the queue. Appends them to `out`; returns whether there were any.
+    pub fn take_synthetic(&mut self, out: &mut Vec<u8>) -> bool {
+        let mut any = false;
+        while let Some(Expect::Synthetic(_)) = self.expect.front() {
+            if let Some(Expect::Synthetic(bytes)) = self.expect.pop_front() {
+                out.extend_from_slice(&bytes);
+                any = true;
+            }
+        }
+        any
     }
 
     /// Observes a client message; pushes the events it produces (queries) to `out`.
@@ -113,6 +293,16 @@ impl Tracker {
         now_us: i64,
         out: &mut Vec<SessionEvent>,
     ) {
+        if matches!(
+            msg,
+            FrontendMessage::Parse { .. }
+                | FrontendMessage::Bind(_)
+                | FrontendMessage::Describe { .. }
+                | FrontendMessage::Execute { .. }
+                | FrontendMessage::Close { .. }
+        ) {
+            self.batch_open = true;
+        }
         match msg {
             FrontendMessage::Query(text) => {
                 let p = self.query(Arc::from(*text), None, now_us, out);
@@ -139,10 +329,10 @@ impl Tracker {
             }
             FrontendMessage::Bind(b) => {
                 let (text, types) = match self.statements.get(b.statement) {
-                    Some(p) => (p.text.clone(), p.param_types.as_slice()),
+                    Some(p) => (p.text.clone(), p.param_types.clone()),
                     None => (
                         Arc::from(format!("(unknown prepared statement {:?})", b.statement)),
-                        &[][..],
+                        Vec::new(),
                     ),
                 };
                 let params = b
@@ -197,7 +387,10 @@ impl Tracker {
                 }
                 self.expect.push_back(Expect::CloseComplete);
             }
-            FrontendMessage::Sync => self.expect.push_back(Expect::Sync),
+            FrontendMessage::Sync => {
+                self.batch_open = false;
+                self.expect.push_back(Expect::Sync);
+            }
             FrontendMessage::Flush
             | FrontendMessage::Terminate
             | FrontendMessage::Copy
@@ -214,6 +407,12 @@ impl Tracker {
     ) -> Box<Pending> {
         let id = self.next_query;
         self.next_query += 1;
+        let text = match &self.masker {
+            Some(m) => m
+                .mask_str(&text, &mut self.mask_counts)
+                .map_or(text, Arc::from),
+            None => text,
+        };
         out.push(SessionEvent::Query(Box::new(Query { id, text, params })));
         Box::new(Pending {
             query: id,
@@ -241,7 +440,8 @@ impl Tracker {
             BackendMessage::EmptyQuery => self.complete("", now_us, out),
             BackendMessage::PortalSuspended => self.complete("(portal suspended)", now_us, out),
             BackendMessage::Error(e) => self.on_error(e.code, e.message, now_us, out),
-            BackendMessage::ReadyForQuery(_) => {
+            BackendMessage::ReadyForQuery(status) => {
+                self.last_status = *status;
                 while let Some(e) = self.expect.pop_front() {
                     if matches!(e, Expect::Sync | Expect::Simple(_)) {
                         break;
@@ -289,7 +489,10 @@ impl Tracker {
                 map.insert(name.clone(), columns);
                 self.expect.pop_front();
             }
-            Some(Expect::Simple(p)) | Some(Expect::Execute(p)) => p.columns = columns,
+            Some(Expect::Simple(p)) | Some(Expect::Execute(p)) => {
+                p.columns = columns;
+                p.masked_columns = None;
+            }
             _ => {}
         }
     }
@@ -368,6 +571,7 @@ impl Tracker {
             if matches!(front, Expect::Sync | Expect::Simple(_)) {
                 break;
             }
+            // Refusals queued for messages the server now skips are dropped with them.
             if let Some(Expect::Execute(mut p)) = self.expect.pop_front() {
                 self.fill_columns(&mut p);
                 let outcome = match error.take() {
@@ -386,7 +590,15 @@ impl Tracker {
         }
     }
 
-    fn value(&self, v: &[u8], format: i16) -> String {
+    fn value(&mut self, v: &[u8], format: i16) -> String {
+        let s = self.value_unmasked(v, format);
+        match &self.masker {
+            Some(m) => m.mask_str(&s, &mut self.mask_counts).unwrap_or(s),
+            None => s,
+        }
+    }
+
+    fn value_unmasked(&self, v: &[u8], format: i16) -> String {
         let max = self.settings.max_value_len;
         let shown = &v[..v.len().min(max)];
         let mut s = if format == 1 {
@@ -402,16 +614,19 @@ impl Tracker {
         s
     }
 
-    fn param(&self, v: &[u8], format: i16, oid: u32) -> String {
+    fn param(&mut self, v: &[u8], format: i16, oid: u32) -> String {
         if format == 1 && v.len() <= self.settings.max_value_len {
             if let Some(text) = crate::codec::values::binary_to_text(oid, v) {
-                return text;
+                return match &self.masker {
+                    Some(m) => m.mask_str(&text, &mut self.mask_counts).unwrap_or(text),
+                    None => text,
+                };
             }
         }
         self.value(v, format)
     }
 
-    fn cap(&self, s: &str) -> String {
+    fn cap(&mut self, s: &str) -> String {
         self.value(s.as_bytes(), 0)
     }
 }

@@ -44,12 +44,16 @@ impl ApiState {
             .store()
             .run(|c| Ok((catalog::list_connections(c)?, catalog::list_grants(c)?)))
             .await?;
-        self.pipeline.set_catalog(Catalog::new(
-            self.config_connections.as_ref().clone(),
-            self.config_grants.as_ref().clone(),
-            conns,
-            grants,
-        ));
+        let policies = self.pipeline.catalog().policies().clone();
+        self.pipeline.set_catalog(
+            Catalog::new(
+                self.config_connections.as_ref().clone(),
+                self.config_grants.as_ref().clone(),
+                conns,
+                grants,
+            )
+            .with_policies(policies),
+        );
         Ok(())
     }
 }

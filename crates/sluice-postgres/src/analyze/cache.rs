@@ -21,7 +21,12 @@ impl AnalysisCache {
         let Some(key) = cache_key(text) else {
             return Arc::new(analyze(text));
         };
-        if let Some(hit) = self.map.lock().ok().and_then(|m| m.get(key.as_str()).cloned()) {
+        if let Some(hit) = self
+            .map
+            .lock()
+            .ok()
+            .and_then(|m| m.get(key.as_str()).cloned())
+        {
             return hit;
         }
         let fresh = Arc::new(analyze(text));
@@ -65,7 +70,10 @@ fn cache_key(text: &str) -> Option<String> {
             continue;
         }
         // Copy up to the next ASCII digit (char boundaries are preserved: digits are ASCII).
-        let next = b[i + 1..].iter().position(u8::is_ascii_digit).map_or(b.len(), |p| i + 1 + p);
+        let next = b[i + 1..]
+            .iter()
+            .position(u8::is_ascii_digit)
+            .map_or(b.len(), |p| i + 1 + p);
         key.push_str(&text[i..next]);
         i = next;
     }
@@ -86,7 +94,10 @@ mod tests {
             cache_key("SELECT abalance FROM t1 WHERE aid = 12345;").as_deref(),
             Some("SELECT abalance FROM t1 WHERE aid = 0;")
         );
-        assert_eq!(cache_key("SELECT $1, 1.5").as_deref(), Some("SELECT $1, 0.0"));
+        assert_eq!(
+            cache_key("SELECT $1, 1.5").as_deref(),
+            Some("SELECT $1, 0.0")
+        );
         assert_eq!(
             cache_key("SELECT * FROM \"tab 1\" WHERE x = 2").as_deref(),
             Some("SELECT * FROM \"tab 1\" WHERE x = 2")

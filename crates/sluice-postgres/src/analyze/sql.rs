@@ -77,7 +77,11 @@ fn classify(node: NodeRef<'_>, depth: usize, facts: &mut StatementFacts) -> Resu
         NodeRef::TruncateStmt(_) => push(facts, "truncate"),
         NodeRef::DropStmt(s) => {
             let kind = ObjectType::try_from(s.remove_type)
-                .map(|t| t.as_str_name().trim_start_matches("OBJECT_").to_ascii_lowercase())
+                .map(|t| {
+                    t.as_str_name()
+                        .trim_start_matches("OBJECT_")
+                        .to_ascii_lowercase()
+                })
                 .unwrap_or_else(|_| "object".into());
             push(facts, "drop");
             facts.classes.push(format!("drop_{kind}"));
@@ -181,7 +185,11 @@ fn snake(camel: &str) -> String {
 }
 
 /// Follows the body of a `DO` block through the PL/pgSQL parser.
-fn do_block(args: &[protobuf::Node], depth: usize, facts: &mut StatementFacts) -> Result<(), String> {
+fn do_block(
+    args: &[protobuf::Node],
+    depth: usize,
+    facts: &mut StatementFacts,
+) -> Result<(), String> {
     let mut body = None;
     let mut language = "plpgsql".to_string();
     for a in args {
@@ -199,7 +207,9 @@ fn do_block(args: &[protobuf::Node], depth: usize, facts: &mut StatementFacts) -
     }
     if language != "plpgsql" {
         facts.classes.push(format!("do_{language}"));
-        return Err(format!("DO blocks in language {language} cannot be analyzed"));
+        return Err(format!(
+            "DO blocks in language {language} cannot be analyzed"
+        ));
     }
     let body = body.ok_or("DO block without a body")?;
     let tag = "$sluice_do$";
@@ -220,7 +230,9 @@ fn plpgsql(v: &serde_json::Value, depth: usize, facts: &mut StatementFacts) -> R
                 match key.as_str() {
                     "PLpgSQL_stmt_dynexecute" => {
                         push(facts, "dynamic_sql");
-                        let query = inner.pointer("/query/PLpgSQL_expr/query").and_then(|q| q.as_str());
+                        let query = inner
+                            .pointer("/query/PLpgSQL_expr/query")
+                            .and_then(|q| q.as_str());
                         if let Some(sql) = query.and_then(string_literal) {
                             embedded(&sql, depth, facts)?;
                         }
@@ -268,7 +280,14 @@ fn embedded(sql: &str, depth: usize, facts: &mut StatementFacts) -> Result<(), S
 /// `'a' || 'b'` is not one).
 fn string_literal(expr: &str) -> Option<String> {
     let parsed = pg_query::parse(&format!("SELECT {expr}"), 0).ok()?;
-    let stmt = parsed.protobuf.stmts.first()?.stmt.as_ref()?.node.as_ref()?;
+    let stmt = parsed
+        .protobuf
+        .stmts
+        .first()?
+        .stmt
+        .as_ref()?
+        .node
+        .as_ref()?;
     let NodeEnum::SelectStmt(s) = stmt else {
         return None;
     };

@@ -32,6 +32,31 @@ pub fn error_response(buf: &mut BytesMut, severity: &str, code: &str, message: &
     });
 }
 
+/// ErrorResponse or NoticeResponse (`tag` `E` or `N`) with a hint.
+pub fn report(buf: &mut BytesMut, tag: u8, severity: &str, code: &str, message: &str, hint: &str) {
+    typed(buf, tag, |b| {
+        for (field, value) in [
+            (b'S', severity),
+            (b'V', severity),
+            (b'C', code),
+            (b'M', message),
+        ] {
+            b.put_u8(field);
+            cstr(b, value);
+        }
+        if !hint.is_empty() {
+            b.put_u8(b'H');
+            cstr(b, hint);
+        }
+        b.put_u8(0);
+    });
+}
+
+/// ReadyForQuery with transaction status `status` (`I`, `T` or `E`).
+pub fn ready_for_query(buf: &mut BytesMut, status: u8) {
+    typed(buf, b'Z', |b| b.put_u8(status));
+}
+
 /// AuthenticationCleartextPassword.
 pub fn auth_cleartext(buf: &mut BytesMut) {
     typed(buf, b'R', |b| b.put_i32(3));

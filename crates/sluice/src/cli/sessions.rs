@@ -243,6 +243,29 @@ fn print_event(e: &Value) {
             ev["channel"].as_str().unwrap_or_default(),
             ev["payload"].as_str().unwrap_or_default()
         ),
+        "guard" => println!(
+            "{at}  #{} {} by rule {}: {}{}",
+            ev["query"],
+            ev["action"].as_str().unwrap_or_default().to_uppercase(),
+            ev["rule"].as_str().unwrap_or_default(),
+            ev["reason"].as_str().unwrap_or_default(),
+            ev["review"]
+                .as_str()
+                .map(|r| format!(" (review {r})"))
+                .unwrap_or_default()
+        ),
+        "decision" => println!(
+            "{at}  #{} review {} {} by {}{}",
+            ev["query"],
+            ev["review"].as_str().unwrap_or_default(),
+            ev["decision"].as_str().unwrap_or_default(),
+            ev["by"],
+            ev["reason"]
+                .as_str()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ),
+        "masking" => println!("{at}  masked values: {}", ev["counts"]),
         "end" => println!(
             "{at}  session end: {}{}",
             ev["reason"].as_str().unwrap_or_default(),

@@ -120,6 +120,44 @@ grants:
     )
 }
 
+/// [`config`] with `policy` (YAML at connection level: `guardrails:`, `masking:`) on `pg`.
+pub fn config_with_policy(db: &TestDb, policy: &str, extra: &str) -> String {
+    let indented: String = policy.lines().map(|l| format!("    {l}\n")).collect();
+    config(db, extra).replace(
+        "    username: postgres\n",
+        &format!("    username: postgres\n{indented}"),
+    )
+}
+
+/// The guardrails the quickstart ships, for tests.
+pub const QUICKSTART_GUARDRAILS: &str = "guardrails:
+  unparsable: deny
+  rules:
+    - name: no-drop-database
+      action: deny
+      reason: dropping a database is not allowed through the gateway
+      match: { statements: [drop_database] }
+    - name: no-drop-table
+      action: deny
+      reason: dropping tables is not allowed through the gateway
+      match: { statements: [drop_table] }
+    - name: no-truncate
+      action: deny
+      reason: TRUNCATE is not allowed through the gateway
+      match: { statements: [truncate] }
+    - name: no-alter-system
+      action: deny
+      reason: ALTER SYSTEM changes the server for everyone
+      match: { statements: [alter_system] }
+    - name: no-copy-program
+      action: deny
+      reason: COPY ... PROGRAM runs commands on the database host
+      match: { statements: [copy_program] }
+    - name: no-backend-kill
+      action: deny
+      match: { functions: [pg_terminate_backend, pg_cancel_backend, lo_export, lo_import, pg_read_file, pg_read_binary_file] }
+";
+
 /// A running gateway process.
 pub struct Gateway {
     child: Child,

@@ -10,12 +10,18 @@ fn classes(sql: &str) -> Vec<String> {
 
 fn has(sql: &str, class: &str) {
     let c = classes(sql);
-    assert!(c.iter().any(|x| x == class), "{sql:?} should be {class}, got {c:?}");
+    assert!(
+        c.iter().any(|x| x == class),
+        "{sql:?} should be {class}, got {c:?}"
+    );
 }
 
 fn lacks(sql: &str, class: &str) {
     let c = classes(sql);
-    assert!(!c.iter().any(|x| x == class), "{sql:?} should not be {class}, got {c:?}");
+    assert!(
+        !c.iter().any(|x| x == class),
+        "{sql:?} should not be {class}, got {c:?}"
+    );
 }
 
 #[test]
@@ -36,31 +42,47 @@ fn default_rule_classes() {
 
 #[test]
 fn nested_statements_are_seen() {
-    has("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d", "delete");
+    has(
+        "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+        "delete",
+    );
     has("EXPLAIN ANALYZE DELETE FROM t", "delete");
     has("PREPARE p AS DELETE FROM t", "delete");
     has("CREATE TABLE c AS SELECT * FROM t", "select");
     has("DO $$ BEGIN DROP TABLE t; END $$", "drop_table");
     has("DO $$ BEGIN EXECUTE 'DROP TABLE t'; END $$", "drop_table");
-    has("DO $$ BEGIN EXECUTE 'DROP ' || 'TABLE t'; END $$", "dynamic_sql");
-    has("DO $$ BEGIN PERFORM pg_terminate_backend(1); END $$", "select");
+    has(
+        "DO $$ BEGIN EXECUTE 'DROP ' || 'TABLE t'; END $$",
+        "dynamic_sql",
+    );
+    has(
+        "DO $$ BEGIN PERFORM pg_terminate_backend(1); END $$",
+        "select",
+    );
 }
 
 #[test]
 fn tables_and_functions() {
     let a = analyze("SELECT pg_catalog.pg_terminate_backend(pid) FROM audit.log JOIN x ON true");
     let s = &a.statements[0];
-    assert!(s.functions.contains(&"pg_catalog.pg_terminate_backend".to_string()));
+    assert!(s
+        .functions
+        .contains(&"pg_catalog.pg_terminate_backend".to_string()));
     assert!(s.tables.contains(&"audit.log".to_string()) && s.tables.contains(&"x".to_string()));
     let d = analyze("DROP TABLE secrets.keys");
     assert!(d.statements[0].tables.contains(&"secrets.keys".to_string()));
     let f = analyze("DO $$ BEGIN PERFORM lo_export(1, '/tmp/x'); END $$");
-    assert!(f.statements[0].functions.contains(&"lo_export".to_string()), "{f:?}");
+    assert!(
+        f.statements[0].functions.contains(&"lo_export".to_string()),
+        "{f:?}"
+    );
 }
 
 #[test]
 fn unparsable_text_says_so() {
     assert!(analyze("SELEC 1").unparsable.is_some());
-    assert!(analyze("DO LANGUAGE plpython3u $$ import os $$").unparsable.is_some());
+    assert!(analyze("DO LANGUAGE plpython3u $$ import os $$")
+        .unparsable
+        .is_some());
     assert!(analyze("").statements.is_empty());
 }

@@ -1,0 +1,219 @@
+//! The client → target pump: judges statements, forwards what is allowed.
+
+use super::{record, reply, RelayEnd, SessionPolicy, SessionState, MAX_CLIENT_READ, MIN_READ};
+use crate::analyze::analyze;
+use crate::buffer::ReadBuffer;
+use crate::codec::frontend::{next_frontend, FrontendMessage};
+use crate::codec::CodecError;
+use crate::tracker::Skip;
+use sluice_core::time::now_micros;
+use sluice_core::{EndReason, SessionEvent};
+use sluice_policy::Verdict;
+use std::sync::Mutex;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// What the scan of a chunk decided.
+struct Step {
+    /// Bytes from the scan start to forward as they are.
+    forward: usize,
+    /// What follows them.
+    then: Then,
+}
+
+enum Then {
+    /// The rest is an incomplete message: read more.
+    NeedMore,
+    /// The client said Terminate (included in `forward`).
+    Quit,
+    /// The next `len` bytes are a message that is not forwarded; `answer` is what the gateway
+    /// owes the client now (empty when its answer waits behind the server's).
+    Cut { len: usize, answer: Vec<u8> },
+}
+
+pub(super) async fn pump<R, W, CW>(
+    client: &mut R,
+    server: &mut W,
+    cw: &tokio::sync::Mutex<CW>,
+    state: &Mutex<SessionState>,
+    policy: Option<&SessionPolicy>,
+) -> RelayEnd
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+    CW: AsyncWrite + Unpin,
+{
+    let mut rb = ReadBuffer::new(MIN_READ, MAX_CLIENT_READ);
+    let mut events = Vec::new();
+    let mut durables = Vec::new();
+    loop {
+        match client.read_buf(rb.prepare()).await {
+            Ok(0) => return RelayEnd::new(EndReason::ClientDisconnected),
+            Ok(n) => rb.observe(n),
+            Err(e) => {
+                return RelayEnd::with(EndReason::ClientDisconnected, e.to_string(), None);
+            }
+        }
+        let mut at = 0;
+        loop {
+            let scanned = {
+                let Ok(mut st) = state.lock() else {
+                    return RelayEnd::with(
+                        EndReason::GatewayError,
+                        "state lock poisoned".into(),
+                        None,
+                    );
+                };
+                let st = &mut *st;
+                let r = scan(&rb.bytes()[at..], st, policy, &mut events);
+                record(&mut st.recorder, &mut events, &mut durables);
+                r
+            };
+            let step = match scanned {
+                Ok(s) => s,
+                Err(e) => {
+                    return RelayEnd::with(
+                        EndReason::ClientProtocolError,
+                        e.to_string(),
+                        Some(("08P01", format!("invalid frontend message: {e}"))),
+                    )
+                }
+            };
+            for d in durables.drain(..) {
+                if !d.wait().await {
+                    return RelayEnd::with(
+                        EndReason::GatewayError,
+                        "recording store failed in strict mode".into(),
+                        Some((
+                            "58030",
+                            "sluice could not record the statement; it was not sent".into(),
+                        )),
+                    );
+                }
+            }
+            if step.forward > 0 {
+                if let Err(e) = server.write_all(&rb.bytes()[at..at + step.forward]).await {
+                    return RelayEnd::with(
+                        EndReason::TargetError,
+                        e.to_string(),
+                        Some(("08006", format!("connection to target lost: {e}"))),
+                    );
+                }
+                at += step.forward;
+            }
+            match step.then {
+                Then::NeedMore => break,
+                Then::Quit => return RelayEnd::new(EndReason::ClientQuit),
+                Then::Cut { len, answer } => {
+                    at += len;
+                    if !answer.is_empty() {
+                        if let Err(e) = reply(cw, &answer).await {
+                            return RelayEnd::with(
+                                EndReason::ClientDisconnected,
+                                e.to_string(),
+                                None,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        rb.consume(at);
+    }
+}
+
+/// Feeds whole messages to the tracker and the guard until one must not be forwarded.
+fn scan(
+    buf: &[u8],
+    st: &mut SessionState,
+    policy: Option<&SessionPolicy>,
+    events: &mut Vec<SessionEvent>,
+) -> Result<Step, CodecError> {
+    let mut at = 0;
+    let now = now_micros();
+    while let Some(f) = next_frontend(&buf[at..])? {
+        let msg = FrontendMessage::parse(f.tag, f.body)?;
+        if matches!(msg, FrontendMessage::AuthResponse(_)) {
+            return Err(CodecError::UnknownType('p'));
+        }
+        let cut = |answer: Vec<u8>| Step {
+            forward: at,
+            then: Then::Cut { len: f.len, answer },
+        };
+        match st.tracker.skip(&msg) {
+            Skip::Drop => return Ok(cut(Vec::new())),
+            Skip::AnswerSync => {
+                let mut answer = Vec::new();
+                st.tracker.take_synthetic(&mut answer);
+                return Ok(cut(answer));
+            }
+            Skip::ForwardSync | Skip::No => {}
+        }
+        if let Some(refusal) = policy.and_then(|p| judge(&msg, p)) {
+            st.tracker.refuse(
+                &msg,
+                &refusal.rule,
+                &refusal.message,
+                &refusal.hint,
+                now,
+                events,
+            );
+            st.recorder.audit(
+                "command.denied",
+                sluice_core::Outcome::Failure,
+                Some(format!("rule {}", refusal.rule)),
+            );
+            let mut answer = Vec::new();
+            st.tracker.take_synthetic(&mut answer);
+            return Ok(cut(answer));
+        }
+        st.tracker.on_client(&msg, now, events);
+        at += f.len;
+        if msg == FrontendMessage::Terminate {
+            return Ok(Step {
+                forward: at,
+                then: Then::Quit,
+            });
+        }
+    }
+    Ok(Step {
+        forward: at,
+        then: Then::NeedMore,
+    })
+}
+
+/// Why the guard refused a statement.
+struct Refusal {
+    rule: String,
+    message: String,
+    hint: String,
+}
+
+/// Judges a Query or Parse; `None` lets it through.
+fn judge(msg: &FrontendMessage<'_>, p: &SessionPolicy) -> Option<Refusal> {
+    let guard = p.policy.guard.as_ref()?;
+    let text = match msg {
+        FrontendMessage::Query(t) => *t,
+        FrontendMessage::Parse { query, .. } => *query,
+        _ => return None,
+    };
+    let analysis = p.analyses.get_or(text, analyze);
+    match guard.check(&analysis.command(text), &p.groups) {
+        Verdict::Allow => None,
+        Verdict::Deny(hit) => Some(Refusal {
+            rule: hit.rule.clone(),
+            message: format!(
+                "sluice: statement blocked by rule \"{}\": {}",
+                hit.rule, hit.reason
+            ),
+            hint: "The statement was not sent to the database; the session is still usable.".into(),
+        }),
+        Verdict::Review(hit) => Some(Refusal {
+            rule: hit.rule.clone(),
+            message: format!(
+                "sluice: statement needs approval under rule \"{}\": {}",
+                hit.rule, hit.reason
+            ),
+            hint: "Reviews are not available on this connection.".into(),
+        }),
+    }
+}
