@@ -106,6 +106,10 @@ fn refusal(e: &OpenError) -> (&'static str, String) {
             "28P01",
             "password authentication failed: the token is not valid".into(),
         ),
+        OpenError::Credential(TokenError::Blocked) => (
+            "28000",
+            "sluice: this identity is blocked; ask an administrator".into(),
+        ),
         OpenError::Credential(t) => ("28P01", format!("password authentication failed: {t}")),
         OpenError::UnknownConnection(_) | OpenError::WrongProtocol { .. } => {
             ("3D000", format!("sluice: {e}"))

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 pub use recordings::{EventRow, SessionFilter, SessionRow};
 /// The database connection type the store functions take.
 pub use rusqlite::Connection as Db;
-pub use tokens::{TokenError, TokenInfo};
+pub use tokens::{IdentityInfo, TokenError, TokenInfo};
 pub use writer::{DurabilityMode, NewEvent, RecordWriter, WriteOp};
 
 /// Errors from the store.

@@ -5,7 +5,8 @@ use rusqlite::Connection;
 use std::path::Path;
 
 /// Ordered migrations; the index + 1 is the schema version (`PRAGMA user_version`).
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE identities (
     name        TEXT PRIMARY KEY,
     kind        TEXT NOT NULL,
@@ -63,7 +64,12 @@ CREATE TABLE audit (
     event_json  TEXT NOT NULL
 );
 CREATE INDEX audit_ts ON audit(ts_us);
-"#];
+"#,
+    r#"
+ALTER TABLE identities ADD COLUMN blocked_us INTEGER;
+ALTER TABLE identities ADD COLUMN blocked_reason TEXT;
+"#,
+];
 
 /// Opens the database at `path`, sets WAL mode and applies pending migrations.
 pub fn open(path: &Path) -> Result<Connection, StoreError> {

@@ -22,6 +22,9 @@ pub enum TokenError {
     /// The token was revoked.
     #[error("token revoked")]
     Revoked,
+    /// The identity is blocked.
+    #[error("identity is blocked")]
+    Blocked,
 }
 
 /// A token as listed: everything but the secret.
@@ -117,7 +120,8 @@ pub fn authenticate(
     let hash = sha256(token.expose().as_bytes());
     let row = conn
         .query_row(
-            "SELECT t.id, t.expires_us, t.revoked_us, i.name, i.kind, i.subject, i.groups_json
+            "SELECT t.id, t.expires_us, t.revoked_us, i.name, i.kind, i.subject, i.groups_json,
+                    i.blocked_us
              FROM tokens t JOIN identities i ON i.name = t.identity WHERE t.hash = ?1",
             [&hash[..]],
             |r| {
@@ -129,13 +133,17 @@ pub fn authenticate(
                     r.get::<_, String>(4)?,
                     r.get::<_, Option<String>>(5)?,
                     r.get::<_, String>(6)?,
+                    r.get::<_, Option<i64>>(7)?,
                 ))
             },
         )
         .optional()?;
-    let Some((id, expires, revoked, name, kind, subject, groups)) = row else {
+    let Some((id, expires, revoked, name, kind, subject, groups, blocked)) = row else {
         return Ok(Err(TokenError::Unknown));
     };
+    if blocked.is_some() {
+        return Ok(Err(TokenError::Blocked));
+    }
     if revoked.is_some() {
         return Ok(Err(TokenError::Revoked));
     }
@@ -180,6 +188,77 @@ pub fn revoke(conn: &Connection, token_id: &str) -> Result<TokenInfo, StoreError
         .into_iter()
         .find(|t| t.id == token_id)
         .ok_or_else(|| StoreError::NotFound(format!("token {token_id:?}")))
+}
+
+/// An identity as listed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IdentityInfo {
+    /// Name.
+    pub name: String,
+    /// Kind.
+    pub kind: String,
+    /// Groups.
+    pub groups: Vec<String>,
+    /// When it was blocked, if it is.
+    pub blocked_us: Option<i64>,
+    /// Why it was blocked.
+    pub blocked_reason: Option<String>,
+}
+
+/// Lists identities.
+pub fn identities(conn: &Connection) -> Result<Vec<IdentityInfo>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT name, kind, groups_json, blocked_us, blocked_reason FROM identities ORDER BY name",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Option<i64>>(3)?,
+            r.get::<_, Option<String>>(4)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (name, kind, groups, blocked_us, blocked_reason) = row?;
+        out.push(IdentityInfo {
+            name,
+            kind,
+            groups: serde_json::from_str(&groups)?,
+            blocked_us,
+            blocked_reason,
+        });
+    }
+    Ok(out)
+}
+
+/// Blocks an identity and revokes all its tokens; returns how many tokens were revoked.
+pub fn block(conn: &Connection, name: &str, reason: Option<&str>) -> Result<usize, StoreError> {
+    let now = now_micros();
+    let n = conn.execute(
+        "UPDATE identities SET blocked_us = ?2, blocked_reason = ?3 WHERE name = ?1",
+        params![name, now, reason],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound(format!("identity {name:?}")));
+    }
+    Ok(conn.execute(
+        "UPDATE tokens SET revoked_us = ?2 WHERE identity = ?1 AND revoked_us IS NULL",
+        params![name, now],
+    )?)
+}
+
+/// Lifts a block (revoked tokens stay revoked; issue new ones).
+pub fn unblock(conn: &Connection, name: &str) -> Result<(), StoreError> {
+    let n = conn.execute(
+        "UPDATE identities SET blocked_us = NULL, blocked_reason = NULL WHERE name = ?1",
+        params![name],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound(format!("identity {name:?}")));
+    }
+    Ok(())
 }
 
 /// True when a bootstrap identity already exists.

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod containment;
 pub mod sessions;
 
 use axum::http::StatusCode;
@@ -119,6 +120,16 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/sessions", get(sessions::list))
         .route("/api/v1/sessions/{id}", get(sessions::show))
         .route("/api/v1/sessions/{id}/events", get(sessions::events))
+        .route(
+            "/api/v1/sessions/{id}/kill",
+            post(containment::kill_session),
+        )
+        .route("/api/v1/identities", get(containment::list))
+        .route("/api/v1/identities/{name}/block", post(containment::block))
+        .route(
+            "/api/v1/identities/{name}/unblock",
+            post(containment::unblock),
+        )
         .route("/api/v1/audit", get(sessions::audit))
         .with_state(state)
 }

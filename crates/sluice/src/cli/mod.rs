@@ -2,6 +2,7 @@
 
 mod admin;
 mod client;
+mod identities;
 mod render;
 mod sessions;
 
@@ -57,6 +58,9 @@ enum Command {
     /// Inspect recorded sessions.
     #[command(subcommand)]
     Sessions(sessions::SessionCmd),
+    /// Block and unblock identities.
+    #[command(subcommand)]
+    Identities(identities::IdentityCmd),
     /// Show the newest audit events.
     Audit {
         /// How many.
@@ -80,6 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 Command::Connections(c) => admin::connections(&api, c),
                 Command::Grants(c) => admin::grants(&api, c),
                 Command::Sessions(c) => sessions::run(&api, c),
+                Command::Identities(c) => identities::run(&api, c),
                 Command::Audit { limit, json } => sessions::audit(&api, limit, json),
                 Command::Gateway { .. } => Ok(()),
             }

@@ -55,6 +55,11 @@ pub enum SessionCmd {
         #[arg(long, default_value = "jsonl")]
         format: String,
     },
+    /// End a live session now: its in-flight statement is cancelled on the target.
+    Kill {
+        /// Session id.
+        id: String,
+    },
 }
 
 pub fn run(api: &Api, cmd: SessionCmd) -> anyhow::Result<()> {
@@ -69,6 +74,14 @@ pub fn run(api: &Api, cmd: SessionCmd) -> anyhow::Result<()> {
         } => list(api, identity, connection, since, live, limit, json),
         SessionCmd::Show { id, json } => show(api, &id, json),
         SessionCmd::Replay { id, speed } => replay(api, &id, speed),
+        SessionCmd::Kill { id } => {
+            api.post(
+                &format!("/api/v1/sessions/{}/kill", enc(&id)),
+                serde_json::json!({}),
+            )?;
+            println!("killed {id}");
+            Ok(())
+        }
         SessionCmd::Export { id, format } => {
             if format != "jsonl" {
                 bail!("unknown format {format:?}: use jsonl");

@@ -1,0 +1,125 @@
+//! Containment: kill a live session, block and unblock identities. Effective at once, audited.
+
+use super::auth::{Admin, Peer};
+use super::{ApiError, ApiState};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sluice_core::{EndReason, Identity, Outcome};
+use sluice_pipeline::{audit, Stop};
+use sluice_store::{tokens, IdentityInfo};
+
+fn audit_action(
+    state: &ApiState,
+    who: &Identity,
+    peer: &Peer,
+    action: &str,
+    target: &str,
+    reason: Option<String>,
+) {
+    let mut e = audit::by(who, action, Outcome::Success);
+    e.source = Some(peer.0.to_string());
+    e.target = Some(target.to_string());
+    e.reason = reason;
+    state.pipeline.audit(e);
+}
+
+/// `POST /api/v1/sessions/{id}/kill`: ends a live session now.
+pub async fn kill_session(
+    State(state): State<ApiState>,
+    Admin(who): Admin,
+    Extension(peer): Extension<Peer>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let stop = Stop {
+        reason: EndReason::Killed,
+        message: format!(
+            "terminating connection due to administrator command (session killed by {})",
+            who.name
+        ),
+    };
+    if !state.pipeline.live().stop(&id, stop) {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no live session {id:?}"),
+        ));
+    }
+    audit_action(&state, &who, &peer, "session.kill", &id, None);
+    Ok(Json(json!({ "killed": id })))
+}
+
+/// Body of `POST /api/v1/identities/{name}/block`.
+#[derive(Debug, Default, Deserialize)]
+pub struct BlockRequest {
+    /// Why (kept with the block and in the audit log).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /api/v1/identities/{name}/block`: revokes the identity's tokens, ends its live
+/// sessions and refuses it until unblocked.
+pub async fn block(
+    State(state): State<ApiState>,
+    Admin(who): Admin,
+    Extension(peer): Extension<Peer>,
+    Path(name): Path<String>,
+    body: Option<Json<BlockRequest>>,
+) -> Result<Json<Value>, ApiError> {
+    if name == who.name {
+        return Err(ApiError::bad_request(
+            "you cannot block the identity you are acting as",
+        ));
+    }
+    let reason = body.and_then(|b| b.0.reason);
+    let (n, r) = (name.clone(), reason.clone());
+    let revoked = state
+        .pipeline
+        .store()
+        .run(move |c| tokens::block(c, &n, r.as_deref()))
+        .await?;
+    let stop = Stop {
+        reason: EndReason::IdentityBlocked,
+        message: "terminating connection: this identity was blocked by an administrator".into(),
+    };
+    let killed = state
+        .pipeline
+        .live()
+        .stop_where(|identity, _| identity == name, stop);
+    audit_action(&state, &who, &peer, "identity.block", &name, reason);
+    Ok(Json(
+        json!({ "blocked": name, "tokens_revoked": revoked, "sessions_killed": killed }),
+    ))
+}
+
+/// `POST /api/v1/identities/{name}/unblock`.
+pub async fn unblock(
+    State(state): State<ApiState>,
+    Admin(who): Admin,
+    Extension(peer): Extension<Peer>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let n = name.clone();
+    state
+        .pipeline
+        .store()
+        .run(move |c| tokens::unblock(c, &n))
+        .await?;
+    audit_action(&state, &who, &peer, "identity.unblock", &name, None);
+    Ok(Json(json!({ "unblocked": name })))
+}
+
+/// `GET /api/v1/identities`.
+pub async fn list(
+    State(state): State<ApiState>,
+    Admin(_): Admin,
+) -> Result<Json<Vec<IdentityInfo>>, ApiError> {
+    Ok(Json(
+        state
+            .pipeline
+            .store()
+            .run(|c| tokens::identities(c))
+            .await?,
+    ))
+}

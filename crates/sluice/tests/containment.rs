@@ -1,0 +1,153 @@
+//! Containment with real clients: kill a session and block an identity while a statement runs
+//! on the target; the statement is cancelled there, the client told, the recording closed.
+
+mod common;
+
+use common::{Gateway, TestDb};
+use serde_json::Value;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// psql running `select pg_sleep(30)` through the gateway, in the background.
+fn sleeping_psql(gw: &Gateway, token: &str, db: &TestDb) -> Child {
+    let child = Command::new("psql")
+        .args([
+            "-X",
+            "-tA",
+            &gw.dsn("pg", token, "require"),
+            "-c",
+            "select 'sluice-sleeper', pg_sleep(30)",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("psql starts");
+    // The statement is running on the target.
+    common::wait_for("pg_sleep on the target", Duration::from_secs(10), || {
+        sleepers(db).then_some(())
+    });
+    child
+}
+
+/// Whether the sleeper statement runs on the target.
+fn sleepers(db: &TestDb) -> bool {
+    let out = common::psql_direct(
+        &db.name,
+        "select count(*) from pg_stat_activity where datname = current_database() and state = 'active' and query like '%sluice-sleeper%' and pid <> pg_backend_pid()",
+    );
+    String::from_utf8_lossy(&out.stdout).trim() != "0"
+}
+
+fn live_session(gw: &Gateway) -> String {
+    let live: Vec<Value> =
+        serde_json::from_str(&gw.cli_ok(&["sessions", "list", "--live", "--json"])).unwrap();
+    assert_eq!(live.len(), 1, "{live:?}");
+    live[0]["id"].as_str().unwrap().to_string()
+}
+
+fn end_reason(gw: &Gateway, id: &str) -> String {
+    common::wait_for("the session's end", Duration::from_secs(10), || {
+        gw.sessions()
+            .into_iter()
+            .find(|s| s["id"] == id)
+            .and_then(|s| s["end_reason"].as_str().map(str::to_string))
+    })
+}
+
+#[test]
+fn kill_ends_a_running_session_and_cancels_its_statement() {
+    let db = TestDb::new();
+    let gw = Gateway::start(&common::config(&db, ""));
+    let token = gw.service_account("engineering");
+    let other_token = gw.service_account("engineering");
+    let psql = sleeping_psql(&gw, &token, &db);
+    let id = live_session(&gw);
+
+    let out = gw.cli_ok(&["sessions", "kill", &id]);
+    assert!(out.contains("killed"), "{out}");
+    let done = psql.wait_with_output().unwrap();
+    assert!(!done.status.success());
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(stderr.contains("administrator command"), "{stderr}");
+    common::wait_for(
+        "the statement cancelled on the target",
+        Duration::from_secs(10),
+        || (!sleepers(&db)).then_some(()),
+    );
+    assert_eq!(end_reason(&gw, &id), "killed");
+    let events = gw.events(&id);
+    assert_eq!(events.last().unwrap()["kind"], "end");
+    assert!(
+        events.iter().any(|e| e["kind"] == "query"),
+        "the statement stays recorded"
+    );
+    gw.wait_audit("session.kill", |e| {
+        e["action"] == "session.kill" && e["target"] == id.as_str()
+    });
+
+    // Other sessions are unaffected; killing an ended session is a clear 404.
+    let ok = gw.psql(&other_token, "select 1");
+    assert!(ok.status.success());
+    let again = gw.cli(&["sessions", "kill", &id]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no live session"));
+}
+
+#[test]
+fn block_ends_sessions_revokes_tokens_and_refuses_logins_until_unblocked() {
+    let db = TestDb::new();
+    let gw = Gateway::start(&common::config(&db, ""));
+    let name = common::unique("mallory");
+    let token = gw
+        .cli_ok(&[
+            "service-accounts",
+            "create",
+            &name,
+            "--groups",
+            "engineering",
+        ])
+        .trim()
+        .to_string();
+    let psql = sleeping_psql(&gw, &token, &db);
+    let id = live_session(&gw);
+
+    let out = gw.cli_ok(&[
+        "identities",
+        "block",
+        &name,
+        "--reason",
+        "compromised laptop",
+    ]);
+    assert!(
+        out.contains("1 token(s) revoked, 1 live session(s) ended"),
+        "{out}"
+    );
+    let done = psql.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&done.stderr).contains("blocked"));
+    common::wait_for(
+        "the statement cancelled on the target",
+        Duration::from_secs(10),
+        || (!sleepers(&db)).then_some(()),
+    );
+    assert_eq!(end_reason(&gw, &id), "identity_blocked");
+
+    let refused = gw.psql(&token, "select 1");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("identity is blocked"),
+        "new logins are refused as blocked"
+    );
+    let listed: Vec<Value> =
+        serde_json::from_str(&gw.cli_ok(&["identities", "list", "--json"])).unwrap();
+    let me = listed.iter().find(|i| i["name"] == name.as_str()).unwrap();
+    assert!(me["blocked_us"].is_i64());
+    gw.wait_audit("identity.block", |e| {
+        e["action"] == "identity.block" && e["reason"] == "compromised laptop"
+    });
+
+    // After unblock the identity may log in again, but only with a new token.
+    gw.cli_ok(&["identities", "unblock", &name]);
+    let old = gw.psql(&token, "select 1");
+    assert!(!old.status.success(), "revoked tokens stay revoked");
+    assert!(String::from_utf8_lossy(&old.stderr).contains("revoked"));
+}
