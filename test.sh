@@ -9,6 +9,8 @@ apt_packages=()
 command -v psql >/dev/null 2>&1 || apt_packages+=(postgresql-client)
 command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-pip)
 command -v cc >/dev/null 2>&1 || apt_packages+=(build-essential)
+# pg_query (PostgreSQL's own SQL parser, used by the guardrails) generates bindings with libclang.
+dpkg-query -W -f='${Status}' libclang-dev 2>/dev/null | grep -q 'ok installed' || apt_packages+=(libclang-dev)
 if ((${#apt_packages[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}"
