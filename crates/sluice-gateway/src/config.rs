@@ -387,13 +387,22 @@ mod tests {
         let base = "connections:\n  - name: db\n    type: postgres\n    host: h\n    port: 1\n";
         let empty = format!("{base}    guardrails:\n      rules:\n        - name: r\n          action: deny\n          match: {{}}\n");
         let err = Config::parse(&empty, "c.yaml").unwrap_err().to_string();
-        assert!(err.starts_with("c.yaml: connections[0]: guardrails: rule \"r\" has an empty match"), "{err}");
+        assert!(
+            err.starts_with("c.yaml: connections[0]: guardrails: rule \"r\" has an empty match"),
+            "{err}"
+        );
         let regex = format!("{base}    masking:\n      custom: [{{name: x, regex: '('}}]\n");
         let err = Config::parse(&regex, "c.yaml").unwrap_err().to_string();
-        assert!(err.contains("masking: custom detector \"x\": invalid regex"), "{err}");
+        assert!(
+            err.contains("masking: custom detector \"x\": invalid regex"),
+            "{err}"
+        );
         let detector = format!("{base}    masking:\n      detectors: [tarot]\n");
         let err = Config::parse(&detector, "c.yaml").unwrap_err().to_string();
-        assert!(err.contains("unknown variant `tarot`") && err.contains("line"), "{err}");
+        assert!(
+            err.contains("unknown variant `tarot`") && err.contains("line"),
+            "{err}"
+        );
     }
 
     #[test]
