@@ -69,26 +69,31 @@ def copy():
 
 
 def cancel():
+    """A statement through sluice blocks on an advisory lock held by a direct connection (it
+    runs until cancelled, with no timer); once the server shows it waiting, it is cancelled."""
     marker = os.environ["MARKER"]
-    with psycopg.connect(DSN, autocommit=True) as conn:
+    key = int(hashlib.sha256(marker.encode()).hexdigest()[:12], 16)
+    with psycopg.connect(DIRECT, autocommit=True) as holder, \
+            psycopg.connect(DSN, autocommit=True) as conn:
+        holder.execute("select pg_advisory_lock(%s)", (key,))
+
         def canceller():
             with psycopg.connect(DIRECT, autocommit=True) as watch:
                 deadline = time.monotonic() + 20
+                # Each round trip to the server is the wait; the deadline bounds it.
                 while time.monotonic() < deadline:
-                    running = watch.execute(
-                        "select count(*) from pg_stat_activity where state = 'active' "
-                        "and query like %s", (f"%{marker}%pg_sleep%",)).fetchone()[0]
-                    if running:
+                    waiting = watch.execute(
+                        "select count(*) from pg_stat_activity where wait_event_type = 'Lock' "
+                        "and query like %s", (f"%{marker}%pg_advisory_lock%",)).fetchone()[0]
+                    if waiting:
                         break
-                    # Polling the server for a condition, bounded by the deadline.
-                    time.sleep(0.02)
             conn.cancel()
 
         t = threading.Thread(target=canceller)
         t.start()
         state = None
         try:
-            conn.execute(f"select /* {marker} */ pg_sleep(30)")
+            conn.execute(f"select /* {marker} */ pg_advisory_lock({key})")
         except errors.QueryCanceled as e:
             state = e.sqlstate
         t.join()

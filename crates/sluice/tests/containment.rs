@@ -1,39 +1,92 @@
 //! Containment with real clients: kill a session and block an identity while a statement runs
-//! on the target; the statement is cancelled there, the client told, the recording closed.
+//! on the target (it waits for an advisory lock a direct session holds); the statement is cancelled there, the client told, the recording closed.
 
 mod common;
 
 use common::{Gateway, TestDb};
 use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// psql running `select pg_sleep(30)` through the gateway, in the background.
-fn sleeping_psql(gw: &Gateway, token: &str, db: &TestDb) -> Child {
+/// A direct session holding an advisory lock until dropped: statements waiting for the lock
+/// run until cancelled, with no timer.
+struct LockHolder {
+    child: Child,
+    key: i64,
+}
+
+impl LockHolder {
+    fn new(db: &TestDb) -> LockHolder {
+        let key = i64::from(std::process::id()) * 1000 + i64::from(rand_suffix());
+        let mut child = Command::new("psql")
+            .args([
+                "-X",
+                "-tA",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                &db.name,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("psql starts");
+        let stdin = child.stdin.as_mut().unwrap();
+        writeln!(stdin, "select pg_advisory_lock({key}); select 'locked';").unwrap();
+        // The lock is held once psql answers.
+        let mut line = String::new();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        while line.trim() != "locked" {
+            line.clear();
+            assert!(out.read_line(&mut line).unwrap() > 0, "lock holder ended");
+        }
+        LockHolder { child, key }
+    }
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_suffix() -> u16 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u16)
+}
+
+/// psql through the gateway, waiting for the holder's lock, in the background.
+fn blocked_psql(gw: &Gateway, token: &str, db: &TestDb, lock: &LockHolder) -> Child {
     let child = Command::new("psql")
         .args([
             "-X",
             "-tA",
             &gw.dsn("pg", token, "require"),
             "-c",
-            "select 'sluice-sleeper', pg_sleep(30)",
+            &format!("select 'sluice-blocked', pg_advisory_lock({})", lock.key),
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("psql starts");
-    // The statement is running on the target.
-    common::wait_for("pg_sleep on the target", Duration::from_secs(10), || {
-        sleepers(db).then_some(())
-    });
+    common::wait_for(
+        "the statement waiting on the target",
+        Duration::from_secs(10),
+        || blocked(db).then_some(()),
+    );
     child
 }
 
-/// Whether the sleeper statement runs on the target.
-fn sleepers(db: &TestDb) -> bool {
+/// Whether the statement waits for the lock on the target.
+fn blocked(db: &TestDb) -> bool {
     let out = common::psql_direct(
         &db.name,
-        "select count(*) from pg_stat_activity where datname = current_database() and state = 'active' and query like '%sluice-sleeper%' and pid <> pg_backend_pid()",
+        "select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query like '%sluice-blocked%'",
     );
     String::from_utf8_lossy(&out.stdout).trim() != "0"
 }
@@ -60,7 +113,8 @@ fn kill_ends_a_running_session_and_cancels_its_statement() {
     let gw = Gateway::start(&common::config(&db, ""));
     let token = gw.service_account("engineering");
     let other_token = gw.service_account("engineering");
-    let psql = sleeping_psql(&gw, &token, &db);
+    let lock = LockHolder::new(&db);
+    let psql = blocked_psql(&gw, &token, &db, &lock);
     let id = live_session(&gw);
 
     let out = gw.cli_ok(&["sessions", "kill", &id]);
@@ -72,7 +126,7 @@ fn kill_ends_a_running_session_and_cancels_its_statement() {
     common::wait_for(
         "the statement cancelled on the target",
         Duration::from_secs(10),
-        || (!sleepers(&db)).then_some(()),
+        || (!blocked(&db)).then_some(()),
     );
     assert_eq!(end_reason(&gw, &id), "killed");
     let events = gw.events(&id);
@@ -108,7 +162,8 @@ fn block_ends_sessions_revokes_tokens_and_refuses_logins_until_unblocked() {
         ])
         .trim()
         .to_string();
-    let psql = sleeping_psql(&gw, &token, &db);
+    let lock = LockHolder::new(&db);
+    let psql = blocked_psql(&gw, &token, &db, &lock);
     let id = live_session(&gw);
 
     let out = gw.cli_ok(&[
@@ -127,7 +182,7 @@ fn block_ends_sessions_revokes_tokens_and_refuses_logins_until_unblocked() {
     common::wait_for(
         "the statement cancelled on the target",
         Duration::from_secs(10),
-        || (!sleepers(&db)).then_some(()),
+        || (!blocked(&db)).then_some(()),
     );
     assert_eq!(end_reason(&gw, &id), "identity_blocked");
 

@@ -139,7 +139,10 @@ fn cancel_request_reaches_the_right_backend() {
             ("MARKER", common::unique("cancel")),
         ],
     );
-    assert_eq!(r["sqlstate"], "57014", "the sleep was canceled: {r}");
+    assert_eq!(
+        r["sqlstate"], "57014",
+        "the waiting statement was canceled: {r}"
+    );
     assert_eq!(r["after"], 42);
 }
 

@@ -27,7 +27,8 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// Waits until `f` returns `Some`, up to `timeout`; panics with `what` otherwise.
+/// Waits until `f` returns `Some`, up to `timeout`; panics with `what` otherwise. Each call of
+/// `f` is a real round trip (a CLI call, a query), and that round trip is the wait.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
@@ -35,8 +36,6 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
             return v;
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        // Polling interval while waiting for a condition (bounded by the deadline).
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
