@@ -65,6 +65,9 @@ pub struct Config {
     /// Grants.
     #[serde(default)]
     pub grants: Vec<GrantConfig>,
+    /// The connections' policies, compiled once while validating.
+    #[serde(skip)]
+    compiled_policies: BTreeMap<String, Arc<ConnectionPolicy>>,
 }
 
 /// Listener addresses.
@@ -273,7 +276,7 @@ impl Config {
 
     /// Parses and validates config text; `path` names it in errors.
     pub fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut cfg: Config = serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_string(),
             message: e.to_string(),
         })?;
@@ -281,7 +284,8 @@ impl Config {
         Ok(cfg)
     }
 
-    fn validate(&self, path: &str) -> Result<(), ConfigError> {
+    fn validate(&mut self, path: &str) -> Result<(), ConfigError> {
+        let mut policies = BTreeMap::new();
         let invalid = |at: String, message: String| ConfigError::Invalid {
             path: path.to_string(),
             at,
@@ -290,8 +294,11 @@ impl Config {
         let mut names = HashSet::new();
         for (i, c) in self.connections.iter().enumerate() {
             build_connection(c, true).map_err(|m| invalid(format!("connections[{i}]"), m))?;
-            ConnectionPolicy::compile(c.guardrails.as_ref(), c.masking.as_ref())
+            let policy = ConnectionPolicy::compile(c.guardrails.as_ref(), c.masking.as_ref())
                 .map_err(|e| invalid(format!("connections[{i}]"), e.to_string()))?;
+            if !policy.is_empty() {
+                policies.insert(c.name.clone(), Arc::new(policy));
+            }
             if !names.insert(c.name.as_str()) {
                 return Err(invalid(
                     format!("connections[{i}]"),
@@ -325,6 +332,7 @@ impl Config {
                 "at most 100000".into(),
             ));
         }
+        self.compiled_policies = policies;
         Ok(())
     }
 
@@ -338,14 +346,7 @@ impl Config {
 
     /// The config file's compiled connection policies, by connection name.
     pub fn policies(&self) -> BTreeMap<String, Arc<ConnectionPolicy>> {
-        self.connections
-            .iter()
-            .filter_map(|c| {
-                let p =
-                    ConnectionPolicy::compile(c.guardrails.as_ref(), c.masking.as_ref()).ok()?;
-                (!p.is_empty()).then(|| (c.name.clone(), Arc::new(p)))
-            })
-            .collect()
+        self.compiled_policies.clone()
     }
 
     /// The config file's grants.

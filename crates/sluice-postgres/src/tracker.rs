@@ -18,6 +18,7 @@
 use crate::codec::backend::{data_row_values, BackendMessage};
 use crate::codec::frontend::{format_of, FrontendMessage};
 use bytes::BytesMut;
+use render::Render;
 use sluice_core::event::{Query, QueryResult, StatementError, StatementOutcome};
 use sluice_core::SessionEvent;
 use sluice_mask::{MaskCounts, Masker};
@@ -52,10 +53,8 @@ pub struct Tracker {
     skipping: bool,
     /// Extended-protocol messages were forwarded since the last Sync.
     batch_open: bool,
-    /// Masks what is recorded.
-    masker: Option<Arc<Masker>>,
-    /// What the masker found.
-    mask_counts: MaskCounts,
+    /// Renders (caps, masks) what is recorded.
+    render: Render,
 }
 
 /// What to do with a client message while the tracker skips a refused batch.
@@ -147,26 +146,28 @@ impl Tracker {
             last_status: b'I',
             skipping: false,
             batch_open: false,
-            masker: None,
-            mask_counts: MaskCounts::default(),
+            render: Render {
+                max_value_len: settings.max_value_len,
+                ..Render::default()
+            },
         }
     }
 
     /// Masks everything recorded from now on with `masker`.
     pub fn set_masker(&mut self, masker: Option<Arc<Masker>>) {
-        self.masker = masker;
+        self.render.masker = masker;
     }
 
     /// What the masker found in what was recorded (and, when the relay masks the client's
     /// copy, it adds its own counts with [`Tracker::count_masked`]).
     pub fn mask_counts(&self) -> &MaskCounts {
-        &self.mask_counts
+        &self.render.counts
     }
 
     /// For the result now streaming: which columns are masked whole by name. Empty when
     /// there is no masker, no column rule, or the columns are unknown.
     pub fn masked_columns(&mut self) -> Option<Arc<[bool]>> {
-        let masker = self.masker.clone()?;
+        let masker = self.render.masker.clone()?;
         let (portal_cols, statement_cols) = (&self.portal_columns, &self.statement_columns);
         let p = match self.expect.front_mut() {
             Some(Expect::Simple(p) | Expect::Execute(p)) => p,
@@ -197,7 +198,7 @@ impl Tracker {
 
     /// Adds counts from masking done outside the tracker.
     pub fn count_masked(&mut self, counts: &MaskCounts) {
-        self.mask_counts.add(counts);
+        self.render.counts.add(counts);
     }
 
     /// Whether the statement with this text must be judged, or dropped as part of a batch
@@ -329,12 +330,13 @@ impl Tracker {
             }
             FrontendMessage::Bind(b) => {
                 let (text, types) = match self.statements.get(b.statement) {
-                    Some(p) => (p.text.clone(), p.param_types.clone()),
+                    Some(p) => (p.text.clone(), p.param_types.as_slice()),
                     None => (
                         Arc::from(format!("(unknown prepared statement {:?})", b.statement)),
-                        Vec::new(),
+                        &[][..],
                     ),
                 };
+                let render = &mut self.render;
                 let params = b
                     .params
                     .iter()
@@ -342,7 +344,7 @@ impl Tracker {
                     .map(|(i, v)| {
                         v.map(|v| {
                             let oid = types.get(i).copied().unwrap_or(0);
-                            self.param(v, b.param_format(i), oid)
+                            render.param(v, b.param_format(i), oid)
                         })
                     })
                     .collect();
@@ -407,9 +409,9 @@ impl Tracker {
     ) -> Box<Pending> {
         let id = self.next_query;
         self.next_query += 1;
-        let text = match &self.masker {
+        let text = match &self.render.masker {
             Some(m) => m
-                .mask_str(&text, &mut self.mask_counts)
+                .mask_str(&text, &mut self.render.counts)
                 .map_or(text, Arc::from),
             None => text,
         };
@@ -468,7 +470,7 @@ impl Tracker {
             BackendMessage::Notification { channel, payload } => {
                 out.push(SessionEvent::Notification {
                     channel: channel.to_string(),
-                    payload: self.cap(payload),
+                    payload: self.render.text(payload),
                 })
             }
             BackendMessage::ParameterDescription
@@ -507,19 +509,16 @@ impl Tracker {
             p.truncated = true;
             return;
         }
-        let formats = std::mem::take(&mut p.result_formats);
+        let render = &mut self.render;
         let row = match data_row_values(body) {
             Ok(values) => values
                 .iter()
                 .enumerate()
-                .map(|(i, v)| v.map(|v| self.value(v, format_of(&formats, i))))
+                .map(|(i, v)| v.map(|v| render.value(v, format_of(&p.result_formats, i))))
                 .collect(),
             Err(_) => vec![Some("(undecodable row)".to_string())],
         };
-        if let Some(Expect::Simple(p) | Expect::Execute(p)) = self.expect.front_mut() {
-            p.result_formats = formats;
-            p.rows.push(row);
-        }
+        p.rows.push(row);
     }
 
     fn complete(&mut self, tag: &str, now_us: i64, out: &mut Vec<SessionEvent>) {
@@ -554,7 +553,7 @@ impl Tracker {
     fn on_error(&mut self, code: &str, message: &str, now_us: i64, out: &mut Vec<SessionEvent>) {
         let error = StatementError {
             code: code.to_string(),
-            message: self.cap(message),
+            message: self.render.text(message),
         };
         if let Some(Expect::Simple(p)) = self.expect.front_mut() {
             let outcome = StatementOutcome {
@@ -589,50 +588,6 @@ impl Tracker {
             }
         }
     }
-
-    fn value(&mut self, v: &[u8], format: i16) -> String {
-        let s = self.value_unmasked(v, format);
-        match &self.masker {
-            Some(m) => m.mask_str(&s, &mut self.mask_counts).unwrap_or(s),
-            None => s,
-        }
-    }
-
-    fn value_unmasked(&self, v: &[u8], format: i16) -> String {
-        let max = self.settings.max_value_len;
-        let shown = &v[..v.len().min(max)];
-        let mut s = if format == 1 {
-            let mut s = String::from("\\x");
-            s.push_str(&sluice_hex(shown));
-            s
-        } else {
-            String::from_utf8_lossy(shown).into_owned()
-        };
-        if v.len() > max {
-            s.push_str("…(truncated)");
-        }
-        s
-    }
-
-    fn param(&mut self, v: &[u8], format: i16, oid: u32) -> String {
-        if format == 1 && v.len() <= self.settings.max_value_len {
-            if let Some(text) = crate::codec::values::binary_to_text(oid, v) {
-                return match &self.masker {
-                    Some(m) => m.mask_str(&text, &mut self.mask_counts).unwrap_or(text),
-                    None => text,
-                };
-            }
-        }
-        self.value(v, format)
-    }
-
-    fn cap(&mut self, s: &str) -> String {
-        self.value(s.as_bytes(), 0)
-    }
-}
-
-fn sluice_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn outcome_of(tag: &str, data_rows: u64) -> StatementOutcome {
@@ -653,5 +608,6 @@ fn outcome_of(tag: &str, data_rows: u64) -> StatementOutcome {
     }
 }
 
+mod render;
 #[cfg(test)]
 mod tests;

@@ -11,11 +11,24 @@ use sluice_core::{Connection, Grant, Identity, Outcome};
 use sluice_pipeline::audit;
 use sluice_store::{catalog, tokens, TokenInfo};
 
-fn audit_change(state: &ApiState, who: &Identity, peer: &Peer, action: &str, target: String) {
+/// Audits an admin action by `who` on `target`, with an optional reason.
+pub(super) fn audit_change_because(
+    state: &ApiState,
+    who: &Identity,
+    peer: &Peer,
+    action: &str,
+    target: String,
+    reason: Option<String>,
+) {
     let mut e = audit::by(who, action, Outcome::Success);
     e.source = Some(peer.0.to_string());
     e.target = Some(target);
+    e.reason = reason;
     state.pipeline.audit(e);
+}
+
+fn audit_change(state: &ApiState, who: &Identity, peer: &Peer, action: &str, target: String) {
+    audit_change_because(state, who, peer, action, target, None);
 }
 
 /// `GET /api/v1/whoami`: the calling identity.

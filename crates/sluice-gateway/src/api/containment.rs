@@ -1,5 +1,6 @@
 //! Containment: kill a live session, block and unblock identities. Effective at once, audited.
 
+use super::admin::audit_change_because;
 use super::auth::{Admin, Peer};
 use super::{ApiError, ApiState};
 use axum::extract::{Path, State};
@@ -7,24 +8,9 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sluice_core::{EndReason, Identity, Outcome};
-use sluice_pipeline::{audit, Stop};
+use sluice_core::EndReason;
+use sluice_pipeline::Stop;
 use sluice_store::{tokens, IdentityInfo};
-
-fn audit_action(
-    state: &ApiState,
-    who: &Identity,
-    peer: &Peer,
-    action: &str,
-    target: &str,
-    reason: Option<String>,
-) {
-    let mut e = audit::by(who, action, Outcome::Success);
-    e.source = Some(peer.0.to_string());
-    e.target = Some(target.to_string());
-    e.reason = reason;
-    state.pipeline.audit(e);
-}
 
 /// `POST /api/v1/sessions/{id}/kill`: ends a live session now.
 pub async fn kill_session(
@@ -46,7 +32,7 @@ pub async fn kill_session(
             format!("no live session {id:?}"),
         ));
     }
-    audit_action(&state, &who, &peer, "session.kill", &id, None);
+    audit_change_because(&state, &who, &peer, "session.kill", id.clone(), None);
     Ok(Json(json!({ "killed": id })))
 }
 
@@ -87,7 +73,7 @@ pub async fn block(
         .pipeline
         .live()
         .stop_where(|identity, _| identity == name, stop);
-    audit_action(&state, &who, &peer, "identity.block", &name, reason);
+    audit_change_because(&state, &who, &peer, "identity.block", name.clone(), reason);
     Ok(Json(
         json!({ "blocked": name, "tokens_revoked": revoked, "sessions_killed": killed }),
     ))
@@ -106,7 +92,7 @@ pub async fn unblock(
         .store()
         .run(move |c| tokens::unblock(c, &n))
         .await?;
-    audit_action(&state, &who, &peer, "identity.unblock", &name, None);
+    audit_change_because(&state, &who, &peer, "identity.unblock", name.clone(), None);
     Ok(Json(json!({ "unblocked": name })))
 }
 

@@ -199,17 +199,14 @@ impl Scan<'_> {
     ) -> Result<(), ScanError> {
         match tag {
             b'D' => {
-                let whole = self
-                    .st
-                    .tracker
-                    .masked_columns()
-                    .unwrap_or_else(|| Arc::from(Vec::new()));
+                let flags = self.st.tracker.masked_columns();
+                let whole: &[bool] = flags.as_deref().unwrap_or(&[]);
                 if m.mask_client() {
-                    masking::data_row(body, &whole, m, counts)?;
+                    masking::data_row(body, whole, m, counts)?;
                 } else if self.st.tracker.wants_row() {
                     scratch.clear();
                     scratch.extend_from_slice(body);
-                    masking::data_row(scratch, &whole, m, counts)?;
+                    masking::data_row(scratch, whole, m, counts)?;
                 }
             }
             b'H' if body.first() == Some(&1) => {
