@@ -196,5 +196,25 @@ def fetch_rows():
     out({"text": text, "binary": binary})
 
 
+def held():
+    """Runs STATEMENT with the JSON list PARAMS (extended protocol) where a review holds it;
+    reports the notices, the outcome, and whether the session still works after it."""
+    notices = []
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.add_notice_handler(
+            lambda d: notices.append(
+                {"sqlstate": d.sqlstate, "message": d.message_primary, "hint": d.message_hint}
+            )
+        )
+        try:
+            cur = conn.execute(os.environ["STATEMENT"], json.loads(os.environ.get("PARAMS", "[]")))
+            r = {"ok": True, "rowcount": cur.rowcount}
+        except psycopg.Error as e:
+            r = {"ok": False, "sqlstate": e.sqlstate, "message": str(e)}
+        r["usable"] = conn.execute("select 42").fetchone()[0] == 42
+    r["notices"] = notices
+    out(r)
+
+
 if __name__ == "__main__":
     globals()[sys.argv[1]]()

@@ -9,6 +9,7 @@
 //! - [`connection`]: what can be reached (`Connection`, `Protocol`, `TargetCredential`) and who may (`Grant`).
 //! - [`event`]: what a recording and the audit log hold (`SessionEvent`, `AuditEvent`, `EndReason`).
 //! - [`fault`]: whose fault an error was (`Fault`), for the audit record and the client-facing error.
+//! - [`review`]: held commands and access requests waiting for approvers (`Review`).
 //! - [`time`]: microsecond wall-clock timestamps.
 
 pub mod connection;
@@ -16,6 +17,7 @@ pub mod event;
 pub mod fault;
 pub mod identity;
 pub mod ids;
+pub mod review;
 pub mod secret;
 pub mod time;
 
@@ -27,4 +29,5 @@ pub use event::{
 pub use fault::Fault;
 pub use identity::{Identity, IdentityKind};
 pub use ids::{ConnectionName, SessionId};
+pub use review::{Approval, Review, ReviewKind, ReviewStatus};
 pub use secret::Secret;

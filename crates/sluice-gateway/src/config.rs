@@ -65,6 +65,9 @@ pub struct Config {
     /// Grants.
     #[serde(default)]
     pub grants: Vec<GrantConfig>,
+    /// Reviews (held commands, access requests).
+    #[serde(default)]
+    pub reviews: ReviewsConfig,
     /// The connections' policies, compiled once while validating.
     #[serde(skip)]
     compiled_policies: BTreeMap<String, Arc<ConnectionPolicy>>,
@@ -190,6 +193,28 @@ impl Default for AuditConfig {
     }
 }
 
+/// Reviews: how new reviews and decisions are announced.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewsConfig {
+    /// Webhook that receives a Slack-compatible JSON POST for every new review and decision.
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
+}
+
+/// Where the review webhook posts. The URL is a secret (Slack webhook URLs are): give it
+/// through an environment variable or a file to keep it out of the config.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The URL itself.
+    pub url: Option<String>,
+    /// Environment variable holding the URL.
+    pub url_env: Option<String>,
+    /// File holding the URL.
+    pub url_file: Option<PathBuf>,
+}
+
 /// A connection in the config file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -217,6 +242,9 @@ pub struct ConnectionConfig {
     /// Inline masking.
     #[serde(default)]
     pub masking: Option<sluice_mask::MaskConfig>,
+    /// Time-boxed access: connecting needs an approved access request.
+    #[serde(default)]
+    pub access: Option<sluice_policy::AccessConfig>,
 }
 
 /// A grant in the config file.
@@ -294,8 +322,12 @@ impl Config {
         let mut names = HashSet::new();
         for (i, c) in self.connections.iter().enumerate() {
             build_connection(c, true).map_err(|m| invalid(format!("connections[{i}]"), m))?;
-            let policy = ConnectionPolicy::compile(c.guardrails.as_ref(), c.masking.as_ref())
-                .map_err(|e| invalid(format!("connections[{i}]"), e.to_string()))?;
+            let policy = ConnectionPolicy::compile(
+                c.guardrails.as_ref(),
+                c.masking.as_ref(),
+                c.access.as_ref(),
+            )
+            .map_err(|e| invalid(format!("connections[{i}]"), e.to_string()))?;
             if !policy.is_empty() {
                 policies.insert(c.name.clone(), Arc::new(policy));
             }
@@ -325,6 +357,15 @@ impl Config {
                 "tls".into(),
                 "set both cert and key, or neither".into(),
             ));
+        }
+        if let Some(w) = &self.reviews.webhook {
+            let given = [w.url.is_some(), w.url_env.is_some(), w.url_file.is_some()];
+            if given.iter().filter(|g| **g).count() != 1 {
+                return Err(invalid(
+                    "reviews.webhook".into(),
+                    "set exactly one of url, url_env, url_file".into(),
+                ));
+            }
         }
         if self.recording.max_rows > 100_000 {
             return Err(invalid(

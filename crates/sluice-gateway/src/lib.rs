@@ -7,6 +7,7 @@
 //! - [`tls`]: the listener certificate (generated with its own CA on first start).
 //! - [`bootstrap`]: the data dir and the first admin token.
 //! - [`api`]: the HTTPS REST API (`/api/v1`).
+//! - [`webhook`]: announces reviews and decisions (Slack-compatible JSON POST).
 //! - [`runtime`]: wires store, pipeline and listeners together and runs until shutdown.
 
 pub mod api;
@@ -14,6 +15,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod runtime;
 pub mod tls;
+pub mod webhook;
 
 pub use config::Config;
 pub use runtime::{run, GatewayOptions};

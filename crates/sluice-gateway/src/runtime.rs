@@ -37,6 +37,9 @@ pub enum GatewayError {
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The review webhook is misconfigured.
+    #[error(transparent)]
+    Webhook(#[from] crate::webhook::WebhookError),
     /// A listener could not bind, or the data dir is unusable.
     #[error("{what}: {source}")]
     Io {
@@ -112,6 +115,8 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
         },
     );
 
+    pipeline.resume_reviews()?;
+
     let pg_listener = TcpListener::bind(config.listeners.postgres.address)
         .await
         .map_err(io(format!(
@@ -125,6 +130,10 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
     let api_addr = api_listener.local_addr().map_err(io("API listener"))?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    if let Some(w) = &config.reviews.webhook {
+        let url = crate::webhook::resolve_url(w)?;
+        crate::webhook::install(&pipeline, url, shutdown_rx.clone());
+    }
     let (drained_tx, mut drained_rx) = mpsc::channel::<()>(1);
     let pg_settings = ListenerSettings {
         handshake: HandshakeConfig {

@@ -57,6 +57,12 @@ pub enum OpenError {
         /// Connection name.
         connection: String,
     },
+    /// The connection needs an approved access request and the identity has none running.
+    #[error("connection {connection:?} needs an approved access request: run `sluice access request {connection} --for 1h --reason \"…\"`")]
+    AccessRequired {
+        /// Connection name.
+        connection: String,
+    },
     /// The gateway's store failed.
     #[error("gateway store unavailable")]
     Store(#[from] StoreError),
@@ -121,7 +127,10 @@ impl Pipeline {
             Ok(Err(e)) => return (None, Err(OpenError::Credential(e))),
             Err(e) => return (None, Err(OpenError::Store(e))),
         };
-        let result = self.check_grant(&identity, attempt);
+        let result = match self.check_grant(&identity, attempt) {
+            Ok(a) => self.check_access(a).await,
+            Err(e) => Err(e),
+        };
         (Some(identity), result)
     }
 
@@ -152,6 +161,20 @@ impl Pipeline {
             connection: connection.clone(),
             client_addr: attempt.client_addr,
         })
+    }
+
+    /// On connections with time-boxed access, requires a running approved request.
+    async fn check_access(&self, authorized: Authorized) -> Result<Authorized, OpenError> {
+        let connection = &authorized.connection.name.0;
+        match self
+            .access_window(&authorized.identity.name, connection)
+            .await?
+        {
+            None | Some(Some(_)) => Ok(authorized),
+            Some(None) => Err(OpenError::AccessRequired {
+                connection: connection.clone(),
+            }),
+        }
     }
 
     /// Reads the password the gateway presents to the connection's target.

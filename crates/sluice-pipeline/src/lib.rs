@@ -17,7 +17,8 @@
 //! - [`catalog`]: connections and grants (config file + runtime) as one lookup.
 //! - [`authorize`]: steps 1–2 and their audit events.
 //! - [`live`]: live sessions and their stop signals (kill, block, expiry).
-//! - [`policy`]: a connection's compiled guard and masker.
+//! - [`policy`]: a connection's compiled guard, masker and access settings.
+//! - [`reviews`]: held commands and access requests waiting for approvers.
 //! - [`recorder`]: step 4–5.
 //! - [`audit`]: building audit events.
 
@@ -27,12 +28,14 @@ pub mod catalog;
 pub mod live;
 pub mod policy;
 pub mod recorder;
+pub mod reviews;
 
 pub use authorize::{Authorized, OpenError};
 pub use catalog::Catalog;
 pub use live::{LiveSessions, Stop};
 pub use policy::ConnectionPolicy;
 pub use recorder::{Durable, Recorder, RecordingSettings};
+pub use reviews::{AccessError, Announce, CommandHold, DecideError, HeldCommand, Reviews};
 
 use sluice_store::{RecordWriter, Store};
 use std::sync::{Arc, RwLock};
@@ -49,6 +52,7 @@ struct Inner {
     catalog: RwLock<Arc<Catalog>>,
     recording: RecordingSettings,
     live: LiveSessions,
+    reviews: Reviews,
 }
 
 impl Pipeline {
@@ -66,6 +70,7 @@ impl Pipeline {
                 catalog: RwLock::new(Arc::new(catalog)),
                 recording,
                 live: LiveSessions::default(),
+                reviews: Reviews::default(),
             }),
         }
     }
@@ -100,6 +105,11 @@ impl Pipeline {
     /// Live sessions (containment).
     pub fn live(&self) -> &LiveSessions {
         &self.inner.live
+    }
+
+    /// Reviews waiting in this process.
+    pub fn reviews(&self) -> &Reviews {
+        &self.inner.reviews
     }
 
     /// Recording settings.

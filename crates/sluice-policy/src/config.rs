@@ -44,6 +44,42 @@ pub struct GuardConfig {
     pub review_timeout: Option<Duration>,
 }
 
+/// Time-boxed access: identities with a grant must also have an approved access request
+/// (`sluice access request CONN --for 1h`) to connect, and their sessions end when it expires.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    /// Groups whose members approve requests (gateway admins when empty).
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    /// Approvals needed; default 1.
+    #[serde(default)]
+    pub approvals: Option<u32>,
+    /// Longest access one request may ask for (`8h`); default 8 hours.
+    #[serde(default, with = "opt_duration")]
+    pub max_duration: Option<Duration>,
+    /// How long a request waits for a decision; default 1 hour.
+    #[serde(default, with = "opt_duration")]
+    pub request_timeout: Option<Duration>,
+}
+
+impl AccessConfig {
+    /// Approvals needed.
+    pub fn approvals(&self) -> u32 {
+        self.approvals.unwrap_or(1).max(1)
+    }
+
+    /// Longest access one request may ask for.
+    pub fn max_duration(&self) -> Duration {
+        self.max_duration.unwrap_or(Duration::from_secs(8 * 3600))
+    }
+
+    /// How long a request waits for a decision.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout.unwrap_or(Duration::from_secs(3600))
+    }
+}
+
 /// One rule.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,7 +124,7 @@ pub struct MatchConfig {
     pub regex: Option<String>,
 }
 
-mod opt_duration {
+pub(crate) mod opt_duration {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
@@ -110,7 +146,7 @@ mod opt_duration {
     }
 
     /// `90`, `90s`, `10m`, `1h`.
-    pub fn parse(t: &str) -> Option<Duration> {
+    pub(crate) fn parse(t: &str) -> Option<Duration> {
         let t = t.trim();
         let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
         let n: u64 = num.parse().ok()?;
@@ -122,4 +158,9 @@ mod opt_duration {
         };
         Some(Duration::from_secs(secs))
     }
+}
+
+/// Parses a duration as the config writes it: `90`, `90s`, `10m`, `1h`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    opt_duration::parse(text)
 }

@@ -12,8 +12,10 @@ mod config;
 mod guard;
 
 pub use command::{Command, StatementFacts};
-pub use config::{Action, GuardConfig, MatchConfig, RuleConfig, UnparsableAction};
-pub use guard::{Guard, GuardError, RuleHit, Verdict};
+pub use config::{
+    parse_duration, AccessConfig, Action, GuardConfig, MatchConfig, RuleConfig, UnparsableAction,
+};
+pub use guard::{Guard, GuardError, RuleHit, Verdict, DEFAULT_REVIEW_TIMEOUT};
 
 #[cfg(test)]
 mod tests;

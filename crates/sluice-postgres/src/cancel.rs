@@ -9,16 +9,19 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 /// How long to wait for the target to acknowledge a cancel by closing.
 const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Where a cancel for one session goes.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct CancelTarget {
     addr: SocketAddr,
     pid: i32,
     secret: i32,
+    /// Wakes the session's relay when it holds a statement for review (a cancel withdraws it).
+    withdraw: Arc<Notify>,
 }
 
 /// Gateway key → target key, for every live session. Cheap to clone.
@@ -34,6 +37,8 @@ pub struct CancelKey {
     pub pid: i32,
     /// Secret the client sees.
     pub secret: i32,
+    /// Notified when the client cancels (a statement held for review is withdrawn).
+    pub withdraw: Arc<Notify>,
 }
 
 impl Drop for CancelKey {
@@ -55,7 +60,13 @@ impl CancelMap {
     /// Registers a session whose target is `addr` with key (`pid`, `secret`).
     pub fn register(&self, addr: SocketAddr, pid: i32, secret: i32) -> CancelKey {
         let rng = SystemRandom::new();
-        let target = CancelTarget { addr, pid, secret };
+        let withdraw = Arc::new(Notify::new());
+        let target = CancelTarget {
+            addr,
+            pid,
+            secret,
+            withdraw: withdraw.clone(),
+        };
         let mut guard = match self.inner.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -68,6 +79,7 @@ impl CancelMap {
                     map: self.clone(),
                     pid: key.0,
                     secret: key.1,
+                    withdraw,
                 };
             }
         }
@@ -76,12 +88,14 @@ impl CancelMap {
     /// Forwards a cancel for the gateway key (`pid`, `secret`). False when the key is unknown.
     pub async fn forward(&self, pid: i32, secret: i32) -> std::io::Result<bool> {
         let target = match self.inner.lock() {
-            Ok(m) => m.get(&(pid, secret)).copied(),
-            Err(p) => p.into_inner().get(&(pid, secret)).copied(),
+            Ok(m) => m.get(&(pid, secret)).cloned(),
+            Err(p) => p.into_inner().get(&(pid, secret)).cloned(),
         };
         let Some(t) = target else {
             return Ok(false);
         };
+        // Only a relay waiting on a review listens; otherwise this is a no-op.
+        t.withdraw.notify_waiters();
         send(t.addr, t.pid, t.secret).await?;
         Ok(true)
     }

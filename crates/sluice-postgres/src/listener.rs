@@ -114,7 +114,9 @@ fn refusal(e: &OpenError) -> (&'static str, String) {
         OpenError::UnknownConnection(_) | OpenError::WrongProtocol { .. } => {
             ("3D000", format!("sluice: {e}"))
         }
-        OpenError::NoGrant { .. } => ("42501", format!("permission denied: {e}")),
+        OpenError::NoGrant { .. } | OpenError::AccessRequired { .. } => {
+            ("42501", format!("permission denied: {e}"))
+        }
         OpenError::Store(_) => (
             "XX000",
             "sluice: internal error, see the gateway log".into(),
@@ -180,7 +182,11 @@ async fn run_session(mut hello: ClientHello, peer: SocketAddr, ctx: &Ctx) {
         .policy(&authorized.connection.name.0)
         .map(|policy| SessionPolicy {
             policy,
-            groups: Arc::from(authorized.identity.groups.clone()),
+            identity: Arc::new(authorized.identity.clone()),
+            connection: authorized.connection.name.0.clone(),
+            session_id: recorder.id().0.clone(),
+            pipeline: ctx.pipeline.clone(),
+            withdraw: key.withdraw.clone(),
             analyses: ctx.analyses.clone(),
         });
     let mut tracker = Tracker::new(TrackerSettings {

@@ -18,6 +18,7 @@
 use crate::codec::backend::{data_row_values, BackendMessage};
 use crate::codec::frontend::{format_of, FrontendMessage};
 use bytes::BytesMut;
+pub use guard::{Decided, Refusal};
 use render::Render;
 use sluice_core::event::{Query, QueryResult, StatementError, StatementOutcome};
 use sluice_core::SessionEvent;
@@ -55,6 +56,8 @@ pub struct Tracker {
     batch_open: bool,
     /// Renders (caps, masks) what is recorded.
     render: Render,
+    /// The statement held for review (its Query event is recorded already).
+    held: Option<Box<Pending>>,
 }
 
 /// What to do with a client message while the tracker skips a refused batch.
@@ -150,6 +153,7 @@ impl Tracker {
                 max_value_len: settings.max_value_len,
                 ..Render::default()
             },
+            held: None,
         }
     }
 
@@ -228,52 +232,6 @@ impl Tracker {
         }
     }
 
-    /// Records a statement the guard refused (`code`, `message`) and queues the client's
-    /// answer. For a simple query the answer is the error and ReadyForQuery; for Parse the
-    /// error, and the rest of the batch is dropped up to Sync.
-    pub fn refuse(
-        &mut self,
-        msg: &FrontendMessage<'_>,
-        rule: &str,
-        message: &str,
-        hint: &str,
-        now_us: i64,
-        out: &mut Vec<SessionEvent>,
-    ) {
-        let (text, simple) = match msg {
-            FrontendMessage::Query(t) => (*t, true),
-            FrontendMessage::Parse { query, .. } => (*query, false),
-            _ => return,
-        };
-        let mut p = self.query(Arc::from(text), None, now_us, out);
-        out.push(SessionEvent::Guard {
-            query: p.query,
-            action: "denied".into(),
-            rule: rule.to_string(),
-            reason: message.to_string(),
-            review: None,
-        });
-        let error = StatementError {
-            code: "42501".into(),
-            message: message.to_string(),
-        };
-        out.push(p.finish(
-            now_us,
-            StatementOutcome {
-                error: Some(error),
-                ..StatementOutcome::default()
-            },
-        ));
-        let mut bytes = BytesMut::new();
-        crate::codec::encode::report(&mut bytes, b'E', "ERROR", "42501", message, hint);
-        if simple {
-            crate::codec::encode::ready_for_query(&mut bytes, self.last_status);
-        } else {
-            self.skipping = true;
-        }
-        self.expect.push_back(Expect::Synthetic(bytes.to_vec()));
-    }
-
     /// Takes the bytes the gateway owes the client now: synthetic answers that have reached
     /// the head of the queue. Appends them to `out`; returns whether there were any.
     pub fn take_synthetic(&mut self, out: &mut Vec<u8>) -> bool {
@@ -306,7 +264,10 @@ impl Tracker {
         }
         match msg {
             FrontendMessage::Query(text) => {
-                let p = self.query(Arc::from(*text), None, now_us, out);
+                let p = match self.held.take() {
+                    Some(p) => p,
+                    None => self.query(Arc::from(*text), None, now_us, out),
+                };
                 self.expect.push_back(Expect::Simple(p));
             }
             FrontendMessage::FunctionCall => {
@@ -608,6 +569,7 @@ fn outcome_of(tag: &str, data_rows: u64) -> StatementOutcome {
     }
 }
 
+mod guard;
 mod render;
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@
 //! - [`schema`]: opening the database and its migrations.
 //! - [`tokens`]: identities and their tokens (stored as SHA-256 hashes, never in clear).
 //! - [`catalog`]: connections and grants added at runtime.
+//! - [`reviews`]: held commands and access requests.
 //! - [`recordings`]: reading sessions and their hash-chained event logs.
 //! - [`writer`]: the one background thread that writes recordings and audit events in batches
 //!   (group commit), so the data path never waits on disk unless `strict` asks it to.
@@ -17,6 +18,7 @@ pub mod catalog;
 pub mod chain;
 pub mod crypto;
 pub mod recordings;
+pub mod reviews;
 pub mod schema;
 pub mod tokens;
 pub mod writer;

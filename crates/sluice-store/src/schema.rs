@@ -69,6 +69,22 @@ CREATE INDEX audit_ts ON audit(ts_us);
 ALTER TABLE identities ADD COLUMN blocked_us INTEGER;
 ALTER TABLE identities ADD COLUMN blocked_reason TEXT;
 "#,
+    r#"
+-- Held commands and access requests. The review itself is JSON; the columns are what
+-- queries filter on.
+CREATE TABLE reviews (
+    id          TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    requester   TEXT NOT NULL,
+    connection  TEXT NOT NULL,
+    created_us  INTEGER NOT NULL,
+    until_us    INTEGER,
+    body_json   TEXT NOT NULL
+);
+CREATE INDEX reviews_status ON reviews(status, created_us);
+CREATE INDEX reviews_access ON reviews(requester, connection, kind, status);
+"#,
 ];
 
 /// Opens the database at `path`, sets WAL mode and applies pending migrations.

@@ -159,10 +159,10 @@ pub async fn add_connection(
     Extension(peer): Extension<Peer>,
     Json(req): Json<ConnectionConfig>,
 ) -> Result<(StatusCode, Json<Connection>), ApiError> {
-    if req.guardrails.is_some() || req.masking.is_some() {
+    if req.guardrails.is_some() || req.masking.is_some() || req.access.is_some() {
         // Not stored yet: refusing beats silently running the connection without them.
         return Err(ApiError::bad_request(
-            "guardrails and masking are set in the config file; runtime connections cannot carry them yet",
+            "guardrails, masking and access are set in the config file; runtime connections cannot carry them yet",
         ));
     }
     let conn = build_connection(&req, false).map_err(ApiError::bad_request)?;

@@ -1,13 +1,16 @@
-//! The HTTPS REST API, `/api/v1`. Every endpoint needs a bearer token (gateway token) of an
-//! admin identity; every change is audited.
+//! The HTTPS REST API, `/api/v1`. Every endpoint needs a bearer token (gateway token); all
+//! but reviews and access requests need an admin identity. Every change is audited.
 //!
 //! - [`auth`]: the bearer-token extractor.
 //! - [`admin`]: service accounts, tokens, connections, grants.
 //! - [`sessions`]: sessions, recordings, audit log.
+//! - [`containment`]: kill sessions, block identities.
+//! - [`reviews`]: reviews (held commands, access requests) and their decisions.
 
 pub mod admin;
 pub mod auth;
 pub mod containment;
+pub mod reviews;
 pub mod sessions;
 
 use axum::http::StatusCode;
@@ -131,6 +134,11 @@ pub fn router(state: ApiState) -> Router {
             post(containment::unblock),
         )
         .route("/api/v1/audit", get(sessions::audit))
+        .route("/api/v1/reviews", get(reviews::list))
+        .route("/api/v1/reviews/{id}", get(reviews::show))
+        .route("/api/v1/reviews/{id}/approve", post(reviews::approve))
+        .route("/api/v1/reviews/{id}/deny", post(reviews::deny))
+        .route("/api/v1/access-requests", post(reviews::request_access))
         .with_state(state)
 }
 

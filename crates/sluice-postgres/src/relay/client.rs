@@ -1,15 +1,17 @@
-//! The client → target pump: judges statements, forwards what is allowed.
+//! The client → target pump: judges statements, forwards what is allowed, holds what needs
+//! a review until it is decided.
 
+use super::review::{await_decision, Held, HoldEnd};
 use super::{record, reply, RelayEnd, SessionPolicy, SessionState, MAX_CLIENT_READ, MIN_READ};
 use crate::analyze::analyze;
 use crate::buffer::ReadBuffer;
 use crate::codec::frontend::{next_frontend, FrontendMessage};
 use crate::codec::CodecError;
-use crate::tracker::Skip;
+use crate::tracker::{Decided, Refusal, Skip};
 use sluice_core::time::now_micros;
 use sluice_core::{EndReason, SessionEvent};
-use sluice_policy::Verdict;
-use std::sync::Mutex;
+use sluice_policy::{RuleHit, Verdict};
+use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// What the scan of a chunk decided.
@@ -28,6 +30,18 @@ enum Then {
     /// The next `len` bytes are a message that is not forwarded; `answer` is what the gateway
     /// owes the client now (empty when its answer waits behind the server's).
     Cut { len: usize, answer: Vec<u8> },
+    /// The next message needs a review before it may go on.
+    Hold(Held),
+}
+
+/// What the scan does with the first message of its chunk, once a review decided it.
+enum First {
+    /// Judge it like any other.
+    Judge,
+    /// Approved: forward it.
+    Approved(Decided),
+    /// Denied, expired or withdrawn: answer it with an error.
+    Refused(Decided, Refusal),
 }
 
 pub(super) async fn pump<R, W, CW>(
@@ -54,6 +68,7 @@ where
             }
         }
         let mut at = 0;
+        let mut first = First::Judge;
         loop {
             let scanned = {
                 let Ok(mut st) = state.lock() else {
@@ -64,7 +79,8 @@ where
                     );
                 };
                 let st = &mut *st;
-                let r = scan(&rb.bytes()[at..], st, policy, &mut events);
+                let first = std::mem::replace(&mut first, First::Judge);
+                let r = scan(&rb.bytes()[at..], st, policy, first, &mut events);
                 record(&mut st.recorder, &mut events, &mut durables);
                 r
             };
@@ -115,6 +131,18 @@ where
                         }
                     }
                 }
+                Then::Hold(held) => {
+                    // The held message stays in the buffer at `at`; the next scan starts
+                    // with it and applies the decision.
+                    let Some(p) = policy else { break };
+                    first = match await_decision(held, p, client, &mut rb, cw).await {
+                        HoldEnd::Approved(d) => First::Approved(d),
+                        HoldEnd::Refused(d, r) => First::Refused(d, r),
+                        HoldEnd::ClientGone(detail) => {
+                            return RelayEnd::with(EndReason::ClientDisconnected, detail, None)
+                        }
+                    };
+                }
             }
         }
         rb.consume(at);
@@ -126,6 +154,7 @@ fn scan(
     buf: &[u8],
     st: &mut SessionState,
     policy: Option<&SessionPolicy>,
+    mut first: First,
     events: &mut Vec<SessionEvent>,
 ) -> Result<Step, CodecError> {
     let mut at = 0;
@@ -139,32 +168,54 @@ fn scan(
             forward: at,
             then: Then::Cut { len: f.len, answer },
         };
-        match st.tracker.skip(&msg) {
-            Skip::Drop => return Ok(cut(Vec::new())),
-            Skip::AnswerSync => {
+        match std::mem::replace(&mut first, First::Judge) {
+            First::Judge => {
+                match st.tracker.skip(&msg) {
+                    Skip::Drop => return Ok(cut(Vec::new())),
+                    Skip::AnswerSync => {
+                        let mut answer = Vec::new();
+                        st.tracker.take_synthetic(&mut answer);
+                        return Ok(cut(answer));
+                    }
+                    Skip::ForwardSync | Skip::No => {}
+                }
+                match policy.map_or(Judged::Allow, |p| judge(&msg, p)) {
+                    Judged::Allow => {}
+                    Judged::Refuse(refusal) => {
+                        st.tracker.refuse(&msg, &refusal, now, events);
+                        st.recorder.audit(
+                            "command.denied",
+                            sluice_core::Outcome::Failure,
+                            Some(format!("rule {}", refusal.rule)),
+                        );
+                        let mut answer = Vec::new();
+                        st.tracker.take_synthetic(&mut answer);
+                        return Ok(cut(answer));
+                    }
+                    Judged::Hold(hit) => {
+                        let review = sluice_pipeline::reviews::new_review_id();
+                        let statement = st
+                            .tracker
+                            .hold(&msg, &hit.rule, &hit.reason, &review, now, events)
+                            .unwrap_or_else(|| Arc::from(""));
+                        return Ok(Step {
+                            forward: at,
+                            then: Then::Hold(Held {
+                                review,
+                                hit,
+                                statement,
+                            }),
+                        });
+                    }
+                }
+            }
+            First::Approved(decided) => st.tracker.release(&msg, decided, events),
+            First::Refused(decided, refusal) => {
+                st.tracker.refuse_held(&msg, decided, &refusal, now, events);
                 let mut answer = Vec::new();
                 st.tracker.take_synthetic(&mut answer);
                 return Ok(cut(answer));
             }
-            Skip::ForwardSync | Skip::No => {}
-        }
-        if let Some(refusal) = policy.and_then(|p| judge(&msg, p)) {
-            st.tracker.refuse(
-                &msg,
-                &refusal.rule,
-                &refusal.message,
-                &refusal.hint,
-                now,
-                events,
-            );
-            st.recorder.audit(
-                "command.denied",
-                sluice_core::Outcome::Failure,
-                Some(format!("rule {}", refusal.rule)),
-            );
-            let mut answer = Vec::new();
-            st.tracker.take_synthetic(&mut answer);
-            return Ok(cut(answer));
         }
         st.tracker.on_client(&msg, now, events);
         at += f.len;
@@ -181,25 +232,28 @@ fn scan(
     })
 }
 
-/// Why the guard refused a statement.
-struct Refusal {
-    rule: String,
-    message: String,
-    hint: String,
+/// The guard's verdict on one message.
+enum Judged {
+    Allow,
+    Refuse(Refusal),
+    Hold(Arc<RuleHit>),
 }
 
-/// Judges a Query or Parse; `None` lets it through.
-fn judge(msg: &FrontendMessage<'_>, p: &SessionPolicy) -> Option<Refusal> {
-    let guard = p.policy.guard.as_ref()?;
+/// Judges a Query or Parse.
+fn judge(msg: &FrontendMessage<'_>, p: &SessionPolicy) -> Judged {
+    let Some(guard) = p.policy.guard.as_ref() else {
+        return Judged::Allow;
+    };
     let text = match msg {
         FrontendMessage::Query(t) => *t,
         FrontendMessage::Parse { query, .. } => *query,
-        _ => return None,
+        _ => return Judged::Allow,
     };
     let analysis = p.analyses.get_or(text, analyze);
-    match guard.check(&analysis.command(text), &p.groups) {
-        Verdict::Allow => None,
-        Verdict::Deny(hit) => Some(Refusal {
+    match guard.check(&analysis.command(text), &p.identity.groups) {
+        Verdict::Allow => Judged::Allow,
+        Verdict::Deny(hit) => Judged::Refuse(Refusal {
+            code: "42501",
             rule: hit.rule.clone(),
             message: format!(
                 "sluice: statement blocked by rule \"{}\": {}",
@@ -207,13 +261,6 @@ fn judge(msg: &FrontendMessage<'_>, p: &SessionPolicy) -> Option<Refusal> {
             ),
             hint: "The statement was not sent to the database; the session is still usable.".into(),
         }),
-        Verdict::Review(hit) => Some(Refusal {
-            rule: hit.rule.clone(),
-            message: format!(
-                "sluice: statement needs approval under rule \"{}\": {}",
-                hit.rule, hit.reason
-            ),
-            hint: "Reviews are not available on this connection.".into(),
-        }),
+        Verdict::Review(hit) => Judged::Hold(hit),
     }
 }

@@ -4,6 +4,7 @@ mod admin;
 mod client;
 mod identities;
 mod render;
+mod reviews;
 mod sessions;
 
 use anyhow::Context;
@@ -61,6 +62,12 @@ enum Command {
     /// Block and unblock identities.
     #[command(subcommand)]
     Identities(identities::IdentityCmd),
+    /// Review held statements and access requests: list, show, approve, deny.
+    #[command(subcommand)]
+    Reviews(reviews::ReviewCmd),
+    /// Ask for time-boxed access to a connection.
+    #[command(subcommand)]
+    Access(reviews::AccessCmd),
     /// Show the newest audit events.
     Audit {
         /// How many.
@@ -85,6 +92,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 Command::Grants(c) => admin::grants(&api, c),
                 Command::Sessions(c) => sessions::run(&api, c),
                 Command::Identities(c) => identities::run(&api, c),
+                Command::Reviews(c) => reviews::run(&api, c),
+                Command::Access(c) => reviews::access(&api, c),
                 Command::Audit { limit, json } => sessions::audit(&api, limit, json),
                 Command::Gateway { .. } => Ok(()),
             }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod raw;
+pub mod webhook;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
