@@ -129,7 +129,7 @@ pub fn config_with_policy(db: &TestDb, policy: &str, extra: &str) -> String {
     )
 }
 
-/// The guardrails the quickstart ships, for tests.
+/// The deny rules the quickstart ships, for tests (its review rule is tested in reviews.rs).
 pub const QUICKSTART_GUARDRAILS: &str = "guardrails:
   unparsable: deny
   rules:
