@@ -12,10 +12,13 @@
 #        direct     PostgreSQL at 127.0.0.1:5432
 #        pgbouncer  session pool mode, started here (installed with apt if missing)
 #        sluice     the gateway from this repo (release build), recording on, buffered mode
+#        sluice+gm  the same gateway, connection `bench-gm`: the quickstart's deny guardrails
+#                   (every statement parsed and judged) and masking with every default
+#                   detector on, client copy masked (every DataRow scanned)
 #      and in two client-leg modes: tls (sslmode=require) and plain (sslmode=disable). The
 #      direct/tls row needs `ssl = on` on the server; if it is off the row reads "n/a" (the
 #      shared server's config is never changed). The table shows sluice/direct and
-#      sluice/pgbouncer TPS ratios.
+#      sluice/pgbouncer TPS ratios, and for sluice+gm its ratio to plain sluice and pgbouncer.
 #   2. Connection setup: p50/p95 of connect + `SELECT 1` + close over BENCH_CONNECTS (200)
 #      sequential connections, direct vs pgbouncer vs sluice, tls and plain, measured with
 #      psycopg and time.perf_counter; prints sluice's added p50 over direct.
@@ -37,7 +40,7 @@
 #   PostgreSQL at 127.0.0.1:5432 with trust auth for `postgres`; for item 3, root, a
 #   `postgres` OS user and PostgreSQL 15 server binaries (~1,000 backends: a few GiB of RAM).
 # All ports are picked free at run time; every process, the private cluster and the temp
-# database are removed on exit. Runtime is about 18 × BENCH_SECONDS plus ~1 min (plus a
+# database are removed on exit. Runtime is about 24 × BENCH_SECONDS plus ~1 min (plus a
 # release build if needed); BENCH_ONLY=idle takes well under a minute after the build.
 # The clients (pgbench/psycopg), the proxies and PostgreSQL share this machine's cores, so read
 # the numbers as relative costs, not absolute capacity.
@@ -321,10 +324,32 @@ connections:
     host: $PG_HOST
     port: $PG_PORT
     database: $DB
-    username: postgres$idle_conn
+    username: postgres
+  - name: bench-gm
+    type: postgres
+    host: $PG_HOST
+    port: $PG_PORT
+    database: $DB
+    username: postgres
+    guardrails:
+      unparsable: deny
+      rules:
+        - { name: no-drop-database, action: deny, match: { statements: [drop_database] } }
+        - { name: no-drop-table, action: deny, match: { statements: [drop_table] } }
+        - { name: no-truncate, action: deny, match: { statements: [truncate] } }
+        - { name: no-alter-system, action: deny, match: { statements: [alter_system] } }
+        - { name: no-copy-program, action: deny, match: { statements: [copy_program] } }
+        - name: no-server-side-files-or-kills
+          action: deny
+          match: { functions: [pg_terminate_backend, pg_cancel_backend, lo_export, lo_import, pg_read_file, pg_read_binary_file] }
+    masking:
+      mask_client: true
+      columns: ["*password*", "*secret*", "ssn"]$idle_conn
 grants:
   - group: engineering
-    connection: bench$idle_grant
+    connection: bench
+  - group: engineering
+    connection: bench-gm$idle_grant
 EOF
   "$SLUICE_BIN" gateway --config "$WORK/sluice.yaml" --data-dir "$data" >"$WORK/sluice.log" 2>&1 &
   SLUICE_PID=$!
@@ -435,7 +460,7 @@ measure_connect_setup() {
 # ---------------------------------------------------------------------------------------------
 WORKLOADS=(select-simple select-prepared rows-10k)
 MODES=(tls plain)
-TARGETS=(direct pgbouncer sluice)
+TARGETS=(direct pgbouncer sluice sluice-gm)
 
 run_pgbench() { # run_pgbench TARGET MODE WORKLOAD — fills TPS/LAT[TARGET,MODE,WORKLOAD]
   local target=$1 mode=$2 wl=$3 key="$1,$2,$3" port user pass="" sslmode wl_args logf
@@ -452,6 +477,9 @@ run_pgbench() { # run_pgbench TARGET MODE WORKLOAD — fills TPS/LAT[TARGET,MODE
     sluice)
       if ((!SLUICE_OK)); then TPS[$key]="n/a"; LAT[$key]="n/a"; return 0; fi
       port=$SLUICE_PG_PORT user=bench pass=$SLUICE_TOKEN ;;
+    sluice-gm)
+      if ((!SLUICE_OK)); then TPS[$key]="n/a"; LAT[$key]="n/a"; return 0; fi
+      port=$SLUICE_PG_PORT user=bench-gm pass=$SLUICE_TOKEN ;;
   esac
   case $wl in
     select-simple) wl_args=(-S -M simple -c 8 -j 2) ;;
@@ -495,27 +523,28 @@ num() { # num X DECIMALS — numbers rounded, anything else as is
 }
 
 print_report() {
-  local wl mode d p s fmt
+  local wl mode d p s g fmt
   echo
   echo "=== sluice benchmark: pgbench scale $SCALE, ${RUN_SECONDS}s per run, $(nproc) cores, $(date -u +%FT%TZ) ==="
   echo "TPS excludes connection establishment; latency = pgbench average, ms. sluice: recording on, buffered."
   echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (clients, proxies and PostgreSQL share the cores)"
   echo
-  fmt='%-16s %-6s %10s %10s %10s %9s %9s %9s %9s %9s\n'
+  fmt='%-16s %-6s %9s %9s %9s %9s %8s %8s %8s %8s %8s %8s %8s\n'
   # shellcheck disable=SC2059
-  printf "$fmt" workload client "direct" "pgbouncer" "sluice" "s/direct" "s/pgb" "lat:dir" "lat:pgb" "lat:slc"
-  printf "$fmt" "" "" "TPS" "TPS" "TPS" "" "" "ms" "ms" "ms"
+  printf "$fmt" workload client "direct" "pgbouncer" "sluice" "sluice+gm" "s/direct" "s/pgb" "gm/s" "gm/pgb" "lat:dir" "lat:slc" "lat:gm"
+  printf "$fmt" "" "" "TPS" "TPS" "TPS" "TPS" "" "" "" "" "ms" "ms" "ms"
   for wl in "${WORKLOADS[@]}"; do
     for mode in "${MODES[@]}"; do
-      d=${TPS[direct,$mode,$wl]} p=${TPS[pgbouncer,$mode,$wl]} s=${TPS[sluice,$mode,$wl]}
+      d=${TPS[direct,$mode,$wl]} p=${TPS[pgbouncer,$mode,$wl]} s=${TPS[sluice,$mode,$wl]} g=${TPS[sluice-gm,$mode,$wl]}
       [[ $d == n/a && $mode == tls && $DIRECT_TLS == 0 ]] && d="n/a*"
       # shellcheck disable=SC2059
-      printf "$fmt" "$wl" "$mode" "$(num "$d" 0)" "$(num "$p" 0)" "$(num "$s" 0)" \
-        "$(ratio "$s" "$d")" "$(ratio "$s" "$p")" \
-        "$(num "${LAT[direct,$mode,$wl]}" 3)" "$(num "${LAT[pgbouncer,$mode,$wl]}" 3)" \
-        "$(num "${LAT[sluice,$mode,$wl]}" 3)"
+      printf "$fmt" "$wl" "$mode" "$(num "$d" 0)" "$(num "$p" 0)" "$(num "$s" 0)" "$(num "$g" 0)" \
+        "$(ratio "$s" "$d")" "$(ratio "$s" "$p")" "$(ratio "$g" "$s")" "$(ratio "$g" "$p")" \
+        "$(num "${LAT[direct,$mode,$wl]}" 3)" "$(num "${LAT[sluice,$mode,$wl]}" 3)" \
+        "$(num "${LAT[sluice-gm,$mode,$wl]}" 3)"
     done
   done
+  echo "sluice+gm: guardrails (quickstart deny rules) + masking (all default detectors, client copy masked)."
   ((DIRECT_TLS)) || echo "* n/a (server ssl off): the shared PostgreSQL server has ssl=off; not changed."
   ((SLUICE_OK)) || echo "sluice: n/a — the gateway could not be built or started (see warnings above)."
   echo

@@ -87,11 +87,14 @@ pub struct MaskCounts {
     builtin: [u64; Detector::ALL.len()],
     custom: Vec<u64>,
     columns: u64,
+    /// The sum of all the above (read once per value, so kept rather than summed).
+    total: u64,
 }
 
 impl MaskCounts {
     pub(crate) fn hit(&mut self, d: Detector) {
         self.builtin[d.index()] += 1;
+        self.total += 1;
     }
 
     pub(crate) fn hit_custom(&mut self, i: usize) {
@@ -99,16 +102,18 @@ impl MaskCounts {
             self.custom.resize(i + 1, 0);
         }
         self.custom[i] += 1;
+        self.total += 1;
     }
 
     /// Counts a value masked whole because of its column name.
     pub fn hit_column(&mut self) {
         self.columns += 1;
+        self.total += 1;
     }
 
     /// Total number of masked values.
     pub fn total(&self) -> u64 {
-        self.builtin.iter().sum::<u64>() + self.custom.iter().sum::<u64>() + self.columns
+        self.total
     }
 
     /// Adds another set of counts to this one.
@@ -123,6 +128,7 @@ impl MaskCounts {
             self.custom[i] += n;
         }
         self.columns += other.columns;
+        self.total += other.total;
     }
 
     /// The non-zero counts by detector name; custom detectors by their configured names.

@@ -21,6 +21,7 @@ mod email;
 mod literal;
 mod masker;
 mod numeric;
+mod prefilter;
 
 pub use column::ColumnPattern;
 pub use detector::{Detector, MaskCounts};

@@ -3,7 +3,7 @@
 use crate::column::ColumnPattern;
 use crate::literal::Literals;
 use crate::numeric::{self, NumericSet};
-use crate::{email, Detector, MaskCounts, MASK};
+use crate::{email, prefilter, Detector, MaskCounts, MASK};
 use serde::{Deserialize, Serialize};
 
 /// A user-defined detector: every match of `regex` is masked.
@@ -139,13 +139,16 @@ impl Masker {
     pub fn mask(&self, v: &mut [u8], counts: &mut MaskCounts) -> bool {
         let before = counts.total();
         if v.len() >= SHORTEST_FINDING {
-            if let Some(l) = &self.literals {
-                l.scan(v, counts);
+            let could = prefilter::survey(v);
+            if could.literal {
+                if let Some(l) = &self.literals {
+                    l.scan(v, counts);
+                }
             }
-            if self.email {
+            if could.email && self.email {
                 email::scan(v, counts);
             }
-            if self.numeric.any() {
+            if could.numeric && self.numeric.any() {
                 numeric::scan(v, self.numeric, counts);
             }
         }

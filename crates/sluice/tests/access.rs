@@ -45,13 +45,21 @@ fn access_needs_an_approved_request_and_ends_when_it_expires() {
         &["access", "request", "pg", "--for", "2h", "--reason", "x"],
     );
     assert!(!too_long.status.success());
-    assert!(stderr(&too_long).contains("longer than"), "{}", stderr(&too_long));
+    assert!(
+        stderr(&too_long).contains("longer than"),
+        "{}",
+        stderr(&too_long)
+    );
     let no_grant = gw.cli_as(
         &dave,
         &["access", "request", "pg", "--for", "10m", "--reason", "x"],
     );
     assert!(!no_grant.status.success());
-    assert!(stderr(&no_grant).contains("has no grant"), "{}", stderr(&no_grant));
+    assert!(
+        stderr(&no_grant).contains("has no grant"),
+        "{}",
+        stderr(&no_grant)
+    );
 
     let filed = gw.cli_as(
         &alice,
@@ -102,11 +110,15 @@ fn access_needs_an_approved_request_and_ends_when_it_expires() {
     writeln!(stdin, "select 'inside';").unwrap();
     assert_eq!(lines.next().unwrap().unwrap(), "inside");
 
-    let ended = common::wait_for("the session ended by expiry", Duration::from_secs(30), || {
-        gw.sessions()
-            .into_iter()
-            .find(|s| s["end_reason"].is_string())
-    });
+    let ended = common::wait_for(
+        "the session ended by expiry",
+        Duration::from_secs(30),
+        || {
+            gw.sessions()
+                .into_iter()
+                .find(|s| s["end_reason"].is_string())
+        },
+    );
     assert_eq!(ended["end_reason"], "access_expired", "{ended}");
     assert_eq!(ended["identity"], "alice");
 
@@ -114,12 +126,13 @@ fn access_needs_an_approved_request_and_ends_when_it_expires() {
     writeln!(stdin, "select 'after';").unwrap();
     drop(stdin);
     let mut err = String::new();
-    psql.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    psql.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     psql.wait().unwrap();
-    assert!(
-        err.contains("access to connection \"pg\" expired"),
-        "{err}"
-    );
+    assert!(err.contains("access to connection \"pg\" expired"), "{err}");
     assert!(!gw.psql(&alice, "select 1").status.success());
 
     gw.wait_audit("access.requested", |e| {

@@ -5,7 +5,6 @@ mod common;
 
 use common::{Gateway, TestDb};
 use serde_json::Value;
-use std::path::Path;
 
 const CARD: &str = "4111111111111111";
 const EMAIL: &str = "ada.lovelace@example.com";
@@ -23,25 +22,6 @@ fn seed(db: &TestDb) {
                                    (2, 'none', 'nobody', 'order 12345', null);"
     );
     assert!(common::psql_direct(&db.name, &sql).status.success());
-}
-
-/// Every file under `dir` that contains `needle`.
-fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
-    let mut hits = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(bytes) = std::fs::read(&p) {
-                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
-                    hits.push(p.display().to_string());
-                }
-            }
-        }
-    }
-    hits
 }
 
 #[test]
@@ -131,7 +111,7 @@ fn clients_see_masks_and_raw_values_are_stored_nowhere() {
 
     gw.stop();
     for raw in [CARD, EMAIL, TOKEN, PASSWORD] {
-        let hits = files_containing(&gw.dir, raw);
+        let hits = common::files_containing(&gw.dir, raw);
         assert!(hits.is_empty(), "{raw} found in {hits:?}");
     }
 }

@@ -22,6 +22,8 @@ const REVIEW_WRITES: &str = "guardrails:
     - name: no-drop-table
       action: deny
       match: { statements: [drop_table] }
+masking:
+  mask_client: true
 ";
 
 struct Setup {
@@ -229,13 +231,16 @@ fn a_denied_statement_fails_with_the_reason_and_the_session_goes_on() {
         use std::io::Write;
         let mut stdin = psql.stdin.take().unwrap();
         stdin
-            .write_all(b"update t set note = 'x' where id = 2;\nselect 'still here';\n")
+            .write_all(
+                b"update t set note = 'x' where id = 2 and note <> '4111 1111 1111 1111';\nselect 'still here';\n",
+            )
             .unwrap();
     }
-    let id = pending_review(&s.gw, &s.bob)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let pending = pending_review(&s.gw, &s.bob);
+    let id = pending["id"].as_str().unwrap().to_string();
+    // Approvers see the statement with its sensitive values masked, never raw.
+    let statement = pending["statement"].as_str().unwrap();
+    assert!(statement.contains("'**** **** **** 1111'"), "{statement}");
     let denied = cli_as(
         &s.gw,
         &s.bob,
@@ -276,6 +281,8 @@ fn a_denied_statement_fails_with_the_reason_and_the_session_goes_on() {
             .find(|e| e["kind"] == "result" && e["query"] == decision["query"])
             .expect("the held statement's result");
     assert_eq!(result["outcome"]["error"]["code"], "42501");
+    let leaked = common::files_containing(&s.gw.data(), "4111 1111 1111 1111");
+    assert!(leaked.is_empty(), "the raw card number is in {leaked:?}");
 }
 
 #[test]

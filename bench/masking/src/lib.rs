@@ -1,0 +1,1 @@
+//! Only the bench (`benches/masking.rs`) lives here.
