@@ -197,23 +197,26 @@ def fetch_rows():
 
 
 def held():
-    """Runs STATEMENT with the JSON list PARAMS (extended protocol) where a review holds it;
-    reports the notices, the outcome, and whether the session still works after it."""
+    """Runs STATEMENT once per parameter list in the JSON list RUNS, prepared on the server
+    (extended protocol), where a review holds each execution; reports per run the outcome and
+    whether the session still works, and the notices."""
     notices = []
+    results = []
     with psycopg.connect(DSN, autocommit=True) as conn:
         conn.add_notice_handler(
             lambda d: notices.append(
                 {"sqlstate": d.sqlstate, "message": d.message_primary, "hint": d.message_hint}
             )
         )
-        try:
-            cur = conn.execute(os.environ["STATEMENT"], json.loads(os.environ.get("PARAMS", "[]")))
-            r = {"ok": True, "rowcount": cur.rowcount}
-        except psycopg.Error as e:
-            r = {"ok": False, "sqlstate": e.sqlstate, "message": str(e)}
-        r["usable"] = conn.execute("select 42").fetchone()[0] == 42
-    r["notices"] = notices
-    out(r)
+        for params in json.loads(os.environ["RUNS"]):
+            try:
+                cur = conn.execute(os.environ["STATEMENT"], params, prepare=True)
+                r = {"ok": True, "rowcount": cur.rowcount}
+            except psycopg.Error as e:
+                r = {"ok": False, "sqlstate": e.sqlstate, "message": str(e)}
+            r["usable"] = conn.execute("select 42").fetchone()[0] == 42
+            results.append(r)
+    out({"results": results, "notices": notices})
 
 
 if __name__ == "__main__":

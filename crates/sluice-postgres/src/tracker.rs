@@ -23,6 +23,7 @@ use render::Render;
 use sluice_core::event::{Query, QueryResult, StatementError, StatementOutcome};
 use sluice_core::SessionEvent;
 use sluice_mask::{MaskCounts, Masker};
+use sluice_policy::RuleHit;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -78,6 +79,8 @@ pub enum Skip {
 struct Prepared {
     text: Arc<str>,
     param_types: Vec<u32>,
+    /// A review rule matched the text: every execution is held for review.
+    review: Option<Arc<RuleHit>>,
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +89,7 @@ struct Portal {
     statement: String,
     params: Vec<Option<String>>,
     result_formats: Vec<i16>,
+    review: Option<Arc<RuleHit>>,
 }
 
 #[derive(Debug)]
@@ -284,17 +288,19 @@ impl Tracker {
                     Prepared {
                         text: Arc::from(*query),
                         param_types: param_types.clone(),
+                        review: None,
                     },
                 );
                 self.expect
                     .push_back(Expect::ParseComplete(name.to_string()));
             }
             FrontendMessage::Bind(b) => {
-                let (text, types) = match self.statements.get(b.statement) {
-                    Some(p) => (p.text.clone(), p.param_types.as_slice()),
+                let (text, types, review) = match self.statements.get(b.statement) {
+                    Some(p) => (p.text.clone(), p.param_types.as_slice(), p.review.clone()),
                     None => (
                         Arc::from(format!("(unknown prepared statement {:?})", b.statement)),
                         &[][..],
+                        None,
                     ),
                 };
                 let render = &mut self.render;
@@ -316,6 +322,7 @@ impl Tracker {
                         statement: b.statement.to_string(),
                         params,
                         result_formats: b.result_formats.clone(),
+                        review,
                     },
                 );
                 self.expect
@@ -336,7 +343,10 @@ impl Tracker {
                         vec![],
                     ),
                 };
-                let mut p = self.query(text, params, now_us, out);
+                let mut p = match self.held.take() {
+                    Some(p) => p,
+                    None => self.query(text, params, now_us, out),
+                };
                 p.statement = statement;
                 p.portal = portal.to_string();
                 p.result_formats = formats;

@@ -286,32 +286,56 @@ fn a_denied_statement_fails_with_the_reason_and_the_session_goes_on() {
 }
 
 #[test]
-fn the_extended_protocol_is_held_too_and_runs_with_its_parameters() {
+fn every_execution_of_a_prepared_statement_is_reviewed_with_its_parameters() {
     let s = setup("10m", "");
     let mut py = common::python_cmd(
         "held",
         &[
             ("DSN", s.gw.dsn("pg", &s.alice, "require")),
             ("STATEMENT", "delete from t where id = %s".into()),
-            ("PARAMS", "[3]".into()),
+            ("RUNS", "[[3], [2]]".into()),
         ],
     )
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    let r = pending_review(&s.gw, &s.bob);
-    assert_eq!(r["statement"], "delete from t where id = $1");
-    let id = r["id"].as_str().unwrap();
-    let ok = cli_as(&s.gw, &s.bob, &["reviews", "approve", id]);
+    // The first execution: the reviewer sees the statement and its parameter.
+    let first = pending_review(&s.gw, &s.bob);
+    assert_eq!(first["statement"], "delete from t where id = $1\n-- $1 = 3");
+    let id = first["id"].as_str().unwrap().to_string();
+    let ok = cli_as(&s.gw, &s.bob, &["reviews", "approve", &id]);
     assert!(ok.status.success(), "{}", stderr(&ok));
+    // The same prepared statement executed again is held again: one approval is not a
+    // licence for other parameters.
+    let second = common::wait_for(
+        "the second execution's review",
+        Duration::from_secs(20),
+        || {
+            let out = cli_as(&s.gw, &s.bob, &["reviews", "list", "--pending", "--json"]);
+            let list: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+            list.into_iter().find(|r| r["id"] != id.as_str())
+        },
+    );
+    assert_eq!(
+        second["statement"],
+        "delete from t where id = $1\n-- $1 = 2"
+    );
+    assert_eq!(count(&s.db, "select count(*) from t where id = 2"), "1");
+    let second_id = second["id"].as_str().unwrap();
+    let no = cli_as(&s.gw, &s.bob, &["reviews", "deny", second_id]);
+    assert!(no.status.success(), "{}", stderr(&no));
+
     assert!(py.wait().unwrap().success());
-    let mut line = String::new();
-    std::io::Read::read_to_string(&mut py.stdout.take().unwrap(), &mut line).unwrap();
-    let v: Value = serde_json::from_str(line.lines().last().unwrap()).unwrap();
-    assert_eq!(v["ok"], true, "{v}");
-    assert_eq!(v["rowcount"], 1, "{v}");
-    assert_eq!(v["usable"], true);
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut py.stdout.take().unwrap(), &mut text).unwrap();
+    let v: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let runs = v["results"].as_array().unwrap();
+    assert_eq!(runs[0]["ok"], true, "{v}");
+    assert_eq!(runs[0]["rowcount"], 1, "{v}");
+    assert_eq!(runs[1]["ok"], false, "{v}");
+    assert_eq!(runs[1]["sqlstate"], "42501", "{v}");
+    assert!(runs.iter().all(|r| r["usable"] == true), "{v}");
     let notice = &v["notices"][0];
     assert!(
         notice["message"]
@@ -328,6 +352,7 @@ fn the_extended_protocol_is_held_too_and_runs_with_its_parameters() {
         "{v}"
     );
     assert_eq!(count(&s.db, "select count(*) from t where id = 3"), "0");
+    assert_eq!(count(&s.db, "select count(*) from t where id = 2"), "1");
 }
 
 #[test]

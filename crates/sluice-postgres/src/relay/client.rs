@@ -164,6 +164,7 @@ fn scan(
         if matches!(msg, FrontendMessage::AuthResponse(_)) {
             return Err(CodecError::UnknownType('p'));
         }
+        let mut marked = None;
         let cut = |answer: Vec<u8>| Step {
             forward: at,
             then: Then::Cut { len: f.len, answer },
@@ -179,8 +180,16 @@ fn scan(
                     }
                     Skip::ForwardSync | Skip::No => {}
                 }
-                match policy.map_or(Judged::Allow, |p| judge(&msg, p)) {
+                let judged = match st.tracker.execution_review(&msg) {
+                    Some(hit) => Judged::Hold(hit),
+                    None => policy.map_or(Judged::Allow, |p| judge(&msg, p)),
+                };
+                match judged {
                     Judged::Allow => {}
+                    // A prepared statement under a review rule: each execution is held.
+                    Judged::Hold(hit) if matches!(msg, FrontendMessage::Parse { .. }) => {
+                        marked = Some(hit);
+                    }
                     Judged::Refuse(refusal) => {
                         st.tracker.refuse(&msg, &refusal, now, events);
                         st.recorder.audit(
@@ -218,6 +227,9 @@ fn scan(
             }
         }
         st.tracker.on_client(&msg, now, events);
+        if let (Some(hit), FrontendMessage::Parse { name, .. }) = (marked.take(), &msg) {
+            st.tracker.review_executions(name, hit);
+        }
         at += f.len;
         if msg == FrontendMessage::Terminate {
             return Ok(Step {

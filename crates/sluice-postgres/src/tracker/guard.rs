@@ -6,6 +6,7 @@ use crate::codec::frontend::FrontendMessage;
 use bytes::BytesMut;
 use sluice_core::event::{StatementError, StatementOutcome};
 use sluice_core::SessionEvent;
+use sluice_policy::RuleHit;
 use std::sync::Arc;
 
 /// Why a statement is refused, as the client is told.
@@ -67,8 +68,9 @@ impl Tracker {
         self.answer_refusal(msg, p, refusal, now_us, out);
     }
 
-    /// Records a statement held for review `review` (its text, masked, and the hold) and
-    /// returns the masked text for the review.
+    /// Records a statement held for review `review` (its text and parameters, masked, and
+    /// the hold) and returns the masked text for the review. For an Execute the text is the
+    /// prepared statement's, followed by its bound parameters.
     pub fn hold(
         &mut self,
         msg: &FrontendMessage<'_>,
@@ -78,11 +80,33 @@ impl Tracker {
         now_us: i64,
         out: &mut Vec<SessionEvent>,
     ) -> Option<Arc<str>> {
-        let (text, _) = statement(msg)?;
-        let p = self.query(Arc::from(text), None, now_us, out);
-        let masked = match out.last() {
-            Some(SessionEvent::Query(q)) => q.text.clone(),
-            _ => Arc::from(text),
+        let p = match msg {
+            FrontendMessage::Execute { portal } => {
+                let info = self.portals.get(*portal)?;
+                let (text, params) = (info.text.clone(), info.params.clone());
+                self.query(text, Some(params), now_us, out)
+            }
+            _ => {
+                let (text, _) = statement(msg)?;
+                self.query(Arc::from(text), None, now_us, out)
+            }
+        };
+        let shown: Arc<str> = match out.last() {
+            Some(SessionEvent::Query(q)) => match &q.params {
+                Some(params) if !params.is_empty() => {
+                    let mut t = q.text.to_string();
+                    for (i, v) in params.iter().enumerate() {
+                        t.push_str(&format!(
+                            "\n-- ${} = {}",
+                            i + 1,
+                            v.as_deref().unwrap_or("NULL")
+                        ));
+                    }
+                    Arc::from(t)
+                }
+                _ => q.text.clone(),
+            },
+            _ => Arc::from(""),
         };
         out.push(SessionEvent::Guard {
             query: p.query,
@@ -92,7 +116,23 @@ impl Tracker {
             review: Some(review.to_string()),
         });
         self.held = Some(p);
-        Some(masked)
+        Some(shown)
+    }
+
+    /// Marks prepared statement `name` (just parsed) as needing review at every execution:
+    /// approving one execution approves those parameters once, not the statement for good.
+    pub fn review_executions(&mut self, name: &str, hit: Arc<RuleHit>) {
+        if let Some(p) = self.statements.get_mut(name) {
+            p.review = Some(hit);
+        }
+    }
+
+    /// The review rule an Execute falls under (its portal's statement was marked).
+    pub fn execution_review(&self, msg: &FrontendMessage<'_>) -> Option<Arc<RuleHit>> {
+        match msg {
+            FrontendMessage::Execute { portal } => self.portals.get(*portal)?.review.clone(),
+            _ => None,
+        }
     }
 
     /// Records the approval of the held statement; the relay then forwards it as usual (a
@@ -104,7 +144,11 @@ impl Tracker {
         out: &mut Vec<SessionEvent>,
     ) {
         let query = self.decision(decided, out);
-        if !matches!(msg, FrontendMessage::Query(_)) || query.is_none() {
+        let keeps = matches!(
+            msg,
+            FrontendMessage::Query(_) | FrontendMessage::Execute { .. }
+        );
+        if !keeps || query.is_none() {
             self.held = None;
         }
     }
@@ -122,10 +166,10 @@ impl Tracker {
         self.decision(decided, out);
         let p = match self.held.take() {
             Some(p) => p,
-            None => match statement(msg) {
-                Some((text, _)) => self.query(Arc::from(text), None, now_us, out),
-                None => return,
-            },
+            None => {
+                let text = statement(msg).map_or("(held message)", |(t, _)| t);
+                self.query(Arc::from(text), None, now_us, out)
+            }
         };
         self.answer_refusal(msg, p, refusal, now_us, out);
     }
