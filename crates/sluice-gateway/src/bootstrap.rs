@@ -30,7 +30,7 @@ pub fn ensure_admin(store: &Store, data_dir: &Path) -> Result<bool, StoreError> 
         if tokens::has_bootstrap(c)? {
             return Ok(false);
         }
-        let tx = c.transaction()?;
+        let tx = c.transaction_with_behavior(sluice_store::TransactionBehavior::Immediate)?;
         tokens::upsert_identity(
             &tx,
             BOOTSTRAP_IDENTITY,

@@ -29,6 +29,9 @@ use std::sync::{Arc, Mutex};
 pub use recordings::{EventRow, SessionFilter, SessionRow};
 /// The database connection type the store functions take.
 pub use rusqlite::Connection as Db;
+/// How a transaction takes its lock; read-then-write transactions use `Immediate`, so a
+/// concurrent commit makes them wait (busy timeout) instead of failing with SQLITE_BUSY.
+pub use rusqlite::TransactionBehavior;
 pub use tokens::{IdentityInfo, TokenError, TokenInfo};
 pub use writer::{DurabilityMode, NewEvent, RecordWriter, WriteOp};
 

@@ -60,7 +60,7 @@ pub fn update<E>(
     id: &str,
     change: impl FnOnce(&mut Review) -> Result<(), E>,
 ) -> Result<Result<Review, E>, StoreError> {
-    let tx = db.transaction()?;
+    let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut review = get(&tx, id)?;
     if let Err(e) = change(&mut review) {
         return Ok(Err(e));

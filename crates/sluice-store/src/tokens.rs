@@ -71,7 +71,7 @@ pub fn create_service_account(
     groups: &[String],
     ttl_us: Option<i64>,
 ) -> Result<(TokenInfo, Secret<String>), StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let exists: Option<String> = tx
         .query_row("SELECT name FROM identities WHERE name = ?1", [name], |r| {
             r.get(0)
@@ -275,10 +275,48 @@ pub fn has_bootstrap(conn: &Connection) -> Result<bool, StoreError> {
 mod tests {
     use super::*;
 
-    fn store() -> Connection {
+    fn store_path() -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("sluice-tok-{}", hex(&random_bytes::<6>())));
         std::fs::create_dir_all(&dir).unwrap();
-        crate::schema::open(&dir.join("t.db")).unwrap()
+        dir.join("t.db")
+    }
+
+    fn store() -> Connection {
+        crate::schema::open(&store_path()).unwrap()
+    }
+
+    /// A read-then-write transaction must wait for a concurrent writer, not fail with
+    /// SQLITE_BUSY (what a deferred transaction does when another connection commits between
+    /// its read and its write).
+    #[test]
+    fn admin_writes_wait_for_a_concurrent_writer() {
+        let path = store_path();
+        let mut c = crate::schema::open(&path).unwrap();
+        let other = path.clone();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            let w = crate::schema::open_existing(&other).unwrap();
+            // Commit as often as possible, to land between the reads and writes below.
+            w.pragma_update(None, "synchronous", "OFF").unwrap();
+            ready_tx.send(()).unwrap();
+            let mut n = 0u32;
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) && n < 1_000_000 {
+                w.execute(
+                    "INSERT INTO audit (id, ts_us, action, event_json) VALUES (?1, 0, 'x', '{}')",
+                    [format!("e{n}")],
+                )
+                .unwrap();
+                n += 1;
+            }
+        });
+        ready.recv().unwrap();
+        for i in 0..500 {
+            create_service_account(&mut c, &format!("sa{i}"), &[], None).unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.join().unwrap();
     }
 
     #[test]

@@ -239,7 +239,7 @@ fn commit(conn: &mut Connection, audit: Option<&mut BufWriter<File>>, batch: &mu
 /// Applies the whole batch in one transaction (rolled back on any error). A session's events
 /// in the batch become one chunk row, so the cost per event is a line, not a B-tree insert.
 fn write_batch(conn: &mut Connection, batch: &[Msg], lines: &mut String) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut chunks: Vec<Chunk<'_>> = Vec::new();
     for msg in batch {
         match &msg.op {
