@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole sluice test suite on a fresh Debian machine: installs what the tests drive
-# (psql, Python with psycopg 3), makes sure the machine's PostgreSQL is up, then runs every
+# (psql, Python with psycopg 3, Node with npm oidc-provider), makes sure the machine's PostgreSQL is up, then runs every
 # test of the workspace with cargo nextest (cargo test when nextest is absent).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -9,6 +9,8 @@ apt_packages=()
 command -v psql >/dev/null 2>&1 || apt_packages+=(postgresql-client)
 command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-pip)
 command -v cc >/dev/null 2>&1 || apt_packages+=(build-essential)
+command -v node >/dev/null 2>&1 || apt_packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || apt_packages+=(npm)
 # pg_query (PostgreSQL's own SQL parser, used by the guardrails) generates bindings with libclang.
 dpkg-query -W -f='${Status}' libclang-dev 2>/dev/null | grep -q 'ok installed' || apt_packages+=(libclang-dev)
 if ((${#apt_packages[@]})); then
@@ -19,6 +21,12 @@ fi
 if ! python3 -c 'import psycopg' >/dev/null 2>&1; then
   python3 -m pip install -q 'psycopg[binary]>=3.1' 2>/dev/null ||
     python3 -m pip install -q --break-system-packages 'psycopg[binary]>=3.1'
+fi
+
+# A real OpenID Provider (npm oidc-provider) for the identity tests, pinned by its lock file.
+if [[ ! -d tests/oidc/node_modules/oidc-provider ||
+  tests/oidc/package-lock.json -nt tests/oidc/node_modules/.package-lock.json ]]; then
+  (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # The tests use the machine's PostgreSQL on 127.0.0.1:5432; start it if it has stopped.

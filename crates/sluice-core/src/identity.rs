@@ -10,6 +10,8 @@ pub enum IdentityKind {
     User,
     /// A machine holding a gateway-issued token.
     ServiceAccount,
+    /// A machine presenting a JWT from a trusted identity provider.
+    Machine,
     /// The bootstrap administrator created on first start.
     Bootstrap,
 }
@@ -20,6 +22,7 @@ impl IdentityKind {
         match self {
             IdentityKind::User => "user",
             IdentityKind::ServiceAccount => "service_account",
+            IdentityKind::Machine => "machine",
             IdentityKind::Bootstrap => "bootstrap",
         }
     }
@@ -29,6 +32,7 @@ impl IdentityKind {
         match s {
             "user" => Some(IdentityKind::User),
             "service_account" => Some(IdentityKind::ServiceAccount),
+            "machine" => Some(IdentityKind::Machine),
             "bootstrap" => Some(IdentityKind::Bootstrap),
             _ => None,
         }
@@ -44,6 +48,9 @@ pub struct Identity {
     pub kind: IdentityKind,
     /// OIDC subject, when the identity came from an IdP.
     pub subject: Option<String>,
+    /// OIDC issuer, when the identity came from an IdP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
     /// Groups at authentication time; grants are given to groups.
     pub groups: Vec<String>,
     /// Id of the token that authenticated this identity (never the token itself).

@@ -68,6 +68,9 @@ pub struct Config {
     /// Reviews (held commands, access requests).
     #[serde(default)]
     pub reviews: ReviewsConfig,
+    /// Identity providers whose JWTs are accepted as credentials.
+    #[serde(default)]
+    pub identity_providers: Vec<sluice_oidc::ProviderConfig>,
     /// The connections' policies, compiled once while validating.
     #[serde(skip)]
     compiled_policies: BTreeMap<String, Arc<ConnectionPolicy>>,
@@ -357,6 +360,18 @@ impl Config {
                 "tls".into(),
                 "set both cert and key, or neither".into(),
             ));
+        }
+        for (i, p) in self.identity_providers.iter().enumerate() {
+            p.validate()
+                .map_err(|m| invalid(format!("identity_providers[{i}]"), m))?;
+            if self.identity_providers[..i].iter().any(|q| {
+                q.name == p.name || q.issuer.trim_end_matches('/') == p.issuer.trim_end_matches('/')
+            }) {
+                return Err(invalid(
+                    format!("identity_providers[{i}]"),
+                    format!("provider {:?} (or its issuer) is configured twice", p.name),
+                ));
+            }
         }
         if let Some(w) = &self.reviews.webhook {
             let given = [w.url.is_some(), w.url_env.is_some(), w.url_file.is_some()];

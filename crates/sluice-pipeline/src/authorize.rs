@@ -36,6 +36,9 @@ pub enum OpenError {
     /// The credential was not accepted.
     #[error("authentication failed: {0}")]
     Credential(TokenError),
+    /// A JWT was presented and not accepted.
+    #[error("authentication failed: {0}")]
+    Jwt(sluice_oidc::JwtError),
     /// No connection of that name.
     #[error("connection {0:?} does not exist")]
     UnknownConnection(String),
@@ -73,6 +76,7 @@ impl OpenError {
     pub fn fault(&self) -> Fault {
         match self {
             OpenError::Store(_) => Fault::Gateway,
+            OpenError::Jwt(e) => e.fault(),
             _ => Fault::Client,
         }
     }
@@ -117,21 +121,54 @@ impl Pipeline {
         &self,
         attempt: &ConnectAttempt,
     ) -> (Option<Identity>, Result<Authorized, OpenError>) {
-        let cred = attempt.credential.clone();
-        let identity = match self
-            .store()
-            .run(move |c| tokens::authenticate(c, &cred))
-            .await
-        {
-            Ok(Ok(identity)) => identity,
-            Ok(Err(e)) => return (None, Err(OpenError::Credential(e))),
-            Err(e) => return (None, Err(OpenError::Store(e))),
+        let identity = match self.authenticate(&attempt.credential).await {
+            Ok(identity) => identity,
+            Err(e) => return (None, Err(e)),
         };
         let result = match self.check_grant(&identity, attempt) {
             Ok(a) => self.check_access(a).await,
             Err(e) => Err(e),
         };
         (Some(identity), result)
+    }
+
+    /// Turns a presented credential (a gateway token, or a JWT from a trusted identity
+    /// provider) into an identity. Blocked identities are refused either way.
+    pub async fn authenticate(&self, credential: &Secret<String>) -> Result<Identity, OpenError> {
+        if !sluice_oidc::looks_like_jwt(credential.expose()) {
+            let cred = credential.clone();
+            return match self
+                .store()
+                .run(move |c| tokens::authenticate(c, &cred))
+                .await
+            {
+                Ok(Ok(identity)) => Ok(identity),
+                Ok(Err(e)) => Err(OpenError::Credential(e)),
+                Err(e) => Err(OpenError::Store(e)),
+            };
+        }
+        let identity = match self.identity_providers() {
+            Some(v) => v
+                .verify(credential.expose())
+                .await
+                .map_err(OpenError::Jwt)?,
+            None => {
+                return Err(OpenError::Jwt(sluice_oidc::JwtError::UntrustedIssuer(
+                    "(no identity provider is configured)".into(),
+                )))
+            }
+        };
+        let id = identity.clone();
+        let blocked = self
+            .store()
+            .run(move |c| {
+                tokens::remember_external(c, &id.name, id.kind, id.subject.as_deref(), &id.groups)
+            })
+            .await?;
+        if blocked {
+            return Err(OpenError::Credential(TokenError::Blocked));
+        }
+        Ok(identity)
     }
 
     fn check_grant(

@@ -116,6 +116,7 @@ mod tests {
             name: "a".into(),
             kind: IdentityKind::ServiceAccount,
             subject: None,
+            issuer: None,
             groups: vec!["eng".into()],
             token_id: None,
         };

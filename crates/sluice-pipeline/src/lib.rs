@@ -38,7 +38,7 @@ pub use recorder::{Durable, Recorder, RecordingSettings};
 pub use reviews::{AccessError, Announce, CommandHold, DecideError, HeldCommand, Reviews};
 
 use sluice_store::{RecordWriter, Store};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 /// The shared pipeline; cheap to clone.
 #[derive(Clone)]
@@ -53,6 +53,7 @@ struct Inner {
     recording: RecordingSettings,
     live: LiveSessions,
     reviews: Reviews,
+    providers: OnceLock<Arc<sluice_oidc::Verifier>>,
 }
 
 impl Pipeline {
@@ -71,6 +72,7 @@ impl Pipeline {
                 recording,
                 live: LiveSessions::default(),
                 reviews: Reviews::default(),
+                providers: OnceLock::new(),
             }),
         }
     }
@@ -105,6 +107,16 @@ impl Pipeline {
     /// Live sessions (containment).
     pub fn live(&self) -> &LiveSessions {
         &self.inner.live
+    }
+
+    /// Trusts the identity providers of `verifier` (once, at start-up).
+    pub fn set_identity_providers(&self, verifier: Arc<sluice_oidc::Verifier>) {
+        let _ = self.inner.providers.set(verifier);
+    }
+
+    /// The trusted identity providers, if any are configured.
+    pub fn identity_providers(&self) -> Option<&Arc<sluice_oidc::Verifier>> {
+        self.inner.providers.get()
     }
 
     /// Reviews waiting in this process.

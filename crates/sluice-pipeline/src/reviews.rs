@@ -624,6 +624,7 @@ mod tests {
             name: name.into(),
             kind: IdentityKind::ServiceAccount,
             subject: None,
+            issuer: None,
             groups: groups.iter().map(|g| g.to_string()).collect(),
             token_id: None,
         }

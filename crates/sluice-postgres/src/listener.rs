@@ -111,6 +111,11 @@ fn refusal(e: &OpenError) -> (&'static str, String) {
             "sluice: this identity is blocked; ask an administrator".into(),
         ),
         OpenError::Credential(t) => ("28P01", format!("password authentication failed: {t}")),
+        OpenError::Jwt(sluice_oidc::JwtError::Provider(why)) => (
+            "28000",
+            format!("sluice: cannot check the token: identity provider unavailable ({why})"),
+        ),
+        OpenError::Jwt(j) => ("28P01", format!("password authentication failed: {j}")),
         OpenError::UnknownConnection(_) | OpenError::WrongProtocol { .. } => {
             ("3D000", format!("sluice: {e}"))
         }

@@ -64,6 +64,34 @@ pub fn upsert_identity(
     Ok(())
 }
 
+/// Records an identity authenticated by a trusted provider (so it can be listed and blocked)
+/// and says whether it is blocked. Its groups are refreshed from the token each time.
+pub fn remember_external(
+    conn: &Connection,
+    name: &str,
+    kind: IdentityKind,
+    subject: Option<&str>,
+    groups: &[String],
+) -> Result<bool, StoreError> {
+    conn.execute(
+        "INSERT INTO identities (name, kind, subject, groups_json, created_us) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(name) DO UPDATE SET groups_json = excluded.groups_json, subject = excluded.subject",
+        params![
+            name,
+            kind.as_str(),
+            subject,
+            serde_json::to_string(groups)?,
+            now_micros()
+        ],
+    )?;
+    let blocked: Option<i64> = conn.query_row(
+        "SELECT blocked_us FROM identities WHERE name = ?1",
+        [name],
+        |r| r.get(0),
+    )?;
+    Ok(blocked.is_some())
+}
+
 /// Creates a service account with one token. Fails if the name is taken.
 pub fn create_service_account(
     conn: &mut Connection,
@@ -154,6 +182,7 @@ pub fn authenticate(
         name,
         kind: IdentityKind::parse(&kind).unwrap_or(IdentityKind::ServiceAccount),
         subject,
+        issuer: None,
         groups: serde_json::from_str(&groups)?,
         token_id: Some(id),
     }))

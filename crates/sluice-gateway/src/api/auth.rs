@@ -6,7 +6,6 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use sluice_core::{Fault, Identity, Outcome, Secret};
 use sluice_pipeline::audit;
-use sluice_store::tokens;
 use std::net::SocketAddr;
 
 /// The client address of an API request.
@@ -66,18 +65,14 @@ async fn authenticate(
             None,
         ));
     };
-    let identity = state
-        .pipeline
-        .store()
-        .run(move |c| tokens::authenticate(c, &token))
-        .await?;
-    match identity {
+    match state.pipeline.authenticate(&token).await {
         Ok(i) if i.is_admin() || !admin => Ok(i),
         Ok(i) => Err(fail(
             StatusCode::FORBIDDEN,
             format!("identity {:?} is not an admin", i.name),
             Some(&i),
         )),
+        Err(sluice_pipeline::OpenError::Store(e)) => Err(e.into()),
         Err(e) => Err(fail(StatusCode::UNAUTHORIZED, e.to_string(), None)),
     }
 }

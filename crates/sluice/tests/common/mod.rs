@@ -2,6 +2,7 @@
 //! PostgreSQL, and helpers to drive real clients (psql, psycopg, the sluice CLI).
 #![allow(dead_code)]
 
+pub mod oidc;
 pub mod raw;
 pub mod webhook;
 

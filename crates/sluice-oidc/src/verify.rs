@@ -1,0 +1,275 @@
+//! Validating a JWT from a trusted provider and turning its claims into an identity.
+
+use crate::config::ProviderConfig;
+use crate::jwks::{Family, KeyCache};
+use base64::Engine;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use serde_json::{Map, Value};
+use sluice_core::{Fault, Identity, IdentityKind};
+use std::str::FromStr;
+
+/// Why a JWT was not accepted. Messages are safe to show the client and to audit: they never
+/// include the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwtError {
+    /// Not three base64url parts of JSON.
+    #[error("malformed token: {0}")]
+    Malformed(&'static str),
+    /// `alg` is not on the provider's allow-list (`none` and `HS*` never are).
+    #[error("token algorithm {0:?} is not allowed")]
+    AlgorithmNotAllowed(String),
+    /// No configured provider has this issuer.
+    #[error("token issuer {0:?} is not trusted")]
+    UntrustedIssuer(String),
+    /// The provider publishes no key with this id (even after refetching its keys).
+    #[error("token signed with unknown key {0:?}")]
+    UnknownKey(String),
+    /// The key's type or pinned algorithm does not fit the token's algorithm.
+    #[error("token algorithm does not match its signing key")]
+    KeyMismatch,
+    /// The signature does not verify.
+    #[error("token signature is invalid")]
+    BadSignature,
+    /// `exp` is past (beyond the clock-skew tolerance).
+    #[error("token expired")]
+    Expired,
+    /// `nbf` is in the future (beyond the clock-skew tolerance).
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// `aud` does not name this gateway.
+    #[error("token audience is not this gateway")]
+    WrongAudience,
+    /// `iss` does not match after verification.
+    #[error("token issuer does not match")]
+    WrongIssuer,
+    /// A required claim is missing or has the wrong type.
+    #[error("token lacks claim {0:?}")]
+    MissingClaim(String),
+    /// The provider could not be asked for its keys.
+    #[error("identity provider unavailable: {0}")]
+    Provider(String),
+}
+
+impl JwtError {
+    /// Whose fault the refusal is.
+    pub fn fault(&self) -> Fault {
+        match self {
+            JwtError::Provider(_) => Fault::Target,
+            _ => Fault::Client,
+        }
+    }
+}
+
+/// Whether a presented credential is a JWT rather than a gateway token.
+pub fn looks_like_jwt(credential: &str) -> bool {
+    credential.starts_with("eyJ") && credential.bytes().filter(|b| *b == b'.').count() == 2
+}
+
+struct Provider {
+    cfg: ProviderConfig,
+    keys: KeyCache,
+}
+
+/// The trusted providers; cheap to share.
+pub struct Verifier {
+    providers: Vec<Provider>,
+}
+
+fn part(s: &str) -> Result<Map<String, Value>, JwtError> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| JwtError::Malformed("a part is not base64url"))?;
+    serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed("a part is not a JSON object"))
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+impl Verifier {
+    /// Validates the configs and prepares the key caches (nothing is fetched yet).
+    pub fn new(configs: &[ProviderConfig]) -> Result<Verifier, String> {
+        let mut providers = Vec::new();
+        for cfg in configs {
+            cfg.validate()?;
+            if providers.iter().any(|p: &Provider| {
+                p.cfg.name == cfg.name || same_issuer(&p.cfg.issuer, &cfg.issuer)
+            }) {
+                return Err(format!("provider {:?} is configured twice", cfg.name));
+            }
+            providers.push(Provider {
+                keys: KeyCache::new(cfg)?,
+                cfg: cfg.clone(),
+            });
+        }
+        Ok(Verifier { providers })
+    }
+
+    /// Whether any provider is configured.
+    pub fn is_empty(&self) -> bool {
+        self.providers.is_empty()
+    }
+
+    /// Checks `token` and returns the identity its claims name.
+    pub async fn verify(&self, token: &str) -> Result<Identity, JwtError> {
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(_), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(JwtError::Malformed("not three parts"));
+        };
+        let header = part(h)?;
+        let unverified = part(p)?;
+        let alg = header
+            .get("alg")
+            .and_then(Value::as_str)
+            .ok_or(JwtError::Malformed("no alg in the header"))?
+            .to_string();
+        let iss = unverified
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or_else(|| JwtError::MissingClaim("iss".into()))?
+            .to_string();
+        let provider = self
+            .providers
+            .iter()
+            .find(|p| same_issuer(&p.cfg.issuer, &iss))
+            .ok_or_else(|| JwtError::UntrustedIssuer(iss.clone()))?;
+        if !provider.cfg.algorithms().contains(&alg) {
+            return Err(JwtError::AlgorithmNotAllowed(alg));
+        }
+        let (Some(family), Ok(algorithm)) = (Family::of(&alg), Algorithm::from_str(&alg)) else {
+            return Err(JwtError::AlgorithmNotAllowed(alg));
+        };
+        let kid = header.get("kid").and_then(Value::as_str);
+        let key = provider.keys.key(kid).await?;
+        if key.family != family || key.alg.as_ref().is_some_and(|a| *a != alg) {
+            return Err(JwtError::KeyMismatch);
+        }
+        let mut v = Validation::new(algorithm);
+        v.set_issuer(&[iss.as_str()]);
+        v.set_audience(&provider.cfg.audience);
+        v.set_required_spec_claims(&["exp", "iss", "aud"]);
+        v.leeway = provider.cfg.clock_skew().as_secs();
+        v.validate_nbf = true;
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, &v)
+            .map_err(|e| match e.kind() {
+                ErrorKind::InvalidSignature => JwtError::BadSignature,
+                ErrorKind::ExpiredSignature => JwtError::Expired,
+                ErrorKind::ImmatureSignature => JwtError::NotYetValid,
+                ErrorKind::InvalidAudience => JwtError::WrongAudience,
+                ErrorKind::InvalidIssuer => JwtError::WrongIssuer,
+                ErrorKind::MissingRequiredClaim(c) => JwtError::MissingClaim(c.clone()),
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                    JwtError::KeyMismatch
+                }
+                _ => JwtError::Malformed("the claims could not be read"),
+            })?
+            .claims;
+        identity(&provider.cfg, &iss, &claims)
+    }
+}
+
+fn same_issuer(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+/// The identity `claims` name under `cfg`'s rules.
+fn identity(
+    cfg: &ProviderConfig,
+    iss: &str,
+    claims: &Map<String, Value>,
+) -> Result<Identity, JwtError> {
+    let subject = claims.get("sub").and_then(text);
+    let named = claims
+        .get(&cfg.identity_claim)
+        .and_then(text)
+        .ok_or_else(|| JwtError::MissingClaim(cfg.identity_claim.clone()))?;
+    let mut groups: Vec<String> = match claims.get(&cfg.groups_claim) {
+        Some(Value::Array(a)) => a.iter().filter_map(text).collect(),
+        Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
+        _ => Vec::new(),
+    };
+    let mut name = format!("{}:{named}", cfg.name);
+    let rule = cfg.rules.iter().find(|r| {
+        r.matches
+            .iter()
+            .all(|(k, want)| claims.get(k).and_then(text).as_deref() == Some(want.as_str()))
+    });
+    if let Some(r) = rule {
+        if let Some(n) = &r.name {
+            name = n.clone();
+        }
+        groups.extend(r.groups.iter().cloned());
+    }
+    groups.sort();
+    groups.dedup();
+    Ok(Identity {
+        name,
+        kind: IdentityKind::Machine,
+        subject,
+        issuer: Some(iss.to_string()),
+        groups,
+        token_id: claims.get("jti").and_then(text),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(yaml: &str) -> ProviderConfig {
+        serde_json::from_value(serde_json::to_value(yaml_to_json(yaml)).unwrap()).unwrap()
+    }
+
+    fn yaml_to_json(s: &str) -> Value {
+        serde_json::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn claims_map_to_an_identity_with_rules() {
+        let c = cfg(
+            r#"{"name":"corp","issuer":"https://idp","audience":"sluice",
+            "rules":[{"match":{"repository":"acme/api","ref":"refs/heads/main"},"name":"ci-api","groups":["deploy"]}]}"#,
+        );
+        let claims: Map<String, Value> = serde_json::from_str(
+            r#"{"sub":"repo:acme/api","repository":"acme/api","ref":"refs/heads/main","groups":"a b a"}"#,
+        )
+        .unwrap();
+        let id = identity(&c, "https://idp", &claims).unwrap();
+        assert_eq!(id.name, "ci-api");
+        assert_eq!(id.groups, ["a", "b", "deploy"]);
+        assert_eq!(id.kind, IdentityKind::Machine);
+        assert_eq!(id.subject.as_deref(), Some("repo:acme/api"));
+        let other: Map<String, Value> =
+            serde_json::from_str(r#"{"sub":"svc","repository":"acme/web","groups":["x"]}"#)
+                .unwrap();
+        let id = identity(&c, "https://idp", &other).unwrap();
+        assert_eq!(id.name, "corp:svc");
+        assert_eq!(id.groups, ["x"]);
+    }
+
+    #[test]
+    fn hmac_and_none_cannot_be_configured() {
+        let c = cfg(
+            r#"{"name":"corp","issuer":"https://idp","audience":["a"],"algorithms":["HS256"]}"#,
+        );
+        assert!(c.validate().unwrap_err().contains("HS256"));
+        let c =
+            cfg(r#"{"name":"corp","issuer":"https://idp","audience":["a"],"algorithms":["none"]}"#);
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn only_three_part_eyj_credentials_are_jwts() {
+        assert!(looks_like_jwt("eyJa.eyJb.c"));
+        assert!(!looks_like_jwt("slc_0123"));
+        assert!(!looks_like_jwt("eyJa.b"));
+    }
+}

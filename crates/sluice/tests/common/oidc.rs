@@ -1,0 +1,97 @@
+//! A real OpenID Provider for tests: npm `oidc-provider` run by `tests/oidc/provider.mjs`
+//! (installed by ./test.sh with `npm ci`), on a free loopback port, stopped on drop.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// The running provider.
+pub struct Provider {
+    child: Child,
+    /// Its issuer URL.
+    pub issuer: String,
+    agent: ureq::Agent,
+}
+
+/// The audience the provider's access tokens carry.
+pub const AUDIENCE: &str = "urn:sluice:gateway";
+
+impl Provider {
+    /// Starts the provider and waits for its issuer line.
+    pub fn start() -> Provider {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/oidc");
+        assert!(
+            dir.join("node_modules/oidc-provider").is_dir(),
+            "oidc-provider is not installed: run ./test.sh (it runs npm ci in tests/oidc)"
+        );
+        let mut child = Command::new("node")
+            .arg(dir.join("provider.mjs"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let v: Value = serde_json::from_str(&line).expect("the provider prints its issuer");
+        Provider {
+            child,
+            issuer: v["issuer"].as_str().unwrap().to_string(),
+            agent: ureq::AgentBuilder::new().build(),
+        }
+    }
+
+    /// An access token (JWT) for `client` from the token endpoint (client credentials grant).
+    pub fn client_credentials(&self, client: &str) -> String {
+        let r: Value = self
+            .agent
+            .post(&format!("{}/token", self.issuer))
+            .send_form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client),
+                ("client_secret", &format!("{client}-secret")),
+                ("scope", "db"),
+            ])
+            .expect("token endpoint answers")
+            .into_json()
+            .unwrap();
+        r["access_token"]
+            .as_str()
+            .expect("an access token")
+            .to_string()
+    }
+
+    /// A token made by the test harness: `claims` over the defaults (iss, aud, iat, exp; a
+    /// `null` removes one), signed with `key` (`current`, `foreign`, `hs256-public`, `none`).
+    pub fn sign(&self, claims: Value, header: Value, key: &str) -> String {
+        let r: Value = self
+            .agent
+            .post(&format!("{}/test/sign", self.issuer))
+            .send_json(json!({ "claims": claims, "header": header, "key": key }))
+            .expect("harness signs")
+            .into_json()
+            .unwrap();
+        r["token"].as_str().unwrap().to_string()
+    }
+
+    /// Rotates the provider's signing key (the old one stays published).
+    pub fn rotate(&self) -> String {
+        let r: Value = self
+            .agent
+            .post(&format!("{}/test/rotate", self.issuer))
+            .call()
+            .expect("harness rotates")
+            .into_json()
+            .unwrap();
+        r["kid"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
