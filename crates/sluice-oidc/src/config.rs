@@ -40,6 +40,10 @@ pub struct ProviderConfig {
     /// Claim holding the groups: an array, or a space-separated string (default `groups`).
     #[serde(default = "groups")]
     pub groups_claim: String,
+    /// Lifetime of the gateway tokens issued for this provider's identities (token exchange),
+    /// in seconds (default 3600).
+    #[serde(default)]
+    pub token_ttl_seconds: Option<u64>,
     /// Claim rules: the first rule whose `match` claims all equal the token's names the
     /// identity and adds groups (e.g. match `repository: acme/api` → name `ci-api`).
     #[serde(default)]
@@ -113,6 +117,11 @@ impl ProviderConfig {
         self.algorithms
             .clone()
             .unwrap_or_else(|| DEFAULT_ALGORITHMS.iter().map(|s| s.to_string()).collect())
+    }
+
+    /// Lifetime of gateway tokens issued for this provider's identities.
+    pub fn token_ttl(&self) -> Duration {
+        Duration::from_secs(self.token_ttl_seconds.unwrap_or(3600).max(1))
     }
 
     /// The clock-skew tolerance.

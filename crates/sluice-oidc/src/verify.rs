@@ -111,6 +111,14 @@ impl Verifier {
         Ok(Verifier { providers })
     }
 
+    /// The configuration of the provider with issuer `iss`.
+    pub fn provider(&self, iss: &str) -> Option<&ProviderConfig> {
+        self.providers
+            .iter()
+            .find(|p| same_issuer(&p.cfg.issuer, iss))
+            .map(|p| &p.cfg)
+    }
+
     /// Whether any provider is configured.
     pub fn is_empty(&self) -> bool {
         self.providers.is_empty()

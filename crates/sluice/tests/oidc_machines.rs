@@ -240,3 +240,72 @@ mod base64_url {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s)
     }
 }
+
+#[test]
+fn a_jwt_is_exchanged_for_a_short_lived_revocable_gateway_token() {
+    let op = Provider::start();
+    let (_db, gw) = start(&op);
+    let jwt = op.client_credentials("ci-runner");
+    let out = gw.cli_as(&jwt, &["token", "exchange", "--subject-token", &jwt]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(token.starts_with("slc_"), "{token}");
+
+    let ok = gw.psql(&token, "select 'exchanged'");
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let session = gw.wait_ended_session("pg");
+    let start = gw
+        .events(&session)
+        .into_iter()
+        .find(|e| e["kind"] == "start")
+        .unwrap();
+    assert_eq!(start["identity"]["name"], "corp:ci-runner");
+    assert_eq!(start["identity"]["kind"], "machine");
+    assert_eq!(start["identity"]["groups"], json!(["engineering"]));
+
+    // It lives for the provider's token TTL (default one hour) and can be revoked.
+    let tokens: Vec<Value> =
+        serde_json::from_str(&gw.cli_ok(&["tokens", "list", "--json"])).unwrap();
+    let t = tokens
+        .iter()
+        .find(|t| t["identity"] == "corp:ci-runner")
+        .expect("the exchanged token is listed");
+    assert_eq!(
+        t["expires_us"].as_i64().unwrap() - t["created_us"].as_i64().unwrap(),
+        3_600_000_000
+    );
+    gw.cli_ok(&["tokens", "revoke", t["id"].as_str().unwrap()]);
+    let revoked = gw.psql(&token, "select 1");
+    assert!(
+        stderr(&revoked).contains("token revoked"),
+        "{}",
+        stderr(&revoked)
+    );
+
+    // Only a valid JWT from a trusted provider can be exchanged.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let expired = op.sign(
+        json!({ "sub": "ci-runner", "exp": now - 3600 }),
+        json!({}),
+        "current",
+    );
+    let out = gw.cli_as(
+        &expired,
+        &["token", "exchange", "--subject-token", &expired],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("invalid_grant: authentication failed: token expired"),
+        "{}",
+        stderr(&out)
+    );
+    let out = gw.cli_as(&token, &["token", "exchange", "--subject-token", &token]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("must be a JWT"), "{}", stderr(&out));
+    gw.wait_audit("token.exchange failure", |e| {
+        e["action"] == "token.exchange" && e["outcome"] == "failure"
+    });
+}

@@ -5,11 +5,13 @@
 //! - [`admin`]: service accounts, tokens, connections, grants.
 //! - [`sessions`]: sessions, recordings, audit log.
 //! - [`containment`]: kill sessions, block identities.
+//! - [`exchange`]: token exchange (a trusted IdP's JWT for a gateway token; no bearer needed).
 //! - [`reviews`]: reviews (held commands, access requests) and their decisions.
 
 pub mod admin;
 pub mod auth;
 pub mod containment;
+pub mod exchange;
 pub mod reviews;
 pub mod sessions;
 
@@ -139,6 +141,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/reviews/{id}/approve", post(reviews::approve))
         .route("/api/v1/reviews/{id}/deny", post(reviews::deny))
         .route("/api/v1/access-requests", post(reviews::request_access))
+        .route("/api/v1/token/exchange", post(exchange::exchange))
         .with_state(state)
 }
 

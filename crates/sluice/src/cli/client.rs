@@ -58,7 +58,10 @@ impl Api {
             Err(ureq::Error::Status(code, resp)) => {
                 let body: serde_json::Value = resp.into_json().unwrap_or_default();
                 let msg = body["error"].as_str().unwrap_or("request failed");
-                bail!("{msg} (HTTP {code})")
+                match body["error_description"].as_str() {
+                    Some(d) => bail!("{msg}: {d} (HTTP {code})"),
+                    None => bail!("{msg} (HTTP {code})"),
+                }
             }
             Err(e) => Err(anyhow!("cannot reach the gateway: {e}")),
         }
@@ -78,6 +81,15 @@ impl Api {
     pub fn post(&self, path: &str, body: serde_json::Value) -> anyhow::Result<serde_json::Value> {
         let text = Self::check(self.request("POST", path).send_json(body))?.into_string()?;
         Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// POST a form to `path`, returning the JSON answer.
+    pub fn post_form(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> anyhow::Result<serde_json::Value> {
+        Ok(Self::check(self.request("POST", path).send_form(form))?.into_json()?)
     }
 
     /// DELETE `path`.

@@ -47,8 +47,8 @@ enum Command {
     /// Manage service accounts.
     #[command(subcommand, name = "service-accounts")]
     ServiceAccounts(admin::ServiceAccountCmd),
-    /// Manage tokens.
-    #[command(subcommand)]
+    /// Manage tokens; exchange an identity provider's JWT for a gateway token.
+    #[command(subcommand, alias = "token")]
     Tokens(admin::TokenCmd),
     /// Manage connections.
     #[command(subcommand)]
@@ -83,6 +83,9 @@ enum Command {
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Gateway { config, data_dir } => run_gateway(config, data_dir),
+        Command::Tokens(admin::TokenCmd::Exchange { subject_token }) => {
+            admin::exchange(&args.addr, args.ca, subject_token)
+        }
         cmd => {
             let api = client::Api::new(&args.addr, args.token, args.ca)?;
             match cmd {
