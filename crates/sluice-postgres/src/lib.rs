@@ -15,6 +15,7 @@
 //! - [`masking`]: masking of DataRow, COPY, error and notification bodies, in place.
 //! - [`cancel`]: CancelRequest routing to the right target backend.
 //! - [`listener`]: the accept loop that ties them together.
+//! - [`tunnel`]: `sluice connect`, a local port that logs in to the gateway with the user's token.
 
 pub mod analyze;
 pub mod buffer;
@@ -26,6 +27,7 @@ pub mod masking;
 pub mod relay;
 pub mod stream;
 pub mod tracker;
+pub mod tunnel;
 pub mod upstream;
 
 pub use listener::{serve, ListenerSettings};

@@ -7,6 +7,35 @@ use serde::de::DeserializeOwned;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// The token to act with: the given one, or the bootstrap token of `./sluice-data`.
+pub fn resolve_token(token: Option<String>) -> anyhow::Result<String> {
+    match token {
+        Some(t) => Ok(t),
+        None => std::fs::read_to_string("sluice-data/bootstrap-token")
+            .map(|t| t.trim().to_string())
+            .map_err(|_| anyhow!("no token: set SLUICE_TOKEN or pass --token")),
+    }
+}
+
+/// TLS client configuration trusting the gateway's CA (default `./sluice-data/tls/ca.pem`).
+pub fn tls_config(ca: Option<PathBuf>) -> anyhow::Result<rustls::ClientConfig> {
+    let ca = ca.unwrap_or_else(|| PathBuf::from("sluice-data/tls/ca.pem"));
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(&ca)
+        .with_context(|| format!("reading CA certificate {} (set SLUICE_CA)", ca.display()))?;
+    for cert in certs {
+        roots
+            .add(cert.with_context(|| format!("invalid PEM in {}", ca.display()))?)
+            .context("invalid CA certificate")?;
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
+}
+
 /// The API of one gateway.
 pub struct Api {
     base: String,
@@ -17,27 +46,8 @@ pub struct Api {
 impl Api {
     /// Client for `addr`, trusting `ca`, authenticating with `token`.
     pub fn new(addr: &str, token: Option<String>, ca: Option<PathBuf>) -> anyhow::Result<Api> {
-        let token = match token {
-            Some(t) => t,
-            None => std::fs::read_to_string("sluice-data/bootstrap-token")
-                .map(|t| t.trim().to_string())
-                .map_err(|_| anyhow!("no token: set SLUICE_TOKEN or pass --token"))?,
-        };
-        let ca = ca.unwrap_or_else(|| PathBuf::from("sluice-data/tls/ca.pem"));
-        let mut roots = rustls::RootCertStore::empty();
-        let certs = CertificateDer::pem_file_iter(&ca)
-            .with_context(|| format!("reading CA certificate {} (set SLUICE_CA)", ca.display()))?;
-        for cert in certs {
-            roots
-                .add(cert.with_context(|| format!("invalid PEM in {}", ca.display()))?)
-                .context("invalid CA certificate")?;
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let token = resolve_token(token)?;
+        let tls = tls_config(ca)?;
         let agent = ureq::AgentBuilder::new().tls_config(Arc::new(tls)).build();
         Ok(Api {
             base: addr.trim_end_matches('/').to_string(),

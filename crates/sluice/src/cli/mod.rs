@@ -2,6 +2,7 @@
 
 mod admin;
 mod client;
+mod connect;
 mod identities;
 mod render;
 mod reviews;
@@ -68,6 +69,21 @@ enum Command {
     /// Ask for time-boxed access to a connection.
     #[command(subcommand)]
     Access(reviews::AccessCmd),
+    /// Open a local port that tunnels to a connection with your identity (for GUIs and ORMs
+    /// that cannot carry a token); local clients need no password.
+    Connect {
+        /// Connection name.
+        connection: String,
+        /// Local port (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Local address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: String,
+        /// The gateway's PostgreSQL listener.
+        #[arg(long, env = "SLUICE_PG_ADDR", default_value = "127.0.0.1:15432")]
+        gateway: String,
+    },
     /// Show the newest audit events.
     Audit {
         /// How many.
@@ -83,6 +99,22 @@ enum Command {
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Gateway { config, data_dir } => run_gateway(config, data_dir),
+        Command::Connect {
+            connection,
+            port,
+            bind,
+            gateway,
+        } => connect::run(
+            connection,
+            if bind.contains(':') {
+                format!("[{bind}]:{port}")
+            } else {
+                format!("{bind}:{port}")
+            },
+            gateway,
+            args.token,
+            args.ca,
+        ),
         Command::Tokens(admin::TokenCmd::Exchange { subject_token }) => {
             admin::exchange(&args.addr, args.ca, subject_token)
         }
@@ -98,7 +130,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 Command::Reviews(c) => reviews::run(&api, c),
                 Command::Access(c) => reviews::access(&api, c),
                 Command::Audit { limit, json } => sessions::audit(&api, limit, json),
-                Command::Gateway { .. } => Ok(()),
+                Command::Gateway { .. } | Command::Connect { .. } => Ok(()),
             }
         }
     }
