@@ -9,12 +9,16 @@
 //   POST /test/sign    {"claims": {...}, "header": {...}, "key": "current"|"foreign"|"hs256-public"|"none"}
 //                      -> {"token": "..."}
 //   POST /test/rotate  -> a new signing key is put first (the old one stays published).
+//   POST /test/groups  {"user": "alice", "groups": [...]} -> her groups from now on.
 import http from 'node:http';
 import Provider from 'oidc-provider';
 import * as jose from 'jose';
 
 const AUDIENCE = process.env.AUDIENCE || 'urn:sluice:gateway';
 const GROUPS = { 'ci-runner': ['engineering'], 'other-app': [] };
+// People (device flow through the built-in development login; any password). Their groups
+// can be changed with POST /test/groups to test that a change counts at the next login.
+const PEOPLE = { alice: ['engineering'], bob: ['security'] };
 
 async function newKey(kid) {
   const { privateKey } = await jose.generateKeyPair('RS256', { extractable: true });
@@ -30,17 +34,34 @@ const issuer = `http://127.0.0.1:${server.address().port}`;
 
 function build() {
   const provider = new Provider(issuer, {
-    clients: Object.keys(GROUPS).map((id) => ({
-      client_id: id,
-      client_secret: `${id}-secret`,
-      grant_types: ['client_credentials'],
-      redirect_uris: [],
-      response_types: [],
-      token_endpoint_auth_method: 'client_secret_post',
-    })),
-    scopes: ['db'],
+    clients: [
+      ...Object.keys(GROUPS).map((id) => ({
+        client_id: id,
+        client_secret: `${id}-secret`,
+        grant_types: ['client_credentials'],
+        redirect_uris: [],
+        response_types: [],
+        token_endpoint_auth_method: 'client_secret_post',
+      })),
+      {
+        client_id: 'sluice-cli',
+        application_type: 'native',
+        grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
+        redirect_uris: [],
+        response_types: [],
+        token_endpoint_auth_method: 'none',
+      },
+    ],
+    scopes: ['openid', 'profile', 'offline_access', 'db'],
+    claims: { openid: ['sub'], profile: ['preferred_username', 'groups'] },
+    conformIdTokenClaims: false,
+    findAccount: async (ctx, id) => ({
+      accountId: id,
+      claims: async () => ({ sub: id, preferred_username: id, groups: PEOPLE[id] || [] }),
+    }),
     features: {
       clientCredentials: { enabled: true },
+      deviceFlow: { enabled: true },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => AUDIENCE,
@@ -94,6 +115,12 @@ server.on('request', async (req, res) => {
       res.setHeader('content-type', 'application/json');
       return res.end(JSON.stringify({ token }));
     }
+    if (req.method === 'POST' && req.url === '/test/groups') {
+      const { user, groups } = await body(req);
+      PEOPLE[user] = groups;
+      res.setHeader('content-type', 'application/json');
+      return res.end(JSON.stringify({ user, groups }));
+    }
     if (req.method === 'POST' && req.url === '/test/rotate') {
       keys = [await newKey(`key-${keys.length + 1}`), ...keys];
       app = build();
@@ -108,3 +135,5 @@ server.on('request', async (req, res) => {
 });
 
 console.log(JSON.stringify({ issuer }));
+// The test reads only that line; oidc-provider's own notices go to stderr from here on.
+console.log = console.info = console.warn = (...args) => console.error(...args);

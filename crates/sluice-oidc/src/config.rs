@@ -44,10 +44,36 @@ pub struct ProviderConfig {
     /// in seconds (default 3600).
     #[serde(default)]
     pub token_ttl_seconds: Option<u64>,
+    /// People signing in with `sluice login` through this provider.
+    #[serde(default)]
+    pub login: Option<LoginConfig>,
     /// Claim rules: the first rule whose `match` claims all equal the token's names the
     /// identity and adds groups (e.g. match `repository: acme/api` → name `ci-api`).
     #[serde(default)]
     pub rules: Vec<ClaimRule>,
+}
+
+/// How people sign in through a provider (`sluice login --device`): the CLI runs the flow as a
+/// public client and trades the ID token for a gateway session token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginConfig {
+    /// The CLI's client id at the provider (ID tokens must be for it).
+    pub client_id: String,
+    /// Scopes asked for (default `openid profile email`).
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// Claim naming the person (default `preferred_username`; then `email`, then `sub`).
+    #[serde(default = "preferred_username")]
+    pub name_claim: String,
+}
+
+fn default_scopes() -> Vec<String> {
+    ["openid", "profile", "email"].map(String::from).to_vec()
+}
+
+fn preferred_username() -> String {
+    "preferred_username".into()
 }
 
 /// Maps tokens with given claim values to an identity.
@@ -100,6 +126,14 @@ impl ProviderConfig {
         }
         if self.audience.is_empty() || self.audience.iter().any(String::is_empty) {
             return Err("audience must name at least one non-empty audience".into());
+        }
+        if let Some(l) = &self.login {
+            if l.client_id.is_empty() {
+                return Err("login.client_id must not be empty".into());
+            }
+            if !l.scopes.iter().any(|s| s == "openid") {
+                return Err("login.scopes must include openid".into());
+            }
         }
         for a in self.algorithms.iter().flatten() {
             if !DEFAULT_ALGORITHMS.contains(&a.as_str()) {

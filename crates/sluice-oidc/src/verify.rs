@@ -119,13 +119,28 @@ impl Verifier {
             .map(|p| &p.cfg)
     }
 
+    /// Every configured provider.
+    pub fn configs(&self) -> impl Iterator<Item = &ProviderConfig> {
+        self.providers.iter().map(|p| &p.cfg)
+    }
+
     /// Whether any provider is configured.
     pub fn is_empty(&self) -> bool {
         self.providers.is_empty()
     }
 
-    /// Checks `token` and returns the identity its claims name.
+    /// Checks an access token (a machine's credential) and returns the identity it names.
     pub async fn verify(&self, token: &str) -> Result<Identity, JwtError> {
+        self.check(token, Purpose::Access).await
+    }
+
+    /// Checks an ID token from `sluice login` (its audience is the login client) and returns
+    /// the person it names.
+    pub async fn verify_id_token(&self, token: &str) -> Result<Identity, JwtError> {
+        self.check(token, Purpose::Login).await
+    }
+
+    async fn check(&self, token: &str, purpose: Purpose) -> Result<Identity, JwtError> {
         let mut parts = token.split('.');
         let (Some(h), Some(p), Some(_), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -162,7 +177,12 @@ impl Verifier {
         }
         let mut v = Validation::new(algorithm);
         v.set_issuer(&[iss.as_str()]);
-        v.set_audience(&provider.cfg.audience);
+        let login = provider.cfg.login.as_ref();
+        match (purpose, login) {
+            (Purpose::Access, _) => v.set_audience(&provider.cfg.audience),
+            (Purpose::Login, Some(l)) => v.set_audience(&[l.client_id.as_str()]),
+            (Purpose::Login, None) => return Err(JwtError::WrongAudience),
+        }
         v.set_required_spec_claims(&["exp", "iss", "aud"]);
         v.leeway = provider.cfg.clock_skew().as_secs();
         v.validate_nbf = true;
@@ -180,7 +200,51 @@ impl Verifier {
                 _ => JwtError::Malformed("the claims could not be read"),
             })?
             .claims;
-        identity(&provider.cfg, &iss, &claims)
+        match (purpose, login) {
+            (Purpose::Login, Some(l)) => person(&provider.cfg, &l.name_claim, &iss, &claims),
+            _ => identity(&provider.cfg, &iss, &claims),
+        }
+    }
+}
+
+/// What a token is presented for.
+#[derive(Clone, Copy)]
+enum Purpose {
+    /// A machine's access token, for this gateway's audience.
+    Access,
+    /// A person's ID token from `sluice login`, for the login client.
+    Login,
+}
+
+/// The person an ID token names.
+fn person(
+    cfg: &ProviderConfig,
+    name_claim: &str,
+    iss: &str,
+    claims: &Map<String, Value>,
+) -> Result<Identity, JwtError> {
+    let name = [name_claim, "email", "sub"]
+        .iter()
+        .find_map(|c| claims.get(*c).and_then(text))
+        .ok_or_else(|| JwtError::MissingClaim(name_claim.to_string()))?;
+    let mut groups = groups_of(cfg, claims);
+    groups.sort();
+    groups.dedup();
+    Ok(Identity {
+        name,
+        kind: IdentityKind::User,
+        subject: claims.get("sub").and_then(text),
+        issuer: Some(iss.to_string()),
+        groups,
+        token_id: None,
+    })
+}
+
+fn groups_of(cfg: &ProviderConfig, claims: &Map<String, Value>) -> Vec<String> {
+    match claims.get(&cfg.groups_claim) {
+        Some(Value::Array(a)) => a.iter().filter_map(text).collect(),
+        Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -199,11 +263,7 @@ fn identity(
         .get(&cfg.identity_claim)
         .and_then(text)
         .ok_or_else(|| JwtError::MissingClaim(cfg.identity_claim.clone()))?;
-    let mut groups: Vec<String> = match claims.get(&cfg.groups_claim) {
-        Some(Value::Array(a)) => a.iter().filter_map(text).collect(),
-        Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
-        _ => Vec::new(),
-    };
+    let mut groups = groups_of(cfg, claims);
     let mut name = format!("{}:{named}", cfg.name);
     let rule = cfg.rules.iter().find(|r| {
         r.matches

@@ -158,6 +158,12 @@ impl Pipeline {
                 )))
             }
         };
+        self.admit_external(identity).await
+    }
+
+    /// Lets in an identity a trusted provider vouched for: remembers it (so it can be listed
+    /// and blocked) and refuses it if blocked.
+    pub async fn admit_external(&self, identity: Identity) -> Result<Identity, OpenError> {
         let id = identity.clone();
         let blocked = self
             .store()

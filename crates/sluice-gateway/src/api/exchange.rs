@@ -15,7 +15,7 @@ use axum::{Extension, Form, Json};
 use serde::Deserialize;
 use serde_json::json;
 use sluice_core::{Fault, IdentityKind, Outcome, Secret};
-use sluice_pipeline::audit;
+use sluice_pipeline::{audit, OpenError};
 use sluice_store::tokens;
 
 const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -83,8 +83,23 @@ pub async fn exchange(
             Fault::Client,
         );
     }
-    let identity = match state.pipeline.authenticate(&subject).await {
-        Ok(i) if i.kind == IdentityKind::Machine => i,
+    let login = form.subject_token_type == "urn:ietf:params:oauth:token-type:id_token";
+    let verified = if login {
+        // A person signing in (`sluice login`): an ID token for the login client.
+        match state.pipeline.identity_providers() {
+            Some(v) => match v.verify_id_token(subject.expose()).await {
+                Ok(i) => state.pipeline.admit_external(i).await,
+                Err(e) => Err(OpenError::Jwt(e)),
+            },
+            None => Err(OpenError::Jwt(sluice_oidc::JwtError::UntrustedIssuer(
+                "(no identity provider is configured)".into(),
+            ))),
+        }
+    } else {
+        state.pipeline.authenticate(&subject).await
+    };
+    let identity = match verified {
+        Ok(i) if matches!(i.kind, IdentityKind::Machine | IdentityKind::User) => i,
         Ok(_) => return fail("not an identity-provider token".into(), Fault::Client),
         Err(e) => {
             let fault = e.fault();
@@ -96,12 +111,12 @@ pub async fn exchange(
         .as_deref()
         .and_then(|iss| state.pipeline.identity_providers()?.provider(iss))
         .map_or(std::time::Duration::from_secs(3600), |p| p.token_ttl());
-    let name = identity.name.clone();
+    let (name, kind) = (identity.name.clone(), identity.kind);
     let ttl_us = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
     let issued = state
         .pipeline
         .store()
-        .run(move |c| tokens::issue_token(c, &name, IdentityKind::Machine, Some(ttl_us)))
+        .run(move |c| tokens::issue_token(c, &name, kind, Some(ttl_us)))
         .await;
     let (info, token) = match issued {
         Ok(t) => t,
@@ -114,7 +129,12 @@ pub async fn exchange(
             );
         }
     };
-    let mut e = audit::by(&identity, "token.exchange", Outcome::Success);
+    let action = if login {
+        "auth.login"
+    } else {
+        "token.exchange"
+    };
+    let mut e = audit::by(&identity, action, Outcome::Success);
     e.source = Some(peer.0.to_string());
     e.target = Some(info.id.clone());
     state.pipeline.audit(e);
@@ -124,6 +144,7 @@ pub async fn exchange(
         "token_type": "Bearer",
         "expires_in": ttl.as_secs(),
         "token_id": info.id,
+        "identity": identity,
     }))
     .into_response()
 }

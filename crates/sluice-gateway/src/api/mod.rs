@@ -6,12 +6,14 @@
 //! - [`sessions`]: sessions, recordings, audit log.
 //! - [`containment`]: kill sessions, block identities.
 //! - [`exchange`]: token exchange (a trusted IdP's JWT for a gateway token; no bearer needed).
+//! - [`login`]: the sign-in providers for `sluice login`, and logout.
 //! - [`reviews`]: reviews (held commands, access requests) and their decisions.
 
 pub mod admin;
 pub mod auth;
 pub mod containment;
 pub mod exchange;
+pub mod login;
 pub mod reviews;
 pub mod sessions;
 
@@ -142,6 +144,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/reviews/{id}/deny", post(reviews::deny))
         .route("/api/v1/access-requests", post(reviews::request_access))
         .route("/api/v1/token/exchange", post(exchange::exchange))
+        .route("/api/v1/login", get(login::providers))
+        .route("/api/v1/logout", post(login::logout))
         .with_state(state)
 }
 

@@ -7,13 +7,14 @@ use serde::de::DeserializeOwned;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// The token to act with: the given one, or the bootstrap token of `./sluice-data`.
+/// The token to act with: the given one (`--token`, `SLUICE_TOKEN`), else the session token
+/// of `sluice login`, else the bootstrap token of `./sluice-data`.
 pub fn resolve_token(token: Option<String>) -> anyhow::Result<String> {
-    match token {
+    match token.or_else(super::login::stored_token) {
         Some(t) => Ok(t),
         None => std::fs::read_to_string("sluice-data/bootstrap-token")
             .map(|t| t.trim().to_string())
-            .map_err(|_| anyhow!("no token: set SLUICE_TOKEN or pass --token")),
+            .map_err(|_| anyhow!("no token: run sluice login, set SLUICE_TOKEN or pass --token")),
     }
 }
 

@@ -4,6 +4,7 @@ mod admin;
 mod client;
 mod connect;
 mod identities;
+mod login;
 mod render;
 mod reviews;
 mod sessions;
@@ -84,6 +85,18 @@ enum Command {
         #[arg(long, env = "SLUICE_PG_ADDR", default_value = "127.0.0.1:15432")]
         gateway: String,
     },
+    /// Sign in with your identity provider; the gateway session token is stored 0600 in
+    /// your config dir and used by later commands.
+    Login {
+        /// Use the device flow (a code to confirm in any browser).
+        #[arg(long)]
+        device: bool,
+        /// Provider name, when the gateway has several.
+        #[arg(long)]
+        provider: Option<String>,
+    },
+    /// Revoke and delete the stored session token.
+    Logout,
     /// Show the newest audit events.
     Audit {
         /// How many.
@@ -99,6 +112,8 @@ enum Command {
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Gateway { config, data_dir } => run_gateway(config, data_dir),
+        Command::Login { device, provider } => login::login(&args.addr, args.ca, provider, device),
+        Command::Logout => login::logout(&args.addr, args.ca),
         Command::Connect {
             connection,
             port,
@@ -130,7 +145,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 Command::Reviews(c) => reviews::run(&api, c),
                 Command::Access(c) => reviews::access(&api, c),
                 Command::Audit { limit, json } => sessions::audit(&api, limit, json),
-                Command::Gateway { .. } | Command::Connect { .. } => Ok(()),
+                Command::Gateway { .. }
+                | Command::Connect { .. }
+                | Command::Login { .. }
+                | Command::Logout => Ok(()),
             }
         }
     }

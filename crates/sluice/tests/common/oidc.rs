@@ -28,7 +28,10 @@ impl Provider {
         let mut child = Command::new("node")
             .arg(dir.join("provider.mjs"))
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(
+                std::fs::File::create(std::env::temp_dir().join("sluice-oidc-provider.log"))
+                    .unwrap(),
+            )
             .spawn()
             .expect("node starts");
         let mut line = String::new();
@@ -74,6 +77,30 @@ impl Provider {
             .into_json()
             .unwrap();
         r["token"].as_str().unwrap().to_string()
+    }
+
+    /// Sets `user`'s groups at the provider from now on.
+    pub fn set_groups(&self, user: &str, groups: &[&str]) {
+        self.agent
+            .post(&format!("{}/test/groups", self.issuer))
+            .send_json(json!({ "user": user, "groups": groups }))
+            .expect("harness sets groups");
+    }
+
+    /// Plays `user` in the device flow at `url`: confirms the code, signs in, consents.
+    pub fn approve_device(&self, url: &str, user: &str) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/oidc");
+        let out = Command::new("node")
+            .arg(dir.join("approve_device.mjs"))
+            .args([url, user])
+            .output()
+            .expect("node runs");
+        assert!(
+            out.status.success(),
+            "device approval of {url} failed: {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Rotates the provider's signing key (the old one stays published).
