@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole sluice test suite on a fresh Debian machine: installs what the tests drive
-# (psql, Python with psycopg 3, Node with npm oidc-provider), makes sure the machine's PostgreSQL is up, then runs every
+# (psql, Python with psycopg 3, Node with npm oidc-provider and playwright-core, Chromium),
+# makes sure the machine's PostgreSQL is up, then runs every
 # test of the workspace with cargo nextest (cargo test when nextest is absent).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -11,6 +12,8 @@ command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-pip)
 command -v cc >/dev/null 2>&1 || apt_packages+=(build-essential)
 command -v node >/dev/null 2>&1 || apt_packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || apt_packages+=(npm)
+# Headless Chromium plays the person in the browser sign-in tests (driven by playwright-core).
+[[ -x /usr/bin/chromium ]] || apt_packages+=(chromium)
 # pg_query (PostgreSQL's own SQL parser, used by the guardrails) generates bindings with libclang.
 dpkg-query -W -f='${Status}' libclang-dev 2>/dev/null | grep -q 'ok installed' || apt_packages+=(libclang-dev)
 if ((${#apt_packages[@]})); then

@@ -16,7 +16,7 @@ import * as jose from 'jose';
 
 const AUDIENCE = process.env.AUDIENCE || 'urn:sluice:gateway';
 const GROUPS = { 'ci-runner': ['engineering'], 'other-app': [] };
-// People (device flow through the built-in development login; any password). Their groups
+// People (code or device flow through the built-in development login; any password). Their groups
 // can be changed with POST /test/groups to test that a change counts at the next login.
 const PEOPLE = { alice: ['engineering'], bob: ['security'] };
 
@@ -46,9 +46,14 @@ function build() {
       {
         client_id: 'sluice-cli',
         application_type: 'native',
-        grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
-        redirect_uris: [],
-        response_types: [],
+        grant_types: [
+          'authorization_code',
+          'urn:ietf:params:oauth:grant-type:device_code',
+          'refresh_token',
+        ],
+        // A native app's loopback redirect: any port is accepted (RFC 8252 §7.3).
+        redirect_uris: ['http://127.0.0.1/callback'],
+        response_types: ['code'],
         token_endpoint_auth_method: 'none',
       },
     ],

@@ -284,7 +284,8 @@ fn identity(
         subject,
         issuer: Some(iss.to_string()),
         groups,
-        token_id: claims.get("jti").and_then(text),
+        // Only gateway tokens have ids here (what logout revokes); a JWT is the provider's.
+        token_id: None,
     })
 }
 

@@ -167,9 +167,7 @@ impl Pipeline {
         let id = identity.clone();
         let blocked = self
             .store()
-            .run(move |c| {
-                tokens::remember_external(c, &id.name, id.kind, id.subject.as_deref(), &id.groups)
-            })
+            .run(move |c| tokens::remember_external(c, &id))
             .await?;
         if blocked {
             return Err(OpenError::Credential(TokenError::Blocked));

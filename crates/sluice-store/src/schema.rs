@@ -85,6 +85,10 @@ CREATE TABLE reviews (
 CREATE INDEX reviews_status ON reviews(status, created_us);
 CREATE INDEX reviews_access ON reviews(requester, connection, kind, status);
 "#,
+    r#"
+-- The OIDC issuer of identities a provider vouched for (people and machines).
+ALTER TABLE identities ADD COLUMN issuer TEXT;
+"#,
 ];
 
 /// Opens the database at `path`, sets WAL mode and applies pending migrations.

@@ -66,27 +66,24 @@ pub fn upsert_identity(
 
 /// Records an identity authenticated by a trusted provider (so it can be listed and blocked)
 /// and says whether it is blocked. Its groups are refreshed from the token each time.
-pub fn remember_external(
-    conn: &Connection,
-    name: &str,
-    kind: IdentityKind,
-    subject: Option<&str>,
-    groups: &[String],
-) -> Result<bool, StoreError> {
+pub fn remember_external(conn: &Connection, identity: &Identity) -> Result<bool, StoreError> {
     conn.execute(
-        "INSERT INTO identities (name, kind, subject, groups_json, created_us) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT(name) DO UPDATE SET groups_json = excluded.groups_json, subject = excluded.subject",
+        "INSERT INTO identities (name, kind, subject, issuer, groups_json, created_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(name) DO UPDATE SET groups_json = excluded.groups_json,
+             subject = excluded.subject, issuer = excluded.issuer",
         params![
-            name,
-            kind.as_str(),
-            subject,
-            serde_json::to_string(groups)?,
+            identity.name,
+            identity.kind.as_str(),
+            identity.subject,
+            identity.issuer,
+            serde_json::to_string(&identity.groups)?,
             now_micros()
         ],
     )?;
     let blocked: Option<i64> = conn.query_row(
         "SELECT blocked_us FROM identities WHERE name = ?1",
-        [name],
+        [&identity.name],
         |r| r.get(0),
     )?;
     Ok(blocked.is_some())
@@ -149,7 +146,7 @@ pub fn authenticate(
     let row = conn
         .query_row(
             "SELECT t.id, t.expires_us, t.revoked_us, i.name, i.kind, i.subject, i.groups_json,
-                    i.blocked_us
+                    i.blocked_us, i.issuer
              FROM tokens t JOIN identities i ON i.name = t.identity WHERE t.hash = ?1",
             [&hash[..]],
             |r| {
@@ -162,11 +159,12 @@ pub fn authenticate(
                     r.get::<_, Option<String>>(5)?,
                     r.get::<_, String>(6)?,
                     r.get::<_, Option<i64>>(7)?,
+                    r.get::<_, Option<String>>(8)?,
                 ))
             },
         )
         .optional()?;
-    let Some((id, expires, revoked, name, kind, subject, groups, blocked)) = row else {
+    let Some((id, expires, revoked, name, kind, subject, groups, blocked, issuer)) = row else {
         return Ok(Err(TokenError::Unknown));
     };
     if blocked.is_some() {
@@ -182,7 +180,7 @@ pub fn authenticate(
         name,
         kind: IdentityKind::parse(&kind).unwrap_or(IdentityKind::ServiceAccount),
         subject,
-        issuer: None,
+        issuer,
         groups: serde_json::from_str(&groups)?,
         token_id: Some(id),
     }))

@@ -37,7 +37,26 @@ fn cli(gw: &Gateway, config: &Path, args: &[&str]) -> Command {
 
 /// Runs `sluice login --device` as `user`; returns the stored token.
 fn login(gw: &Gateway, op: &Provider, config: &Path, user: &str) -> String {
-    let mut child = cli(gw, config, &["login", "--device"])
+    login_with(gw, config, user, &["login", "--device"], |url| {
+        op.approve_device(url, user)
+    })
+}
+
+/// Runs `sluice login` (browser flow) as `user` in headless Chromium; returns the token.
+fn browser_login(gw: &Gateway, op: &Provider, config: &Path, user: &str) -> String {
+    login_with(gw, config, user, &["login", "--no-browser"], |url| {
+        op.browser_login(url, user)
+    })
+}
+
+fn login_with(
+    gw: &Gateway,
+    config: &Path,
+    user: &str,
+    args: &[&str],
+    person: impl FnOnce(&str),
+) -> String {
+    let mut child = cli(gw, config, args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -49,7 +68,7 @@ fn login(gw: &Gateway, op: &Provider, config: &Path, user: &str) -> String {
         .find(|w| w.starts_with("http"))
         .unwrap_or_else(|| panic!("no URL in {prompt:?}"))
         .to_string();
-    op.approve_device(&url, user);
+    person(&url);
     let done = lines.next().unwrap().unwrap();
     assert!(child.wait().unwrap().success(), "login failed");
     assert!(done.starts_with(&format!("logged in as {user}")), "{done}");
@@ -119,6 +138,39 @@ fn a_person_logs_in_with_the_device_flow_and_groups_count_at_the_next_login() {
         "{}",
         stderr(&revoked)
     );
+    // Revoked everywhere: the REST API refuses it too.
+    let api = gw.cli_as(&token2, &["reviews", "list"]);
+    assert!(!api.status.success());
+    assert!(stderr(&api).contains("token revoked"), "{}", stderr(&api));
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+#[test]
+fn a_person_logs_in_in_a_browser_with_pkce_then_uses_psql() {
+    let op = Provider::start();
+    let (_db, gw) = start(&op);
+    let home = config_dir();
+    let token = browser_login(&gw, &op, &home, "bob");
+    // bob is in `security`, which has no grant on pg: signed in, but refused there.
+    let refused = gw.psql(&token, "select 1");
+    assert!(
+        stderr(&refused).contains("has no grant"),
+        "{}",
+        stderr(&refused)
+    );
+    op.set_groups("bob", &["engineering"]);
+    let token = browser_login(&gw, &op, &home, "bob");
+    let ok = gw.psql(&token, "select 'browser'");
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let session = gw.wait_ended_session("pg");
+    let start = gw
+        .events(&session)
+        .into_iter()
+        .find(|e| e["kind"] == "start")
+        .unwrap();
+    assert_eq!(start["identity"]["name"], "bob");
+    assert_eq!(start["identity"]["kind"], "user");
+    assert_eq!(start["identity"]["issuer"], op.issuer.as_str());
     let _ = std::fs::remove_dir_all(&home);
 }
 

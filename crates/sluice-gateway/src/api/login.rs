@@ -41,9 +41,8 @@ pub async fn logout(
     Caller(who): Caller,
     Extension(peer): Extension<Peer>,
 ) -> Result<Json<Value>, ApiError> {
-    // A JWT credential (issuer set) is the provider's to revoke, not a gateway token.
-    let gateway_token = who.token_id.clone().filter(|_| who.issuer.is_none());
-    let Some(id) = gateway_token else {
+    // Only gateway tokens carry an id; a JWT credential is the provider's to revoke.
+    let Some(id) = who.token_id.clone() else {
         return Err(ApiError::bad_request(
             "this credential is not a gateway token; nothing to revoke",
         ));

@@ -1,9 +1,11 @@
-//! `sluice login --device` and `sluice logout`: people sign in with their identity provider
-//! (OAuth device authorization grant, RFC 8628), and the gateway trades the ID token for its
-//! own short-lived session token, which is stored 0600 in the user's config dir and used by
-//! every later command (unless `SLUICE_TOKEN` or `--token` says otherwise).
+//! `sluice login` and `sluice logout`: people sign in with their identity provider, in a
+//! browser (authorization code with PKCE and a loopback redirect, RFC 8252; state and nonce
+//! checked) or with `--device` (device authorization grant, RFC 8628), and the gateway trades
+//! the ID token for its own short-lived session token, which is stored 0600 in the user's
+//! config dir and used by every later command (unless `SLUICE_TOKEN` or `--token` says
+//! otherwise).
 
-use super::client::Api;
+use super::client::{enc, Api};
 use anyhow::{anyhow, bail, Context};
 use serde_json::Value;
 use std::io::Write;
@@ -56,10 +58,8 @@ pub fn login(
     ca: Option<PathBuf>,
     provider: Option<String>,
     device: bool,
+    open_browser: bool,
 ) -> anyhow::Result<()> {
-    if !device {
-        bail!("only the device flow is available so far: run `sluice login --device`");
-    }
     // The sign-in endpoints need no token.
     let gateway = Api::new(addr, Some(String::new()), ca)?;
     let info: Value = gateway.get("/api/v1/login")?;
@@ -91,65 +91,21 @@ pub fn login(
         .call()
         .context("reading the provider's discovery document")?
         .into_json()?;
-    let device_endpoint = discovery["device_authorization_endpoint"]
-        .as_str()
-        .ok_or_else(|| anyhow!("the provider does not offer the device flow"))?;
     let token_endpoint = discovery["token_endpoint"]
         .as_str()
         .ok_or_else(|| anyhow!("the provider has no token endpoint"))?;
     let scope = scopes.join(" ");
-    let auth: Value = idp
-        .post(device_endpoint)
-        .send_form(&[("client_id", client_id), ("scope", &scope)])
-        .map_err(oauth_error)?
-        .into_json()?;
-    let device_code = auth["device_code"].as_str().unwrap_or_default().to_string();
-    let url = auth["verification_uri_complete"]
-        .as_str()
-        .or(auth["verification_uri"].as_str())
-        .unwrap_or_default();
-    println!(
-        "To sign in, open {url} and confirm the code {}",
-        auth["user_code"].as_str().unwrap_or_default()
-    );
-    std::io::stdout().flush()?;
-    let mut interval = Duration::from_secs(auth["interval"].as_u64().unwrap_or(5).max(1));
-    let deadline = Instant::now() + Duration::from_secs(auth["expires_in"].as_u64().unwrap_or(600));
-    let id_token = loop {
-        if Instant::now() >= deadline {
-            bail!("the sign-in code expired; run sluice login again");
-        }
-        // RFC 8628 §3.5: the client waits `interval` between polls.
-        std::thread::sleep(interval);
-        let r = idp.post(token_endpoint).send_form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-            ("device_code", &device_code),
-            ("client_id", client_id),
-        ]);
-        match r {
-            Ok(resp) => {
-                let t: Value = resp.into_json()?;
-                break t["id_token"]
-                    .as_str()
-                    .ok_or_else(|| {
-                        anyhow!("the provider returned no ID token (is `openid` a scope?)")
-                    })?
-                    .to_string();
-            }
-            Err(ureq::Error::Status(_, resp)) => {
-                let e: Value = resp.into_json().unwrap_or_default();
-                match e["error"].as_str() {
-                    Some("authorization_pending") => {}
-                    Some("slow_down") => interval += Duration::from_secs(5),
-                    Some("access_denied") => bail!("sign-in was denied"),
-                    Some("expired_token") => {
-                        bail!("the sign-in code expired; run sluice login again")
-                    }
-                    other => bail!("sign-in failed: {}", other.unwrap_or("unknown error")),
-                }
-            }
-            Err(e) => return Err(anyhow!("cannot reach the provider: {e}")),
-        }
+    let id_token = if device {
+        device_flow(&idp, &discovery, token_endpoint, client_id, &scope)?
+    } else {
+        browser_flow(
+            &idp,
+            &discovery,
+            token_endpoint,
+            client_id,
+            &scope,
+            open_browser,
+        )?
     };
     let r = gateway.post_form(
         "/api/v1/token/exchange",
@@ -185,6 +141,229 @@ pub fn login(
         file.display()
     );
     Ok(())
+}
+
+/// The device flow: print a URL and a code, poll until the person confirmed them.
+fn device_flow(
+    idp: &ureq::Agent,
+    discovery: &Value,
+    token_endpoint: &str,
+    client_id: &str,
+    scope: &str,
+) -> anyhow::Result<String> {
+    let device_endpoint = discovery["device_authorization_endpoint"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the provider does not offer the device flow"))?;
+    let auth: Value = idp
+        .post(device_endpoint)
+        .send_form(&[("client_id", client_id), ("scope", scope)])
+        .map_err(oauth_error)?
+        .into_json()?;
+    let device_code = auth["device_code"].as_str().unwrap_or_default().to_string();
+    let url = auth["verification_uri_complete"]
+        .as_str()
+        .or(auth["verification_uri"].as_str())
+        .unwrap_or_default();
+    println!(
+        "To sign in, open {url} and confirm the code {}",
+        auth["user_code"].as_str().unwrap_or_default()
+    );
+    std::io::stdout().flush()?;
+    let mut interval = Duration::from_secs(auth["interval"].as_u64().unwrap_or(5).max(1));
+    let deadline = Instant::now() + Duration::from_secs(auth["expires_in"].as_u64().unwrap_or(600));
+    loop {
+        if Instant::now() >= deadline {
+            bail!("the sign-in code expired; run sluice login again");
+        }
+        // RFC 8628 §3.5: the client waits `interval` between polls.
+        std::thread::sleep(interval);
+        let r = idp.post(token_endpoint).send_form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", &device_code),
+            ("client_id", client_id),
+        ]);
+        match r {
+            Ok(resp) => return id_token_of(resp.into_json()?),
+            Err(ureq::Error::Status(_, resp)) => {
+                let e: Value = resp.into_json().unwrap_or_default();
+                match e["error"].as_str() {
+                    Some("authorization_pending") => {}
+                    Some("slow_down") => interval += Duration::from_secs(5),
+                    Some("access_denied") => bail!("sign-in was denied"),
+                    Some("expired_token") => {
+                        bail!("the sign-in code expired; run sluice login again")
+                    }
+                    other => bail!("sign-in failed: {}", other.unwrap_or("unknown error")),
+                }
+            }
+            Err(e) => return Err(anyhow!("cannot reach the provider: {e}")),
+        }
+    }
+}
+
+fn id_token_of(t: Value) -> anyhow::Result<String> {
+    t["id_token"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("the provider returned no ID token (is `openid` a scope?)"))
+}
+
+fn random_b64(n: usize) -> anyhow::Result<String> {
+    use base64::Engine;
+    use ring::rand::SecureRandom;
+    let mut b = vec![0u8; n];
+    ring::rand::SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| anyhow!("no randomness available"))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+}
+
+/// The browser flow: authorization code with PKCE (S256), a loopback redirect on a free
+/// port, and state and nonce checks.
+fn browser_flow(
+    idp: &ureq::Agent,
+    discovery: &Value,
+    token_endpoint: &str,
+    client_id: &str,
+    scope: &str,
+    open_browser: bool,
+) -> anyhow::Result<String> {
+    use base64::Engine;
+    let authorize = discovery["authorization_endpoint"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the provider has no authorization endpoint"))?;
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").context("opening the loopback redirect")?;
+    let redirect = format!(
+        "http://127.0.0.1:{}/callback",
+        listener.local_addr()?.port()
+    );
+    let verifier = random_b64(32)?;
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        verifier.as_bytes(),
+    ));
+    let (state, nonce) = (random_b64(16)?, random_b64(16)?);
+    let url = format!(
+        "{authorize}?response_type=code&client_id={}&redirect_uri={}&scope={}&state={state}&nonce={nonce}&code_challenge={challenge}&code_challenge_method=S256",
+        enc(client_id),
+        enc(&redirect),
+        enc(scope)
+    );
+    println!("To sign in, open {url}");
+    std::io::stdout().flush()?;
+    if open_browser {
+        // Best effort; the URL above works from any browser.
+        let _ = std::process::Command::new("xdg-open")
+            .arg(&url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            if let Some(params) = callback(stream) {
+                let _ = tx.send(params);
+                return;
+            }
+        }
+    });
+    let params = rx
+        .recv_timeout(Duration::from_secs(300))
+        .map_err(|_| anyhow!("no sign-in within 5 minutes; run sluice login again"))?;
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    if let Some(e) = get("error") {
+        bail!(
+            "sign-in failed: {e}: {}",
+            get("error_description").unwrap_or("")
+        );
+    }
+    if get("state") != Some(state.as_str()) {
+        bail!("sign-in failed: the redirect's state does not match this login");
+    }
+    let code = get("code").ok_or_else(|| anyhow!("sign-in failed: no code in the redirect"))?;
+    let t: Value = idp
+        .post(token_endpoint)
+        .send_form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", &redirect),
+            ("client_id", client_id),
+            ("code_verifier", &verifier),
+        ])
+        .map_err(oauth_error)?
+        .into_json()?;
+    let id_token = id_token_of(t)?;
+    // The gateway verifies the signature; the nonce ties the token to this login.
+    let payload = id_token
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .unwrap_or_default();
+    if payload["nonce"].as_str() != Some(nonce.as_str()) {
+        bail!("sign-in failed: the ID token's nonce does not match this login");
+    }
+    Ok(id_token)
+}
+
+/// Reads one request on the loopback listener; answers it and returns the query of a
+/// `/callback` request.
+fn callback(mut stream: std::net::TcpStream) -> Option<Vec<(String, String)>> {
+    use std::io::BufRead;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut line = String::new();
+    std::io::BufReader::new(stream.try_clone().ok()?)
+        .read_line(&mut line)
+        .ok()?;
+    let target = line.split_whitespace().nth(1)?;
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if path != "/callback" {
+        let _ = stream
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        return None;
+    }
+    let body = "sluice: signed in. You can close this window.";
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    Some(
+        query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (unescape(k), unescape(v)))
+            .collect(),
+    )
+}
+
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or(""), 16) {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn oauth_error(e: ureq::Error) -> anyhow::Error {

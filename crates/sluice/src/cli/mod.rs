@@ -88,9 +88,12 @@ enum Command {
     /// Sign in with your identity provider; the gateway session token is stored 0600 in
     /// your config dir and used by later commands.
     Login {
-        /// Use the device flow (a code to confirm in any browser).
+        /// Use the device flow (a code to confirm in any browser, on any machine).
         #[arg(long)]
         device: bool,
+        /// Only print the sign-in URL; do not try to open a browser.
+        #[arg(long)]
+        no_browser: bool,
         /// Provider name, when the gateway has several.
         #[arg(long)]
         provider: Option<String>,
@@ -112,7 +115,11 @@ enum Command {
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Gateway { config, data_dir } => run_gateway(config, data_dir),
-        Command::Login { device, provider } => login::login(&args.addr, args.ca, provider, device),
+        Command::Login {
+            device,
+            no_browser,
+            provider,
+        } => login::login(&args.addr, args.ca, provider, device, !no_browser),
         Command::Logout => login::logout(&args.addr, args.ca),
         Command::Connect {
             connection,

@@ -103,6 +103,23 @@ impl Provider {
         );
     }
 
+    /// Plays `user` in a real browser (headless Chromium via playwright-core): signs in at
+    /// `url`, consents, and follows the redirect to the CLI's loopback listener.
+    pub fn browser_login(&self, url: &str, user: &str) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/oidc");
+        let out = Command::new("node")
+            .arg(dir.join("browser_login.mjs"))
+            .args([url, user])
+            .output()
+            .expect("node runs");
+        assert!(
+            out.status.success(),
+            "browser sign-in at {url} failed: {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Rotates the provider's signing key (the old one stays published).
     pub fn rotate(&self) -> String {
         let r: Value = self
