@@ -16,7 +16,7 @@ use std::process::{Command, Output, Stdio};
 fn start(op: &Provider) -> (TestDb, Gateway) {
     let db = TestDb::new();
     let extra = format!(
-        "identity_providers:\n  - name: corp\n    issuer: {}\n    audience: {AUDIENCE}\n    login:\n      client_id: sluice-cli\n      scopes: [openid, profile]\n",
+        "identity_providers:\n  - name: corp\n    issuer: {}\n    audience: {AUDIENCE}\n    login:\n      client_id: sluice-cli\n      scopes: [openid, profile, offline_access]\n",
         op.issuer
     );
     let gw = Gateway::start(&common::config(&db, &extra));
@@ -37,9 +37,32 @@ fn cli(gw: &Gateway, config: &Path, args: &[&str]) -> Command {
 
 /// Runs `sluice login --device` as `user`; returns the stored token.
 fn login(gw: &Gateway, op: &Provider, config: &Path, user: &str) -> String {
-    login_with(gw, config, user, &["login", "--device"], |url| {
+    login_with(gw, config, user, &["login", "--device", "--fresh"], |url| {
         op.approve_device(url, user)
     })
+}
+
+/// Runs `sluice login` expecting it to renew the session with the stored refresh token,
+/// without any sign-in; returns the new token.
+fn refresh_login(gw: &Gateway, config: &Path, user: &str) -> String {
+    let mut child = cli(gw, config, &["login", "--no-browser"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    if !first.starts_with("refreshed the session") {
+        let _ = child.kill();
+        panic!("expected a refresh, got {first:?}");
+    }
+    let done = lines.next().unwrap().unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(done.starts_with(&format!("logged in as {user}")), "{done}");
+    std::fs::read_to_string(config.join("token"))
+        .unwrap()
+        .trim()
+        .to_string()
 }
 
 /// Runs `sluice login` (browser flow) as `user` in headless Chromium; returns the token.
@@ -146,7 +169,7 @@ fn a_person_logs_in_with_the_device_flow_and_groups_count_at_the_next_login() {
 }
 
 #[test]
-fn a_person_logs_in_in_a_browser_with_pkce_then_uses_psql() {
+fn a_person_logs_in_in_a_browser_with_pkce_and_a_refresh_renews_the_session() {
     let op = Provider::start();
     let (_db, gw) = start(&op);
     let home = config_dir();
@@ -158,8 +181,15 @@ fn a_person_logs_in_in_a_browser_with_pkce_then_uses_psql() {
         "{}",
         stderr(&refused)
     );
+    // Renewed with the refresh token, no browser: the new groups count.
     op.set_groups("bob", &["engineering"]);
-    let token = browser_login(&gw, &op, &home, "bob");
+    let mode = std::fs::metadata(home.join("refresh"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "the refresh token file is private");
+    let token = refresh_login(&gw, &home, "bob");
     let ok = gw.psql(&token, "select 'browser'");
     assert!(ok.status.success(), "{}", stderr(&ok));
     let session = gw.wait_ended_session("pg");
@@ -171,6 +201,10 @@ fn a_person_logs_in_in_a_browser_with_pkce_then_uses_psql() {
     assert_eq!(start["identity"]["name"], "bob");
     assert_eq!(start["identity"]["kind"], "user");
     assert_eq!(start["identity"]["issuer"], op.issuer.as_str());
+    // Logout forgets the refresh token too.
+    let out = cli(&gw, &home, &["logout"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!home.join("refresh").exists() && !home.join("token").exists());
     let _ = std::fs::remove_dir_all(&home);
 }
 

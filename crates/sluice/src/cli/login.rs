@@ -29,10 +29,20 @@ pub fn stored_token() -> Option<String> {
     (!t.is_empty()).then(|| t.to_string())
 }
 
+/// Where the provider's refresh token is kept (next to the session token).
+fn refresh_file() -> Option<PathBuf> {
+    Some(token_file()?.with_file_name("refresh"))
+}
+
 fn store_token(token: &str) -> anyhow::Result<PathBuf> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
     let file =
         token_file().ok_or_else(|| anyhow!("no config dir: set SLUICE_CONFIG_DIR or HOME"))?;
+    store_private(file, token)
+}
+
+/// Writes `contents` to `file`, readable by the owner only.
+fn store_private(file: PathBuf, contents: &str) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
     if let Some(dir) = file.parent() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -48,7 +58,7 @@ fn store_token(token: &str) -> anyhow::Result<PathBuf> {
         .open(&file)
         .with_context(|| format!("writing {}", file.display()))?;
     f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    writeln!(f, "{token}")?;
+    writeln!(f, "{contents}")?;
     Ok(file)
 }
 
@@ -59,6 +69,7 @@ pub fn login(
     provider: Option<String>,
     device: bool,
     open_browser: bool,
+    fresh: bool,
 ) -> anyhow::Result<()> {
     // The sign-in endpoints need no token.
     let gateway = Api::new(addr, Some(String::new()), ca)?;
@@ -95,18 +106,32 @@ pub fn login(
         .as_str()
         .ok_or_else(|| anyhow!("the provider has no token endpoint"))?;
     let scope = scopes.join(" ");
-    let id_token = if device {
-        device_flow(&idp, &discovery, token_endpoint, client_id, &scope)?
+    let refreshed = if fresh {
+        None
     } else {
-        browser_flow(
+        refresh(&idp, issuer, client_id, token_endpoint)
+    };
+    let tokens = match refreshed {
+        Some(t) => {
+            println!("refreshed the session with the provider; no sign-in needed");
+            t
+        }
+        None if device => device_flow(&idp, &discovery, token_endpoint, client_id, &scope)?,
+        None => browser_flow(
             &idp,
             &discovery,
             token_endpoint,
             client_id,
             &scope,
             open_browser,
-        )?
+        )?,
     };
+    if let (Some(rt), Some(file)) = (&tokens.refresh, refresh_file()) {
+        let saved =
+            serde_json::json!({ "issuer": issuer, "client_id": client_id, "refresh_token": rt });
+        store_private(file, &saved.to_string())?;
+    }
+    let id_token = tokens.id_token;
     let r = gateway.post_form(
         "/api/v1/token/exchange",
         &[
@@ -150,7 +175,7 @@ fn device_flow(
     token_endpoint: &str,
     client_id: &str,
     scope: &str,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Tokens> {
     let device_endpoint = discovery["device_authorization_endpoint"]
         .as_str()
         .ok_or_else(|| anyhow!("the provider does not offer the device flow"))?;
@@ -201,11 +226,56 @@ fn device_flow(
     }
 }
 
-fn id_token_of(t: Value) -> anyhow::Result<String> {
-    t["id_token"]
+/// What the provider's token endpoint gave.
+struct Tokens {
+    id_token: String,
+    refresh: Option<String>,
+}
+
+fn id_token_of(t: Value) -> anyhow::Result<Tokens> {
+    let id_token = t["id_token"]
         .as_str()
         .map(str::to_string)
-        .ok_or_else(|| anyhow!("the provider returned no ID token (is `openid` a scope?)"))
+        .ok_or_else(|| anyhow!("the provider returned no ID token (is `openid` a scope?)"))?;
+    Ok(Tokens {
+        id_token,
+        refresh: t["refresh_token"].as_str().map(str::to_string),
+    })
+}
+
+/// A new ID token from the stored refresh token of this provider and client, if it works;
+/// a refused refresh token is deleted.
+fn refresh(
+    idp: &ureq::Agent,
+    issuer: &str,
+    client_id: &str,
+    token_endpoint: &str,
+) -> Option<Tokens> {
+    let file = refresh_file()?;
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&file).ok()?).ok()?;
+    if saved["issuer"] != issuer || saved["client_id"] != client_id {
+        return None;
+    }
+    let rt = saved["refresh_token"].as_str()?;
+    let answer = idp.post(token_endpoint).send_form(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rt),
+        ("client_id", client_id),
+    ]);
+    match answer
+        .ok()
+        .and_then(|r| r.into_json::<Value>().ok())
+        .map(id_token_of)
+    {
+        Some(Ok(mut t)) => {
+            t.refresh = t.refresh.or_else(|| Some(rt.to_string()));
+            Some(t)
+        }
+        _ => {
+            let _ = std::fs::remove_file(file);
+            None
+        }
+    }
 }
 
 fn random_b64(n: usize) -> anyhow::Result<String> {
@@ -227,7 +297,7 @@ fn browser_flow(
     client_id: &str,
     scope: &str,
     open_browser: bool,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Tokens> {
     use base64::Engine;
     let authorize = discovery["authorization_endpoint"]
         .as_str()
@@ -250,6 +320,12 @@ fn browser_flow(
         enc(&redirect),
         enc(scope)
     );
+    // OpenID Connect Core §11: offline access (a refresh token) needs prompt=consent.
+    let url = if scope.split(' ').any(|s| s == "offline_access") {
+        format!("{url}&prompt=consent")
+    } else {
+        url
+    };
     println!("To sign in, open {url}");
     std::io::stdout().flush()?;
     if open_browser {
@@ -294,9 +370,10 @@ fn browser_flow(
         ])
         .map_err(oauth_error)?
         .into_json()?;
-    let id_token = id_token_of(t)?;
+    let tokens = id_token_of(t)?;
     // The gateway verifies the signature; the nonce ties the token to this login.
-    let payload = id_token
+    let payload = tokens
+        .id_token
         .split('.')
         .nth(1)
         .and_then(|p| {
@@ -309,7 +386,7 @@ fn browser_flow(
     if payload["nonce"].as_str() != Some(nonce.as_str()) {
         bail!("sign-in failed: the ID token's nonce does not match this login");
     }
-    Ok(id_token)
+    Ok(tokens)
 }
 
 /// Reads one request on the loopback listener; answers it and returns the query of a
@@ -385,12 +462,15 @@ fn oauth_error(e: ureq::Error) -> anyhow::Error {
 /// Revokes the stored session token at the gateway and deletes it.
 pub fn logout(addr: &str, ca: Option<PathBuf>) -> anyhow::Result<()> {
     let Some(token) = stored_token() else {
+        if let Some(f) = refresh_file() {
+            let _ = std::fs::remove_file(f);
+        }
         println!("not logged in");
         return Ok(());
     };
     let api = Api::new(addr, Some(token), ca)?;
     let revoked = api.post("/api/v1/logout", serde_json::json!({}));
-    if let Some(f) = token_file() {
+    for f in [token_file(), refresh_file()].into_iter().flatten() {
         let _ = std::fs::remove_file(f);
     }
     match revoked {

@@ -94,6 +94,9 @@ enum Command {
         /// Only print the sign-in URL; do not try to open a browser.
         #[arg(long)]
         no_browser: bool,
+        /// Sign in again even when a stored refresh token could renew the session.
+        #[arg(long)]
+        fresh: bool,
         /// Provider name, when the gateway has several.
         #[arg(long)]
         provider: Option<String>,
@@ -118,8 +121,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::Login {
             device,
             no_browser,
+            fresh,
             provider,
-        } => login::login(&args.addr, args.ca, provider, device, !no_browser),
+        } => login::login(&args.addr, args.ca, provider, device, !no_browser, fresh),
         Command::Logout => login::logout(&args.addr, args.ca),
         Command::Connect {
             connection,
