@@ -97,6 +97,12 @@ fn bad_tokens_are_refused_with_the_reason_and_audited() {
     // so each refusal below is caused by the one thing changed.
     let good = op.sign(claims(json!({})), json!({}), "current");
     assert!(gw.psql(&good, "select 1").status.success());
+    // Clocks disagree a little: within the tolerance (60 s by default) a token just expired or
+    // not quite valid yet is accepted.
+    let skewed_exp = op.sign(claims(json!({ "exp": now - 20 })), json!({}), "current");
+    assert!(gw.psql(&skewed_exp, "select 1").status.success());
+    let skewed_nbf = op.sign(claims(json!({ "nbf": now + 20 })), json!({}), "current");
+    assert!(gw.psql(&skewed_nbf, "select 1").status.success());
 
     let mut tampered = {
         // The signed claims with one more group, the signature kept.
