@@ -94,8 +94,16 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
     let api_tls = TlsAcceptor::from(tls::server_config(&cert, &[b"http/1.1"])?);
 
     let audit_file = config.audit.file.as_ref().map(|f| data_dir.join(f));
-    let (writer, writer_thread) =
-        RecordWriter::start(&db_path, audit_file, Duration::from_millis(100))?;
+    let signer = Arc::new(sluice_store::signing::SigningKey::load_or_create(
+        &data_dir.join("signing"),
+    )?);
+    store.run_sync(|c| signer.publish(c))?;
+    let (writer, writer_thread) = RecordWriter::start(
+        &db_path,
+        audit_file,
+        Duration::from_millis(100),
+        Some(signer.clone()),
+    )?;
     let (runtime_conns, runtime_grants) =
         store.run_sync(|c| Ok((catalog::list_connections(c)?, catalog::list_grants(c)?)))?;
     let pipeline = Pipeline::new(

@@ -80,6 +80,8 @@ impl Pipeline {
                 end_reason: None,
                 event_count: None,
                 final_hash: None,
+                manifest_sig: None,
+                manifest_key: None,
             })));
         let mut e = audit::by(identity, "session.start", Outcome::Success);
         e.session_id = Some(id.0.clone());

@@ -11,6 +11,7 @@
 //! - [`recordings`]: reading sessions and their hash-chained event logs.
 //! - [`writer`]: the one background thread that writes recordings and audit events in batches
 //!   (group commit), so the data path never waits on disk unless `strict` asks it to.
+//! - [`signing`]: the Ed25519 key that signs session manifests, and their verification.
 //! - [`chain`]: the hash chain that makes a recording tamper-evident.
 //! - [`crypto`]: random tokens and hashes (ring, the workspace's one crypto backend).
 
@@ -20,6 +21,7 @@ pub mod crypto;
 pub mod recordings;
 pub mod reviews;
 pub mod schema;
+pub mod signing;
 pub mod tokens;
 pub mod writer;
 

@@ -37,6 +37,12 @@ pub struct SessionRow {
     pub event_count: Option<i64>,
     /// Hash of the last event (set at end).
     pub final_hash: Option<String>,
+    /// Ed25519 signature of the session's manifest (set at end), hex.
+    #[serde(default)]
+    pub manifest_sig: Option<String>,
+    /// Id of the key that signed it.
+    #[serde(default)]
+    pub manifest_key: Option<String>,
 }
 
 /// One recorded event as stored.
@@ -74,7 +80,8 @@ pub struct SessionFilter {
 
 const SESSION_COLUMNS: &str =
     "id, identity, identity_kind, subject, groups_json, connection, protocol,
-    client_addr, target, started_us, ended_us, end_reason, event_count, final_hash";
+    client_addr, target, started_us, ended_us, end_reason, event_count, final_hash,
+    manifest_sig, manifest_key";
 
 fn session_row(r: &Row<'_>) -> rusqlite::Result<(SessionRow, String)> {
     Ok((
@@ -93,6 +100,8 @@ fn session_row(r: &Row<'_>) -> rusqlite::Result<(SessionRow, String)> {
             end_reason: r.get(11)?,
             event_count: r.get(12)?,
             final_hash: r.get(13)?,
+            manifest_sig: r.get(14)?,
+            manifest_key: r.get(15)?,
         },
         r.get(4)?,
     ))

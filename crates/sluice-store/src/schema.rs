@@ -89,6 +89,16 @@ CREATE INDEX reviews_access ON reviews(requester, connection, kind, status);
 -- The OIDC issuer of identities a provider vouched for (people and machines).
 ALTER TABLE identities ADD COLUMN issuer TEXT;
 "#,
+    r#"
+-- Signed session manifests and the public keys that verify them.
+ALTER TABLE sessions ADD COLUMN manifest_sig TEXT;
+ALTER TABLE sessions ADD COLUMN manifest_key TEXT;
+CREATE TABLE signing_keys (
+    key_id      TEXT PRIMARY KEY,
+    public_hex  TEXT NOT NULL,
+    created_us  INTEGER NOT NULL
+);
+"#,
 ];
 
 /// Opens the database at `path`, sets WAL mode and applies pending migrations.

@@ -5,6 +5,7 @@
 //! which commits the batch at once, together with everything queued by other sessions.
 
 use crate::recordings::SessionRow;
+use crate::signing::{self, SigningKey};
 use crate::{schema, StoreError};
 use rusqlite::{params, Connection};
 use sluice_core::AuditEvent;
@@ -93,6 +94,7 @@ impl RecordWriter {
         db_path: &Path,
         audit_file: Option<PathBuf>,
         max_delay: Duration,
+        signer: Option<Arc<SigningKey>>,
     ) -> Result<(RecordWriter, std::thread::JoinHandle<()>), StoreError> {
         let conn = schema::open_existing(db_path)?;
         let audit = match audit_file {
@@ -104,7 +106,7 @@ impl RecordWriter {
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("sluice-recorder".into())
-            .spawn(move || run(conn, audit, rx, max_delay))?;
+            .spawn(move || run(conn, audit, rx, max_delay, signer))?;
         let thread = handle.thread().clone();
         Ok((RecordWriter { tx, thread }, handle))
     }
@@ -155,6 +157,7 @@ fn run(
     mut audit: Option<BufWriter<File>>,
     rx: Receiver<Msg>,
     max_delay: Duration,
+    signer: Option<Arc<SigningKey>>,
 ) {
     let mut batch: Vec<Msg> = Vec::with_capacity(256);
     loop {
@@ -190,7 +193,7 @@ fn run(
             // Senders of acknowledged operations unpark us; plain sends do not.
             std::thread::park_timeout(deadline - now);
         }
-        commit(&mut conn, audit.as_mut(), &mut batch);
+        commit(&mut conn, audit.as_mut(), &mut batch, signer.as_deref());
         if closed {
             return;
         }
@@ -202,7 +205,12 @@ const COMMIT_ATTEMPTS: u32 = 50;
 /// Pause between attempts (the disk may be full or the database locked for a moment).
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
-fn commit(conn: &mut Connection, audit: Option<&mut BufWriter<File>>, batch: &mut Vec<Msg>) {
+fn commit(
+    conn: &mut Connection,
+    audit: Option<&mut BufWriter<File>>,
+    batch: &mut Vec<Msg>,
+    signer: Option<&SigningKey>,
+) {
     if batch.is_empty() {
         return;
     }
@@ -210,7 +218,7 @@ fn commit(conn: &mut Connection, audit: Option<&mut BufWriter<File>>, batch: &mu
     let mut attempt = 1;
     loop {
         lines.clear();
-        match write_batch(conn, batch, &mut lines) {
+        match write_batch(conn, batch, &mut lines, signer) {
             Ok(()) => break,
             Err(e) if attempt < COMMIT_ATTEMPTS => {
                 tracing::warn!(error = %e, attempt, "recording batch failed to commit; retrying");
@@ -238,13 +246,18 @@ fn commit(conn: &mut Connection, audit: Option<&mut BufWriter<File>>, batch: &mu
 
 /// Applies the whole batch in one transaction (rolled back on any error). A session's events
 /// in the batch become one chunk row, so the cost per event is a line, not a B-tree insert.
-fn write_batch(conn: &mut Connection, batch: &[Msg], lines: &mut String) -> Result<(), StoreError> {
+fn write_batch(
+    conn: &mut Connection,
+    batch: &[Msg],
+    lines: &mut String,
+    signer: Option<&SigningKey>,
+) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut chunks: Vec<Chunk<'_>> = Vec::new();
     for msg in batch {
         match &msg.op {
             Some(WriteOp::Event(e)) => add_to_chunk(&mut chunks, e),
-            Some(op) => apply(&tx, op, lines)?,
+            Some(op) => apply(&tx, op, lines, signer)?,
             None => {}
         }
     }
@@ -294,7 +307,12 @@ fn add_to_chunk<'a>(chunks: &mut Vec<Chunk<'a>>, e: &'a NewEvent) {
     crate::recordings::encode_line(&mut chunk.body, e);
 }
 
-fn apply(tx: &Connection, op: &WriteOp, audit_lines: &mut String) -> Result<(), StoreError> {
+fn apply(
+    tx: &Connection,
+    op: &WriteOp,
+    audit_lines: &mut String,
+    signer: Option<&SigningKey>,
+) -> Result<(), StoreError> {
     match op {
         WriteOp::SessionStart(s) => {
             tx.prepare_cached(
@@ -327,6 +345,26 @@ fn apply(tx: &Connection, op: &WriteOp, audit_lines: &mut String) -> Result<(), 
                  WHERE id = ?1",
             )?
             .execute(params![id, ended_us, reason, *event_count as i64, final_hash])?;
+            if let Some(key) = signer {
+                let (identity, connection, started_us): (String, String, i64) = tx.query_row(
+                    "SELECT identity, connection, started_us FROM sessions WHERE id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
+                let text = signing::manifest(
+                    id,
+                    &identity,
+                    &connection,
+                    started_us,
+                    *ended_us,
+                    *event_count,
+                    final_hash,
+                );
+                tx.prepare_cached(
+                    "UPDATE sessions SET manifest_sig = ?2, manifest_key = ?3 WHERE id = ?1",
+                )?
+                .execute(params![id, key.sign(text.as_bytes()), key.key_id])?;
+            }
         }
         WriteOp::Audit(a) => {
             let json = serde_json::to_string(a)?;
@@ -369,7 +407,7 @@ mod tests {
         let db = dir.join("w.db");
         schema::open(&db).unwrap();
         // A long batching window: only the acknowledgement can cause the commit.
-        let (w, thread) = RecordWriter::start(&db, None, Duration::from_secs(3600)).unwrap();
+        let (w, thread) = RecordWriter::start(&db, None, Duration::from_secs(3600), None).unwrap();
         for seq in 0..10 {
             w.send(event(seq));
         }

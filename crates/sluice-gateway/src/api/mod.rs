@@ -138,6 +138,7 @@ pub fn router(state: ApiState) -> Router {
             post(containment::unblock),
         )
         .route("/api/v1/audit", get(sessions::audit))
+        .route("/api/v1/signing-keys", get(sessions::signing_keys))
         .route("/api/v1/reviews", get(reviews::list))
         .route("/api/v1/reviews/{id}", get(reviews::show))
         .route("/api/v1/reviews/{id}/approve", post(reviews::approve))

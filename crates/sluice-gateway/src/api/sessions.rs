@@ -141,3 +141,20 @@ pub async fn audit(
             .await?,
     ))
 }
+
+/// `GET /api/v1/signing-keys`: the public keys that verify session manifests (old ones stay).
+pub async fn signing_keys(
+    State(state): State<ApiState>,
+    Admin(_): Admin,
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    let keys = state
+        .pipeline
+        .store()
+        .run(|c| sluice_store::signing::public_keys(c))
+        .await?;
+    Ok(Json(
+        keys.into_iter()
+            .map(|(key_id, public_hex)| serde_json::json!({ "key_id": key_id, "public_hex": public_hex }))
+            .collect(),
+    ))
+}

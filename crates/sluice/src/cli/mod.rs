@@ -8,6 +8,7 @@ mod login;
 mod render;
 mod reviews;
 mod sessions;
+mod verify;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -103,6 +104,11 @@ enum Command {
     },
     /// Revoke and delete the stored session token.
     Logout,
+    /// Verify a recording: its hash chain and its signed manifest (names the first problem).
+    Verify {
+        /// Session id.
+        session: String,
+    },
     /// Show the newest audit events.
     Audit {
         /// How many.
@@ -156,6 +162,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 Command::Reviews(c) => reviews::run(&api, c),
                 Command::Access(c) => reviews::access(&api, c),
                 Command::Audit { limit, json } => sessions::audit(&api, limit, json),
+                Command::Verify { session } => verify::run(&api, &session),
                 Command::Gateway { .. }
                 | Command::Connect { .. }
                 | Command::Login { .. }

@@ -1,0 +1,151 @@
+//! The gateway's Ed25519 signing key and session manifests.
+//!
+//! When a session ends, the writer signs its manifest: the session's identity, connection,
+//! times, event count and final chain hash, in a fixed text form. With the gateway's public
+//! key alone, anyone can then check a recording offline: the chain proves no event was edited,
+//! removed, reordered or inserted, and the signed count and final hash prove the tail was not
+//! cut off. The key is generated at first start (`<data-dir>/signing/ed25519.pk8`, 0600);
+//! public keys stay in the store (`signing_keys`) so rotated keys still verify old recordings.
+
+use crate::crypto::{hex, sha256};
+use crate::StoreError;
+use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
+use rusqlite::{params, Connection};
+use std::path::Path;
+
+/// The signing key.
+pub struct SigningKey {
+    pair: Ed25519KeyPair,
+    /// Public key, hex.
+    pub public_hex: String,
+    /// Short id: the first 8 bytes of the public key's SHA-256, hex.
+    pub key_id: String,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKey({})", self.key_id)
+    }
+}
+
+/// The id of a public key.
+pub fn key_id(public: &[u8]) -> String {
+    hex(&sha256(public)[..8])
+}
+
+impl SigningKey {
+    /// Loads the key in `dir`, generating it (0600) on first use.
+    pub fn load_or_create(dir: &Path) -> Result<SigningKey, StoreError> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let file = dir.join("ed25519.pk8");
+        let pkcs8 = match std::fs::read(&file) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let rng = ring::rand::SystemRandom::new();
+                let doc = Ed25519KeyPair::generate_pkcs8(&rng)
+                    .map_err(|_| StoreError::Corrupt("cannot generate a signing key".into()))?;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)?;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&file)?;
+                std::io::Write::write_all(&mut f, doc.as_ref())?;
+                doc.as_ref().to_vec()
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let pair = Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|_| {
+            StoreError::Corrupt(format!("{} is not an Ed25519 key", file.display()))
+        })?;
+        let public = pair.public_key().as_ref().to_vec();
+        Ok(SigningKey {
+            pair,
+            public_hex: hex(&public),
+            key_id: key_id(&public),
+        })
+    }
+
+    /// Signs `message`; the signature in hex.
+    pub fn sign(&self, message: &[u8]) -> String {
+        hex(self.pair.sign(message).as_ref())
+    }
+
+    /// Records the public key so recordings it signs stay verifiable after a rotation.
+    pub fn publish(&self, db: &Connection) -> Result<(), StoreError> {
+        db.execute(
+            "INSERT OR IGNORE INTO signing_keys (key_id, public_hex, created_us) VALUES (?1, ?2, ?3)",
+            params![self.key_id, self.public_hex, sluice_core::time::now_micros()],
+        )?;
+        Ok(())
+    }
+}
+
+/// The signed text of a session manifest.
+pub fn manifest(
+    session_id: &str,
+    identity: &str,
+    connection: &str,
+    started_us: i64,
+    ended_us: i64,
+    event_count: u64,
+    final_hash: &str,
+) -> String {
+    format!(
+        "sluice-manifest-v1\nsession {session_id}\nidentity {identity}\nconnection {connection}\nstarted_us {started_us}\nended_us {ended_us}\nevents {event_count}\nfinal_hash {final_hash}\n"
+    )
+}
+
+/// Whether `signature_hex` is `public_hex`'s signature of `message`.
+pub fn verify(public_hex: &str, message: &[u8], signature_hex: &str) -> bool {
+    let (Some(public), Some(sig)) = (unhex(public_hex), unhex(signature_hex)) else {
+        return false;
+    };
+    UnparsedPublicKey::new(&ED25519, public)
+        .verify(message, &sig)
+        .is_ok()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The published public keys: (key id, public key hex).
+pub fn public_keys(db: &Connection) -> Result<Vec<(String, String)>, StoreError> {
+    let mut stmt = db.prepare("SELECT key_id, public_hex FROM signing_keys ORDER BY created_us")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_verifies_with_the_public_key_only() {
+        let dir = std::env::temp_dir().join(format!(
+            "sluice-key-{}",
+            hex(&crate::crypto::random_bytes::<6>())
+        ));
+        let key = SigningKey::load_or_create(&dir).unwrap();
+        let again = SigningKey::load_or_create(&dir).unwrap();
+        assert_eq!(key.public_hex, again.public_hex, "the key persists");
+        let m = manifest("s", "alice", "pg", 1, 2, 3, "ab");
+        let sig = key.sign(m.as_bytes());
+        assert!(verify(&key.public_hex, m.as_bytes(), &sig));
+        let edited = manifest("s", "alice", "pg", 1, 2, 2, "ab");
+        assert!(!verify(&key.public_hex, edited.as_bytes(), &sig));
+        let other = SigningKey::load_or_create(&dir.join("other")).unwrap();
+        assert!(!verify(&other.public_hex, m.as_bytes(), &sig));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
