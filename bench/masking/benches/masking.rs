@@ -14,7 +14,13 @@ mod data;
 use data::{mixed, numbers, sensitive};
 
 fn bench_set(c: &mut Criterion, name: &str, values: Vec<Vec<u8>>) {
-    let masker = Masker::new(&MaskConfig::default()).expect("default config compiles");
+    let masker = match Masker::new(&MaskConfig::default()) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("the default masking config does not compile: {e}");
+            return;
+        }
+    };
     let bytes: usize = values.iter().map(Vec::len).sum();
     let mut group = c.benchmark_group("masking");
     group.throughput(Throughput::Bytes(bytes as u64));

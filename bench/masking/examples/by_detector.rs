@@ -5,7 +5,13 @@ use std::time::Instant;
 #[path = "../benches/data.rs"]
 mod data;
 fn run(name: &str, cfg: MaskConfig, values: &[Vec<u8>]) {
-    let m = Masker::new(&cfg).unwrap();
+    let m = match Masker::new(&cfg) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return;
+        }
+    };
     let bytes: usize = values.iter().map(Vec::len).sum();
     let mut best = f64::MAX;
     for _ in 0..15 {
