@@ -23,11 +23,7 @@ fn stderr(o: &std::process::Output) -> String {
 fn access_needs_an_approved_request_and_ends_when_it_expires() {
     let db = TestDb::new();
     let gw = Gateway::start(&common::config_with_policy(&db, ACCESS, ""));
-    let account = |name: &str, groups: &str| {
-        gw.cli_ok(&["service-accounts", "create", name, "--groups", groups])
-            .trim()
-            .to_string()
-    };
+    let account = |name: &str, groups: &str| gw.named_service_account(name, groups);
     let alice = account("alice", "engineering");
     let bob = account("bob", "security");
     let dave = account("dave", "contractors");

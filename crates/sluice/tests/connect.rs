@@ -62,16 +62,7 @@ fn a_local_port_carries_the_identity_without_a_password() {
     let db = TestDb::new();
     let gw = Gateway::start(&common::config(&db, ""));
     let name = common::unique("tunnel");
-    let token = gw
-        .cli_ok(&[
-            "service-accounts",
-            "create",
-            &name,
-            "--groups",
-            "engineering",
-        ])
-        .trim()
-        .to_string();
+    let token = gw.named_service_account(&name, "engineering");
     let tunnel = Tunnel::start(&gw, &token);
     // -w: psql never prompts; the tunnel asks for no password.
     let out = tunnel.psql("select 'tunnelled', current_database()");
@@ -84,13 +75,8 @@ fn a_local_port_carries_the_identity_without_a_password() {
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("tunnelled|{}", db.name)
     );
-    let session = gw.wait_ended_session("pg");
-    let start = gw
-        .events(&session)
-        .into_iter()
-        .find(|e| e["kind"] == "start")
-        .unwrap();
-    assert_eq!(start["identity"]["name"], name.as_str());
+    let identity = gw.recorded_identity("pg");
+    assert_eq!(identity["name"], name.as_str());
 
     // A tunnel with a bad token gets the gateway's refusal, unchanged.
     let bad = Tunnel::start(&gw, "slc_not-a-token");

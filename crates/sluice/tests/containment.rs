@@ -152,16 +152,7 @@ fn block_ends_sessions_revokes_tokens_and_refuses_logins_until_unblocked() {
     let db = TestDb::new();
     let gw = Gateway::start(&common::config(&db, ""));
     let name = common::unique("mallory");
-    let token = gw
-        .cli_ok(&[
-            "service-accounts",
-            "create",
-            &name,
-            "--groups",
-            "engineering",
-        ])
-        .trim()
-        .to_string();
+    let token = gw.named_service_account(&name, "engineering");
     let lock = LockHolder::new(&db);
     let psql = blocked_psql(&gw, &token, &db, &lock);
     let id = live_session(&gw);

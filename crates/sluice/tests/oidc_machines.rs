@@ -36,13 +36,7 @@ fn a_client_credentials_jwt_is_the_password() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "via-jwt");
 
     // The recording names the machine, its issuer and subject, and its groups then.
-    let session = gw.wait_ended_session("pg");
-    let start = gw
-        .events(&session)
-        .into_iter()
-        .find(|e| e["kind"] == "start")
-        .unwrap();
-    let identity = &start["identity"];
+    let identity = gw.recorded_identity("pg");
     assert_eq!(identity["name"], "corp:ci-runner");
     assert_eq!(identity["kind"], "machine");
     assert_eq!(identity["subject"], "ci-runner");
@@ -259,15 +253,10 @@ fn a_jwt_is_exchanged_for_a_short_lived_revocable_gateway_token() {
 
     let ok = gw.psql(&token, "select 'exchanged'");
     assert!(ok.status.success(), "{}", stderr(&ok));
-    let session = gw.wait_ended_session("pg");
-    let start = gw
-        .events(&session)
-        .into_iter()
-        .find(|e| e["kind"] == "start")
-        .unwrap();
-    assert_eq!(start["identity"]["name"], "corp:ci-runner");
-    assert_eq!(start["identity"]["kind"], "machine");
-    assert_eq!(start["identity"]["groups"], json!(["engineering"]));
+    let identity = gw.recorded_identity("pg");
+    assert_eq!(identity["name"], "corp:ci-runner");
+    assert_eq!(identity["kind"], "machine");
+    assert_eq!(identity["groups"], json!(["engineering"]));
 
     // It lives for the provider's token TTL (default one hour) and can be revoked.
     let tokens: Vec<Value> =

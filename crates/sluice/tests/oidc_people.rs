@@ -120,16 +120,11 @@ fn a_person_logs_in_with_the_device_flow_and_groups_count_at_the_next_login() {
     let token = login(&gw, &op, &home, "alice");
     let ok = gw.psql(&token, "select 'signed-in'");
     assert!(ok.status.success(), "{}", stderr(&ok));
-    let session = gw.wait_ended_session("pg");
-    let start = gw
-        .events(&session)
-        .into_iter()
-        .find(|e| e["kind"] == "start")
-        .unwrap();
-    assert_eq!(start["identity"]["name"], "alice");
-    assert_eq!(start["identity"]["kind"], "user");
-    assert_eq!(start["identity"]["subject"], "alice");
-    assert_eq!(start["identity"]["groups"], json!(["engineering"]));
+    let identity = gw.recorded_identity("pg");
+    assert_eq!(identity["name"], "alice");
+    assert_eq!(identity["kind"], "user");
+    assert_eq!(identity["subject"], "alice");
+    assert_eq!(identity["groups"], json!(["engineering"]));
     gw.wait_audit("auth.login", |e| {
         e["action"] == "auth.login" && e["actor"]["name"] == "alice"
     });
@@ -192,15 +187,10 @@ fn a_person_logs_in_in_a_browser_with_pkce_and_a_refresh_renews_the_session() {
     let token = refresh_login(&gw, &home, "bob");
     let ok = gw.psql(&token, "select 'browser'");
     assert!(ok.status.success(), "{}", stderr(&ok));
-    let session = gw.wait_ended_session("pg");
-    let start = gw
-        .events(&session)
-        .into_iter()
-        .find(|e| e["kind"] == "start")
-        .unwrap();
-    assert_eq!(start["identity"]["name"], "bob");
-    assert_eq!(start["identity"]["kind"], "user");
-    assert_eq!(start["identity"]["issuer"], op.issuer.as_str());
+    let identity = gw.recorded_identity("pg");
+    assert_eq!(identity["name"], "bob");
+    assert_eq!(identity["kind"], "user");
+    assert_eq!(identity["issuer"], op.issuer.as_str());
     // Logout forgets the refresh token too.
     let out = cli(&gw, &home, &["logout"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));

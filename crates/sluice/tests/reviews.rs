@@ -46,11 +46,7 @@ fn setup(timeout: &str, extra: &str) -> Setup {
     assert!(out.status.success());
     let policy = REVIEW_WRITES.replace("TIMEOUT", timeout);
     let gw = Gateway::start(&common::config_with_policy(&db, &policy, extra));
-    let account = |name: &str, groups: &str| {
-        gw.cli_ok(&["service-accounts", "create", name, "--groups", groups])
-            .trim()
-            .to_string()
-    };
+    let account = |name: &str, groups: &str| gw.named_service_account(name, groups);
     let alice = account("alice", "engineering,security");
     let bob = account("bob", "security");
     let dave = account("dave", "engineering");

@@ -257,8 +257,12 @@ impl Gateway {
 
     /// Creates a service account in `groups`, returning its token.
     pub fn service_account(&self, groups: &str) -> String {
-        let name = unique("sa");
-        self.cli_ok(&["service-accounts", "create", &name, "--groups", groups])
+        self.named_service_account(&unique("sa"), groups)
+    }
+
+    /// Creates service account `name` in `groups`, returning its token.
+    pub fn named_service_account(&self, name: &str, groups: &str) -> String {
+        self.cli_ok(&["service-accounts", "create", name, "--groups", groups])
             .trim()
             .to_string()
     }
@@ -313,6 +317,17 @@ impl Gateway {
             .lines()
             .map(|l| serde_json::from_str::<Value>(l).unwrap()["event"].clone())
             .collect()
+    }
+
+    /// The identity recorded in the start event of the one ended session on `connection`.
+    pub fn recorded_identity(&self, connection: &str) -> Value {
+        let session = self.wait_ended_session(connection);
+        let start = self
+            .events(&session)
+            .into_iter()
+            .find(|e| e["kind"] == "start")
+            .expect("a recording starts with its start event");
+        start["identity"].clone()
     }
 
     /// Audit events (newest 1000).

@@ -14,13 +14,32 @@ pub struct Provider {
     agent: ureq::Agent,
 }
 
+fn harness_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/oidc")
+}
+
+/// Runs the harness `script` that plays `user` at `url`; panics with its output on failure.
+fn play_person(script: &str, url: &str, user: &str) {
+    let out = Command::new("node")
+        .arg(harness_dir().join(script))
+        .args([url, user])
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "{script} for {user} at {url} failed: {} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The audience the provider's access tokens carry.
 pub const AUDIENCE: &str = "urn:sluice:gateway";
 
 impl Provider {
     /// Starts the provider and waits for its issuer line.
     pub fn start() -> Provider {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/oidc");
+        let dir = harness_dir();
         assert!(
             dir.join("node_modules/oidc-provider").is_dir(),
             "oidc-provider is not installed: run ./test.sh (it runs npm ci in tests/oidc)"
@@ -89,35 +108,13 @@ impl Provider {
 
     /// Plays `user` in the device flow at `url`: confirms the code, signs in, consents.
     pub fn approve_device(&self, url: &str, user: &str) {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/oidc");
-        let out = Command::new("node")
-            .arg(dir.join("approve_device.mjs"))
-            .args([url, user])
-            .output()
-            .expect("node runs");
-        assert!(
-            out.status.success(),
-            "device approval of {url} failed: {} {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        play_person("approve_device.mjs", url, user);
     }
 
     /// Plays `user` in a real browser (headless Chromium via playwright-core): signs in at
     /// `url`, consents, and follows the redirect to the CLI's loopback listener.
     pub fn browser_login(&self, url: &str, user: &str) {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/oidc");
-        let out = Command::new("node")
-            .arg(dir.join("browser_login.mjs"))
-            .args([url, user])
-            .output()
-            .expect("node runs");
-        assert!(
-            out.status.success(),
-            "browser sign-in at {url} failed: {} {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        play_person("browser_login.mjs", url, user);
     }
 
     /// Rotates the provider's signing key (the old one stays published).
