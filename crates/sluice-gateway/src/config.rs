@@ -74,6 +74,9 @@ pub struct Config {
     /// The connections' policies, compiled once while validating.
     #[serde(skip)]
     compiled_policies: BTreeMap<String, Arc<ConnectionPolicy>>,
+    /// The identity providers, checked and prepared once while validating.
+    #[serde(skip)]
+    verifier: Option<Arc<sluice_oidc::Verifier>>,
 }
 
 /// Listener addresses.
@@ -361,17 +364,10 @@ impl Config {
                 "set both cert and key, or neither".into(),
             ));
         }
-        for (i, p) in self.identity_providers.iter().enumerate() {
-            p.validate()
-                .map_err(|m| invalid(format!("identity_providers[{i}]"), m))?;
-            if self.identity_providers[..i].iter().any(|q| {
-                q.name == p.name || q.issuer.trim_end_matches('/') == p.issuer.trim_end_matches('/')
-            }) {
-                return Err(invalid(
-                    format!("identity_providers[{i}]"),
-                    format!("provider {:?} (or its issuer) is configured twice", p.name),
-                ));
-            }
+        if !self.identity_providers.is_empty() {
+            let verifier = sluice_oidc::Verifier::new(&self.identity_providers)
+                .map_err(|(i, m)| invalid(format!("identity_providers[{i}]"), m))?;
+            self.verifier = Some(Arc::new(verifier));
         }
         if let Some(w) = &self.reviews.webhook {
             let given = [w.url.is_some(), w.url_env.is_some(), w.url_file.is_some()];
@@ -398,6 +394,11 @@ impl Config {
             .iter()
             .filter_map(|c| build_connection(c, true).ok())
             .collect()
+    }
+
+    /// The trusted identity providers, if any are configured.
+    pub fn verifier(&self) -> Option<Arc<sluice_oidc::Verifier>> {
+        self.verifier.clone()
     }
 
     /// The config file's compiled connection policies, by connection name.

@@ -124,19 +124,8 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
     );
 
     pipeline.resume_reviews()?;
-    if !config.identity_providers.is_empty() {
-        let verifier =
-            sluice_oidc::Verifier::new(&config.identity_providers).map_err(|message| {
-                ConfigError::Invalid {
-                    path: opts
-                        .config
-                        .as_ref()
-                        .map_or_else(String::new, |p| p.display().to_string()),
-                    at: "identity_providers".into(),
-                    message,
-                }
-            })?;
-        pipeline.set_identity_providers(Arc::new(verifier));
+    if let Some(verifier) = config.verifier() {
+        pipeline.set_identity_providers(verifier);
     }
 
     let pg_listener = TcpListener::bind(config.listeners.postgres.address)

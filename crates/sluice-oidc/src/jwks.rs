@@ -2,7 +2,9 @@
 //! names a key id the cache does not know (the provider rotated its keys). Refetches happen
 //! at most once a second (a second one waits), and a key id still unknown after a refetch is
 //! refused at once for a minute, so tokens with made-up key ids cannot make the gateway hammer
-//! the provider. Known keys are read without waiting for a fetch in progress.
+//! the provider. Known keys are read without waiting for a fetch in progress; once an hour
+//! one verification refreshes them (a withdrawn key then stops working) while the others, and
+//! that one too if the provider is down, go on with the keys they know.
 
 use crate::config::ProviderConfig;
 use crate::verify::JwtError;
@@ -115,31 +117,56 @@ impl KeyCache {
         })
     }
 
-    fn cached(&self, kid: Option<&str>) -> (Option<Arc<Key>>, Option<Instant>) {
+    /// The cached key `kid`, whether the cache is older than [`MAX_AGE`], and when it was
+    /// fetched.
+    fn cached(&self, kid: Option<&str>) -> (Option<Arc<Key>>, bool, Option<Instant>) {
         match self.keys.read() {
             Ok(k) => {
-                let fresh = k.fetched.is_some_and(|t| t.elapsed() < MAX_AGE);
-                (fresh.then(|| find(&k.list, kid)).flatten(), k.fetched)
+                let stale = k.fetched.is_none_or(|t| t.elapsed() >= MAX_AGE);
+                (find(&k.list, kid), stale, k.fetched)
             }
-            Err(_) => (None, None),
+            Err(_) => (None, true, None),
+        }
+    }
+
+    fn replace(&self, list: Vec<Arc<Key>>) {
+        if let Ok(mut k) = self.keys.write() {
+            k.list = list;
+            k.fetched = Some(Instant::now());
         }
     }
 
     /// The key with id `kid` (or the only key, when the token names none).
     pub async fn key(&self, kid: Option<&str>) -> Result<Arc<Key>, JwtError> {
-        if let (Some(k), _) = self.cached(kid) {
-            return Ok(k);
+        match self.cached(kid) {
+            (Some(k), false, _) => return Ok(k),
+            // A known key in an old cache: one task refreshes it (a key the provider has
+            // withdrawn stops working); the others, and that task if the provider is down,
+            // go on with the known key.
+            (Some(k), true, _) => {
+                let Ok(mut f) = self.fetch.try_lock() else {
+                    return Ok(k);
+                };
+                return match self.refetch(&mut f).await {
+                    Ok(list) => {
+                        let found = find(&list, kid);
+                        self.replace(list);
+                        found.ok_or_else(|| unknown(kid))
+                    }
+                    Err(_) => Ok(k),
+                };
+            }
+            (None, _, _) => {}
         }
-        let unknown = || JwtError::UnknownKey(kid.unwrap_or("(none)").to_string());
         let mut f = self.fetch.lock().await;
         // Another task may have fetched while this one waited.
-        let (found, fetched) = self.cached(kid);
+        let (found, _, fetched) = self.cached(kid);
         if let Some(k) = found {
             return Ok(k);
         }
         if let Some(k) = kid {
             if f.unknown.get(k).is_some_and(|t| t.elapsed() < UNKNOWN_FOR) {
-                return Err(unknown());
+                return Err(unknown(kid));
             }
         }
         if let Some(t) = fetched {
@@ -147,8 +174,7 @@ impl KeyCache {
                 tokio::time::sleep(wait).await;
             }
         }
-        let list = self.refetch(&mut f).await;
-        let list = match list {
+        let list = match self.refetch(&mut f).await {
             Ok(l) => l,
             Err(e) => {
                 if let Ok(mut k) = self.keys.write() {
@@ -158,22 +184,16 @@ impl KeyCache {
             }
         };
         let found = find(&list, kid);
-        if let Ok(mut k) = self.keys.write() {
-            k.list = list;
-            k.fetched = Some(Instant::now());
-        }
-        match found {
-            Some(k) => Ok(k),
-            None => {
-                if let Some(k) = kid {
-                    if f.unknown.len() >= 1024 {
-                        f.unknown.clear();
-                    }
-                    f.unknown.insert(k.to_string(), Instant::now());
+        self.replace(list);
+        found.ok_or_else(|| {
+            if let Some(k) = kid {
+                if f.unknown.len() >= 1024 {
+                    f.unknown.clear();
                 }
-                Err(unknown())
+                f.unknown.insert(k.to_string(), Instant::now());
             }
-        }
+            unknown(kid)
+        })
     }
 
     async fn refetch(&self, st: &mut Fetch) -> Result<Vec<Arc<Key>>, JwtError> {
@@ -219,6 +239,10 @@ impl KeyCache {
             JwtError::Provider(e)
         })
     }
+}
+
+fn unknown(kid: Option<&str>) -> JwtError {
+    JwtError::UnknownKey(kid.unwrap_or("(none)").to_string())
 }
 
 fn find(keys: &[Arc<Key>], kid: Option<&str>) -> Option<Arc<Key>> {

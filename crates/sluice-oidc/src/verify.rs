@@ -76,6 +76,14 @@ pub struct Verifier {
     providers: Vec<Provider>,
 }
 
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.providers.iter().map(|p| &p.cfg.name))
+            .finish()
+    }
+}
+
 fn part(s: &str) -> Result<Map<String, Value>, JwtError> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(s)
@@ -94,17 +102,24 @@ fn text(v: &Value) -> Option<String> {
 
 impl Verifier {
     /// Validates the configs and prepares the key caches (nothing is fetched yet).
-    pub fn new(configs: &[ProviderConfig]) -> Result<Verifier, String> {
+    /// The error names the provider by its index in `configs`.
+    pub fn new(configs: &[ProviderConfig]) -> Result<Verifier, (usize, String)> {
         let mut providers = Vec::new();
-        for cfg in configs {
-            cfg.validate()?;
+        for (i, cfg) in configs.iter().enumerate() {
+            cfg.validate().map_err(|m| (i, m))?;
             if providers.iter().any(|p: &Provider| {
                 p.cfg.name == cfg.name || same_issuer(&p.cfg.issuer, &cfg.issuer)
             }) {
-                return Err(format!("provider {:?} is configured twice", cfg.name));
+                return Err((
+                    i,
+                    format!(
+                        "provider {:?} (or its issuer) is configured twice",
+                        cfg.name
+                    ),
+                ));
             }
             providers.push(Provider {
-                keys: KeyCache::new(cfg)?,
+                keys: KeyCache::new(cfg).map_err(|m| (i, m))?,
                 cfg: cfg.clone(),
             });
         }

@@ -66,6 +66,9 @@ pub enum OpenError {
         /// Connection name.
         connection: String,
     },
+    /// A provider's token names an identity that belongs to someone else here.
+    #[error("identity name {0:?} belongs to another identity of this gateway")]
+    NameTaken(String),
     /// The gateway's store failed.
     #[error("gateway store unavailable")]
     Store(#[from] StoreError),
@@ -165,14 +168,15 @@ impl Pipeline {
     /// and blocked) and refuses it if blocked.
     pub async fn admit_external(&self, identity: Identity) -> Result<Identity, OpenError> {
         let id = identity.clone();
-        let blocked = self
+        match self
             .store()
             .run(move |c| tokens::remember_external(c, &id))
-            .await?;
-        if blocked {
-            return Err(OpenError::Credential(TokenError::Blocked));
+            .await?
+        {
+            tokens::External::Admitted => Ok(identity),
+            tokens::External::Blocked => Err(OpenError::Credential(TokenError::Blocked)),
+            tokens::External::NameTaken => Err(OpenError::NameTaken(identity.name)),
         }
-        Ok(identity)
     }
 
     fn check_grant(

@@ -116,6 +116,7 @@ fn refusal(e: &OpenError) -> (&'static str, String) {
             format!("sluice: cannot check the token: identity provider unavailable ({why})"),
         ),
         OpenError::Jwt(j) => ("28P01", format!("password authentication failed: {j}")),
+        OpenError::NameTaken(_) => ("28000", format!("sluice: {e}")),
         OpenError::UnknownConnection(_) | OpenError::WrongProtocol { .. } => {
             ("3D000", format!("sluice: {e}"))
         }

@@ -19,7 +19,18 @@ pub fn push_hex(s: &mut String, bytes: &[u8]) {
     }
 }
 
-/// `n` bytes from the system CSPRNG.
+/// Decodes lowercase or uppercase hex; `None` when it is not hex.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// `N` bytes from the system CSPRNG.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
     // SystemRandom only fails when the OS has no entropy source, which is unrecoverable.

@@ -43,14 +43,21 @@ pub fn get(db: &Db, id: &str) -> Result<Review, StoreError> {
     }
 }
 
-/// The newest reviews (only pending ones when `pending_only`), newest first.
-pub fn list(db: &Db, pending_only: bool, limit: u32) -> Result<Vec<Review>, StoreError> {
+/// Reviews (only pending ones when `pending_only`), newest first: `limit` of them after
+/// skipping `offset`.
+pub fn list(
+    db: &Db,
+    pending_only: bool,
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<Review>, StoreError> {
     let sql = if pending_only {
-        "SELECT body_json FROM reviews WHERE status = 'pending' ORDER BY created_us DESC LIMIT ?1"
+        "SELECT body_json FROM reviews WHERE status = 'pending'
+         ORDER BY created_us DESC, id LIMIT ?1 OFFSET ?2"
     } else {
-        "SELECT body_json FROM reviews ORDER BY created_us DESC LIMIT ?1"
+        "SELECT body_json FROM reviews ORDER BY created_us DESC, id LIMIT ?1 OFFSET ?2"
     };
-    collect(db, sql, params![limit])
+    collect(db, sql, params![limit, offset])
 }
 
 /// Applies `change` to review `id` in one transaction and stores the result when `change`

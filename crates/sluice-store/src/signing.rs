@@ -4,10 +4,11 @@
 //! times, event count and final chain hash, in a fixed text form. With the gateway's public
 //! key alone, anyone can then check a recording offline: the chain proves no event was edited,
 //! removed, reordered or inserted, and the signed count and final hash prove the tail was not
-//! cut off. The key is generated at first start (`<data-dir>/signing/ed25519.pk8`, 0600);
+//! cut off. The key is generated at first start (`<data-dir>/signing/ed25519.pk8`, 0600; its
+//! public half in `ed25519.pub`);
 //! public keys stay in the store (`signing_keys`) so rotated keys still verify old recordings.
 
-use crate::crypto::{hex, sha256};
+use crate::crypto::{hex, sha256, unhex};
 use crate::StoreError;
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 use rusqlite::{params, Connection};
@@ -62,6 +63,8 @@ impl SigningKey {
             StoreError::Corrupt(format!("{} is not an Ed25519 key", file.display()))
         })?;
         let public = pair.public_key().as_ref().to_vec();
+        // The public half, for auditors to hold on to (`sluice verify --public-key`).
+        std::fs::write(dir.join("ed25519.pub"), format!("{}\n", hex(&public)))?;
         Ok(SigningKey {
             pair,
             public_hex: hex(&public),
@@ -107,16 +110,6 @@ pub fn verify(public_hex: &str, message: &[u8], signature_hex: &str) -> bool {
     UnparsedPublicKey::new(&ED25519, public)
         .verify(message, &sig)
         .is_ok()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// The published public keys: (key id, public key hex).

@@ -64,29 +64,81 @@ pub fn upsert_identity(
     Ok(())
 }
 
+/// What the store says about an identity a trusted provider vouched for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum External {
+    /// Known (or now recorded) and not blocked.
+    Admitted,
+    /// Blocked.
+    Blocked,
+    /// The name belongs to an identity of another kind or issuer (a service account, the
+    /// bootstrap admin, a person from another provider): the token may not take it over.
+    NameTaken,
+}
+
 /// Records an identity authenticated by a trusted provider (so it can be listed and blocked)
-/// and says whether it is blocked. Its groups are refreshed from the token each time.
-pub fn remember_external(conn: &Connection, identity: &Identity) -> Result<bool, StoreError> {
-    conn.execute(
-        "INSERT INTO identities (name, kind, subject, issuer, groups_json, created_us)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT(name) DO UPDATE SET groups_json = excluded.groups_json,
-             subject = excluded.subject, issuer = excluded.issuer",
-        params![
-            identity.name,
-            identity.kind.as_str(),
-            identity.subject,
-            identity.issuer,
-            serde_json::to_string(&identity.groups)?,
-            now_micros()
-        ],
-    )?;
-    let blocked: Option<i64> = conn.query_row(
-        "SELECT blocked_us FROM identities WHERE name = ?1",
-        [&identity.name],
-        |r| r.get(0),
-    )?;
-    Ok(blocked.is_some())
+/// and says whether it may act. It reads first and writes only when the identity is new or
+/// its groups or subject changed, so a token in steady use costs one read.
+pub fn remember_external(conn: &Connection, identity: &Identity) -> Result<External, StoreError> {
+    struct Stored {
+        kind: String,
+        issuer: Option<String>,
+        subject: Option<String>,
+        groups: String,
+        blocked: Option<i64>,
+    }
+    let row = conn
+        .query_row(
+            "SELECT kind, issuer, subject, groups_json, blocked_us FROM identities WHERE name = ?1",
+            [&identity.name],
+            |r| {
+                Ok(Stored {
+                    kind: r.get(0)?,
+                    issuer: r.get(1)?,
+                    subject: r.get(2)?,
+                    groups: r.get(3)?,
+                    blocked: r.get(4)?,
+                })
+            },
+        )
+        .optional()?;
+    let groups = serde_json::to_string(&identity.groups)?;
+    match row {
+        None => {
+            let inserted = conn.execute(
+                "INSERT INTO identities (name, kind, subject, issuer, groups_json, created_us)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(name) DO NOTHING",
+                params![
+                    identity.name,
+                    identity.kind.as_str(),
+                    identity.subject,
+                    identity.issuer,
+                    groups,
+                    now_micros()
+                ],
+            )?;
+            if inserted == 0 {
+                // Recorded by a concurrent login just now: judge that row.
+                return remember_external(conn, identity);
+            }
+            Ok(External::Admitted)
+        }
+        Some(s) if s.kind != identity.kind.as_str() || s.issuer != identity.issuer => {
+            Ok(External::NameTaken)
+        }
+        Some(s) => {
+            if s.blocked.is_some() {
+                return Ok(External::Blocked);
+            }
+            if s.subject != identity.subject || s.groups != groups {
+                conn.execute(
+                    "UPDATE identities SET groups_json = ?2, subject = ?3 WHERE name = ?1",
+                    params![identity.name, groups, identity.subject],
+                )?;
+            }
+            Ok(External::Admitted)
+        }
+    }
 }
 
 /// Creates a service account with one token. Fails if the name is taken.

@@ -7,7 +7,7 @@
 use crate::recordings::SessionRow;
 use crate::signing::{self, SigningKey};
 use crate::{schema, StoreError};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use sluice_core::AuditEvent;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -340,17 +340,19 @@ fn apply(
             event_count,
             final_hash,
         } => {
-            tx.prepare_cached(
-                "UPDATE sessions SET ended_us = ?2, end_reason = ?3, event_count = ?4, final_hash = ?5
-                 WHERE id = ?1",
-            )?
-            .execute(params![id, ended_us, reason, *event_count as i64, final_hash])?;
-            if let Some(key) = signer {
-                let (identity, connection, started_us): (String, String, i64) = tx.query_row(
-                    "SELECT identity, connection, started_us FROM sessions WHERE id = ?1",
-                    [id],
+            // The row's identity, connection and start time go into the signed manifest; a
+            // session whose start was never stored has nothing to sign.
+            let row: Option<(String, String, i64)> = tx
+                .prepare_cached(
+                    "UPDATE sessions SET ended_us = ?2, end_reason = ?3, event_count = ?4, final_hash = ?5
+                     WHERE id = ?1 RETURNING identity, connection, started_us",
+                )?
+                .query_row(
+                    params![id, ended_us, reason, *event_count as i64, final_hash],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )?;
+                )
+                .optional()?;
+            if let (Some(key), Some((identity, connection, started_us))) = (signer, row) {
                 let text = signing::manifest(
                     id,
                     &identity,

@@ -191,10 +191,16 @@ fn a_person_logs_in_in_a_browser_with_pkce_and_a_refresh_renews_the_session() {
     assert_eq!(identity["name"], "bob");
     assert_eq!(identity["kind"], "user");
     assert_eq!(identity["issuer"], op.issuer.as_str());
-    // Logout forgets the refresh token too.
+    // Logout revokes the refresh token at the provider and forgets it.
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(home.join("refresh")).unwrap()).unwrap();
     let out = cli(&gw, &home, &["logout"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!home.join("refresh").exists() && !home.join("token").exists());
+    assert!(
+        !op.refresh_works(saved["refresh_token"].as_str().unwrap(), "sluice-cli"),
+        "the refresh token still works at the provider"
+    );
     let _ = std::fs::remove_dir_all(&home);
 }
 

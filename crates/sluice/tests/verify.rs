@@ -102,4 +102,14 @@ fn every_tampering_is_detected_and_named() {
     assert!(text.contains("signed by unknown key"), "{text}");
     tamper(&gw, &s, &["restore"]);
     assert!(verify(&gw, &s).0);
+
+    // Checked against another gateway's key, even an intact recording fails.
+    let theirs = other.data().join("signing/ed25519.pub");
+    let out = gw.cli(&["verify", &s, "--public-key", theirs.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not by the given key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

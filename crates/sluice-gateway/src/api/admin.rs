@@ -27,7 +27,13 @@ pub(super) fn audit_change_because(
     state.pipeline.audit(e);
 }
 
-fn audit_change(state: &ApiState, who: &Identity, peer: &Peer, action: &str, target: String) {
+pub(super) fn audit_change(
+    state: &ApiState,
+    who: &Identity,
+    peer: &Peer,
+    action: &str,
+    target: String,
+) {
     audit_change_because(state, who, peer, action, target, None);
 }
 

@@ -73,6 +73,10 @@ async fn authenticate(
             Some(&i),
         )),
         Err(sluice_pipeline::OpenError::Store(e)) => Err(e.into()),
+        // The identity provider is down: not the caller's fault.
+        Err(e @ sluice_pipeline::OpenError::Jwt(sluice_oidc::JwtError::Provider(_))) => {
+            Err(fail(StatusCode::SERVICE_UNAVAILABLE, e.to_string(), None))
+        }
         Err(e) => Err(fail(StatusCode::UNAUTHORIZED, e.to_string(), None)),
     }
 }

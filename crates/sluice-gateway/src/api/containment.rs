@@ -1,6 +1,6 @@
 //! Containment: kill a live session, block and unblock identities. Effective at once, audited.
 
-use super::admin::audit_change_because;
+use super::admin::{audit_change, audit_change_because};
 use super::auth::{Admin, Peer};
 use super::{ApiError, ApiState};
 use axum::extract::{Path, State};
@@ -32,7 +32,7 @@ pub async fn kill_session(
             format!("no live session {id:?}"),
         ));
     }
-    audit_change_because(&state, &who, &peer, "session.kill", id.clone(), None);
+    audit_change(&state, &who, &peer, "session.kill", id.clone());
     Ok(Json(json!({ "killed": id })))
 }
 
@@ -92,7 +92,7 @@ pub async fn unblock(
         .store()
         .run(move |c| tokens::unblock(c, &n))
         .await?;
-    audit_change_because(&state, &who, &peer, "identity.unblock", name.clone(), None);
+    audit_change(&state, &who, &peer, "identity.unblock", name.clone());
     Ok(Json(json!({ "unblocked": name })))
 }
 

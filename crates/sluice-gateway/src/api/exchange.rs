@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form, Json};
 use serde::Deserialize;
 use serde_json::json;
-use sluice_core::{Fault, IdentityKind, Outcome, Secret};
+use sluice_core::{Fault, Outcome, Secret};
 use sluice_pipeline::{audit, OpenError};
 use sluice_store::tokens;
 
@@ -98,9 +98,17 @@ pub async fn exchange(
     } else {
         state.pipeline.authenticate(&subject).await
     };
+    // A JWT-shaped subject only ever yields a provider identity (machine or person).
     let identity = match verified {
-        Ok(i) if matches!(i.kind, IdentityKind::Machine | IdentityKind::User) => i,
-        Ok(_) => return fail("not an identity-provider token".into(), Fault::Client),
+        Ok(i) => i,
+        Err(OpenError::Store(e)) => {
+            tracing::warn!(error = %e, "token exchange: store error");
+            return oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal store error".into(),
+            );
+        }
         Err(e) => {
             let fault = e.fault();
             return fail(e.to_string(), fault);

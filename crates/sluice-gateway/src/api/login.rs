@@ -5,7 +5,7 @@
 //!   `POST /api/v1/token/exchange` ([`super::exchange`]).
 //! - `POST /api/v1/logout`: revokes the token the request is made with.
 
-use super::admin::audit_change_because;
+use super::admin::audit_change;
 use super::auth::{Caller, Peer};
 use super::{ApiError, ApiState};
 use axum::extract::State;
@@ -53,6 +53,6 @@ pub async fn logout(
         .store()
         .run(move |c| tokens::revoke(c, &key))
         .await?;
-    audit_change_because(&state, &who, &peer, "auth.logout", id.clone(), None);
+    audit_change(&state, &who, &peer, "auth.logout", id.clone());
     Ok(Json(json!({ "revoked": id })))
 }

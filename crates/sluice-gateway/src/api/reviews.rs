@@ -35,13 +35,27 @@ pub async fn list(
     Caller(who): Caller,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<Review>>, ApiError> {
-    let limit = q.limit.unwrap_or(100).min(1000);
-    let all = state
-        .pipeline
-        .store()
-        .run(move |c| reviews::list(c, q.pending, limit))
-        .await?;
-    Ok(Json(all.into_iter().filter(|r| visible(r, &who)).collect()))
+    let limit = q.limit.unwrap_or(100).min(1000) as usize;
+    // Visibility depends on the caller, so filter page by page until `limit` are found.
+    const PAGE: u32 = 500;
+    let mut shown = Vec::new();
+    let mut offset = 0;
+    loop {
+        let pending = q.pending;
+        let page = state
+            .pipeline
+            .store()
+            .run(move |c| reviews::list(c, pending, PAGE, offset))
+            .await?;
+        let last = page.len() < PAGE as usize;
+        shown.extend(page.into_iter().filter(|r| visible(r, &who)));
+        if last || shown.len() >= limit {
+            break;
+        }
+        offset += PAGE;
+    }
+    shown.truncate(limit);
+    Ok(Json(shown))
 }
 
 /// `GET /api/v1/reviews/{id}`.

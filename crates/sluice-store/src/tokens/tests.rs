@@ -75,3 +75,50 @@ fn secrets_are_stored_hashed() {
     assert_ne!(stored, token.expose().as_bytes());
     assert_eq!(stored.len(), 32);
 }
+
+fn person(name: &str, issuer: &str, groups: &[&str]) -> Identity {
+    Identity {
+        name: name.into(),
+        kind: IdentityKind::User,
+        subject: Some(name.into()),
+        issuer: Some(issuer.into()),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        token_id: None,
+    }
+}
+
+#[test]
+fn a_provider_cannot_take_over_a_local_or_foreign_name() {
+    let mut c = store();
+    create_service_account(&mut c, "ci", &["engineering".into()], None).unwrap();
+    assert_eq!(
+        remember_external(&c, &person("ci", "https://idp", &["admin"])).unwrap(),
+        External::NameTaken
+    );
+    assert_eq!(
+        remember_external(&c, &person("alice", "https://idp", &["a"])).unwrap(),
+        External::Admitted
+    );
+    assert_eq!(
+        remember_external(&c, &person("alice", "https://other-idp", &["admin"])).unwrap(),
+        External::NameTaken
+    );
+    // The same person again, with new groups: admitted and updated.
+    assert_eq!(
+        remember_external(&c, &person("alice", "https://idp", &["b"])).unwrap(),
+        External::Admitted
+    );
+    let groups: String = c
+        .query_row(
+            "SELECT groups_json FROM identities WHERE name = 'alice'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(groups, r#"["b"]"#);
+    block(&c, "alice", None).unwrap();
+    assert_eq!(
+        remember_external(&c, &person("alice", "https://idp", &["b"])).unwrap(),
+        External::Blocked
+    );
+}

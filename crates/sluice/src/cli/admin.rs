@@ -145,7 +145,8 @@ pub fn exchange(
     } else {
         subject_token
     };
-    let api = Api::new(addr, Some(subject.clone()), ca)?;
+    // The subject token is the credential, sent in the form only: no bearer header.
+    let api = Api::new(addr, Some(String::new()), ca)?;
     let r = api.post_form(
         "/api/v1/token/exchange",
         &[

@@ -8,6 +8,7 @@
 use super::client::{enc, Api};
 use anyhow::{anyhow, bail, Context};
 use serde_json::Value;
+use sluice_store::crypto;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -278,14 +279,10 @@ fn refresh(
     }
 }
 
-fn random_b64(n: usize) -> anyhow::Result<String> {
+/// 32 random bytes, base64url: PKCE verifier, state and nonce.
+fn random_b64() -> String {
     use base64::Engine;
-    use ring::rand::SecureRandom;
-    let mut b = vec![0u8; n];
-    ring::rand::SystemRandom::new()
-        .fill(&mut b)
-        .map_err(|_| anyhow!("no randomness available"))?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crypto::random_bytes::<32>())
 }
 
 /// The browser flow: authorization code with PKCE (S256), a loopback redirect on a free
@@ -308,12 +305,10 @@ fn browser_flow(
         "http://127.0.0.1:{}/callback",
         listener.local_addr()?.port()
     );
-    let verifier = random_b64(32)?;
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ring::digest::digest(
-        &ring::digest::SHA256,
-        verifier.as_bytes(),
-    ));
-    let (state, nonce) = (random_b64(16)?, random_b64(16)?);
+    let verifier = random_b64();
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(crypto::sha256(verifier.as_bytes()));
+    let (state, nonce) = (random_b64(), random_b64());
     let url = format!(
         "{authorize}?response_type=code&client_id={}&redirect_uri={}&scope={}&state={state}&nonce={nonce}&code_challenge={challenge}&code_challenge_method=S256",
         enc(client_id),
@@ -461,16 +456,14 @@ fn oauth_error(e: ureq::Error) -> anyhow::Error {
 
 /// Revokes the stored session token at the gateway and deletes it.
 pub fn logout(addr: &str, ca: Option<PathBuf>) -> anyhow::Result<()> {
+    revoke_refresh_token();
     let Some(token) = stored_token() else {
-        if let Some(f) = refresh_file() {
-            let _ = std::fs::remove_file(f);
-        }
         println!("not logged in");
         return Ok(());
     };
     let api = Api::new(addr, Some(token), ca)?;
     let revoked = api.post("/api/v1/logout", serde_json::json!({}));
-    for f in [token_file(), refresh_file()].into_iter().flatten() {
+    if let Some(f) = token_file() {
         let _ = std::fs::remove_file(f);
     }
     match revoked {
@@ -478,4 +471,39 @@ pub fn logout(addr: &str, ca: Option<PathBuf>) -> anyhow::Result<()> {
         Err(e) => println!("session token deleted (the gateway did not revoke it: {e})"),
     }
     Ok(())
+}
+
+/// Revokes the stored refresh token at the provider (RFC 7009, when it offers revocation),
+/// best effort, and deletes it.
+fn revoke_refresh_token() {
+    let Some(file) = refresh_file() else { return };
+    let saved: Option<Value> = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    if let Some(saved) = saved {
+        let idp = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(10))
+            .build();
+        let issuer = saved["issuer"].as_str().unwrap_or_default();
+        let endpoint = idp
+            .get(&format!("{issuer}/.well-known/openid-configuration"))
+            .call()
+            .ok()
+            .and_then(|r| r.into_json::<Value>().ok())
+            .and_then(|d| d["revocation_endpoint"].as_str().map(str::to_string));
+        if let (Some(endpoint), Some(rt), Some(client)) = (
+            endpoint,
+            saved["refresh_token"].as_str(),
+            saved["client_id"].as_str(),
+        ) {
+            if let Err(e) = idp.post(&endpoint).send_form(&[
+                ("token", rt),
+                ("token_type_hint", "refresh_token"),
+                ("client_id", client),
+            ]) {
+                eprintln!("the provider did not revoke the refresh token: {e}");
+            }
+        }
+    }
+    let _ = std::fs::remove_file(file);
 }

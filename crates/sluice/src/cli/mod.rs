@@ -108,6 +108,10 @@ enum Command {
     Verify {
         /// Session id.
         session: String,
+        /// The gateway's public key you hold (hex, or a file such as
+        /// `<data-dir>/signing/ed25519.pub`); default: the keys the gateway publishes.
+        #[arg(long)]
+        public_key: Option<String>,
     },
     /// Show the newest audit events.
     Audit {
@@ -162,7 +166,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 Command::Reviews(c) => reviews::run(&api, c),
                 Command::Access(c) => reviews::access(&api, c),
                 Command::Audit { limit, json } => sessions::audit(&api, limit, json),
-                Command::Verify { session } => verify::run(&api, &session),
+                Command::Verify {
+                    session,
+                    public_key,
+                } => verify::run(&api, &session, public_key),
                 Command::Gateway { .. }
                 | Command::Connect { .. }
                 | Command::Login { .. }

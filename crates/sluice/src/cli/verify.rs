@@ -7,7 +7,7 @@
 use super::client::{enc, Api};
 use anyhow::{anyhow, bail};
 use serde_json::Value;
-use sluice_store::{chain, signing};
+use sluice_store::{chain, crypto, signing};
 
 /// One exported event: the fields the chain covers.
 struct Line {
@@ -36,11 +36,25 @@ fn parse(line: &str) -> anyhow::Result<Line> {
     })
 }
 
-/// Verifies session `id`; errors name the first problem.
-pub fn run(api: &Api, id: &str) -> anyhow::Result<()> {
+/// Verifies session `id`; errors name the first problem. With `public_key` (hex, or a file
+/// holding it, e.g. `<data-dir>/signing/ed25519.pub`) the manifest must be signed by that key;
+/// without it, by one the gateway publishes.
+pub fn run(api: &Api, id: &str, public_key: Option<String>) -> anyhow::Result<()> {
     let session: Value = api.get(&format!("/api/v1/sessions/{}", enc(id)))?;
     let text = api.get_text(&format!("/api/v1/sessions/{}/events", enc(id)))?;
-    let keys: Vec<Value> = api.get("/api/v1/signing-keys")?;
+    let pinned = match public_key {
+        Some(k) => {
+            let hex = match std::fs::read_to_string(&k) {
+                Ok(text) => text.trim().to_string(),
+                Err(_) => k.trim().to_string(),
+            };
+            let raw = crypto::unhex(&hex).ok_or_else(|| {
+                anyhow!("--public-key is neither a hex key nor a file holding one")
+            })?;
+            Some((signing::key_id(&raw), hex))
+        }
+        None => None,
+    };
     let lines = text
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -74,11 +88,20 @@ pub fn run(api: &Api, id: &str) -> anyhow::Result<()> {
     ) else {
         bail!("session {id}: FAILED: the ended session has no signed manifest");
     };
-    let public = keys
-        .iter()
-        .find(|k| k["key_id"] == key_id)
-        .and_then(|k| k["public_hex"].as_str())
-        .ok_or_else(|| anyhow!("session {id}: FAILED: signed by unknown key {key_id}"))?;
+    let public = match &pinned {
+        Some((pinned_id, hex)) if pinned_id == key_id => hex.clone(),
+        Some((pinned_id, _)) => {
+            bail!("session {id}: FAILED: signed by key {key_id}, not by the given key {pinned_id}")
+        }
+        None => {
+            let keys: Vec<Value> = api.get("/api/v1/signing-keys")?;
+            keys.iter()
+                .find(|k| k["key_id"] == key_id)
+                .and_then(|k| k["public_hex"].as_str())
+                .map(str::to_string)
+                .ok_or_else(|| anyhow!("session {id}: FAILED: signed by unknown key {key_id}"))?
+        }
+    };
     let manifest = signing::manifest(
         id,
         session["identity"].as_str().unwrap_or_default(),
@@ -88,7 +111,7 @@ pub fn run(api: &Api, id: &str) -> anyhow::Result<()> {
         count,
         final_hash,
     );
-    if !signing::verify(public, manifest.as_bytes(), sig) {
+    if !signing::verify(&public, manifest.as_bytes(), sig) {
         bail!("session {id}: FAILED: the manifest signature does not verify with key {key_id} (the manifest was altered or signed by another key)");
     }
     if lines.len() as u64 != count {

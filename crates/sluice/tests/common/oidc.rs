@@ -98,6 +98,18 @@ impl Provider {
         r["token"].as_str().unwrap().to_string()
     }
 
+    /// Whether the provider still accepts `refresh_token` for `client`.
+    pub fn refresh_works(&self, refresh_token: &str, client: &str) -> bool {
+        self.agent
+            .post(&format!("{}/token", self.issuer))
+            .send_form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+                ("client_id", client),
+            ])
+            .is_ok()
+    }
+
     /// Sets `user`'s groups at the provider from now on.
     pub fn set_groups(&self, user: &str, groups: &[&str]) {
         self.agent
