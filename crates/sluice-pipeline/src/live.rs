@@ -1,8 +1,12 @@
 //! Live sessions: what containment acts on. Each adapter registers its sessions here and
 //! watches the stop signal; `kill` and `block` send it.
+//!
+//! Blocks are also kept here, under the same lock as the sessions: a session that passed
+//! authentication just before its identity was blocked, and registers just after, is stopped
+//! as it registers.
 
 use sluice_core::EndReason;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
@@ -21,16 +25,31 @@ struct Entry {
     stop: watch::Sender<Option<Stop>>,
 }
 
+#[derive(Default)]
+struct State {
+    sessions: HashMap<String, Entry>,
+    /// Identities blocked while this gateway runs (earlier blocks refuse at login).
+    blocked: HashSet<String>,
+}
+
 /// The gateway's live sessions, by session id.
 #[derive(Clone, Default)]
 pub struct LiveSessions {
-    map: Arc<Mutex<HashMap<String, Entry>>>,
+    map: Arc<Mutex<State>>,
+}
+
+/// The stop a blocked identity's sessions get.
+fn blocked_stop() -> Stop {
+    Stop {
+        reason: EndReason::IdentityBlocked,
+        message: "terminating connection: this identity was blocked by an administrator".into(),
+    }
 }
 
 /// A registered session; unregisters on drop.
 pub struct Registration {
     id: String,
-    map: Arc<Mutex<HashMap<String, Entry>>>,
+    map: Arc<Mutex<State>>,
     /// Turns `Some` when the session must end.
     pub stop: watch::Receiver<Option<Stop>>,
 }
@@ -38,7 +57,7 @@ pub struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         if let Ok(mut m) = self.map.lock() {
-            m.remove(&self.id);
+            m.sessions.remove(&self.id);
         }
     }
 }
@@ -48,7 +67,10 @@ impl LiveSessions {
     pub fn register(&self, id: &str, identity: &str, connection: &str) -> Registration {
         let (tx, rx) = watch::channel(None);
         if let Ok(mut m) = self.map.lock() {
-            m.insert(
+            if m.blocked.contains(identity) {
+                let _ = tx.send(Some(blocked_stop()));
+            }
+            m.sessions.insert(
                 id.to_string(),
                 Entry {
                     identity: identity.to_string(),
@@ -67,7 +89,7 @@ impl LiveSessions {
     /// Stops session `id`; `false` when it is not live here.
     pub fn stop(&self, id: &str, stop: Stop) -> bool {
         let Ok(m) = self.map.lock() else { return false };
-        match m.get(id) {
+        match m.sessions.get(id) {
             Some(e) => e.stop.send(Some(stop)).is_ok(),
             None => false,
         }
@@ -78,15 +100,36 @@ impl LiveSessions {
         let Ok(m) = self.map.lock() else {
             return Vec::new();
         };
-        m.iter()
+        m.sessions
+            .iter()
             .filter(|(_, e)| pred(&e.identity, &e.connection))
             .filter(|(_, e)| e.stop.send(Some(stop.clone())).is_ok())
             .map(|(id, _)| id.clone())
             .collect()
     }
 
-    /// Whether session `id` is live here.
-    pub fn is_live(&self, id: &str) -> bool {
-        self.map.lock().is_ok_and(|m| m.contains_key(id))
+    /// Blocks `identity`: ends its live sessions and stops any that registers from now on;
+    /// returns the ids ended.
+    pub fn block(&self, identity: &str) -> Vec<String> {
+        let Ok(mut m) = self.map.lock() else {
+            return Vec::new();
+        };
+        m.blocked.insert(identity.to_string());
+        m.sessions
+            .iter()
+            .filter(|(_, e)| e.identity == identity)
+            .filter(|(_, e)| e.stop.send(Some(blocked_stop())).is_ok())
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Lifts the block of `identity`.
+    pub fn unblock(&self, identity: &str) {
+        if let Ok(mut m) = self.map.lock() {
+            m.blocked.remove(identity);
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

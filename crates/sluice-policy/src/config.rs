@@ -124,7 +124,7 @@ pub struct MatchConfig {
     pub regex: Option<String>,
 }
 
-pub(crate) mod opt_duration {
+mod opt_duration {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
@@ -146,7 +146,7 @@ pub(crate) mod opt_duration {
     }
 
     /// `90`, `90s`, `10m`, `1h`.
-    pub(crate) fn parse(t: &str) -> Option<Duration> {
+    pub fn parse(t: &str) -> Option<Duration> {
         let t = t.trim();
         let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
         let n: u64 = num.parse().ok()?;

@@ -12,8 +12,9 @@
 //! refused Parse the tracker drops the rest of the batch up to Sync, as the server does after
 //! an error.
 //!
-//! Everything the tracker records (statement text, parameters, result values, error
-//! messages, notifications) passes through the connection's masker first.
+//! Everything the tracker records is masked: statement text, parameters, error messages and
+//! notifications pass through the connection's masker here; result rows arrive masked from
+//! the relay, which masks every DataRow before the tracker sees it.
 
 use crate::codec::backend::{data_row_values, BackendMessage};
 use crate::codec::frontend::{format_of, FrontendMessage};
@@ -105,7 +106,13 @@ enum Expect {
     Simple(Box<Pending>),
     Sync,
     /// Bytes the gateway owes the client at this point of the answer stream.
-    Synthetic(Vec<u8>),
+    Synthetic {
+        /// What to send.
+        bytes: Vec<u8>,
+        /// Followed by ReadyForQuery, with the transaction status current when it is sent
+        /// (statements pipelined before it may still change it).
+        ready: bool,
+    },
 }
 
 /// A statement awaiting its result.
@@ -221,9 +228,10 @@ impl Tracker {
                 if std::mem::take(&mut self.batch_open) {
                     Skip::ForwardSync
                 } else {
-                    let mut z = BytesMut::new();
-                    crate::codec::encode::ready_for_query(&mut z, self.last_status);
-                    self.expect.push_back(Expect::Synthetic(z.to_vec()));
+                    self.expect.push_back(Expect::Synthetic {
+                        bytes: Vec::new(),
+                        ready: true,
+                    });
                     Skip::AnswerSync
                 }
             }
@@ -240,9 +248,14 @@ impl Tracker {
     /// the head of the queue. Appends them to `out`; returns whether there were any.
     pub fn take_synthetic(&mut self, out: &mut Vec<u8>) -> bool {
         let mut any = false;
-        while let Some(Expect::Synthetic(_)) = self.expect.front() {
-            if let Some(Expect::Synthetic(bytes)) = self.expect.pop_front() {
+        while let Some(Expect::Synthetic { .. }) = self.expect.front() {
+            if let Some(Expect::Synthetic { bytes, ready }) = self.expect.pop_front() {
                 out.extend_from_slice(&bytes);
+                if ready {
+                    let mut z = BytesMut::new();
+                    crate::codec::encode::ready_for_query(&mut z, self.last_status);
+                    out.extend_from_slice(&z);
+                }
                 any = true;
             }
         }
@@ -480,12 +493,12 @@ impl Tracker {
             p.truncated = true;
             return;
         }
-        let render = &mut self.render;
+        let render = &self.render;
         let row = match data_row_values(body) {
             Ok(values) => values
                 .iter()
                 .enumerate()
-                .map(|(i, v)| v.map(|v| render.value(v, format_of(&p.result_formats, i))))
+                .map(|(i, v)| v.map(|v| render.row_value(v, format_of(&p.result_formats, i))))
                 .collect(),
             Err(_) => vec![Some("(undecodable row)".to_string())],
         };

@@ -65,14 +65,7 @@ pub async fn block(
         .store()
         .run(move |c| tokens::block(c, &n, r.as_deref()))
         .await?;
-    let stop = Stop {
-        reason: EndReason::IdentityBlocked,
-        message: "terminating connection: this identity was blocked by an administrator".into(),
-    };
-    let killed = state
-        .pipeline
-        .live()
-        .stop_where(|identity, _| identity == name, stop);
+    let killed = state.pipeline.live().block(&name);
     audit_change_because(&state, &who, &peer, "identity.block", name.clone(), reason);
     Ok(Json(
         json!({ "blocked": name, "tokens_revoked": revoked, "sessions_killed": killed }),
@@ -92,6 +85,7 @@ pub async fn unblock(
         .store()
         .run(move |c| tokens::unblock(c, &n))
         .await?;
+    state.pipeline.live().unblock(&name);
     audit_change(&state, &who, &peer, "identity.unblock", name.clone());
     Ok(Json(json!({ "unblocked": name })))
 }

@@ -148,22 +148,29 @@ impl Pipeline {
         let pipeline = self.clone();
         let review = review.clone();
         handle.spawn(async move {
-            let wait = until.saturating_sub(now_micros()).max(0);
-            tokio::time::sleep(Duration::from_micros(wait as u64)).await;
+            let mut until = until;
+            // Sleep until the end, then look again: another approved request (or a wall clock
+            // that stepped back) may cover the identity for longer.
+            loop {
+                let wait = until.saturating_sub(now_micros()).max(0);
+                tokio::time::sleep(Duration::from_micros(wait as u64)).await;
+                match pipeline
+                    .access_window(&review.requester, &review.connection)
+                    .await
+                {
+                    Ok(Some(Some(later))) => until = later,
+                    Ok(_) => break,
+                    Err(e) => {
+                        warn!(error = %e, "access expiry: store unavailable; ending sessions");
+                        break;
+                    }
+                }
+            }
             pipeline.end_access(&review).await;
         });
     }
 
     async fn end_access(&self, review: &Review) {
-        match self
-            .access_window(&review.requester, &review.connection)
-            .await
-        {
-            // Another approved request still covers the identity.
-            Ok(Some(Some(_))) => return,
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, "access expiry: store unavailable; ending sessions"),
-        }
         let (who, conn) = (review.requester.clone(), review.connection.clone());
         let ended = self.live().stop_where(
             |i, c| i == who && c == conn,

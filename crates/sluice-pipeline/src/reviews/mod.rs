@@ -95,11 +95,6 @@ pub struct HeldCommand {
 }
 
 impl HeldCommand {
-    /// The review as created.
-    pub fn review(&self) -> &Review {
-        &self.review
-    }
-
     /// Waits for approval, denial or the deadline; returns the review as decided.
     pub async fn decision(&mut self) -> Review {
         let decided = tokio::select! {
@@ -321,7 +316,7 @@ impl Pipeline {
             .run(move |c| {
                 reviews::update(c, &key, |r| {
                     if r.status != ReviewStatus::Pending {
-                        return Err(());
+                        return Err(Box::new(r.clone()));
                     }
                     r.status = status;
                     r.decided_us = Some(now);
@@ -331,14 +326,8 @@ impl Pipeline {
             .await;
         let closed = match result {
             Ok(Ok(r)) => r,
-            Ok(Err(())) => {
-                let key = review.id.clone();
-                // Decided meanwhile: that decision stands.
-                return match self.store().run(move |c| reviews::get(c, &key)).await {
-                    Ok(r) => r,
-                    Err(_) => review.clone(),
-                };
-            }
+            // Decided meanwhile: that decision stands.
+            Ok(Err(decided)) => return *decided,
             Err(e) => {
                 warn!(review = %review.id, error = %e, "could not close review in the store");
                 let mut r = review.clone();

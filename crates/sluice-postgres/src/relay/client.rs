@@ -218,7 +218,7 @@ fn scan(
                     }
                 }
             }
-            First::Approved(decided) => st.tracker.release(&msg, decided, events),
+            First::Approved(decided) => st.tracker.release(decided, events),
             First::Refused(decided, refusal) => {
                 st.tracker.refuse_held(&msg, decided, &refusal, now, events);
                 let mut answer = Vec::new();

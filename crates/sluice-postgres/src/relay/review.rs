@@ -63,6 +63,11 @@ where
         .map_or(sluice_policy::DEFAULT_REVIEW_TIMEOUT, |g| {
             g.review_timeout()
         });
+    // Listen for the client's CancelRequest from now on: one that comes while the review is
+    // filed or the notice sent must withdraw it too (notify_waiters keeps no permit).
+    let withdrawn = p.withdraw.notified();
+    tokio::pin!(withdrawn);
+    withdrawn.as_mut().enable();
     let hold = CommandHold {
         id: held.review.clone(),
         identity: &p.identity,
@@ -113,14 +118,13 @@ where
         return HoldEnd::ClientGone(e.to_string());
     }
     let outcome = {
-        let withdrawn = p.withdraw.notified();
         let decision = waiting.decision();
-        tokio::pin!(withdrawn, decision);
+        tokio::pin!(decision);
         loop {
             let room = rb.bytes().len() < HOLD_READ_LIMIT;
             tokio::select! {
                 r = &mut decision => break Wait::Decided(Box::new(r)),
-                _ = &mut withdrawn => break Wait::Withdrawn,
+                _ = withdrawn.as_mut() => break Wait::Withdrawn,
                 n = client.read_buf(rb.prepare()), if room => match n {
                     Ok(0) => break Wait::Gone("client disconnected while a statement waited for review".into()),
                     Ok(n) => rb.observe(n),

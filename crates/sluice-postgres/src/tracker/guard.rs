@@ -35,10 +35,10 @@ pub struct Decided {
     pub reason: Option<String>,
 }
 
-fn statement<'a>(msg: &FrontendMessage<'a>) -> Option<(&'a str, bool)> {
+fn statement<'a>(msg: &FrontendMessage<'a>) -> Option<&'a str> {
     match msg {
-        FrontendMessage::Query(t) => Some((t, true)),
-        FrontendMessage::Parse { query, .. } => Some((query, false)),
+        FrontendMessage::Query(t) => Some(t),
+        FrontendMessage::Parse { query, .. } => Some(query),
         _ => None,
     }
 }
@@ -54,7 +54,7 @@ impl Tracker {
         now_us: i64,
         out: &mut Vec<SessionEvent>,
     ) {
-        let Some((text, _)) = statement(msg) else {
+        let Some(text) = statement(msg) else {
             return;
         };
         let p = self.query(Arc::from(text), None, now_us, out);
@@ -87,7 +87,7 @@ impl Tracker {
                 self.query(text, Some(params), now_us, out)
             }
             _ => {
-                let (text, _) = statement(msg)?;
+                let text = statement(msg)?;
                 self.query(Arc::from(text), None, now_us, out)
             }
         };
@@ -135,22 +135,10 @@ impl Tracker {
         }
     }
 
-    /// Records the approval of the held statement; the relay then forwards it as usual (a
-    /// simple query keeps its recorded id, so its result pairs with it).
-    pub fn release(
-        &mut self,
-        msg: &FrontendMessage<'_>,
-        decided: Decided,
-        out: &mut Vec<SessionEvent>,
-    ) {
-        let query = self.decision(decided, out);
-        let keeps = matches!(
-            msg,
-            FrontendMessage::Query(_) | FrontendMessage::Execute { .. }
-        );
-        if !keeps || query.is_none() {
-            self.held = None;
-        }
+    /// Records the approval of the held statement (a Query or an Execute); the relay then
+    /// forwards it as usual, and it keeps its recorded id, so its result pairs with it.
+    pub fn release(&mut self, decided: Decided, out: &mut Vec<SessionEvent>) {
+        self.decision(decided, out);
     }
 
     /// Records the denial (or expiry, or withdrawal) of the held statement and queues the
@@ -167,15 +155,17 @@ impl Tracker {
         let p = match self.held.take() {
             Some(p) => p,
             None => {
-                let text = statement(msg).map_or("(held message)", |(t, _)| t);
+                let text = statement(msg).unwrap_or("(held message)");
                 self.query(Arc::from(text), None, now_us, out)
             }
         };
         self.answer_refusal(msg, p, refusal, now_us, out);
     }
 
-    fn decision(&mut self, d: Decided, out: &mut Vec<SessionEvent>) -> Option<u64> {
-        let query = self.held.as_ref().map(|p| p.query)?;
+    fn decision(&mut self, d: Decided, out: &mut Vec<SessionEvent>) {
+        let Some(query) = self.held.as_ref().map(|p| p.query) else {
+            return;
+        };
         out.push(SessionEvent::Decision {
             query,
             review: d.review,
@@ -183,7 +173,6 @@ impl Tracker {
             by: d.by,
             reason: d.reason,
         });
-        Some(query)
     }
 
     fn answer_refusal(
@@ -216,11 +205,12 @@ impl Tracker {
             &refusal.message,
             &refusal.hint,
         );
-        if simple {
-            crate::codec::encode::ready_for_query(&mut bytes, self.last_status);
-        } else {
+        if !simple {
             self.skipping = true;
         }
-        self.expect.push_back(Expect::Synthetic(bytes.to_vec()));
+        self.expect.push_back(Expect::Synthetic {
+            bytes: bytes.to_vec(),
+            ready: simple,
+        });
     }
 }

@@ -24,6 +24,17 @@ impl Render {
 
     /// A result value or parameter in `format` (0 text, 1 binary), capped and masked.
     pub fn value(&mut self, v: &[u8], format: i16) -> String {
+        let s = self.capped(v, format);
+        self.mask(s)
+    }
+
+    /// A DataRow value, capped. The relay masked the whole row before the tracker saw it
+    /// (in place, or in the recording's copy), so it is not masked a second time.
+    pub fn row_value(&self, v: &[u8], format: i16) -> String {
+        self.capped(v, format)
+    }
+
+    fn capped(&self, v: &[u8], format: i16) -> String {
         let max = self.max_value_len;
         let shown = &v[..v.len().min(max)];
         let mut s = if format == 1 {
@@ -38,7 +49,7 @@ impl Render {
         if v.len() > max {
             s.push_str("…(truncated)");
         }
-        self.mask(s)
+        s
     }
 
     /// A bound parameter of type `oid`: binary values of known types as text.

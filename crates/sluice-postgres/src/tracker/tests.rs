@@ -193,3 +193,34 @@ fn described_columns_attach_to_later_executions() {
     assert_eq!(rs[0].columns, vec!["a"]);
     assert_eq!(rs[0].rows[0][0].as_deref(), Some("\\x01"));
 }
+
+#[test]
+fn a_refused_query_behind_begin_reports_the_status_begin_left() {
+    let mut t = tracker(10);
+    let mut out = Vec::new();
+    // BEGIN is forwarded; the next query is refused before the server has answered BEGIN.
+    t.on_client(&FrontendMessage::Query("begin"), 1, &mut out);
+    let refused = FrontendMessage::Query("drop table t");
+    t.refuse(
+        &refused,
+        &Refusal {
+            code: "42501",
+            rule: "r".into(),
+            message: "no".into(),
+            hint: String::new(),
+        },
+        2,
+        &mut out,
+    );
+    let mut early = Vec::new();
+    assert!(
+        !t.take_synthetic(&mut early),
+        "the answer waits behind BEGIN's"
+    );
+    t.on_server(&BackendMessage::CommandComplete("BEGIN"), 3, &mut out);
+    t.on_server(&BackendMessage::ReadyForQuery(b'T'), 4, &mut out);
+    let mut answer = Vec::new();
+    assert!(t.take_synthetic(&mut answer));
+    // ErrorResponse, then ReadyForQuery in transaction ('T'), not the idle status of before.
+    assert_eq!(&answer[answer.len() - 6..], b"Z\0\0\0\x05T");
+}
