@@ -55,7 +55,7 @@ pub enum SessionEvent {
         query: u64,
         /// Review id.
         review: String,
-        /// `approved`, `denied` or `expired`.
+        /// `approved`, `denied`, `expired`, `cancelled` (withdrawn) or `error` (not filed).
         decision: String,
         /// Who decided (approvers, in order).
         #[serde(default)]

@@ -219,7 +219,10 @@ async fn hello(
 }
 
 /// Reads one untyped startup packet body.
-async fn read_startup<S: AsyncRead + Unpin>(s: &mut S) -> Result<Vec<u8>, HandshakeError> {
+/// Reads one startup-phase packet (length-checked); its body.
+pub(crate) async fn read_startup<S: AsyncRead + Unpin>(
+    s: &mut S,
+) -> Result<Vec<u8>, HandshakeError> {
     let mut len = [0u8; 4];
     s.read_exact(&mut len).await?;
     let n = i32::from_be_bytes(len);

@@ -7,6 +7,7 @@
 //! identity comes from the token the tunnel holds, not from anything the local client sends.
 
 use crate::codec::encode;
+use crate::codec::frame::MAX_STARTUP_LEN;
 use crate::codec::frontend::StartupPacket;
 use bytes::BytesMut;
 use postgres_protocol::message::frontend;
@@ -17,9 +18,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 use tracing::{info, warn};
-
-/// Longest startup packet accepted from the local client.
-const MAX_STARTUP: usize = 10_000;
 
 /// Where the tunnel goes and as whom.
 pub struct TunnelConfig {
@@ -41,8 +39,8 @@ pub enum TunnelError {
     /// Local or gateway I/O failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    /// The local client sent something that is not a startup packet.
-    #[error("invalid startup packet from the local client")]
+    /// A startup-phase packet (from the local client or the gateway) is malformed.
+    #[error("invalid startup-phase packet")]
     Startup,
     /// The gateway would not speak TLS.
     #[error("the gateway refused TLS")]
@@ -64,17 +62,6 @@ pub async fn serve(listener: TcpListener, cfg: Arc<TunnelConfig>) -> std::io::Re
     }
 }
 
-async fn read_packet<R: AsyncRead + Unpin>(r: &mut R) -> Result<Vec<u8>, TunnelError> {
-    let len = r.read_i32().await?;
-    let len = usize::try_from(len).map_err(|_| TunnelError::Startup)?;
-    if !(8..=MAX_STARTUP).contains(&len) {
-        return Err(TunnelError::Startup);
-    }
-    let mut body = vec![0; len - 4];
-    r.read_exact(&mut body).await?;
-    Ok(body)
-}
-
 async fn refuse(client: &mut TcpStream, message: &str) {
     let mut out = BytesMut::new();
     encode::error_response(&mut out, "FATAL", "08001", message);
@@ -83,7 +70,9 @@ async fn refuse(client: &mut TcpStream, message: &str) {
 
 async fn handle(mut client: TcpStream, cfg: &TunnelConfig) -> Result<(), TunnelError> {
     let params: Vec<(String, String)> = loop {
-        let body = read_packet(&mut client).await?;
+        let body = crate::handshake::read_startup(&mut client)
+            .await
+            .map_err(|_| TunnelError::Startup)?;
         match StartupPacket::parse(&body).map_err(|_| TunnelError::Startup)? {
             StartupPacket::SslRequest | StartupPacket::GssEncRequest => {
                 client.write_all(b"N").await?;
@@ -125,8 +114,12 @@ async fn handle(mut client: TcpStream, cfg: &TunnelConfig) -> Result<(), TunnelE
     // The gateway asks for the password first (or refuses); answer it, then relay.
     let tag = gw.read_u8().await?;
     let len = gw.read_i32().await?;
-    let len = usize::try_from(len).map_err(|_| TunnelError::Startup)?;
-    let mut body = vec![0; len.saturating_sub(4)];
+    // An authentication request or an error: small, whatever the gateway says.
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|l| (4..=MAX_STARTUP_LEN).contains(l))
+        .ok_or(TunnelError::Startup)?;
+    let mut body = vec![0; len - 4];
     gw.read_exact(&mut body).await?;
     if tag == b'R' && body.get(..4) == Some(&3i32.to_be_bytes()[..]) {
         let mut pw = BytesMut::new();
@@ -145,8 +138,7 @@ async fn open(cfg: &TunnelConfig) -> Result<impl AsyncRead + AsyncWrite + Unpin,
     let mut tcp = TcpStream::connect(&cfg.gateway).await?;
     tcp.set_nodelay(true)?;
     let mut ssl = BytesMut::new();
-    ssl.extend_from_slice(&8i32.to_be_bytes());
-    ssl.extend_from_slice(&80_877_103i32.to_be_bytes());
+    encode::ssl_request(&mut ssl);
     tcp.write_all(&ssl).await?;
     if tcp.read_u8().await? != b'S' {
         return Err(TunnelError::NoTls);

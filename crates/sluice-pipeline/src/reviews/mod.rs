@@ -2,8 +2,9 @@
 //!
 //! A protocol adapter that gets a `review` verdict calls [`Pipeline::hold_command`] and awaits
 //! the [`HeldCommand`]; approvers decide through [`Pipeline::decide`] (REST API, CLI, console).
-//! Every review lives in the store, so a decision made from another process reaches the
-//! session that waits, and the history survives restarts. Every step is audited and announced
+//! Approvers in other processes (the CLI, the console) decide through this gateway's API,
+//! which wakes the waiting session in this process. Every review lives in the store, so the
+//! history survives restarts. Every step is audited and announced
 //! (webhook) through the [`Announce`] hook the gateway installs.
 //!
 //! Access requests ([`Pipeline::request_access`]) go through the same decision path; an

@@ -1,4 +1,4 @@
-//! A bounded cache of analyses, shared by the sessions of one connection.
+//! A bounded cache of analyses, shared by the sessions of one listener.
 
 use super::Analysis;
 use std::collections::HashMap;

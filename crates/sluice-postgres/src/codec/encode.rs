@@ -19,17 +19,7 @@ fn cstr(buf: &mut BytesMut, s: &str) {
 
 /// ErrorResponse (`severity` `ERROR` or `FATAL`) with SQLSTATE `code`.
 pub fn error_response(buf: &mut BytesMut, severity: &str, code: &str, message: &str) {
-    typed(buf, b'E', |b| {
-        b.put_u8(b'S');
-        cstr(b, severity);
-        b.put_u8(b'V');
-        cstr(b, severity);
-        b.put_u8(b'C');
-        cstr(b, code);
-        b.put_u8(b'M');
-        cstr(b, message);
-        b.put_u8(0);
-    });
+    report(buf, b'E', severity, code, message, "");
 }
 
 /// ErrorResponse or NoticeResponse (`tag` `E` or `N`) with a hint.
@@ -85,6 +75,12 @@ pub fn negotiate_protocol_version(buf: &mut BytesMut, minor: i32, unsupported: &
             cstr(b, o);
         }
     });
+}
+
+/// SSLRequest (an untyped startup-phase packet).
+pub fn ssl_request(buf: &mut BytesMut) {
+    buf.put_i32(8);
+    buf.put_i32(80_877_103);
 }
 
 /// CancelRequest (an untyped startup-phase packet).
