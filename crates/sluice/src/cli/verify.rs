@@ -124,6 +124,13 @@ pub fn run(api: &Api, id: &str, public_key: Option<String>) -> anyhow::Result<()
     if lines.last().map(|l| l.hash.as_str()) != Some(final_hash) {
         bail!("session {id}: FAILED: the last event's hash is not the signed final hash");
     }
-    println!("session {id}: ok: {count} events, chain intact, manifest signed by key {key_id}");
+    let source = if pinned.is_some() {
+        "the given key"
+    } else {
+        "a key the gateway publishes; pass --public-key to check against a key you hold"
+    };
+    println!(
+        "session {id}: ok: {count} events, chain intact, manifest signed by key {key_id} ({source})"
+    );
     Ok(())
 }
