@@ -7,7 +7,6 @@ mod common;
 use common::{Gateway, TestDb};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const ACCESS: &str = "access:
@@ -94,13 +93,7 @@ fn access_needs_an_approved_request_and_ends_when_it_expires() {
     );
 
     // Now alice gets in, and stays until the access runs out.
-    let mut psql = Command::new("psql")
-        .args(["-X", "-tA", &gw.dsn("pg", &alice, "require")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut psql = gw.psql_session(&alice);
     let mut stdin = psql.stdin.take().unwrap();
     let mut lines = BufReader::new(psql.stdout.take().unwrap()).lines();
     writeln!(stdin, "select 'inside';").unwrap();

@@ -216,13 +216,7 @@ fn a_held_delete_runs_once_an_approver_in_another_process_approves() {
 #[test]
 fn a_denied_statement_fails_with_the_reason_and_the_session_goes_on() {
     let s = setup("10m", "");
-    let mut psql = Command::new("psql")
-        .args(["-X", "-tA", &s.gw.dsn("pg", &s.alice, "require")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut psql = s.gw.psql_session(&s.alice);
     {
         use std::io::Write;
         let mut stdin = psql.stdin.take().unwrap();

@@ -284,6 +284,18 @@ impl Gateway {
             .expect("psql runs")
     }
 
+    /// An interactive psql through the gateway on connection `pg`: statements on stdin,
+    /// stdout and stderr piped.
+    pub fn psql_session(&self, token: &str) -> Child {
+        Command::new("psql")
+            .args(["-X", "-tA", &self.dsn("pg", token, "require")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("psql starts")
+    }
+
     /// Runs a scenario of tests/pg_client.py.
     pub fn python(&self, scenario: &str, envs: &[(&str, String)]) -> Value {
         let out = python_cmd(scenario, envs).output().expect("python3 runs");
