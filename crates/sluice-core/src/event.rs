@@ -1,9 +1,8 @@
 //! What recordings and the audit log hold.
 //!
 //! A recording is an ordered list of [`SessionEvent`]s; the store chains them by hash.
-//! The audit log is a list of [`AuditEvent`]s.
+//! The audit log is a list of [`AuditEvent`](crate::AuditEvent)s.
 
-use crate::fault::Fault;
 use crate::identity::Identity;
 use serde::{Deserialize, Serialize};
 
@@ -192,98 +191,6 @@ impl EndReason {
             EndReason::Killed => "killed",
             EndReason::IdentityBlocked => "identity_blocked",
             EndReason::AccessExpired => "access_expired",
-        }
-    }
-}
-
-/// One structured audit event.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AuditEvent {
-    /// Unique id, for de-duplication downstream.
-    pub id: String,
-    /// Microseconds since the epoch.
-    pub ts_us: i64,
-    /// What happened, dotted (`auth.failure`, `session.start`, `token.revoke`).
-    pub action: String,
-    /// `success` or `failure`.
-    pub outcome: Outcome,
-    /// Who acted, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actor: Option<Actor>,
-    /// Client address, when the action came over the network.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    /// Connection concerned.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connection: Option<String>,
-    /// Session concerned.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<String>,
-    /// Protocol concerned.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub protocol: Option<String>,
-    /// Why (failure reason, end reason), never a secret.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Whose fault a failure was.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fault: Option<Fault>,
-    /// Object acted on (token id, service-account name, …).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-}
-
-/// Outcome of an audited action.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// It happened.
-    Success,
-    /// It was refused or failed.
-    Failure,
-}
-
-/// The identity behind an audited action.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Actor {
-    /// Identity name.
-    pub name: String,
-    /// Identity kind.
-    pub kind: String,
-    /// OIDC subject, when present.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
-    /// Groups at the time.
-    pub groups: Vec<String>,
-}
-
-impl From<&Identity> for Actor {
-    fn from(id: &Identity) -> Self {
-        Actor {
-            name: id.name.clone(),
-            kind: id.kind.as_str().to_string(),
-            subject: id.subject.clone(),
-            groups: id.groups.clone(),
-        }
-    }
-}
-
-impl AuditEvent {
-    /// A new event with the given action and outcome, stamped now; fill the rest with the builders.
-    pub fn new(id: String, action: &str, outcome: Outcome) -> Self {
-        AuditEvent {
-            id,
-            ts_us: crate::time::now_micros(),
-            action: action.to_string(),
-            outcome,
-            actor: None,
-            source: None,
-            connection: None,
-            session_id: None,
-            protocol: None,
-            reason: None,
-            fault: None,
-            target: None,
         }
     }
 }

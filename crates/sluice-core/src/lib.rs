@@ -12,6 +12,7 @@
 //! - [`review`]: held commands and access requests waiting for approvers (`Review`).
 //! - [`time`]: microsecond wall-clock timestamps.
 
+pub mod audit;
 pub mod connection;
 pub mod event;
 pub mod fault;
@@ -21,11 +22,9 @@ pub mod review;
 pub mod secret;
 pub mod time;
 
+pub use audit::{Actor, AuditEvent, Outcome};
 pub use connection::{Connection, Grant, Protocol, TargetCredential};
-pub use event::{
-    Actor, AuditEvent, EndReason, Outcome, Query, QueryResult, SessionEvent, StatementError,
-    StatementOutcome,
-};
+pub use event::{EndReason, Query, QueryResult, SessionEvent, StatementError, StatementOutcome};
 pub use fault::Fault;
 pub use identity::{Identity, IdentityKind};
 pub use ids::{ConnectionName, SessionId};

@@ -9,6 +9,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod audit;
+pub use audit::{AuditConfig, RetentionConfig, S3Config, StorageConfig};
+
 /// Why a config file was rejected.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -59,6 +62,12 @@ pub struct Config {
     /// Audit settings.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Recording retention.
+    #[serde(default)]
+    pub retention: RetentionConfig,
+    /// Where ended recordings are stored.
+    #[serde(default)]
+    pub storage: StorageConfig,
     /// Connections.
     #[serde(default)]
     pub connections: Vec<ConnectionConfig>,
@@ -178,27 +187,6 @@ impl Default for RecordingConfig {
     }
 }
 
-/// Audit settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditConfig {
-    /// JSON-lines file (relative paths are in the data dir); `null` disables it.
-    #[serde(default = "default_audit_file")]
-    pub file: Option<PathBuf>,
-}
-
-fn default_audit_file() -> Option<PathBuf> {
-    Some(PathBuf::from("audit.jsonl"))
-}
-
-impl Default for AuditConfig {
-    fn default() -> Self {
-        AuditConfig {
-            file: default_audit_file(),
-        }
-    }
-}
-
 /// Reviews: how new reviews and decisions are announced.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -251,6 +239,9 @@ pub struct ConnectionConfig {
     /// Time-boxed access: connecting needs an approved access request.
     #[serde(default)]
     pub access: Option<sluice_policy::AccessConfig>,
+    /// How long this connection's recordings are kept (`30d`), instead of the default.
+    #[serde(default)]
+    pub retention: Option<String>,
 }
 
 /// A grant in the config file.
@@ -384,8 +375,66 @@ impl Config {
                 "at most 100000".into(),
             ));
         }
+        self.validate_audit(&invalid)?;
         self.compiled_policies = policies;
         Ok(())
+    }
+
+    fn validate_audit(
+        &self,
+        invalid: &impl Fn(String, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let duration = |at: &str, text: &str| {
+            sluice_policy::parse_duration(text)
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    invalid(
+                        at.into(),
+                        format!("invalid duration {text:?} (e.g. 60s, 90d)"),
+                    )
+                })
+        };
+        duration("audit.checkpoint_interval", &self.audit.checkpoint_interval)?;
+        if let Some(d) = &self.retention.default {
+            duration("retention.default", d)?;
+        }
+        if let Some(d) = &self.retention.check_interval {
+            duration("retention.check_interval", d)?;
+        }
+        for (i, c) in self.connections.iter().enumerate() {
+            if let Some(d) = &c.retention {
+                duration(&format!("connections[{i}].retention"), d)?;
+            }
+        }
+        if self.audit.signing_key_file.is_some() && self.audit.signing_key_env.is_some() {
+            return Err(invalid(
+                "audit".into(),
+                "set signing_key_file or signing_key_env, not both".into(),
+            ));
+        }
+        if self.audit.file.is_some() && self.audit.sinks.contains_key("file") {
+            return Err(invalid(
+                "audit.sinks.file".into(),
+                "the name `file` is taken by audit.file; rename the sink or set audit.file: null"
+                    .into(),
+            ));
+        }
+        for (name, sink) in &self.audit.sinks {
+            sluice_audit::sink::check(sink)
+                .map_err(|m| invalid(format!("audit.sinks.{name}"), m))?;
+        }
+        Ok(())
+    }
+
+    /// Retention per connection (config-file connections that set one).
+    pub fn retention_overrides(&self) -> BTreeMap<String, std::time::Duration> {
+        self.connections
+            .iter()
+            .filter_map(|c| {
+                let d = sluice_policy::parse_duration(c.retention.as_deref()?)?;
+                Some((c.name.clone(), d))
+            })
+            .collect()
     }
 
     /// The config file's connections.

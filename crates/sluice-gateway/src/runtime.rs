@@ -4,9 +4,13 @@ use crate::api::{self, ApiState};
 use crate::bootstrap;
 use crate::config::{Config, ConfigError};
 use crate::tls::{self, CertPaths, TlsError};
+use sluice_pipeline::retention::{ArchiveStore, RetentionPolicy};
 use sluice_pipeline::{Catalog, Pipeline, RecordingSettings};
 use sluice_postgres::handshake::HandshakeConfig;
 use sluice_postgres::ListenerSettings;
+use sluice_store::audit_log::{SpoolHealth, SpoolSignal};
+use sluice_store::signing::{KeyRing, KeySource};
+use sluice_store::writer::WriterSettings;
 use sluice_store::{catalog, recordings, RecordWriter, Store, StoreError};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,6 +41,9 @@ pub enum GatewayError {
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// An audit sink could not be set up.
+    #[error("audit.sinks.{0}: {1}")]
+    Sink(String, String),
     /// The review webhook is misconfigured.
     #[error(transparent)]
     Webhook(#[from] crate::webhook::WebhookError),
@@ -93,17 +100,29 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
     let pg_tls = TlsAcceptor::from(tls::server_config(&cert, &[])?);
     let api_tls = TlsAcceptor::from(tls::server_config(&cert, &[b"http/1.1"])?);
 
-    let audit_file = config.audit.file.as_ref().map(|f| data_dir.join(f));
-    let signer = Arc::new(sluice_store::signing::SigningKey::load_or_create(
-        &data_dir.join("signing"),
-    )?);
-    store.run_sync(|c| signer.publish(c))?;
+    let key_source = match (
+        &config.audit.signing_key_file,
+        &config.audit.signing_key_env,
+    ) {
+        (Some(f), _) => KeySource::File(f.clone()),
+        (None, Some(var)) => KeySource::Env(var.clone()),
+        (None, None) => KeySource::Managed(data_dir.join("signing")),
+    };
+    let keys = Arc::new(KeyRing::load(key_source)?);
+    store.run_sync(|c| keys.current().publish(c))?;
+    let spool = Arc::new(SpoolSignal::default());
+    let health = Arc::new(SpoolHealth::default());
     let (writer, writer_thread) = RecordWriter::start(
         &db_path,
-        audit_file,
-        Duration::from_millis(100),
-        Some(signer.clone()),
+        WriterSettings {
+            max_delay: Duration::from_millis(100),
+            keys: Some(keys.clone()),
+            checkpoint_every: sluice_policy::parse_duration(&config.audit.checkpoint_interval)
+                .unwrap_or(Duration::from_secs(60)),
+            spool: Some(spool.clone()),
+        },
     )?;
+    let sink_threads = start_audit_sinks(&config, &data_dir, &db_path, &spool, &health)?;
     let (runtime_conns, runtime_grants) =
         store.run_sync(|c| Ok((catalog::list_connections(c)?, catalog::list_grants(c)?)))?;
     let pipeline = Pipeline::new(
@@ -120,9 +139,14 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
             mode: config.recording.mode,
             max_rows: config.recording.max_rows,
             max_value_len: config.recording.max_value_len,
+            audit_statements: config.audit.statements,
         },
     );
 
+    if config.audit.fail_closed {
+        pipeline.fail_closed_on(health.clone());
+    }
+    audit_start(&pipeline, &opts);
     pipeline.resume_reviews()?;
     if let Some(verifier) = config.verifier() {
         pipeline.set_identity_providers(verifier);
@@ -160,10 +184,38 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
         pg_settings,
         shutdown_rx.clone(),
     ));
+    let retention = Arc::new(RetentionPolicy {
+        default: config
+            .retention
+            .default
+            .as_deref()
+            .and_then(sluice_policy::parse_duration),
+        per_connection: config.retention_overrides(),
+    });
+    let archive = None;
+    if retention.is_active() {
+        let every = config
+            .retention
+            .check_interval
+            .as_deref()
+            .and_then(sluice_policy::parse_duration)
+            .unwrap_or(Duration::from_secs(3600));
+        tokio::spawn(retention_job(
+            pipeline.clone(),
+            retention.clone(),
+            archive.clone(),
+            every,
+            shutdown_rx.clone(),
+        ));
+    }
     let state = ApiState {
         pipeline: pipeline.clone(),
         config_connections: Arc::new(config.connections()),
         config_grants: Arc::new(config.grants()),
+        keys: keys.clone(),
+        health: health.clone(),
+        retention,
+        archive,
     };
     tokio::spawn(api::serve(
         api_listener,
@@ -193,8 +245,96 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
     drop(pipeline);
     drop(writer);
     let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    // The sinks get a last attempt at what is spooled; what they cannot deliver stays spooled.
+    spool.close();
+    let joined = tokio::task::spawn_blocking(move || {
+        for t in sink_threads {
+            let _ = t.thread.join();
+        }
+    });
+    if tokio::time::timeout(DRAIN_TIMEOUT, joined).await.is_err() {
+        warn!(
+            "audit sinks did not finish within {DRAIN_TIMEOUT:?}; undelivered events stay spooled"
+        );
+    }
     info!("stopped");
     Ok(())
+}
+
+/// Starts the audit sinks: `audit.file` (as the sink `file`) and `audit.sinks`.
+fn start_audit_sinks(
+    config: &Config,
+    data_dir: &std::path::Path,
+    db_path: &std::path::Path,
+    spool: &Arc<SpoolSignal>,
+    health: &Arc<SpoolHealth>,
+) -> Result<Vec<sluice_audit::SinkHandle>, GatewayError> {
+    let mut sinks: Vec<(String, Box<dyn sluice_audit::Sink>)> = Vec::new();
+    if let Some(f) = &config.audit.file {
+        let cfg = sluice_audit::config::FileSink::at(data_dir.join(f));
+        sinks.push((
+            "file".into(),
+            Box::new(sluice_audit::sink::file::FileSink::new(&cfg)),
+        ));
+    }
+    for (name, cfg) in &config.audit.sinks {
+        let sink = sluice_audit::sink::build(cfg, data_dir)
+            .map_err(|e| GatewayError::Sink(name.clone(), e.to_string()))?;
+        sinks.push((name.clone(), sink));
+    }
+    Ok(sluice_audit::start_sinks(
+        db_path,
+        sinks,
+        spool.clone(),
+        health.clone(),
+        config.audit.spool_limit,
+    )?)
+}
+
+/// Audits the start, with a digest of the config file (configuration changes show as a new
+/// digest).
+fn audit_start(pipeline: &Pipeline, opts: &GatewayOptions) {
+    let mut e = sluice_pipeline::audit::event("gateway.start", sluice_core::Outcome::Success);
+    if let Some(path) = &opts.config {
+        e.target = Some(path.display().to_string());
+        if let Ok(bytes) = std::fs::read(path) {
+            e.reason = Some(format!(
+                "config sha256 {}",
+                sluice_store::crypto::hex(&sluice_store::crypto::sha256(&bytes))
+            ));
+        }
+    }
+    pipeline.audit(e);
+}
+
+/// Applies retention every `every` until shutdown.
+async fn retention_job(
+    pipeline: Pipeline,
+    policy: Arc<RetentionPolicy>,
+    archive: Option<Arc<dyn ArchiveStore>>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        match pipeline
+            .apply_retention(&policy, archive.clone(), None)
+            .await
+        {
+            Ok(deleted) if !deleted.is_empty() => {
+                info!(
+                    sessions = deleted.len(),
+                    "retention deleted expired recordings"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "retention run failed"),
+        }
+    }
 }
 
 fn create_private_dir(dir: &std::path::Path) -> Result<(), GatewayError> {

@@ -69,6 +69,9 @@ pub enum OpenError {
     /// A provider's token names an identity that belongs to someone else here.
     #[error("identity name {0:?} belongs to another identity of this gateway")]
     NameTaken(String),
+    /// `audit.fail_closed` is set and the audit trail cannot take more events.
+    #[error("the audit trail is unavailable (an audit sink is too far behind) and the gateway is configured to fail closed")]
+    AuditUnavailable,
     /// The gateway's store failed.
     #[error("gateway store unavailable")]
     Store(#[from] StoreError),
@@ -78,7 +81,7 @@ impl OpenError {
     /// Whose fault the refusal is.
     pub fn fault(&self) -> Fault {
         match self {
-            OpenError::Store(_) => Fault::Gateway,
+            OpenError::Store(_) | OpenError::AuditUnavailable => Fault::Gateway,
             OpenError::Jwt(e) => e.fault(),
             _ => Fault::Client,
         }
@@ -129,6 +132,7 @@ impl Pipeline {
             Err(e) => return (None, Err(e)),
         };
         let result = match self.check_grant(&identity, attempt) {
+            Ok(_) if self.audit_closed() => Err(OpenError::AuditUnavailable),
             Ok(a) => self.check_access(a).await,
             Err(e) => Err(e),
         };

@@ -18,6 +18,7 @@
 //! - [`authorize`]: steps 1–2 and their audit events.
 //! - [`live`]: live sessions and their stop signals (kill, block, expiry).
 //! - [`policy`]: a connection's compiled guard, masker and access settings.
+//! - [`retention`]: deleting expired recordings, respecting legal holds.
 //! - [`reviews`]: held commands and access requests waiting for approvers.
 //! - [`recorder`]: step 4–5.
 //! - [`audit`]: building audit events.
@@ -28,6 +29,7 @@ pub mod catalog;
 pub mod live;
 pub mod policy;
 pub mod recorder;
+pub mod retention;
 pub mod reviews;
 
 pub use authorize::{Authorized, OpenError};
@@ -54,6 +56,8 @@ struct Inner {
     live: LiveSessions,
     reviews: Reviews,
     providers: OnceLock<Arc<sluice_oidc::Verifier>>,
+    /// Set with `audit.fail_closed`: the audit sinks' health, checked before each session.
+    audit_gate: OnceLock<Arc<sluice_store::audit_log::SpoolHealth>>,
 }
 
 impl Pipeline {
@@ -73,6 +77,7 @@ impl Pipeline {
                 live: LiveSessions::default(),
                 reviews: Reviews::default(),
                 providers: OnceLock::new(),
+                audit_gate: OnceLock::new(),
             }),
         }
     }
@@ -127,6 +132,16 @@ impl Pipeline {
     /// Recording settings.
     pub fn recording(&self) -> &RecordingSettings {
         &self.inner.recording
+    }
+
+    /// Refuses new sessions whenever an audit sink's spool is full (`audit.fail_closed`).
+    pub fn fail_closed_on(&self, health: Arc<sluice_store::audit_log::SpoolHealth>) {
+        let _ = self.inner.audit_gate.set(health);
+    }
+
+    /// Whether sessions must be refused because the audit trail cannot keep up.
+    pub fn audit_closed(&self) -> bool {
+        self.inner.audit_gate.get().is_some_and(|h| h.any_full())
     }
 
     /// Sends an audit event to the store and the audit sinks.

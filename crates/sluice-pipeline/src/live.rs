@@ -63,6 +63,14 @@ impl Drop for Registration {
 }
 
 impl LiveSessions {
+    /// How many sessions are live.
+    pub fn count(&self) -> usize {
+        match self.map.lock() {
+            Ok(m) => m.sessions.len(),
+            Err(p) => p.into_inner().sessions.len(),
+        }
+    }
+
     /// Registers session `id` of `identity` on `connection`.
     pub fn register(&self, id: &str, identity: &str, connection: &str) -> Registration {
         let (tx, rx) = watch::channel(None);

@@ -19,6 +19,8 @@ pub struct RecordingSettings {
     pub max_rows: usize,
     /// Longest recorded value (bytes); longer values are cut and marked.
     pub max_value_len: usize,
+    /// Audit every statement (`statement.allowed`), not only refused and held ones.
+    pub audit_statements: bool,
 }
 
 impl Default for RecordingSettings {
@@ -27,6 +29,7 @@ impl Default for RecordingSettings {
             mode: DurabilityMode::Buffered,
             max_rows: 100,
             max_value_len: 1024,
+            audit_statements: true,
         }
     }
 }
@@ -56,6 +59,11 @@ pub struct Recorder {
     seq: u64,
     prev: [u8; 32],
     finished: bool,
+    audit_statements: bool,
+    /// The last statement recorded, not yet audited: a guard event may follow it.
+    unaudited: Option<(u64, Arc<str>)>,
+    /// Masking totals so far, for the `session.end` audit event.
+    masked: Option<std::collections::BTreeMap<String, u64>>,
 }
 
 impl Pipeline {
@@ -96,6 +104,9 @@ impl Pipeline {
             authorized,
             seq: 0,
             finished: false,
+            audit_statements: self.recording().audit_statements,
+            unaudited: None,
+            masked: None,
         };
         let start = SessionEvent::Start {
             identity: rec.authorized.identity.clone(),
@@ -128,18 +139,89 @@ impl Recorder {
 
     /// Audits `action` in this session's context (identity, connection, session id).
     pub fn audit(&self, action: &str, outcome: Outcome, reason: Option<String>) {
-        let mut e = audit::by(&self.authorized.identity, action, outcome);
-        e.session_id = Some(self.id.0.clone());
-        fill_context(&mut e, &self.authorized);
+        let mut e = self.event(action, outcome);
         e.reason = reason;
         self.writer.send(WriteOp::Audit(Box::new(e)));
     }
 
     /// Records `event`. Queries are durable before [`Durable::wait`] returns in strict mode.
+    /// Statements are also audited: refused and held ones always, allowed ones when
+    /// `audit_statements` is on.
     pub fn record(&mut self, event: &SessionEvent) -> Durable {
         let durable =
             self.mode == DurabilityMode::Strict && matches!(event, SessionEvent::Query(_));
-        self.append(event, durable)
+        let done = self.append(event, durable);
+        self.audit_statement(event);
+        done
+    }
+
+    /// Turns recorded statements and guard decisions into `statement.*` audit events. A guard
+    /// event follows its statement directly, so a statement is audited as allowed only when the
+    /// next event is not its refusal or hold.
+    fn audit_statement(&mut self, event: &SessionEvent) {
+        match event {
+            SessionEvent::Guard {
+                query,
+                action,
+                rule,
+                reason,
+                review,
+            } => {
+                let text = match self.unaudited.take() {
+                    Some((id, text)) if id == *query => Some(text),
+                    other => {
+                        self.flush_statement(other);
+                        None
+                    }
+                };
+                let held = action == "held";
+                let mut e = self.event(
+                    if held {
+                        "statement.held"
+                    } else {
+                        "statement.denied"
+                    },
+                    if held {
+                        Outcome::Success
+                    } else {
+                        Outcome::Failure
+                    },
+                );
+                e.statement = text.map(|t| t.to_string());
+                e.rule = Some(rule.clone());
+                e.reason = Some(reason.clone());
+                e.review_id = review.clone();
+                self.writer.send(WriteOp::Audit(Box::new(e)));
+            }
+            SessionEvent::Query(q) => {
+                let previous = self.unaudited.take();
+                self.flush_statement(previous);
+                if self.audit_statements {
+                    self.unaudited = Some((q.id, q.text.clone()));
+                }
+            }
+            SessionEvent::Masking { counts } => self.masked = Some(counts.clone()),
+            _ => {
+                let previous = self.unaudited.take();
+                self.flush_statement(previous);
+            }
+        }
+    }
+
+    fn flush_statement(&mut self, statement: Option<(u64, Arc<str>)>) {
+        if let Some((_, text)) = statement {
+            let mut e = self.event("statement.allowed", Outcome::Success);
+            e.statement = Some(text.to_string());
+            self.writer.send(WriteOp::Audit(Box::new(e)));
+        }
+    }
+
+    /// An audit event in this session's context.
+    fn event(&self, action: &str, outcome: Outcome) -> sluice_core::AuditEvent {
+        let mut e = audit::by(&self.authorized.identity, action, outcome);
+        e.session_id = Some(self.id.0.clone());
+        fill_context(&mut e, &self.authorized);
+        e
     }
 
     fn append(&mut self, event: &SessionEvent, durable: bool) -> Durable {
@@ -186,6 +268,8 @@ impl Recorder {
         if self.finished {
             return;
         }
+        let pending = self.unaudited.take();
+        self.flush_statement(pending);
         let end = SessionEvent::End {
             reason,
             detail: detail.clone(),
@@ -199,9 +283,8 @@ impl Recorder {
             event_count: self.seq,
             final_hash: hex(&self.prev),
         });
-        let mut e = audit::by(&self.authorized.identity, "session.end", Outcome::Success);
-        e.session_id = Some(self.id.0.clone());
-        fill_context(&mut e, &self.authorized);
+        let mut e = self.event("session.end", Outcome::Success);
+        e.masked = self.masked.take();
         e.reason = Some(match detail {
             Some(d) => format!("{}: {d}", reason.as_str()),
             None => reason.as_str().to_string(),

@@ -145,22 +145,23 @@ mod opt_duration {
         .transpose()
     }
 
-    /// `90`, `90s`, `10m`, `1h`.
+    /// `90`, `90s`, `10m`, `1h`, `90d`.
     pub fn parse(t: &str) -> Option<Duration> {
         let t = t.trim();
         let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
         let n: u64 = num.parse().ok()?;
         let secs = match unit {
             "" | "s" => n,
-            "m" => n * 60,
-            "h" => n * 3600,
+            "m" => n.checked_mul(60)?,
+            "h" => n.checked_mul(3600)?,
+            "d" => n.checked_mul(86_400)?,
             _ => return None,
         };
         Some(Duration::from_secs(secs))
     }
 }
 
-/// Parses a duration as the config writes it: `90`, `90s`, `10m`, `1h`.
+/// Parses a duration as the config writes it: `90`, `90s`, `10m`, `1h`, `90d`.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     opt_duration::parse(text)
 }

@@ -123,6 +123,7 @@ fn refusal(e: &OpenError) -> (&'static str, String) {
         OpenError::NoGrant { .. } | OpenError::AccessRequired { .. } => {
             ("42501", format!("permission denied: {e}"))
         }
+        OpenError::AuditUnavailable => ("57P03", format!("sluice: {e}")),
         OpenError::Store(_) => (
             "XX000",
             "sluice: internal error, see the gateway log".into(),

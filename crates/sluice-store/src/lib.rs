@@ -7,18 +7,22 @@
 //! - [`schema`]: opening the database and its migrations.
 //! - [`tokens`]: identities and their tokens (stored as SHA-256 hashes, never in clear).
 //! - [`catalog`]: connections and grants added at runtime.
+//! - [`retention`]: expired recordings, legal holds, deleting a recording.
 //! - [`reviews`]: held commands and access requests.
 //! - [`recordings`]: reading sessions and their hash-chained event logs.
 //! - [`writer`]: the one background thread that writes recordings and audit events in batches
 //!   (group commit), so the data path never waits on disk unless `strict` asks it to.
 //! - [`signing`]: the Ed25519 key that signs session manifests, and their verification.
+//! - [`audit_log`]: the audit log's hash chain, signed checkpoints and the sinks' cursors.
 //! - [`chain`]: the hash chain that makes a recording tamper-evident.
 //! - [`crypto`]: random tokens and hashes (ring, the workspace's one crypto backend).
 
+pub mod audit_log;
 pub mod catalog;
 pub mod chain;
 pub mod crypto;
 pub mod recordings;
+pub mod retention;
 pub mod reviews;
 pub mod schema;
 pub mod signing;
@@ -58,6 +62,9 @@ pub enum StoreError {
     /// The object already exists.
     #[error("{0} already exists")]
     Conflict(String),
+    /// The operation is not possible in this configuration.
+    #[error("{0}")]
+    Refused(String),
     /// The background task failed.
     #[error("store task failed")]
     Task,

@@ -71,6 +71,8 @@ pub struct SessionFilter {
     pub connection: Option<String>,
     /// Only sessions started at or after this time (µs).
     pub since_us: Option<i64>,
+    /// Only sessions started before this time (µs).
+    pub until_us: Option<i64>,
     /// Only sessions still running.
     #[serde(default)]
     pub live: bool,
@@ -118,12 +120,20 @@ pub fn list_sessions(conn: &Connection, f: &SessionFilter) -> Result<Vec<Session
         "SELECT {SESSION_COLUMNS} FROM sessions
          WHERE (?1 IS NULL OR identity = ?1) AND (?2 IS NULL OR connection = ?2)
            AND (?3 IS NULL OR started_us >= ?3) AND (?4 = 0 OR ended_us IS NULL)
+           AND (?6 IS NULL OR started_us < ?6)
          ORDER BY started_us DESC LIMIT ?5"
     );
     let limit = f.limit.unwrap_or(100).min(1000);
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(
-        params![f.identity, f.connection, f.since_us, f.live as i64, limit],
+        params![
+            f.identity,
+            f.connection,
+            f.since_us,
+            f.live as i64,
+            limit,
+            f.until_us
+        ],
         session_row,
     )?;
     rows.map(|r| with_groups(r?)).collect()

@@ -99,6 +99,39 @@ CREATE TABLE signing_keys (
     created_us  INTEGER NOT NULL
 );
 "#,
+    r#"
+-- The audit log as a hash chain: seq orders it, hash covers the previous hash and the event.
+ALTER TABLE audit ADD COLUMN seq INTEGER;
+ALTER TABLE audit ADD COLUMN hash TEXT;
+CREATE UNIQUE INDEX audit_seq ON audit(seq);
+-- Signed checkpoints of the audit chain; each names the previous one.
+CREATE TABLE audit_checkpoints (
+    seq         INTEGER PRIMARY KEY,
+    ts_us       INTEGER NOT NULL,
+    last_seq    INTEGER NOT NULL,
+    last_hash   TEXT NOT NULL,
+    prev_hash   TEXT NOT NULL,
+    key_id      TEXT NOT NULL,
+    sig         TEXT NOT NULL
+);
+-- How far each audit sink has delivered (the spool is the audit table itself).
+CREATE TABLE audit_cursors (
+    sink        TEXT PRIMARY KEY,
+    seq         INTEGER NOT NULL
+);
+-- Legal holds: a held session (or every session of a held identity) is never deleted.
+CREATE TABLE legal_holds (
+    id          TEXT PRIMARY KEY,
+    session_id  TEXT,
+    identity    TEXT,
+    reason      TEXT NOT NULL,
+    created_by  TEXT NOT NULL,
+    created_us  INTEGER NOT NULL
+);
+-- Where a recording's events live when not in event_chunks (object storage).
+ALTER TABLE sessions ADD COLUMN archive TEXT;
+CREATE INDEX sessions_ended ON sessions(ended_us);
+"#,
 ];
 
 /// Opens the database at `path`, sets WAL mode and applies pending migrations.

@@ -3,16 +3,20 @@
 //! `max_delay` after its first operation arrived, so a crash loses at most that window; a
 //! caller that needs durability before going on (strict mode) sends with an acknowledgement,
 //! which commits the batch at once, together with everything queued by other sessions.
+//!
+//! The writer also keeps the audit log's hash chain: it numbers and chains each audit event
+//! as it commits it, signs a checkpoint of the chain at least every `checkpoint_every`, and
+//! wakes the audit sinks after each commit.
 
+use crate::audit_log::{self, SpoolSignal};
+use crate::crypto::hex;
 use crate::recordings::SessionRow;
-use crate::signing::{self, SigningKey};
+use crate::signing::{self, KeyRing, SigningKey};
 use crate::{schema, StoreError};
 use rusqlite::{params, Connection, OptionalExtension};
 use sluice_core::AuditEvent;
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -48,8 +52,34 @@ pub enum WriteOp {
         /// Hash of the last event.
         final_hash: String,
     },
-    /// An audit event (store + JSON-lines file).
+    /// An audit event, chained into the audit log.
     Audit(Box<AuditEvent>),
+    /// Sign a checkpoint of the audit chain now (if events were chained since the last one).
+    Checkpoint,
+}
+
+/// How the writer runs.
+#[derive(Debug, Clone)]
+pub struct WriterSettings {
+    /// Longest a buffered write waits before its batch is committed.
+    pub max_delay: Duration,
+    /// The key that signs session manifests and audit checkpoints.
+    pub keys: Option<Arc<KeyRing>>,
+    /// Longest time between audit checkpoints while events arrive.
+    pub checkpoint_every: Duration,
+    /// Woken after each commit that chained audit events.
+    pub spool: Option<Arc<SpoolSignal>>,
+}
+
+impl Default for WriterSettings {
+    fn default() -> Self {
+        WriterSettings {
+            max_delay: Duration::from_millis(100),
+            keys: None,
+            checkpoint_every: Duration::from_secs(60),
+            spool: None,
+        }
+    }
 }
 
 struct Msg {
@@ -88,25 +118,31 @@ pub struct RecordWriter {
 }
 
 impl RecordWriter {
-    /// Starts the writer thread on the database at `db_path`, appending audit events to
-    /// `audit_file` when given.
+    /// Starts the writer thread on the database at `db_path`.
     pub fn start(
         db_path: &Path,
-        audit_file: Option<PathBuf>,
-        max_delay: Duration,
-        signer: Option<Arc<SigningKey>>,
+        settings: WriterSettings,
     ) -> Result<(RecordWriter, std::thread::JoinHandle<()>), StoreError> {
-        let conn = schema::open_existing(db_path)?;
-        let audit = match audit_file {
-            Some(p) => Some(BufWriter::new(
-                OpenOptions::new().create(true).append(true).open(p)?,
-            )),
-            None => None,
-        };
+        let mut conn = schema::open_existing(db_path)?;
+        let chained = audit_log::chain_unchained(&mut conn)?;
+        if chained > 0 {
+            tracing::info!(
+                events = chained,
+                "chained audit events stored before the chain existed"
+            );
+        }
+        let head = audit_log::head(&conn)?;
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("sluice-recorder".into())
-            .spawn(move || run(conn, audit, rx, max_delay, signer))?;
+            .spawn(move || {
+                Writer {
+                    conn,
+                    settings,
+                    head,
+                }
+                .run(rx)
+            })?;
         let thread = handle.thread().clone();
         Ok((RecordWriter { tx, thread }, handle))
     }
@@ -152,52 +188,12 @@ impl RecordWriter {
     }
 }
 
-fn run(
-    mut conn: Connection,
-    mut audit: Option<BufWriter<File>>,
-    rx: Receiver<Msg>,
-    max_delay: Duration,
-    signer: Option<Arc<SigningKey>>,
-) {
-    let mut batch: Vec<Msg> = Vec::with_capacity(256);
-    loop {
-        // Sleep until there is work; the first operation of a batch wakes us.
-        match rx.recv() {
-            Ok(first) => batch.push(first),
-            Err(_) => return,
-        }
-        let deadline = Instant::now() + max_delay;
-        let mut urgent = batch[0].ack.is_some();
-        let mut closed = false;
-        loop {
-            loop {
-                match rx.try_recv() {
-                    Ok(m) => {
-                        urgent |= m.ack.is_some();
-                        batch.push(m);
-                        if batch.len() >= MAX_BATCH {
-                            break;
-                        }
-                    }
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        closed = true;
-                        break;
-                    }
-                }
-            }
-            let now = Instant::now();
-            if urgent || closed || batch.len() >= MAX_BATCH || now >= deadline {
-                break;
-            }
-            // Senders of acknowledged operations unpark us; plain sends do not.
-            std::thread::park_timeout(deadline - now);
-        }
-        commit(&mut conn, audit.as_mut(), &mut batch, signer.as_deref());
-        if closed {
-            return;
-        }
-    }
+/// The writer thread's state.
+struct Writer {
+    conn: Connection,
+    settings: WriterSettings,
+    /// The audit chain's last sequence number and hash, as committed.
+    head: (u64, [u8; 32]),
 }
 
 /// Attempts at committing one batch before it is given up (with a loud error).
@@ -205,59 +201,129 @@ const COMMIT_ATTEMPTS: u32 = 50;
 /// Pause between attempts (the disk may be full or the database locked for a moment).
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
-fn commit(
-    conn: &mut Connection,
-    audit: Option<&mut BufWriter<File>>,
-    batch: &mut Vec<Msg>,
-    signer: Option<&SigningKey>,
-) {
-    if batch.is_empty() {
-        return;
-    }
-    let mut lines = String::new();
-    let mut attempt = 1;
-    loop {
-        lines.clear();
-        match write_batch(conn, batch, &mut lines, signer) {
-            Ok(()) => break,
-            Err(e) if attempt < COMMIT_ATTEMPTS => {
-                tracing::warn!(error = %e, attempt, "recording batch failed to commit; retrying");
-                attempt += 1;
-                std::thread::sleep(RETRY_PAUSE);
+impl Writer {
+    fn run(mut self, rx: Receiver<Msg>) {
+        let mut batch: Vec<Msg> = Vec::with_capacity(256);
+        let mut next_checkpoint = Instant::now() + self.settings.checkpoint_every;
+        loop {
+            // Sleep until there is work (the first operation of a batch wakes us) or a
+            // checkpoint is due.
+            let wait = next_checkpoint.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(first) => batch.push(first),
+                Err(RecvTimeoutError::Timeout) => {
+                    self.checkpoint();
+                    next_checkpoint = Instant::now() + self.settings.checkpoint_every;
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.checkpoint();
+                    return;
+                }
             }
-            Err(e) => {
-                tracing::error!(error = %e, ops = batch.len(), "recording batch lost after retries");
-                batch.clear();
+            let deadline = Instant::now() + self.settings.max_delay;
+            let mut urgent = batch[0].ack.is_some();
+            let mut closed = false;
+            loop {
+                loop {
+                    match rx.try_recv() {
+                        Ok(m) => {
+                            urgent |= m.ack.is_some();
+                            batch.push(m);
+                            if batch.len() >= MAX_BATCH {
+                                break;
+                            }
+                        }
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => {
+                            closed = true;
+                            break;
+                        }
+                    }
+                }
+                let now = Instant::now();
+                if urgent || closed || batch.len() >= MAX_BATCH || now >= deadline {
+                    break;
+                }
+                // Senders of acknowledged operations unpark us; plain sends do not.
+                std::thread::park_timeout(deadline - now);
+            }
+            self.commit(&mut batch);
+            if Instant::now() >= next_checkpoint {
+                self.checkpoint();
+                next_checkpoint = Instant::now() + self.settings.checkpoint_every;
+            }
+            if closed {
+                self.checkpoint();
                 return;
             }
         }
     }
-    if let Some(f) = audit {
-        if let Err(e) = f.write_all(lines.as_bytes()).and_then(|_| f.flush()) {
-            tracing::error!(error = %e, "audit file write failed");
+
+    /// Signs a checkpoint when events were chained since the last one.
+    fn checkpoint(&mut self) {
+        let Some(keys) = &self.settings.keys else {
+            return;
+        };
+        let key = keys.current();
+        if let Err(e) = audit_log::write_checkpoint(&self.conn, &key, false) {
+            tracing::error!(error = %e, "audit checkpoint failed");
         }
     }
-    for msg in batch.drain(..) {
-        if let Some(ack) = msg.ack {
-            let _ = ack.send(());
+
+    fn commit(&mut self, batch: &mut Vec<Msg>) {
+        if batch.is_empty() {
+            return;
+        }
+        let key = self.settings.keys.as_ref().map(|k| k.current());
+        let mut attempt = 1;
+        let head = loop {
+            match write_batch(&mut self.conn, batch, self.head, key.as_deref()) {
+                Ok(head) => break head,
+                Err(e) if attempt < COMMIT_ATTEMPTS => {
+                    tracing::warn!(error = %e, attempt, "recording batch failed to commit; retrying");
+                    attempt += 1;
+                    std::thread::sleep(RETRY_PAUSE);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, ops = batch.len(), "recording batch lost after retries");
+                    batch.clear();
+                    return;
+                }
+            }
+        };
+        if head.0 != self.head.0 {
+            self.head = head;
+            if let Some(spool) = &self.settings.spool {
+                spool.committed(head.0);
+            }
+        }
+        for msg in batch.drain(..) {
+            if let Some(ack) = msg.ack {
+                let _ = ack.send(());
+            }
         }
     }
 }
 
 /// Applies the whole batch in one transaction (rolled back on any error). A session's events
 /// in the batch become one chunk row, so the cost per event is a line, not a B-tree insert.
+/// Returns the audit chain's new head.
 fn write_batch(
     conn: &mut Connection,
     batch: &[Msg],
-    lines: &mut String,
+    mut head: (u64, [u8; 32]),
     signer: Option<&SigningKey>,
-) -> Result<(), StoreError> {
+) -> Result<(u64, [u8; 32]), StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut chunks: Vec<Chunk<'_>> = Vec::new();
+    let mut checkpoint = false;
     for msg in batch {
         match &msg.op {
             Some(WriteOp::Event(e)) => add_to_chunk(&mut chunks, e),
-            Some(op) => apply(&tx, op, lines, signer)?,
+            Some(WriteOp::Audit(a)) => chain_audit(&tx, a, &mut head)?,
+            Some(WriteOp::Checkpoint) => checkpoint = true,
+            Some(op) => apply(&tx, op, signer)?,
             None => {}
         }
     }
@@ -273,7 +339,31 @@ fn write_batch(
         ])?;
     }
     drop(insert);
+    if let (true, Some(key)) = (checkpoint, signer) {
+        audit_log::write_checkpoint(&tx, key, false)?;
+    }
     tx.commit()?;
+    Ok(head)
+}
+
+/// Stores an audit event as the next link of the chain (a duplicate id is ignored).
+fn chain_audit(
+    tx: &Connection,
+    a: &AuditEvent,
+    head: &mut (u64, [u8; 32]),
+) -> Result<(), StoreError> {
+    let json = serde_json::to_string(a)?;
+    let seq = head.0 + 1;
+    let hash = audit_log::link(&head.1, seq, &json);
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO audit (id, ts_us, action, event_json, seq, hash) VALUES (?1,?2,?3,?4,?5,?6)
+             ON CONFLICT(id) DO NOTHING",
+        )?
+        .execute(params![a.id, a.ts_us, a.action, json, seq as i64, hex(&hash)])?;
+    if inserted == 1 {
+        *head = (seq, hash);
+    }
     Ok(())
 }
 
@@ -307,12 +397,7 @@ fn add_to_chunk<'a>(chunks: &mut Vec<Chunk<'a>>, e: &'a NewEvent) {
     crate::recordings::encode_line(&mut chunk.body, e);
 }
 
-fn apply(
-    tx: &Connection,
-    op: &WriteOp,
-    audit_lines: &mut String,
-    signer: Option<&SigningKey>,
-) -> Result<(), StoreError> {
+fn apply(tx: &Connection, op: &WriteOp, signer: Option<&SigningKey>) -> Result<(), StoreError> {
     match op {
         WriteOp::SessionStart(s) => {
             tx.prepare_cached(
@@ -332,7 +417,6 @@ fn apply(
                 s.started_us
             ])?;
         }
-        WriteOp::Event(_) => {}
         WriteOp::SessionEnd {
             id,
             ended_us,
@@ -368,15 +452,7 @@ fn apply(
                 .execute(params![id, key.sign(text.as_bytes()), key.key_id])?;
             }
         }
-        WriteOp::Audit(a) => {
-            let json = serde_json::to_string(a)?;
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO audit (id, ts_us, action, event_json) VALUES (?1,?2,?3,?4)",
-            )?
-            .execute(params![a.id, a.ts_us, a.action, json])?;
-            audit_lines.push_str(&json);
-            audit_lines.push('\n');
-        }
+        WriteOp::Event(_) | WriteOp::Audit(_) | WriteOp::Checkpoint => {}
     }
     Ok(())
 }

@@ -122,7 +122,7 @@ fn default_rules_refuse_through_evasions_and_the_session_stays_usable() {
         .filter(|e| e["kind"] == "result" && e["outcome"]["error"]["code"] == "42501")
         .count();
     assert_eq!(denied_results, refused.len());
-    let audit = gw.wait_audit("command.denied", |e| e["action"] == "command.denied");
+    let audit = gw.wait_audit("statement.denied", |e| e["action"] == "statement.denied");
     assert_eq!(audit["session_id"], id.as_str());
 }
 

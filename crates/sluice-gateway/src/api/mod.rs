@@ -4,12 +4,14 @@
 //! - [`auth`]: the bearer-token extractor.
 //! - [`admin`]: service accounts, tokens, connections, grants.
 //! - [`sessions`]: sessions, recordings, audit log.
+//! - [`audit`]: the audit chain and checkpoints, key rotation, legal holds, retention, metrics.
 //! - [`containment`]: kill sessions, block identities.
 //! - [`exchange`]: token exchange (a trusted IdP's JWT for a gateway token; no bearer needed).
 //! - [`login`]: the sign-in providers for `sluice login`, and logout.
 //! - [`reviews`]: reviews (held commands, access requests) and their decisions.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod containment;
 pub mod exchange;
@@ -42,6 +44,14 @@ pub struct ApiState {
     pub config_connections: Arc<Vec<Connection>>,
     /// Grants from the config file (read-only).
     pub config_grants: Arc<Vec<Grant>>,
+    /// The signing key (rotation).
+    pub keys: Arc<sluice_store::signing::KeyRing>,
+    /// Audit sinks' delivery state (metrics).
+    pub health: Arc<sluice_store::audit_log::SpoolHealth>,
+    /// Recording retention.
+    pub retention: Arc<sluice_pipeline::retention::RetentionPolicy>,
+    /// Where archived recordings live, when not in the database.
+    pub archive: Option<Arc<dyn sluice_pipeline::retention::ArchiveStore>>,
 }
 
 impl ApiState {
@@ -81,7 +91,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(_) => ApiError(StatusCode::NOT_FOUND, e.to_string()),
-            StoreError::Conflict(_) => ApiError(StatusCode::CONFLICT, e.to_string()),
+            StoreError::Conflict(_) | StoreError::Refused(_) => {
+                ApiError(StatusCode::CONFLICT, e.to_string())
+            }
             other => {
                 warn!(error = %other, "store error in API");
                 ApiError(
@@ -139,6 +151,22 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/audit", get(sessions::audit))
         .route("/api/v1/signing-keys", get(sessions::signing_keys))
+        .route("/api/v1/signing-keys/rotate", post(audit::rotate_key))
+        .route("/api/v1/audit/chain", get(audit::chain))
+        .route(
+            "/api/v1/audit/checkpoints",
+            get(audit::checkpoints).post(audit::seal),
+        )
+        .route(
+            "/api/v1/holds",
+            get(audit::list_holds).post(audit::add_hold),
+        )
+        .route(
+            "/api/v1/holds/{id}",
+            axum::routing::delete(audit::remove_hold),
+        )
+        .route("/api/v1/retention/run", post(audit::run_retention))
+        .route("/api/v1/metrics", get(audit::metrics))
         .route("/api/v1/reviews", get(reviews::list))
         .route("/api/v1/reviews/{id}", get(reviews::show))
         .route("/api/v1/reviews/{id}/approve", post(reviews::approve))

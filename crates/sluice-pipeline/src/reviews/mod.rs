@@ -400,6 +400,9 @@ fn apply_decision(
 fn describe(mut e: AuditEvent, review: &Review) -> AuditEvent {
     e.connection = Some(review.connection.clone());
     e.target = Some(review.id.clone());
+    e.review_id = Some(review.id.clone());
+    e.rule = review.rule.clone();
+    e.session_id = e.session_id.or_else(|| review.session_id.clone());
     if e.reason.is_none() {
         e.reason = Some(match (&review.rule, review.kind) {
             (Some(rule), _) => format!("rule {rule}: {}", review.status.as_str()),

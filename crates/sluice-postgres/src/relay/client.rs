@@ -192,11 +192,6 @@ fn scan(
                     }
                     Judged::Refuse(refusal) => {
                         st.tracker.refuse(&msg, &refusal, now, events);
-                        st.recorder.audit(
-                            "command.denied",
-                            sluice_core::Outcome::Failure,
-                            Some(format!("rule {}", refusal.rule)),
-                        );
                         let mut answer = Vec::new();
                         st.tracker.take_synthetic(&mut answer);
                         return Ok(cut(answer));

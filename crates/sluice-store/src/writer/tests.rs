@@ -24,7 +24,14 @@ async fn acknowledged_writes_are_committed_with_everything_queued_before() {
     let db = dir.join("w.db");
     schema::open(&db).unwrap();
     // A long batching window: only the acknowledgement can cause the commit.
-    let (w, thread) = RecordWriter::start(&db, None, Duration::from_secs(3600), None).unwrap();
+    let (w, thread) = RecordWriter::start(
+        &db,
+        WriterSettings {
+            max_delay: Duration::from_secs(3600),
+            ..WriterSettings::default()
+        },
+    )
+    .unwrap();
     for seq in 0..10 {
         w.send(event(seq));
     }

@@ -85,7 +85,13 @@ impl Api {
 
     /// GET `path` as text.
     pub fn get_text(&self, path: &str) -> anyhow::Result<String> {
-        Ok(Self::check(self.request("GET", path).call())?.into_string()?)
+        // Not `into_string`: recordings may be larger than its 10 MB cap.
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut Self::check(self.request("GET", path).call())?.into_reader(),
+            &mut text,
+        )?;
+        Ok(text)
     }
 
     /// POST JSON to `path`, returning the JSON answer (or `null` when empty).

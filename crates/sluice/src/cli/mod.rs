@@ -1,6 +1,8 @@
 //! Command-line arguments and dispatch.
 
 mod admin;
+mod audit;
+mod bundle;
 mod client;
 mod connect;
 mod identities;
@@ -104,9 +106,10 @@ enum Command {
     },
     /// Revoke and delete the stored session token.
     Logout,
-    /// Verify a recording: its hash chain and its signed manifest (names the first problem).
+    /// Verify a recording (its hash chain and signed manifest) or, offline, an evidence bundle
+    /// (every recording and the audit chain with its signed checkpoints); names the first problem.
     Verify {
-        /// Session id.
+        /// Session id, or a bundle file written by `sluice export`.
         session: String,
         /// The gateway's public key you hold (hex, or a file such as
         /// `<data-dir>/signing/ed25519.pub`); default: the keys the gateway publishes.
@@ -122,6 +125,36 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write an evidence bundle (recordings, manifests, audit log and checkpoints, public keys)
+    /// for auditors; check it with `sluice verify BUNDLE`.
+    Export {
+        /// Sessions started at or after: a time (2026-01-31T00:00:00Z) or a duration ago (7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// Sessions started before: a time or a duration ago.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only this identity's sessions.
+        #[arg(long)]
+        identity: Option<String>,
+        /// Only this connection's sessions.
+        #[arg(long)]
+        connection: Option<String>,
+        /// Output file.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+    /// Legal holds: held recordings are never deleted by retention.
+    #[command(subcommand)]
+    Holds(audit::HoldCmd),
+    /// Apply the retention policy now (the gateway also does it on its own schedule).
+    #[command(subcommand)]
+    Retention(audit::RetentionCmd),
+    /// Delivery metrics (Prometheus text): audit sink backlog, failures, spool state.
+    Metrics,
+    /// The signing key: list public keys, rotate.
+    #[command(subcommand, name = "signing-keys")]
+    SigningKeys(audit::KeyCmd),
 }
 
 /// Runs one command.
@@ -151,6 +184,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.token,
             args.ca,
         ),
+        Command::Verify {
+            session,
+            public_key,
+        } if std::path::Path::new(&session).is_file() => {
+            bundle::verify(std::path::Path::new(&session), public_key)
+        }
         Command::Tokens(admin::TokenCmd::Exchange { subject_token }) => {
             admin::exchange(&args.addr, args.ca, subject_token)
         }
@@ -170,6 +209,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     session,
                     public_key,
                 } => verify::run(&api, &session, public_key),
+                Command::Export {
+                    since,
+                    until,
+                    identity,
+                    connection,
+                    out,
+                } => {
+                    let sel = bundle::Selection {
+                        since_us: since.as_deref().map(bundle::parse_time).transpose()?,
+                        until_us: until.as_deref().map(bundle::parse_time).transpose()?,
+                        identity,
+                        connection,
+                    };
+                    bundle::export(&api, &sel, &out)
+                }
+                Command::Metrics => {
+                    print!("{}", api.get_text("/api/v1/metrics")?);
+                    Ok(())
+                }
+                Command::Holds(c) => audit::holds(&api, c),
+                Command::Retention(c) => audit::retention(&api, c),
+                Command::SigningKeys(c) => audit::keys(&api, c),
                 Command::Gateway { .. }
                 | Command::Connect { .. }
                 | Command::Login { .. }

@@ -1,13 +1,19 @@
-//! `sluice verify SESSION_ID`: checks a recording with the gateway's public key only: the hash
-//! chain (no event edited, removed, reordered or inserted) and the signed manifest (the count
-//! and final hash, so the tail was not cut off, signed by a published key). The check runs
-//! here, in the CLI, on the exported recording; the gateway is trusted for nothing but the
-//! bytes it returns.
+//! `sluice verify SESSION_ID | BUNDLE`: checks recordings (and, in a bundle, the audit log)
+//! with the gateway's public key only.
+//!
+//! A recording: the hash chain (no event edited, removed, reordered or inserted) and the
+//! signed manifest (count and final hash, so the tail was not cut off). The check runs here,
+//! in the CLI; the gateway is trusted for nothing but the bytes it returns. A bundle is checked
+//! entirely offline (`bundle.rs`).
 
 use super::client::{enc, Api};
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
 use serde_json::Value;
 use sluice_store::{chain, crypto, signing};
+use std::collections::BTreeMap;
+
+/// Public keys trusted for a check: key id → hex.
+pub type Keys = BTreeMap<String, String>;
 
 /// One exported event: the fields the chain covers.
 struct Line {
@@ -18,17 +24,16 @@ struct Line {
     hash: String,
 }
 
-fn parse(line: &str) -> anyhow::Result<Line> {
-    let v: Value = serde_json::from_str(line)?;
+fn parse(line: &str) -> Result<Line, String> {
+    let v: Value =
+        serde_json::from_str(line).map_err(|e| format!("an event line is not JSON ({e})"))?;
     // The event JSON is hashed as stored: take it byte for byte from the line.
     let at = line
         .find("\"event\":")
-        .ok_or_else(|| anyhow!("an exported line has no event"))?;
+        .ok_or("an exported line has no event")?;
     let data = line[at + 8..line.len() - 1].to_string();
     Ok(Line {
-        seq: v["seq"]
-            .as_u64()
-            .ok_or_else(|| anyhow!("an exported line has no seq"))?,
+        seq: v["seq"].as_u64().ok_or("an exported line has no seq")?,
         ts_us: v["ts_us"].as_i64().unwrap_or_default(),
         kind: v["event"]["kind"].as_str().unwrap_or_default().to_string(),
         data,
@@ -36,30 +41,30 @@ fn parse(line: &str) -> anyhow::Result<Line> {
     })
 }
 
-/// Verifies session `id`; errors name the first problem. With `public_key` (hex, or a file
-/// holding it, e.g. `<data-dir>/signing/ed25519.pub`) the manifest must be signed by that key;
-/// without it, by one the gateway publishes.
-pub fn run(api: &Api, id: &str, public_key: Option<String>) -> anyhow::Result<()> {
-    let session: Value = api.get(&format!("/api/v1/sessions/{}", enc(id)))?;
-    let text = api.get_text(&format!("/api/v1/sessions/{}/events", enc(id)))?;
-    let pinned = match public_key {
-        Some(k) => {
-            let hex = match std::fs::read_to_string(&k) {
-                Ok(text) => text.trim().to_string(),
-                Err(_) => k.trim().to_string(),
-            };
-            let raw = crypto::unhex(&hex).ok_or_else(|| {
-                anyhow!("--public-key is neither a hex key nor a file holding one")
-            })?;
-            Some((signing::key_id(&raw), hex))
-        }
-        None => None,
+/// The key given with `--public-key` (hex, or a file holding it): id → hex.
+pub fn pinned_key(public_key: &str) -> anyhow::Result<Keys> {
+    let hex = match std::fs::read_to_string(public_key) {
+        Ok(text) => text.trim().to_string(),
+        Err(_) => public_key.trim().to_string(),
     };
-    let lines = text
+    let raw = crypto::unhex(&hex)
+        .ok_or_else(|| anyhow!("--public-key is neither a hex key nor a file holding one"))?;
+    Ok(BTreeMap::from([(signing::key_id(&raw), hex)]))
+}
+
+/// Checks one recording: `session` is its row (as the API returns it), `events` its exported
+/// lines. `Ok` says what was established; `Err` names the first problem.
+pub fn check_session(
+    id: &str,
+    session: &Value,
+    events: &str,
+    keys: &Keys,
+) -> Result<String, String> {
+    let lines = events
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(parse)
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     chain::verify(
         id,
         lines.iter().map(|l| {
@@ -72,13 +77,12 @@ pub fn run(api: &Api, id: &str, public_key: Option<String>) -> anyhow::Result<()
             )
         }),
     )
-    .map_err(|e| anyhow!("session {id}: FAILED: {e} (edited, removed, reordered or inserted)"))?;
+    .map_err(|e| format!("{e} (edited, removed, reordered or inserted)"))?;
     let Some(ended_us) = session["ended_us"].as_i64() else {
-        println!(
-            "session {id}: chain intact over {} events; still live, not signed yet",
+        return Ok(format!(
+            "chain intact over {} events; still live, not signed yet",
             lines.len()
-        );
-        return Ok(());
+        ));
     };
     let count = session["event_count"].as_u64().unwrap_or_default();
     let final_hash = session["final_hash"].as_str().unwrap_or_default();
@@ -86,22 +90,14 @@ pub fn run(api: &Api, id: &str, public_key: Option<String>) -> anyhow::Result<()
         session["manifest_sig"].as_str(),
         session["manifest_key"].as_str(),
     ) else {
-        bail!("session {id}: FAILED: the ended session has no signed manifest");
+        return Err("the ended session has no signed manifest".into());
     };
-    let public = match &pinned {
-        Some((pinned_id, hex)) if pinned_id == key_id => hex.clone(),
-        Some((pinned_id, _)) => {
-            bail!("session {id}: FAILED: signed by key {key_id}, not by the given key {pinned_id}")
-        }
-        None => {
-            let keys: Vec<Value> = api.get("/api/v1/signing-keys")?;
-            keys.iter()
-                .find(|k| k["key_id"] == key_id)
-                .and_then(|k| k["public_hex"].as_str())
-                .map(str::to_string)
-                .ok_or_else(|| anyhow!("session {id}: FAILED: signed by unknown key {key_id}"))?
-        }
-    };
+    let public = keys.get(key_id).ok_or_else(|| {
+        format!(
+            "signed by key {key_id}, which is not a trusted key ({})",
+            keys.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+    })?;
     let manifest = signing::manifest(
         id,
         session["identity"].as_str().unwrap_or_default(),
@@ -111,26 +107,54 @@ pub fn run(api: &Api, id: &str, public_key: Option<String>) -> anyhow::Result<()
         count,
         final_hash,
     );
-    if !signing::verify(&public, manifest.as_bytes(), sig) {
-        bail!("session {id}: FAILED: the manifest signature does not verify with key {key_id} (the manifest was altered or signed by another key)");
+    if !signing::verify(public, manifest.as_bytes(), sig) {
+        return Err(format!("the manifest signature does not verify with key {key_id} (the manifest was altered or signed by another key)"));
     }
     if lines.len() as u64 != count {
-        bail!(
-            "session {id}: FAILED: the recording has {} events but its signed manifest says {count} (events after #{} are missing)",
+        return Err(format!(
+            "the recording has {} events but its signed manifest says {count} (events after #{} are missing)",
             lines.len(),
             lines.len().saturating_sub(1)
-        );
+        ));
     }
     if lines.last().map(|l| l.hash.as_str()) != Some(final_hash) {
-        bail!("session {id}: FAILED: the last event's hash is not the signed final hash");
+        return Err("the last event's hash is not the signed final hash".into());
     }
-    let source = if pinned.is_some() {
-        "the given key"
-    } else {
-        "a key the gateway publishes; pass --public-key to check against a key you hold"
+    Ok(format!(
+        "{count} events, chain intact, manifest signed by key {key_id}"
+    ))
+}
+
+/// Verifies session `id` through the API. With `public_key` the manifest must be signed by that
+/// key; without it, by one the gateway publishes.
+pub fn run(api: &Api, id: &str, public_key: Option<String>) -> anyhow::Result<()> {
+    let session: Value = api.get(&format!("/api/v1/sessions/{}", enc(id)))?;
+    let text = api.get_text(&format!("/api/v1/sessions/{}/events", enc(id)))?;
+    let (keys, source) = match &public_key {
+        Some(k) => (pinned_key(k)?, "the given key"),
+        None => (
+            published_keys(api)?,
+            "a key the gateway publishes; pass --public-key to check against a key you hold",
+        ),
     };
-    println!(
-        "session {id}: ok: {count} events, chain intact, manifest signed by key {key_id} ({source})"
-    );
+    match check_session(id, &session, &text, &keys) {
+        Ok(what) if what.contains("still live") => println!("session {id}: {what}"),
+        Ok(what) => println!("session {id}: ok: {what} ({source})"),
+        Err(why) => anyhow::bail!("session {id}: FAILED: {why}"),
+    }
     Ok(())
+}
+
+/// The public keys the gateway publishes.
+pub fn published_keys(api: &Api) -> anyhow::Result<Keys> {
+    let keys: Vec<Value> = api.get("/api/v1/signing-keys")?;
+    Ok(keys
+        .iter()
+        .filter_map(|k| {
+            Some((
+                k["key_id"].as_str()?.to_string(),
+                k["public_hex"].as_str()?.to_string(),
+            ))
+        })
+        .collect())
 }

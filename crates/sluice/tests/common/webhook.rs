@@ -17,15 +17,29 @@ pub struct Receiver {
 impl Receiver {
     /// Listens on a free loopback port.
     pub fn start() -> Receiver {
+        Self::failing_first(0)
+    }
+
+    /// Listens on a free loopback port and answers the first `failures` requests with a 500
+    /// (their bodies are not handed to the test).
+    pub fn failing_first(failures: usize) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            let mut failures = failures;
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
                 let Some(body) = read_request(&mut stream) else {
                     continue;
                 };
+                if failures > 0 {
+                    failures -= 1;
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\nConnection: close\r\n\r\ndown",
+                    );
+                    continue;
+                }
                 let _ = stream.write_all(
                     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
                 );
@@ -42,6 +56,11 @@ impl Receiver {
     /// The URL to configure.
     pub fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
+    }
+
+    /// The next body accepted, if one arrives within `timeout`.
+    pub fn next_body(&self, timeout: Duration) -> Option<Value> {
+        self.rx.recv_timeout(timeout).ok()
     }
 
     /// The next body whose `sluice.status` is `status`, skipping others; panics after 20 s.

@@ -1,0 +1,590 @@
+//! NATS JetStream sink: a minimal, blocking client of the NATS text protocol.
+//!
+//! We speak the protocol ourselves (the async client would bring tokio and, through nkeys, a
+//! second crypto backend). On connect: read `INFO`, send `CONNECT` (headers and no-responders on,
+//! the token if configured) and `PING`, wait for `PONG`, subscribe to a private inbox
+//! `_INBOX.<uuid>.*`, and, if a stream is configured, make sure it exists (`STREAM.INFO`, then
+//! `STREAM.CREATE` when JetStream says 404 / 10059).
+//!
+//! A batch is pipelined: one `HPUB` per event, with the event id in `Nats-Msg-Id` (JetStream
+//! drops a message whose id it has seen within the stream's duplicate window, so a batch offered
+//! again after a lost ack is stored once) and the reply subject `<inbox>.<n>`. Then every reply
+//! is read: a JetStream PubAck (`{"stream":…,"seq":…}`, duplicates included) accepts the event;
+//! an API error, a status header (503: no stream captures the subject) or `-ERR` refuses it.
+//! `deliver` returns `Ok` only when every event of the batch was acknowledged. Any error drops
+//! the connection; the next delivery reconnects.
+//!
+//! Not supported: TLS to the NATS server (`tls://`, or a server that requires TLS), and
+//! user/password, nkey or JWT credentials (only `auth_token`).
+
+use crate::config;
+use crate::sink::{Sink, SinkError, SpooledEvent};
+use serde::Deserialize;
+use sluice_core::Secret;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+/// Connect, read and write timeout; also how long we wait for the next ack of a batch.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest control line (`INFO` of a large cluster included) we accept from the server.
+const MAX_LINE: u64 = 1 << 20;
+/// JetStream's error code for "stream not found".
+const ERR_STREAM_NOT_FOUND: u32 = 10059;
+/// JetStream's error code for "stream name already in use" (created concurrently).
+const ERR_STREAM_NAME_IN_USE: u32 = 10058;
+/// Duplicate window of a stream we create: two minutes, in nanoseconds.
+const DUPLICATE_WINDOW_NS: u64 = 120_000_000_000;
+
+/// Delivers audit events to a NATS JetStream subject, each acknowledged by the stream.
+pub struct NatsSink {
+    host: String,
+    port: u16,
+    subject: String,
+    stream: Option<String>,
+    token: Option<Secret<String>>,
+    conn: Option<Conn>,
+}
+
+impl NatsSink {
+    /// Checks the configuration (URL `nats://host[:port]`, subject, stream name) and reads the
+    /// token from `token_env`. Does not connect: the first delivery does.
+    pub fn new(cfg: &config::NatsSink) -> Result<Self, SinkError> {
+        let (host, port) = parse_url(&cfg.url).map_err(SinkError::Config)?;
+        let (subject, stream) = (cfg.subject.clone(), cfg.stream.clone());
+        if !valid_subject(&subject) {
+            let why = format!("subject {subject:?}: no wildcards, no spaces");
+            return Err(config_error(why));
+        }
+        if let Some(name) = stream.as_ref().filter(|name| !valid_stream_name(name)) {
+            return Err(config_error(format!("bad stream name {name:?}")));
+        }
+        let token = match &cfg.token_env {
+            Some(var) => match std::env::var(var) {
+                Ok(token) => Some(Secret::new(token)),
+                Err(_) => return Err(config_error(format!("token_env: {var} is not set"))),
+            },
+            None => None,
+        };
+        let conn = None;
+        Ok(NatsSink {
+            host,
+            port,
+            subject,
+            stream,
+            token,
+            conn,
+        })
+    }
+
+    fn connect(&self) -> Result<Conn, SinkError> {
+        let mut conn = Conn::open(&self.host, self.port, self.token.as_ref())?;
+        if let Some(stream) = &self.stream {
+            conn.ensure_stream(stream, &self.subject)?;
+        }
+        tracing::debug!(host = %self.host, port = self.port, "connected to NATS");
+        Ok(conn)
+    }
+}
+
+impl Sink for NatsSink {
+    fn deliver(&mut self, batch: &[SpooledEvent]) -> Result<(), SinkError> {
+        let mut conn = match self.conn.take().map(|mut conn| (conn.still_open(), conn)) {
+            Some((true, conn)) => conn,
+            Some((false, _)) | None => self.connect()?,
+        };
+        conn.publish_batch(&self.subject, batch)?;
+        // Only a connection that just delivered a whole batch is kept.
+        self.conn = Some(conn);
+        Ok(())
+    }
+}
+
+/// One connection, after the handshake.
+struct Conn {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    /// `_INBOX.<uuid>`; replies come to `<inbox>.<n>`.
+    inbox: String,
+    /// Next `<n>`; never reused on this connection, so a late reply cannot be mistaken.
+    next_reply: u64,
+    /// The server's `max_payload`: largest headers + payload it accepts.
+    max_payload: usize,
+}
+
+/// What the server says in its first line.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ServerInfo {
+    max_payload: Option<usize>,
+    headers: bool,
+    tls_required: bool,
+}
+
+/// One protocol message from the server.
+#[derive(Debug, PartialEq)]
+enum Op {
+    Info(String),
+    Msg(InboxMsg),
+    Ping,
+    Pong,
+    Ok,
+    Err(String),
+}
+
+/// A message (`MSG` or `HMSG`): its subject, and headers followed by payload.
+#[derive(Debug, PartialEq)]
+struct InboxMsg {
+    subject: String,
+    hdr_len: usize,
+    body: Vec<u8>,
+}
+
+impl InboxMsg {
+    fn reply(&self) -> Reply<'_> {
+        let (headers, payload) = self.body.split_at(self.hdr_len);
+        classify_reply(headers, payload)
+    }
+}
+
+/// A reply to a request, classified by its status header.
+#[derive(Debug, PartialEq)]
+enum Reply<'a> {
+    /// Nobody subscribes to the subject (status 503).
+    NoResponders,
+    /// Another status (code, description).
+    Status(u16, String),
+    /// A normal reply body.
+    Payload(&'a [u8]),
+}
+
+/// A positive JetStream acknowledgement.
+#[derive(Debug, PartialEq)]
+struct PubAck {
+    stream: String,
+    seq: u64,
+    duplicate: bool,
+}
+
+/// The fields of a JetStream API reply we look at (PubAck, stream info, errors).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ApiReply {
+    error: Option<ApiError>,
+    stream: Option<String>,
+    seq: Option<u64>,
+    duplicate: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ApiError {
+    code: u16,
+    err_code: u32,
+    description: String,
+}
+
+impl Conn {
+    /// TCP connect, `INFO`, `CONNECT`, `PING`/`PONG`, `SUB` to the inbox.
+    fn open(host: &str, port: u16, token: Option<&Secret<String>>) -> Result<Conn, SinkError> {
+        let stream = connect_tcp(host, port)?;
+        let writer = stream.try_clone()?;
+        let mut conn = Conn {
+            reader: BufReader::new(stream),
+            writer,
+            inbox: format!("_INBOX.{}", uuid::Uuid::new_v4().simple()),
+            next_reply: 1,
+            max_payload: 1024 * 1024,
+        };
+        let deadline = Instant::now() + IO_TIMEOUT;
+        let info = match conn.read_op(deadline)? {
+            Op::Info(json) => json,
+            other => return Err(protocol(format!("expected INFO, got {other:?}"))),
+        };
+        let info: ServerInfo =
+            serde_json::from_str(&info).map_err(|e| protocol(format!("bad INFO: {e}")))?;
+        if info.tls_required || !info.headers {
+            let why = "the NATS server requires TLS or lacks headers (needs 2.2+, no TLS)";
+            return Err(config_error(why.into()));
+        }
+        conn.max_payload = info.max_payload.unwrap_or(conn.max_payload);
+        conn.send(format!("CONNECT {}\r\nPING\r\n", connect_json(token)).as_bytes())?;
+        loop {
+            match conn.read_op(deadline)? {
+                Op::Pong => break,
+                Op::Err(e) => return Err(SinkError::Refused(format!("NATS: {e}"))),
+                Op::Ping => conn.send(b"PONG\r\n")?,
+                _ => {}
+            }
+        }
+        let sub = format!("SUB {}.* 1\r\n", conn.inbox);
+        conn.send(sub.as_bytes())?;
+        Ok(conn)
+    }
+
+    /// Makes sure `stream` exists, creating it for `subject` if JetStream does not know it.
+    fn ensure_stream(&mut self, stream: &str, subject: &str) -> Result<(), SinkError> {
+        let info = self.request(&format!("$JS.API.STREAM.INFO.{stream}"), "")?;
+        let err = match api_reply(info.reply(), "STREAM.INFO")?.error {
+            None => return Ok(()),
+            Some(err) => err,
+        };
+        if err.code != 404 && err.err_code != ERR_STREAM_NOT_FOUND {
+            return Err(api_refusal("STREAM.INFO", &err));
+        }
+        let cfg = serde_json::json!({
+            "name": stream,
+            "subjects": [subject],
+            "storage": "file",
+            "duplicate_window": DUPLICATE_WINDOW_NS,
+        });
+        let api = format!("$JS.API.STREAM.CREATE.{stream}");
+        let created = self.request(&api, &cfg.to_string())?;
+        match api_reply(created.reply(), "STREAM.CREATE")?.error {
+            None => {
+                tracing::info!(stream, subject, "created JetStream stream for audit events");
+                Ok(())
+            }
+            Some(err) if err.err_code == ERR_STREAM_NAME_IN_USE => Ok(()),
+            Some(err) => Err(api_refusal("STREAM.CREATE", &err)),
+        }
+    }
+
+    /// Publishes `body` to `subject` and waits for the one reply.
+    fn request(&mut self, subject: &str, body: &str) -> Result<InboxMsg, SinkError> {
+        let reply_to = format!("{}.{}", self.inbox, self.next_reply);
+        self.next_reply += 1;
+        let out = format!("PUB {subject} {reply_to} {}\r\n{body}\r\n", body.len());
+        self.send(out.as_bytes())?;
+        let deadline = Instant::now() + IO_TIMEOUT;
+        loop {
+            let msg = self.next_msg(deadline)?;
+            if msg.subject == reply_to {
+                return Ok(msg);
+            }
+        }
+    }
+
+    /// Pipelines one `HPUB` per event, then reads one reply per event.
+    fn publish_batch(&mut self, subject: &str, batch: &[SpooledEvent]) -> Result<(), SinkError> {
+        let (base, inbox, max) = (self.next_reply, &self.inbox, self.max_payload);
+        let mut out = Vec::with_capacity(batch.iter().map(|e| e.json.len() + 160).sum());
+        for (n, event) in (base..).zip(batch) {
+            let headers = msg_id_headers(&event.id);
+            let (hdr_len, total) = (headers.len(), headers.len() + event.json.len());
+            if total > max {
+                let seq = event.seq;
+                let why = format!("event {seq} is {total} bytes, over max_payload {max}");
+                return Err(SinkError::Refused(why));
+            }
+            let line = format!("HPUB {subject} {inbox}.{n} {hdr_len} {total}\r\n");
+            out.extend_from_slice(line.as_bytes());
+            out.extend_from_slice(headers.as_bytes());
+            out.extend_from_slice(event.json.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        self.next_reply += batch.len() as u64;
+        self.send(&out)?;
+
+        let mut answered = vec![false; batch.len()];
+        let mut pending = batch.len();
+        let mut refusal: Option<String> = None;
+        let mut deadline = Instant::now() + IO_TIMEOUT;
+        while pending > 0 {
+            let msg = self.next_msg(deadline)?;
+            let Some(i) = reply_index(&msg.subject, &self.inbox, base, batch.len()) else {
+                continue; // a late reply to an earlier request
+            };
+            if std::mem::replace(&mut answered[i], true) {
+                continue;
+            }
+            pending -= 1;
+            deadline = Instant::now() + IO_TIMEOUT;
+            let verdict = match msg.reply() {
+                Reply::NoResponders => Err(format!("no stream captures {subject} (no responders)")),
+                Reply::Status(code, text) => Err(format!("status {code} {text}")),
+                Reply::Payload(body) => parse_pub_ack(body),
+            };
+            let seq = batch[i].seq;
+            match verdict {
+                Ok(ack) => {
+                    let (stream, stream_seq, duplicate) = (&ack.stream, ack.seq, ack.duplicate);
+                    tracing::trace!(seq, stream, stream_seq, duplicate, "acknowledged");
+                }
+                Err(why) => {
+                    refusal.get_or_insert_with(|| format!("event {seq}: {why}"));
+                }
+            }
+        }
+        refusal.map_or(Ok(()), |why| Err(SinkError::Refused(why)))
+    }
+
+    /// Before a batch: answers the `PING`s that came while we were idle (the server closes a
+    /// connection that leaves them unanswered) and says whether the server has closed it.
+    fn still_open(&mut self) -> bool {
+        for _ in 0..64 {
+            if self.reader.buffer().is_empty() {
+                let nonblocking = |conn: &Self, on| conn.reader.get_ref().set_nonblocking(on);
+                if nonblocking(self, true).is_err() {
+                    return false;
+                }
+                let pending = self.reader.fill_buf().map(|buf| !buf.is_empty());
+                match (nonblocking(self, false), pending) {
+                    (Ok(()), Ok(true)) => {}
+                    (Ok(()), Err(e)) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                    _ => return false, // closed, or broken
+                }
+            }
+            match self.read_op(Instant::now() + IO_TIMEOUT) {
+                Ok(Op::Ping) if self.send(b"PONG\r\n").is_ok() => {}
+                Ok(Op::Info(_) | Op::Msg(_) | Op::Pong | Op::Ok) => {}
+                _ => return false, // -ERR (e.g. stale connection), or broken
+            }
+        }
+        true
+    }
+
+    /// Writes `bytes` and flushes.
+    fn send(&mut self, bytes: &[u8]) -> Result<(), SinkError> {
+        self.writer.write_all(bytes)?;
+        self.writer.flush()?;
+        Ok(())
+    }
+
+    /// The next message on our subscription, answering `PING`s; `-ERR` is a refusal.
+    fn next_msg(&mut self, deadline: Instant) -> Result<InboxMsg, SinkError> {
+        loop {
+            match self.read_op(deadline)? {
+                Op::Msg(msg) => return Ok(msg),
+                Op::Ping => self.send(b"PONG\r\n")?,
+                Op::Err(e) => return Err(SinkError::Refused(format!("NATS: {e}"))),
+                Op::Info(_) | Op::Pong | Op::Ok => {}
+            }
+        }
+    }
+
+    /// Reads the next protocol message (with a message's body), failing after `deadline`.
+    fn read_op(&mut self, deadline: Instant) -> Result<Op, SinkError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "NATS server silent").into());
+        }
+        self.reader.get_ref().set_read_timeout(Some(left))?;
+        let mut line = Vec::new();
+        let read = self
+            .reader
+            .by_ref()
+            .take(MAX_LINE)
+            .read_until(b'\n', &mut line)?;
+        if read == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "NATS server closed").into());
+        }
+        if line.last() != Some(&b'\n') {
+            return Err(protocol("control line too long or cut short".into()));
+        }
+        let text = std::str::from_utf8(&line).map_err(|_| protocol("non-UTF-8 line".into()))?;
+        let (mut op, total_len) = parse_control(text).map_err(protocol)?;
+        if let Op::Msg(msg) = &mut op {
+            msg.body.resize(total_len + 2, 0);
+            self.reader.read_exact(&mut msg.body)?;
+            if !msg.body.ends_with(b"\r\n") {
+                return Err(protocol("message not followed by CRLF".into()));
+            }
+            msg.body.truncate(total_len);
+        }
+        Ok(op)
+    }
+}
+
+/// Connects to the first address of `host:port` that answers, with timeouts set.
+fn connect_tcp(host: &str, port: u16) -> Result<TcpStream, SinkError> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{host}: no address"));
+    for addr in (host, port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, IO_TIMEOUT) {
+            Ok(stream) => {
+                stream.set_nodelay(true)?;
+                stream.set_read_timeout(Some(IO_TIMEOUT))?;
+                stream.set_write_timeout(Some(IO_TIMEOUT))?;
+                return Ok(stream);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last.into())
+}
+
+fn config_error(what: String) -> SinkError {
+    SinkError::Config(format!("NATS sink: {what}"))
+}
+
+fn protocol(what: String) -> SinkError {
+    let what = format!("NATS protocol: {what}");
+    SinkError::Io(io::Error::new(io::ErrorKind::InvalidData, what))
+}
+
+fn api_refusal(api: &str, err: &ApiError) -> SinkError {
+    let (what, code, err_code) = (&err.description, err.code, err.err_code);
+    let why = format!("JetStream {api}: {what} (code {code}, err_code {err_code})");
+    SinkError::Refused(why)
+}
+
+/// The JSON reply of a JetStream API request; no responders means JetStream is off.
+fn api_reply(reply: Reply<'_>, api: &str) -> Result<ApiReply, SinkError> {
+    let refused = |why: String| Err(SinkError::Refused(format!("JetStream {api}: {why}")));
+    match reply {
+        Reply::Payload(body) => {
+            serde_json::from_slice(body).map_err(|e| protocol(format!("{api} reply: {e}")))
+        }
+        Reply::NoResponders => refused("no responders (is JetStream enabled?)".into()),
+        Reply::Status(code, text) => refused(format!("status {code} {text}")),
+    }
+}
+
+/// The `CONNECT` options.
+fn connect_json(token: Option<&Secret<String>>) -> String {
+    let mut opts = serde_json::json!({
+        "verbose": false,
+        "pedantic": false,
+        "headers": true,
+        "no_responders": true,
+        "lang": "rust",
+        "version": env!("CARGO_PKG_VERSION"),
+        "name": "sluice-audit",
+        "protocol": 1,
+    });
+    if let (Some(token), Some(map)) = (token, opts.as_object_mut()) {
+        map.insert("auth_token".into(), token.expose().as_str().into());
+    }
+    opts.to_string()
+}
+
+/// The header block carrying the event id, or a bare one if the id cannot be a header value.
+fn msg_id_headers(id: &str) -> String {
+    if !id.is_empty() && id.bytes().all(|b| b.is_ascii_graphic()) {
+        format!("NATS/1.0\r\nNats-Msg-Id: {id}\r\n\r\n")
+    } else {
+        tracing::warn!(id, "event id unusable as Nats-Msg-Id: no de-duplication");
+        "NATS/1.0\r\n\r\n".to_string()
+    }
+}
+
+/// `nats://host[:port]` (port 4222 by default; IPv6 hosts in brackets).
+fn parse_url(url: &str) -> Result<(String, u16), String> {
+    let bad = |why: &str| format!("NATS URL {url:?}: {why} (expected nats://host[:port])");
+    let rest = url
+        .strip_prefix("nats://")
+        .ok_or_else(|| bad("no nats://"))?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains(['/', '@', '?', '#']) {
+        return Err(bad("path, query or credentials"));
+    }
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (host, port) = v6.split_once(']').ok_or_else(|| bad("unclosed ["))?;
+        (host, port.strip_prefix(':'))
+    } else {
+        rest.split_once(':')
+            .map_or((rest, None), |(h, p)| (h, Some(p)))
+    };
+    match port.map_or(Some(4222), |p| p.parse::<u16>().ok().filter(|p| *p != 0)) {
+        Some(port) if !host.is_empty() => Ok((host.to_string(), port)),
+        _ => Err(bad("bad host or port")),
+    }
+}
+
+/// A subject we can publish to: dot-separated non-empty tokens, no wildcards or whitespace.
+fn valid_subject(subject: &str) -> bool {
+    let valid_token = |t: &str| t != "*" && t != ">" && t.bytes().all(|b| b.is_ascii_graphic());
+    subject.split('.').all(|t| !t.is_empty() && valid_token(t))
+}
+
+/// A JetStream stream name: no whitespace, dots, wildcards or path separators.
+fn valid_stream_name(name: &str) -> bool {
+    let allowed = |b: u8| b.is_ascii_graphic() && !b".*>/\\".contains(&b);
+    !name.is_empty() && name.len() <= 255 && name.bytes().all(allowed)
+}
+
+/// Parses one control line (with its CRLF) from the server; for a message, also returns the
+/// length of the body (headers and payload) that follows, which `body` does not hold yet.
+fn parse_control(line: &str) -> Result<(Op, usize), String> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let (op, rest) = line.split_once([' ', '\t']).unwrap_or((line, ""));
+    let rest = rest.trim();
+    let bad = |what: &str| format!("{what} in {line:?}");
+    let num = |s: &str| s.parse::<usize>().map_err(|_| bad("bad length"));
+    let op = match op.to_ascii_uppercase().as_str() {
+        "INFO" => Op::Info(rest.to_string()),
+        "PING" => Op::Ping,
+        "PONG" => Op::Pong,
+        "+OK" => Op::Ok,
+        "-ERR" => Op::Err(rest.trim_matches('\'').to_string()),
+        // MSG subject sid [reply] total / HMSG subject sid [reply] hdr total
+        op @ ("MSG" | "HMSG") => {
+            let args: Vec<&str> = rest.split_ascii_whitespace().collect();
+            let lens = if op == "HMSG" { 2 } else { 1 };
+            if args.len() != 2 + lens && args.len() != 3 + lens {
+                return Err(bad("malformed message"));
+            }
+            let total_len = num(args[args.len() - 1])?;
+            let hdr_len = if lens == 2 { args[args.len() - 2] } else { "0" };
+            let hdr_len = num(hdr_len)?;
+            if hdr_len > total_len {
+                return Err(bad("header length over total"));
+            }
+            let subject = args[0].to_string();
+            let msg = InboxMsg {
+                subject,
+                hdr_len,
+                body: Vec::new(),
+            };
+            return Ok((Op::Msg(msg), total_len));
+        }
+        _ => return Err(bad("unknown operation")),
+    };
+    Ok((op, 0))
+}
+
+/// Index in the batch of a reply to `<inbox>.<n>`, if `n` is one of this batch's.
+fn reply_index(subject: &str, inbox: &str, base: u64, len: usize) -> Option<usize> {
+    let n = subject.strip_prefix(inbox)?.strip_prefix('.')?;
+    let i = usize::try_from(n.parse::<u64>().ok()?.checked_sub(base)?).ok()?;
+    (i < len).then_some(i)
+}
+
+/// Classifies a reply by the status line of its headers (none: a normal body).
+fn classify_reply<'a>(headers: &[u8], payload: &'a [u8]) -> Reply<'a> {
+    let first = headers.split(|&b| b == b'\n').next().unwrap_or_default();
+    let first = String::from_utf8_lossy(first);
+    let status = first.trim_end().strip_prefix("NATS/1.0").unwrap_or("");
+    let (code, text) = status.trim().split_once(' ').unwrap_or((status.trim(), ""));
+    match code.parse::<u16>() {
+        Ok(503) => Reply::NoResponders,
+        Ok(code) => Reply::Status(code, text.trim().to_string()),
+        Err(_) => Reply::Payload(payload),
+    }
+}
+
+/// A JetStream PubAck, or why the message was refused.
+fn parse_pub_ack(body: &[u8]) -> Result<PubAck, String> {
+    let text = || String::from_utf8_lossy(body);
+    let reply: ApiReply =
+        serde_json::from_slice(body).map_err(|e| format!("bad ack {:?}: {e}", text()))?;
+    if let Some(err) = reply.error {
+        let (what, code, err_code) = (err.description, err.code, err.err_code);
+        let why = format!("refused: {what} (code {code}, err_code {err_code})");
+        return Err(why);
+    }
+    match (reply.stream, reply.seq) {
+        (Some(stream), Some(seq)) if !stream.is_empty() => {
+            let duplicate = reply.duplicate;
+            Ok(PubAck {
+                stream,
+                seq,
+                duplicate,
+            })
+        }
+        _ => Err(format!("not a JetStream ack: {:?}", text())),
+    }
+}
+
+#[cfg(test)]
+mod tests;

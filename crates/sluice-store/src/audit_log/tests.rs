@@ -1,0 +1,218 @@
+use super::*;
+use crate::crypto::random_bytes;
+use crate::signing::{KeyRing, KeySource, SigningKey};
+use crate::writer::{RecordWriter, WriteOp, WriterSettings};
+use sluice_core::{AuditEvent, Outcome};
+use std::sync::Arc;
+
+struct Log {
+    dir: std::path::PathBuf,
+    db: std::path::PathBuf,
+    keys: Arc<KeyRing>,
+}
+
+fn log() -> Log {
+    let dir = std::env::temp_dir().join(format!("sluice-al-{}", hex(&random_bytes::<6>())));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("a.db");
+    crate::schema::open(&db).unwrap();
+    let keys = Arc::new(KeyRing::load(KeySource::Managed(dir.join("signing"))).unwrap());
+    let conn = crate::schema::open_existing(&db).unwrap();
+    keys.current().publish(&conn).unwrap();
+    Log { dir, db, keys }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Writes `n` audit events through the writer, checkpointing after each group in `groups`.
+async fn write(l: &Log, groups: &[usize]) {
+    let spool = Arc::new(SpoolSignal::default());
+    let (w, thread) = RecordWriter::start(
+        &l.db,
+        WriterSettings {
+            keys: Some(l.keys.clone()),
+            spool: Some(spool.clone()),
+            ..WriterSettings::default()
+        },
+    )
+    .unwrap();
+    for (g, n) in groups.iter().enumerate() {
+        for i in 0..*n {
+            let e = AuditEvent::new(format!("e-{g}-{i}"), "session.start", Outcome::Success);
+            w.send(WriteOp::Audit(Box::new(e)));
+        }
+        w.send(WriteOp::Checkpoint);
+        w.flush().await.unwrap();
+    }
+    drop(w);
+    thread.join().unwrap();
+}
+
+fn keys(l: &Log) -> BTreeMap<String, String> {
+    let conn = crate::schema::open_existing(&l.db).unwrap();
+    crate::signing::public_keys(&conn)
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+fn read(l: &Log) -> (Vec<ChainedEvent>, Vec<Checkpoint>) {
+    let conn = crate::schema::open_existing(&l.db).unwrap();
+    (
+        after(&conn, 0, 10_000).unwrap(),
+        checkpoints(&conn, 1).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn the_writer_chains_events_and_signs_checkpoints() {
+    let l = log();
+    write(&l, &[3, 2]).await;
+    let (events, cps) = read(&l);
+    assert_eq!(events.len(), 5);
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(cps.len(), 2);
+    assert_eq!((cps[0].last_seq, cps[1].last_seq), (3, 5));
+    let ok = verify_segment(None, &events, &cps, &keys(&l)).unwrap();
+    assert_eq!((ok.events, ok.checkpoints, ok.unsealed), (5, 2, 0));
+    // A segment starting after the first checkpoint verifies from it.
+    let ok = verify_segment(Some(&cps[0]), &events[3..], &cps[1..], &keys(&l)).unwrap();
+    assert_eq!(ok.events, 2);
+}
+
+#[tokio::test]
+async fn a_duplicate_event_id_is_stored_once() {
+    let l = log();
+    write(&l, &[2]).await;
+    write(&l, &[2]).await; // same ids e-0-0, e-0-1
+    let (events, _) = read(&l);
+    assert_eq!(events.len(), 2);
+}
+
+#[tokio::test]
+async fn tampering_is_named() {
+    let l = log();
+    write(&l, &[4, 2]).await;
+    let (events, cps) = read(&l);
+    let k = keys(&l);
+    let check = |ev: &[ChainedEvent], cp: &[Checkpoint]| verify_segment(None, ev, cp, &k);
+
+    let mut edited = events.clone();
+    edited[1].json = edited[1].json.replace("session.start", "session.kill");
+    assert_eq!(check(&edited, &cps), Err(AuditChainError::Hash(2)));
+
+    let mut removed = events.clone();
+    removed.remove(2);
+    assert_eq!(
+        check(&removed, &cps),
+        Err(AuditChainError::Missing {
+            expected: 3,
+            found: 4
+        })
+    );
+
+    let mut swapped = events.clone();
+    swapped.swap(1, 2);
+    assert_eq!(
+        check(&swapped, &cps),
+        Err(AuditChainError::OutOfOrder {
+            expected: 2,
+            found: 3
+        })
+    );
+
+    let mut inserted = events.clone();
+    let mut fake = inserted[1].clone();
+    fake.json = fake.json.replace("e-0-1", "forged");
+    inserted.insert(2, ChainedEvent { seq: 3, ..fake });
+    for (i, e) in inserted.iter_mut().enumerate().skip(3) {
+        e.seq = i as u64 + 1;
+    }
+    assert_eq!(check(&inserted, &cps), Err(AuditChainError::Hash(3)));
+
+    let truncated = &events[..5];
+    assert_eq!(
+        check(truncated, &cps),
+        Err(AuditChainError::Truncated {
+            last: 5,
+            checkpoint: 2,
+            covered: 6
+        })
+    );
+
+    // A checkpoint re-signed with another key.
+    let other = SigningKey::load_or_create(&l.dir.join("other")).unwrap();
+    let mut resigned = cps.clone();
+    resigned[1].sig = other.sign(resigned[1].text().as_bytes());
+    assert_eq!(
+        check(&events, &resigned),
+        Err(AuditChainError::Signature(2))
+    );
+
+    // A replaced checkpoint (valid signature, but not naming its predecessor).
+    let mut replaced = cps.clone();
+    replaced[1].prev_hash = checkpoint_genesis();
+    replaced[1].sig = l.keys.current().sign(replaced[1].text().as_bytes());
+    assert_eq!(
+        check(&events, &replaced),
+        Err(AuditChainError::CheckpointChain(2, 1))
+    );
+
+    // A whole chain rewritten from an edited event on (without the key, checkpoints disagree).
+    let mut rewritten = events.clone();
+    rewritten[4].json = rewritten[4].json.replace("session.start", "session.kill");
+    let mut prev = crate::crypto::unhex(&rewritten[3].hash)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    for e in rewritten.iter_mut().skip(4) {
+        prev = link(&prev, e.seq, &e.json);
+        e.hash = hex(&prev);
+    }
+    assert_eq!(
+        check(&rewritten, &cps),
+        Err(AuditChainError::CheckpointMismatch(2, 6))
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_key_keeps_old_checkpoints_verifiable() {
+    let l = log();
+    write(&l, &[2]).await;
+    let new = l.keys.rotate().unwrap();
+    let conn = crate::schema::open_existing(&l.db).unwrap();
+    new.publish(&conn).unwrap();
+    write(&l, &[0]).await; // nothing new: no checkpoint
+    {
+        let spool = Arc::new(SpoolSignal::default());
+        let (w, thread) = RecordWriter::start(
+            &l.db,
+            WriterSettings {
+                keys: Some(l.keys.clone()),
+                spool: Some(spool),
+                ..WriterSettings::default()
+            },
+        )
+        .unwrap();
+        w.send(WriteOp::Audit(Box::new(AuditEvent::new(
+            "after-rotation".into(),
+            "signing.rotate",
+            Outcome::Success,
+        ))));
+        w.send(WriteOp::Checkpoint);
+        w.flush().await.unwrap();
+        drop(w);
+        thread.join().unwrap();
+    }
+    let (events, cps) = read(&l);
+    assert_eq!(cps.len(), 2);
+    assert_ne!(cps[0].key_id, cps[1].key_id);
+    verify_segment(None, &events, &cps, &keys(&l)).unwrap();
+}
