@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole sluice test suite on a fresh Debian machine: installs what the tests drive
-# (psql, Python with psycopg 3, Node with npm oidc-provider and playwright-core, Chromium),
+# (psql, Python with psycopg 3, Node with npm oidc-provider and playwright-core, Chromium,
+# the audit sinks' peers nats-server and rsyslog, moto as the S3 server),
 # makes sure the machine's PostgreSQL is up, then runs every
 # test of the workspace with cargo nextest (cargo test when nextest is absent).
 set -euo pipefail
@@ -14,6 +15,11 @@ command -v node >/dev/null 2>&1 || apt_packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || apt_packages+=(npm)
 # Headless Chromium plays the person in the browser sign-in tests (driven by playwright-core).
 [[ -x /usr/bin/chromium ]] || apt_packages+=(chromium)
+# Audit sinks are tested against a real NATS JetStream server and a real rsyslog (with TLS).
+command -v nats-server >/dev/null 2>&1 || apt_packages+=(nats-server)
+[[ -x /usr/sbin/rsyslogd ]] || apt_packages+=(rsyslog)
+dpkg-query -W -f='${Status}' rsyslog-gnutls 2>/dev/null | grep -q 'ok installed' || apt_packages+=(rsyslog-gnutls)
+command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 # pg_query (PostgreSQL's own SQL parser, used by the guardrails) generates bindings with libclang.
 dpkg-query -W -f='${Status}' libclang-dev 2>/dev/null | grep -q 'ok installed' || apt_packages+=(libclang-dev)
 if ((${#apt_packages[@]})); then
@@ -24,6 +30,12 @@ fi
 if ! python3 -c 'import psycopg' >/dev/null 2>&1; then
   python3 -m pip install -q 'psycopg[binary]>=3.1' 2>/dev/null ||
     python3 -m pip install -q --break-system-packages 'psycopg[binary]>=3.1'
+fi
+
+# An S3-compatible server (moto) for the object-storage tests; boto3 comes with it.
+if ! command -v moto_server >/dev/null 2>&1; then
+  python3 -m pip install -q 'moto[server]>=5' 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages 'moto[server]>=5'
 fi
 
 # A real OpenID Provider (npm oidc-provider) for the identity tests, pinned by its lock file.

@@ -1,8 +1,9 @@
 //! Start-up and shutdown: data dir, store, TLS, bootstrap admin, pipeline, listeners.
 
 use crate::api::{self, ApiState};
+use crate::archive::{archive_job, Archive};
 use crate::bootstrap;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, StorageConfig};
 use crate::tls::{self, CertPaths, TlsError};
 use sluice_pipeline::retention::{ArchiveStore, RetentionPolicy};
 use sluice_pipeline::{Catalog, Pipeline, RecordingSettings};
@@ -44,6 +45,9 @@ pub enum GatewayError {
     /// An audit sink could not be set up.
     #[error("audit.sinks.{0}: {1}")]
     Sink(String, String),
+    /// Object storage is misconfigured.
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
     /// The review webhook is misconfigured.
     #[error(transparent)]
     Webhook(#[from] crate::webhook::WebhookError),
@@ -192,7 +196,19 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
             .and_then(sluice_policy::parse_duration),
         per_connection: config.retention_overrides(),
     });
-    let archive = None;
+    let archive = match &config.storage {
+        StorageConfig::Local => None,
+        StorageConfig::S3(s3) => {
+            let a = Arc::new(Archive::new(s3)?);
+            tokio::spawn(archive_job(
+                pipeline.clone(),
+                a.clone(),
+                Duration::from_secs(5),
+                shutdown_rx.clone(),
+            ));
+            Some(a)
+        }
+    };
     if retention.is_active() {
         let every = config
             .retention
@@ -203,7 +219,7 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
         tokio::spawn(retention_job(
             pipeline.clone(),
             retention.clone(),
-            archive.clone(),
+            archive.clone().map(|a| a as Arc<dyn ArchiveStore>),
             every,
             shutdown_rx.clone(),
         ));

@@ -90,6 +90,7 @@ impl Pipeline {
                 final_hash: None,
                 manifest_sig: None,
                 manifest_key: None,
+                archive: None,
             })));
         let mut e = audit::by(identity, "session.start", Outcome::Success);
         e.session_id = Some(id.0.clone());

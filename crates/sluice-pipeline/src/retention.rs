@@ -8,10 +8,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Deletes archived recordings from wherever they live outside the database.
+/// A boxed future, as [`ArchiveStore`] returns.
+pub type ArchiveFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, String>> + Send + 'a>>;
+
+/// Where recordings live outside the database (object storage).
 pub trait ArchiveStore: Send + Sync {
     /// Deletes the archived recording at `key`.
-    fn delete(&self, key: &str) -> Result<(), String>;
+    fn delete<'a>(&'a self, key: &'a str) -> ArchiveFuture<'a, ()>;
 }
 
 /// How long recordings are kept.
@@ -62,11 +66,11 @@ impl Pipeline {
             .await?;
         let mut deleted = Vec::new();
         for s in expired {
-            if let (Some(key), Some(store)) = (&s.archive, &archive) {
-                let (store, key) = (store.clone(), key.clone());
-                let gone = tokio::task::spawn_blocking(move || store.delete(&key))
-                    .await
-                    .map_err(|_| StoreError::Task)?;
+            if let Some(key) = &s.archive {
+                let gone = match &archive {
+                    Some(store) => store.delete(key).await,
+                    None => Err("no object storage is configured".into()),
+                };
                 if let Err(why) = gone {
                     let mut e = self.retention_event(by, Outcome::Failure, &s);
                     e.reason = Some(format!("archived recording not deleted: {why}"));
@@ -84,8 +88,8 @@ impl Pipeline {
             }
             let mut e = self.retention_event(by, Outcome::Success, &s);
             e.reason = Some(format!(
-                "retention: ended {} µs ago",
-                now.saturating_sub(s.ended_us)
+                "retention: ended {} days ago",
+                now.saturating_sub(s.ended_us) / 86_400_000_000
             ));
             self.audit(e);
             deleted.push(s.id);

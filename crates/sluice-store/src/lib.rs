@@ -13,10 +13,12 @@
 //! - [`writer`]: the one background thread that writes recordings and audit events in batches
 //!   (group commit), so the data path never waits on disk unless `strict` asks it to.
 //! - [`signing`]: the Ed25519 key that signs session manifests, and their verification.
+//! - [`archive`]: moving ended recordings to object storage.
 //! - [`audit_log`]: the audit log's hash chain, signed checkpoints and the sinks' cursors.
 //! - [`chain`]: the hash chain that makes a recording tamper-evident.
 //! - [`crypto`]: random tokens and hashes (ring, the workspace's one crypto backend).
 
+pub mod archive;
 pub mod audit_log;
 pub mod catalog;
 pub mod chain;

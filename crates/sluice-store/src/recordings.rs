@@ -43,6 +43,9 @@ pub struct SessionRow {
     /// Id of the key that signed it.
     #[serde(default)]
     pub manifest_key: Option<String>,
+    /// Object key of the recording when it was moved to object storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<String>,
 }
 
 /// One recorded event as stored.
@@ -83,7 +86,7 @@ pub struct SessionFilter {
 const SESSION_COLUMNS: &str =
     "id, identity, identity_kind, subject, groups_json, connection, protocol,
     client_addr, target, started_us, ended_us, end_reason, event_count, final_hash,
-    manifest_sig, manifest_key";
+    manifest_sig, manifest_key, archive";
 
 fn session_row(r: &Row<'_>) -> rusqlite::Result<(SessionRow, String)> {
     Ok((
@@ -104,6 +107,7 @@ fn session_row(r: &Row<'_>) -> rusqlite::Result<(SessionRow, String)> {
             final_hash: r.get(13)?,
             manifest_sig: r.get(14)?,
             manifest_key: r.get(15)?,
+            archive: r.get(16)?,
         },
         r.get(4)?,
     ))
@@ -155,6 +159,17 @@ pub fn encode_line(body: &mut String, e: &crate::writer::NewEvent) {
     body.push('\t');
     body.push_str(&e.data_json);
     body.push('\n');
+}
+
+/// Decodes the lines of a stored chunk (or an archived recording) into events.
+pub fn decode_body(session_id: &str, body: &str) -> Result<Vec<EventRow>, StoreError> {
+    body.lines()
+        .map(|line| {
+            decode_line(session_id, line).ok_or_else(|| {
+                StoreError::Corrupt(format!("recording of session {session_id:?}: bad line"))
+            })
+        })
+        .collect()
 }
 
 fn decode_line(session_id: &str, line: &str) -> Option<EventRow> {

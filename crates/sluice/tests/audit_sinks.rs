@@ -17,21 +17,38 @@ fn audit_ids(gw: &Gateway) -> Vec<String> {
     sluice_store::audit_log::after(&db, 0, 1_000_000)
         .unwrap()
         .into_iter()
-        .map(|e| serde_json::from_str::<Value>(&e.json).unwrap()["id"].as_str().unwrap().to_string())
+        .map(|e| {
+            serde_json::from_str::<Value>(&e.json).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect()
 }
 
 /// A psql session running `n` statements, one at a time.
 fn load(gw: &Gateway, token: &str, n: usize) -> Child {
     let mut child = Command::new("psql")
-        .args(["-X", "-q", "-tA", "-o", "/dev/null", &gw.dsn("pg", token, "require")])
+        .args([
+            "-X",
+            "-q",
+            "-tA",
+            "-o",
+            "/dev/null",
+            &gw.dsn("pg", token, "require"),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let script: String = (0..n).map(|i| format!("select {i};\n")).collect();
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
     child
 }
 
@@ -53,7 +70,9 @@ fn a_webhook_that_fails_then_recovers_gets_every_event_in_order() {
     assert!(expected.len() > 120, "{}", expected.len());
     let mut got: Vec<String> = Vec::new();
     while got.len() < expected.len() {
-        let body = receiver.next_body(Duration::from_secs(60)).expect("the webhook sink retries until accepted");
+        let body = receiver
+            .next_body(Duration::from_secs(60))
+            .expect("the webhook sink retries until accepted");
         let batch = body.as_array().expect("a JSON array of events");
         assert!(batch.len() <= 50);
         for e in batch {
@@ -121,7 +140,11 @@ fn stream_messages(port: u16, stream: &str) -> Option<u64> {
 
 #[test]
 fn a_nats_server_stopped_under_load_and_restarted_gets_every_event_once() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let store = std::env::temp_dir().join(common::unique("sluice-nats"));
     let mut nats = nats_server(port, &store);
     let stream = common::unique("AUDIT").replace('-', "_").to_uppercase();
@@ -135,32 +158,50 @@ fn a_nats_server_stopped_under_load_and_restarted_gets_every_event_once() {
     ));
     let token = gw.service_account("engineering");
     let stream = stream.to_lowercase();
-    wait_for("the first events reach the stream", Duration::from_secs(20), || {
-        stream_messages(port, &stream).filter(|n| *n > 0)
-    });
+    wait_for(
+        "the first events reach the stream",
+        Duration::from_secs(20),
+        || stream_messages(port, &stream).filter(|n| *n > 0),
+    );
 
     // Under load: stop the server, let the sink fail, start it again.
     let mut busy = load(&gw, &token, 1500);
     let _ = Command::new("kill").arg(nats.id().to_string()).status();
     nats.wait().unwrap();
-    wait_for("the sink notices the outage", Duration::from_secs(30), || {
-        let m = gw.cli_ok(&["metrics"]);
-        m.lines()
-            .find_map(|l| l.strip_prefix("sluice_audit_sink_failures_total{sink=\"bus\"} "))
-            .filter(|n| *n != "0")
-            .map(|_| ())
-    });
+    wait_for(
+        "the sink notices the outage",
+        Duration::from_secs(30),
+        || {
+            let m = gw.cli_ok(&["metrics"]);
+            m.lines()
+                .find_map(|l| l.strip_prefix("sluice_audit_sink_failures_total{sink=\"bus\"} "))
+                .filter(|n| *n != "0")
+                .map(|_| ())
+        },
+    );
     let mut more = load(&gw, &token, 300);
-    assert!(more.wait().unwrap().success(), "sessions go on while the sink is down");
+    assert!(
+        more.wait().unwrap().success(),
+        "sessions go on while the sink is down"
+    );
     let mut nats = nats_server(port, &store);
     assert!(busy.wait().unwrap().success());
     let mut stderr = String::new();
-    busy.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    busy.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert!(stderr.is_empty(), "{stderr}");
 
     // Everything logged arrives, exactly once (the stream de-duplicates by event id).
     wait_for("both load sessions ended", Duration::from_secs(10), || {
-        (gw.sessions().iter().filter(|s| s["end_reason"].is_string()).count() == 2).then_some(())
+        (gw.sessions()
+            .iter()
+            .filter(|s| s["end_reason"].is_string())
+            .count()
+            == 2)
+            .then_some(())
     });
     let total = audit_ids(&gw).len() as u64;
     assert!(total > 1800, "{total}");

@@ -13,6 +13,7 @@ use sluice_pipeline::audit;
 use sluice_store::audit_log::{self, ChainedEvent, Checkpoint};
 use sluice_store::retention::{self, Hold};
 use sluice_store::WriteOp;
+use std::sync::Arc;
 
 /// Query of `GET /api/v1/audit/chain`.
 #[derive(Debug, Deserialize)]
@@ -220,7 +221,14 @@ pub async fn run_retention(
     state.pipeline.writer().flush().await?;
     let deleted = state
         .pipeline
-        .apply_retention(&state.retention, state.archive.clone(), Some(&admin))
+        .apply_retention(
+            &state.retention,
+            state
+                .archive
+                .clone()
+                .map(|a| a as Arc<dyn sluice_pipeline::retention::ArchiveStore>),
+            Some(&admin),
+        )
         .await?;
     Ok(Json(RetentionRun { deleted }))
 }

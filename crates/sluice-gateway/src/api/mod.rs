@@ -51,7 +51,7 @@ pub struct ApiState {
     /// Recording retention.
     pub retention: Arc<sluice_pipeline::retention::RetentionPolicy>,
     /// Where archived recordings live, when not in the database.
-    pub archive: Option<Arc<dyn sluice_pipeline::retention::ArchiveStore>>,
+    pub archive: Option<Arc<crate::archive::Archive>>,
 }
 
 impl ApiState {

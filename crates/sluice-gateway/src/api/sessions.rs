@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use sluice_core::AuditEvent;
-use sluice_store::{chain, recordings, SessionFilter, SessionRow};
+use sluice_store::{chain, recordings, EventRow, SessionFilter, SessionRow};
 
 /// Commits everything recorded so far, so a read sees every event that happened before it
 /// (recording is otherwise batched for up to 100 ms).
@@ -37,6 +37,39 @@ pub async fn list(
     ))
 }
 
+/// A session and its events, from the database or, once archived, from object storage.
+async fn load(state: &ApiState, id: String) -> Result<(SessionRow, Vec<EventRow>), ApiError> {
+    let (session, events) = state
+        .pipeline
+        .store()
+        .run(move |c| {
+            let s = recordings::get_session(c, &id)?;
+            let events = match s.archive {
+                Some(_) => Vec::new(),
+                None => recordings::events(c, &id)?,
+            };
+            Ok((s, events))
+        })
+        .await?;
+    let Some(key) = session.archive.clone() else {
+        return Ok((session, events));
+    };
+    let archive = state.archive.as_ref().ok_or_else(|| {
+        ApiError(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "session {} is archived at {key}, and no object storage is configured",
+                session.id
+            ),
+        )
+    })?;
+    let events = archive
+        .events(&session.id, &key)
+        .await
+        .map_err(|e| ApiError(axum::http::StatusCode::BAD_GATEWAY, e.to_string()))?;
+    Ok((session, events))
+}
+
 /// A session with its chain check.
 #[derive(Debug, Serialize)]
 pub struct SessionDetail {
@@ -56,16 +89,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<SessionDetail>, ApiError> {
     read_your_writes(&state).await?;
-    let (session, events) = state
-        .pipeline
-        .store()
-        .run(move |c| {
-            Ok((
-                recordings::get_session(c, &id)?,
-                recordings::events(c, &id)?,
-            ))
-        })
-        .await?;
+    let (session, events) = load(&state, id).await?;
     let verdict = chain::verify(
         &session.id,
         events.iter().map(|e| {
@@ -96,14 +120,7 @@ pub async fn events(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     read_your_writes(&state).await?;
-    let rows = state
-        .pipeline
-        .store()
-        .run(move |c| {
-            recordings::get_session(c, &id)?;
-            recordings::events(c, &id)
-        })
-        .await?;
+    let (_, rows) = load(&state, id).await?;
     let mut out = String::new();
     for e in rows {
         out.push_str(&format!(
