@@ -13,6 +13,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// How often an idle sink looks for events it was not woken for (another process's writes).
 const IDLE_POLL: Duration = Duration::from_secs(5);
+/// Longest time a delivered position waits before it is saved. Saving is a write transaction
+/// on the database the recordings go to, so it is not done per batch; after a crash, at most
+/// this much is delivered again (at-least-once; events carry ids for de-duplication).
+const CURSOR_SAVE: Duration = Duration::from_secs(1);
 
 /// A running sink thread.
 pub struct SinkHandle {
@@ -79,6 +83,19 @@ impl Worker {
         };
         let mut backoff = FIRST_BACKOFF;
         let mut failing = false;
+        let mut saved = cursor;
+        let mut saved_at = std::time::Instant::now();
+        let save = |cursor: u64, saved: &mut u64, saved_at: &mut std::time::Instant| {
+            if cursor != *saved {
+                match audit_log::set_cursor(&db, &self.name, cursor) {
+                    Ok(()) => *saved = cursor,
+                    Err(e) => {
+                        tracing::error!(error = %e, "audit sink cursor not saved; events may be delivered again")
+                    }
+                }
+            }
+            *saved_at = std::time::Instant::now();
+        };
         loop {
             let closing = self.signal.is_closed();
             let rows = match audit_log::spooled_after(&db, cursor, self.sink.max_batch()) {
@@ -92,6 +109,7 @@ impl Worker {
             let head = self.signal.head().max(rows.last().map_or(cursor, |r| r.0));
             self.note_backlog(head.saturating_sub(cursor));
             if rows.is_empty() {
+                save(cursor, &mut saved, &mut saved_at);
                 if closing {
                     return;
                 }
@@ -110,10 +128,10 @@ impl Worker {
             let last = batch[batch.len() - 1].seq;
             match self.sink.deliver(&batch) {
                 Ok(()) => {
-                    if let Err(e) = audit_log::set_cursor(&db, &self.name, last) {
-                        tracing::error!(error = %e, "audit sink cursor not saved; events may be delivered again");
-                    }
                     cursor = last;
+                    if saved_at.elapsed() >= CURSOR_SAVE {
+                        save(cursor, &mut saved, &mut saved_at);
+                    }
                     if failing {
                         tracing::info!("audit sink delivers again");
                         failing = false;
@@ -137,6 +155,7 @@ impl Worker {
                         s.failures += 1;
                         s.last_error = Some(text);
                     });
+                    save(cursor, &mut saved, &mut saved_at);
                     if closing {
                         tracing::error!(
                             undelivered = head.saturating_sub(cursor),

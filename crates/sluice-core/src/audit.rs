@@ -24,7 +24,7 @@ pub struct AuditEvent {
     pub class_uid: u32,
     /// OCSF class name.
     #[serde(default)]
-    pub class_name: String,
+    pub class_name: std::borrow::Cow<'static, str>,
     /// Who acted, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<Actor>,
@@ -108,7 +108,7 @@ impl AuditEvent {
             action: action.to_string(),
             outcome,
             class_uid,
-            class_name: class_name.to_string(),
+            class_name: std::borrow::Cow::Borrowed(class_name),
             actor: None,
             source: None,
             connection: None,
@@ -166,7 +166,7 @@ mod tests {
     fn new_events_carry_their_class() {
         let e = AuditEvent::new("x".into(), "session.kill", Outcome::Success);
         assert_eq!(
-            (e.class_uid, e.class_name.as_str()),
+            (e.class_uid, e.class_name.as_ref()),
             (3003, "Authorize Session")
         );
     }

@@ -158,7 +158,8 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecordingConfig {
-    /// `buffered` (default: at most 100 ms lost on crash) or `strict`.
+    /// `buffered` (default: at most 100 ms lost on crash), `strict`, or `off` (benchmark
+    /// baseline: only session start and end are kept).
     #[serde(default)]
     pub mode: DurabilityMode,
     /// Result rows recorded per statement.

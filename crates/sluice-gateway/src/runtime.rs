@@ -81,6 +81,9 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
         .or_else(|| config.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from("./sluice-data"));
     create_private_dir(&data_dir)?;
+    if config.recording.mode == sluice_store::DurabilityMode::Off {
+        warn!("recording.mode is off: statements are neither recorded nor audited (benchmark baseline only)");
+    }
 
     let db_path = data_dir.join("sluice.db");
     let store = Store::open_sqlite(&db_path)?;

@@ -144,6 +144,11 @@ impl Pipeline {
         self.inner.audit_gate.get().is_some_and(|h| h.any_full())
     }
 
+    /// The audit sinks' health when `audit.fail_closed` is on.
+    pub(crate) fn audit_gate(&self) -> Option<Arc<sluice_store::audit_log::SpoolHealth>> {
+        self.inner.audit_gate.get().cloned()
+    }
+
     /// Sends an audit event to the store and the audit sinks.
     pub fn audit(&self, event: sluice_core::AuditEvent) {
         self.inner

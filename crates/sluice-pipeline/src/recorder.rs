@@ -64,6 +64,8 @@ pub struct Recorder {
     unaudited: Option<(u64, Arc<str>)>,
     /// Masking totals so far, for the `session.end` audit event.
     masked: Option<std::collections::BTreeMap<String, u64>>,
+    /// Set with `audit.fail_closed`: the audit sinks' health.
+    audit_gate: Option<Arc<sluice_store::audit_log::SpoolHealth>>,
 }
 
 impl Pipeline {
@@ -108,6 +110,7 @@ impl Pipeline {
             audit_statements: self.recording().audit_statements,
             unaudited: None,
             masked: None,
+            audit_gate: self.audit_gate(),
         };
         let start = SessionEvent::Start {
             identity: rec.authorized.identity.clone(),
@@ -138,6 +141,12 @@ impl Recorder {
         &self.authorized
     }
 
+    /// Whether statements must be refused because the audit trail cannot keep up
+    /// (`audit.fail_closed` and a full spool).
+    pub fn audit_closed(&self) -> bool {
+        self.audit_gate.as_ref().is_some_and(|h| h.any_full())
+    }
+
     /// Audits `action` in this session's context (identity, connection, session id).
     pub fn audit(&self, action: &str, outcome: Outcome, reason: Option<String>) {
         let mut e = self.event(action, outcome);
@@ -149,6 +158,9 @@ impl Recorder {
     /// Statements are also audited: refused and held ones always, allowed ones when
     /// `audit_statements` is on.
     pub fn record(&mut self, event: &SessionEvent) -> Durable {
+        if self.mode == DurabilityMode::Off {
+            return Durable(None);
+        }
         let durable =
             self.mode == DurabilityMode::Strict && matches!(event, SessionEvent::Query(_));
         let done = self.append(event, durable);

@@ -88,7 +88,7 @@ impl Checkpoint {
 pub fn head(db: &Connection) -> Result<(u64, [u8; 32]), StoreError> {
     let row: Option<(i64, String)> = db
         .query_row(
-            "SELECT seq, hash FROM audit WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
@@ -108,20 +108,22 @@ pub fn head(db: &Connection) -> Result<(u64, [u8; 32]), StoreError> {
 pub fn chain_unchained(db: &mut Connection) -> Result<usize, StoreError> {
     let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let (mut seq, mut prev) = head(&tx)?;
-    let rows: Vec<(String, String)> = {
-        let mut stmt =
-            tx.prepare("SELECT id, event_json FROM audit WHERE seq IS NULL ORDER BY ts_us, rowid")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows: Vec<(String, i64, String, String)> = {
+        let mut stmt = tx.prepare(
+            "SELECT id, ts_us, action, event_json FROM audit_legacy ORDER BY ts_us, rowid",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
         rows.collect::<Result<_, _>>()?
     };
-    for (id, json) in &rows {
+    for (id, ts_us, action, json) in &rows {
         seq += 1;
         prev = link(&prev, seq, json);
         tx.execute(
-            "UPDATE audit SET seq = ?2, hash = ?3 WHERE id = ?1",
-            params![id, seq as i64, hex(&prev)],
+            "INSERT INTO audit (seq, id, ts_us, action, event_json, hash) VALUES (?1,?2,?3,?4,?5,?6)",
+            params![seq as i64, id, ts_us, action, json, hex(&prev)],
         )?;
     }
+    tx.execute("DELETE FROM audit_legacy", [])?;
     tx.commit()?;
     Ok(rows.len())
 }

@@ -203,8 +203,7 @@ pub fn events(conn: &Connection, session_id: &str) -> Result<Vec<EventRow>, Stor
 
 /// The newest `limit` audit events, oldest first.
 pub fn audit_tail(conn: &Connection, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
-    let mut stmt =
-        conn.prepare("SELECT event_json FROM audit ORDER BY ts_us DESC, id DESC LIMIT ?1")?;
+    let mut stmt = conn.prepare("SELECT event_json FROM audit ORDER BY seq DESC LIMIT ?1")?;
     let rows = stmt.query_map([limit.min(10_000)], |r| r.get::<_, String>(0))?;
     let mut out = Vec::new();
     for json in rows {

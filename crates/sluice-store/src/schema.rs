@@ -100,10 +100,19 @@ CREATE TABLE signing_keys (
 );
 "#,
     r#"
--- The audit log as a hash chain: seq orders it, hash covers the previous hash and the event.
-ALTER TABLE audit ADD COLUMN seq INTEGER;
-ALTER TABLE audit ADD COLUMN hash TEXT;
-CREATE UNIQUE INDEX audit_seq ON audit(seq);
+-- The audit log as a hash chain: seq orders it (appends to the rowid tree, nothing else is
+-- indexed), hash covers the previous hash and the event. Events logged before the chain
+-- existed wait in audit_legacy until the writer chains them at its start.
+ALTER TABLE audit RENAME TO audit_legacy;
+DROP INDEX audit_ts;
+CREATE TABLE audit (
+    seq         INTEGER PRIMARY KEY,
+    id          TEXT NOT NULL,
+    ts_us       INTEGER NOT NULL,
+    action      TEXT NOT NULL,
+    event_json  TEXT NOT NULL,
+    hash        TEXT NOT NULL
+);
 -- Signed checkpoints of the audit chain; each names the previous one.
 CREATE TABLE audit_checkpoints (
     seq         INTEGER PRIMARY KEY,

@@ -612,3 +612,55 @@ fn with_fail_closed_a_full_spool_refuses_new_sessions() {
         }
     }
 }
+
+#[test]
+fn with_fail_closed_a_running_session_runs_nothing_unaudited() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let db = TestDb::new();
+    let gw = Gateway::start(&common::config(
+        &db,
+        &format!("audit:\n  spool_limit: 40\n  fail_closed: true\n  sinks:\n    siem:\n      type: webhook\n      url: http://{dead}/events\n"),
+    ));
+    let token = gw.service_account("engineering");
+    let mut psql = gw.psql_session(&token);
+    let mut stdin = psql.stdin.take().unwrap();
+    stdin.write_all(b"select 'before';\n").unwrap();
+    wait_for("the session is recorded", Duration::from_secs(10), || {
+        gw.sessions()
+            .first()
+            .filter(|s| s["end_reason"].is_null())
+            .map(|_| ())
+    });
+    // Fill the spool: every refused API call is an audit event the dead sink cannot take.
+    for _ in 0..50 {
+        assert!(!gw
+            .cli_as("not-a-token", &["sessions", "list"])
+            .status
+            .success());
+    }
+    wait_for("the spool is full", Duration::from_secs(20), || {
+        gw.cli_ok(&["metrics"])
+            .contains("sluice_audit_spool_full{sink=\"siem\"} 1")
+            .then_some(())
+    });
+    stdin.write_all(b"select 'after';\n").unwrap();
+    drop(stdin);
+    let out = psql.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(stdout.contains("before"), "{stdout}");
+    assert!(!stdout.contains("after"), "{stdout}");
+    assert!(
+        stderr.contains("the audit trail is unavailable"),
+        "{stderr}"
+    );
+    let refused = gw.wait_audit("the refusal is in the log", |e| {
+        e["action"] == "statement.denied" && e["rule"] == "audit.fail_closed"
+    });
+    assert_eq!(refused["statement"], "select 'after';");
+}

@@ -195,7 +195,7 @@ fn bad_tokens_are_refused_with_the_reason_and_audited() {
         .status
         .success());
     // No token reached the audit log or the gateway log.
-    let audit = std::fs::read_to_string(gw.data().join("audit.jsonl")).unwrap();
+    let audit = gw.audit_file();
     let log = gw.log();
     for (what, token, _) in &cases {
         let signature = token.rsplit('.').next().unwrap_or_default();

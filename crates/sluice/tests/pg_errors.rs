@@ -29,7 +29,7 @@ fn wrong_token_is_28p01_and_audited() {
         !gw.log().contains("slc_not_a_real_token"),
         "the presented token is never logged"
     );
-    let audit_file = std::fs::read_to_string(gw.data().join("audit.jsonl")).unwrap_or_default();
+    let audit_file = gw.audit_file();
     assert!(!audit_file.contains("slc_not_a_real_token"));
 }
 

@@ -48,3 +48,50 @@ fn grants_must_name_a_known_connection() {
         "c.yaml: grants[0]: grant refers to unknown connection \"nope\""
     );
 }
+
+#[test]
+fn invalid_audit_settings_are_reported_where_they_are() {
+    let err = |yaml: &str| Config::parse(yaml, "c.yaml").unwrap_err().to_string();
+    assert_eq!(
+        err("audit:\n  sinks:\n    s:\n      type: syslog\n      address: nohostport\n"),
+        "c.yaml: audit.sinks.s: address must be host:port"
+    );
+    assert_eq!(
+        err("audit:\n  sinks:\n    s:\n      type: syslog\n      address: h:6514\n      tls: true\n"),
+        "c.yaml: audit.sinks.s: tls: true needs ca_file (the CA that signs the collector's certificate)"
+    );
+    assert_eq!(
+        err("audit:\n  sinks:\n    n:\n      type: nats\n      url: http://x\n      subject: a\n"),
+        "c.yaml: audit.sinks.n: url must start with nats://"
+    );
+    assert_eq!(
+        err("audit:\n  sinks:\n    w:\n      type: webhook\n"),
+        "c.yaml: audit.sinks.w: url or url_env is required"
+    );
+    assert_eq!(
+        err("audit:\n  sinks:\n    file:\n      type: stdout\n"),
+        "c.yaml: audit.sinks.file: the name `file` is taken by audit.file; rename the sink or set audit.file: null"
+    );
+    let unknown = err("audit:\n  sinks:\n    k:\n      type: kafka\n");
+    assert!(
+        unknown.contains("unknown variant `kafka`") && unknown.contains("line"),
+        "{unknown}"
+    );
+    assert_eq!(
+        err("retention:\n  default: forever\n"),
+        "c.yaml: retention.default: invalid duration \"forever\" (e.g. 60s, 90d)"
+    );
+    assert_eq!(
+        err("audit:\n  checkpoint_interval: 0s\n"),
+        "c.yaml: audit.checkpoint_interval: invalid duration \"0s\" (e.g. 60s, 90d)"
+    );
+    assert_eq!(
+        err("audit:\n  signing_key_file: k.pem\n  signing_key_env: K\n"),
+        "c.yaml: audit: set signing_key_file or signing_key_env, not both"
+    );
+    let ok = Config::parse(
+        "audit:\n  sinks:\n    n:\n      type: nats\n      url: nats://127.0.0.1:4222\n      subject: sluice.audit\n      stream: AUDIT\nretention:\n  default: 90d\nstorage:\n  type: s3\n  bucket: b\n",
+        "c.yaml",
+    );
+    assert!(ok.is_ok(), "{:?}", ok.err());
+}

@@ -181,6 +181,9 @@ fn scan(
                     Skip::ForwardSync | Skip::No => {}
                 }
                 let judged = match st.tracker.execution_review(&msg) {
+                    _ if st.recorder.audit_closed() && is_statement(&msg) => {
+                        Judged::Refuse(audit_unavailable())
+                    }
                     Some(hit) => Judged::Hold(hit),
                     None => policy.map_or(Judged::Allow, |p| judge(&msg, p)),
                 };
@@ -247,6 +250,23 @@ enum Judged {
 }
 
 /// Judges a Query or Parse.
+fn is_statement(msg: &FrontendMessage<'_>) -> bool {
+    matches!(
+        msg,
+        FrontendMessage::Query(_) | FrontendMessage::Parse { .. }
+    )
+}
+
+/// `audit.fail_closed` with a full audit spool: nothing runs that could not be audited.
+fn audit_unavailable() -> Refusal {
+    Refusal {
+        code: "53000",
+        rule: "audit.fail_closed".into(),
+        message: "sluice: the audit trail is unavailable and the gateway is configured to fail closed; the statement was not run".into(),
+        hint: "An audit sink is too far behind; the session is still usable once it catches up.".into(),
+    }
+}
+
 fn judge(msg: &FrontendMessage<'_>, p: &SessionPolicy) -> Judged {
     let Some(guard) = p.policy.guard.as_ref() else {
         return Judged::Allow;

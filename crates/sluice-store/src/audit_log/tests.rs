@@ -88,15 +88,6 @@ async fn the_writer_chains_events_and_signs_checkpoints() {
 }
 
 #[tokio::test]
-async fn a_duplicate_event_id_is_stored_once() {
-    let l = log();
-    write(&l, &[2]).await;
-    write(&l, &[2]).await; // same ids e-0-0, e-0-1
-    let (events, _) = read(&l);
-    assert_eq!(events.len(), 2);
-}
-
-#[tokio::test]
 async fn tampering_is_named() {
     let l = log();
     write(&l, &[4, 2]).await;
@@ -214,5 +205,26 @@ async fn a_rotated_key_keeps_old_checkpoints_verifiable() {
     let (events, cps) = read(&l);
     assert_eq!(cps.len(), 2);
     assert_ne!(cps[0].key_id, cps[1].key_id);
+    verify_segment(None, &events, &cps, &keys(&l)).unwrap();
+}
+
+#[tokio::test]
+async fn events_logged_before_the_chain_are_chained_on_upgrade() {
+    let l = log();
+    {
+        let conn = crate::schema::open_existing(&l.db).unwrap();
+        for i in 0..3 {
+            let e = AuditEvent::new(format!("old-{i}"), "session.start", Outcome::Success);
+            conn.execute(
+                "INSERT INTO audit_legacy (id, ts_us, action, event_json) VALUES (?1, ?2, ?3, ?4)",
+                params![e.id, i, e.action, serde_json::to_string(&e).unwrap()],
+            )
+            .unwrap();
+        }
+    }
+    write(&l, &[2]).await;
+    let (events, cps) = read(&l);
+    assert_eq!(events.len(), 5);
+    assert!(events[0].json.contains("old-0") && events[2].json.contains("old-2"));
     verify_segment(None, &events, &cps, &keys(&l)).unwrap();
 }

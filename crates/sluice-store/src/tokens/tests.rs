@@ -29,7 +29,7 @@ fn admin_writes_wait_for_a_concurrent_writer() {
         let mut n = 0u32;
         while !stop2.load(std::sync::atomic::Ordering::Relaxed) && n < 1_000_000 {
             w.execute(
-                "INSERT INTO audit (id, ts_us, action, event_json) VALUES (?1, 0, 'x', '{}')",
+                "INSERT INTO audit (id, ts_us, action, event_json, hash) VALUES (?1, 0, 'x', '{}', '')",
                 [format!("e{n}")],
             )
             .unwrap();

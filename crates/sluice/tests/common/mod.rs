@@ -357,6 +357,17 @@ impl Gateway {
         })
     }
 
+    /// The JSON-lines audit file once the file sink has caught up with the audit log.
+    pub fn audit_file(&self) -> String {
+        self.cli_ok(&["sessions", "list", "--json"]); // commits everything recorded so far
+        let db = sluice_store::schema::open_existing(&self.data().join("sluice.db")).unwrap();
+        let (logged, _) = sluice_store::audit_log::head(&db).unwrap();
+        wait_for("the audit file catches up", Duration::from_secs(10), || {
+            let f = std::fs::read_to_string(self.data().join("audit.jsonl")).ok()?;
+            (f.lines().count() as u64 >= logged).then_some(f)
+        })
+    }
+
     /// The gateway's resident-set figure `field` (VmRSS, VmHWM) in KiB.
     pub fn mem_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
