@@ -66,6 +66,9 @@ pub struct Recorder {
     masked: Option<std::collections::BTreeMap<String, u64>>,
     /// Set with `audit.fail_closed`: the audit sinks' health.
     audit_gate: Option<Arc<sluice_store::audit_log::SpoolHealth>>,
+    /// This session's audit context (actor, session, source, connection, protocol), built
+    /// once and copied into each of its audit events.
+    context: sluice_core::AuditEvent,
 }
 
 impl Pipeline {
@@ -94,11 +97,12 @@ impl Pipeline {
                 manifest_key: None,
                 archive: None,
             })));
-        let mut e = audit::by(identity, "session.start", Outcome::Success);
-        e.session_id = Some(id.0.clone());
-        fill_context(&mut e, &authorized);
-        self.audit(e);
+        let mut context = audit::by(identity, "session.start", Outcome::Success);
+        context.session_id = Some(id.0.clone());
+        fill_context(&mut context, &authorized);
+        self.audit(context.clone());
         let mut rec = Recorder {
+            context,
             prev: chain::genesis(&id.0),
             shared_id: Arc::from(id.0.as_str()),
             id,
@@ -231,10 +235,16 @@ impl Recorder {
 
     /// An audit event in this session's context.
     fn event(&self, action: &str, outcome: Outcome) -> sluice_core::AuditEvent {
-        let mut e = audit::by(&self.authorized.identity, action, outcome);
-        e.session_id = Some(self.id.0.clone());
-        fill_context(&mut e, &self.authorized);
-        e
+        let fresh = audit::event(action, outcome);
+        sluice_core::AuditEvent {
+            id: fresh.id,
+            ts_us: fresh.ts_us,
+            action: fresh.action,
+            outcome,
+            class_uid: fresh.class_uid,
+            class_name: fresh.class_name,
+            ..self.context.clone()
+        }
     }
 
     fn append(&mut self, event: &SessionEvent, durable: bool) -> Durable {
