@@ -108,10 +108,19 @@ impl Archive {
                 return Ok(moved);
             }
             let (sid, k) = (id.clone(), key.clone());
-            pipeline
+            match pipeline
                 .store()
                 .run(move |c| archive::mark_archived(c, &sid, &k))
-                .await?;
+                .await
+            {
+                Ok(()) => {}
+                Err(StoreError::NotFound(_)) => {
+                    // Retention deleted the session during the upload: no orphan object.
+                    let _ = self.store.delete(&ObjectPath::from(key.as_str())).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
             let mut e = audit::event("recording.archived", Outcome::Success);
             e.session_id = Some(id);
             e.target = Some(key);

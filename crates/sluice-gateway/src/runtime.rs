@@ -116,7 +116,11 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
         (None, None) => KeySource::Managed(data_dir.join("signing")),
     };
     let keys = Arc::new(KeyRing::load(key_source)?);
-    store.run_sync(|c| keys.current().publish(c))?;
+    let signing_dir = data_dir.join("signing");
+    store.run_sync(|c| {
+        keys.current().publish(c)?;
+        sluice_store::signing::write_all_public(c, &signing_dir)
+    })?;
     let spool = Arc::new(SpoolSignal::default());
     let health = Arc::new(SpoolHealth::default());
     let (writer, writer_thread) = RecordWriter::start(
@@ -232,6 +236,7 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
         config_connections: Arc::new(config.connections()),
         config_grants: Arc::new(config.grants()),
         keys: keys.clone(),
+        signing_dir,
         health: health.clone(),
         retention,
         archive,

@@ -128,6 +128,22 @@ impl Pipeline {
     }
 }
 
+/// Longest statement text in an audit event; the recording keeps the whole text. Sinks have
+/// message size limits (NATS 1 MiB by default, syslog collectors often 8–64 KiB).
+const MAX_AUDITED_STATEMENT: usize = 16 * 1024;
+
+/// `text`, cut at [`MAX_AUDITED_STATEMENT`] bytes on a character boundary and marked.
+fn capped(text: &str) -> String {
+    if text.len() <= MAX_AUDITED_STATEMENT {
+        return text.to_string();
+    }
+    let mut end = MAX_AUDITED_STATEMENT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… [{} bytes, cut]", &text[..end], text.len())
+}
+
 fn fill_context(e: &mut sluice_core::AuditEvent, a: &Authorized) {
     e.source = Some(a.client_addr.to_string());
     e.connection = Some(a.connection.name.0.clone());
@@ -204,7 +220,7 @@ impl Recorder {
                         Outcome::Failure
                     },
                 );
-                e.statement = text.map(|t| t.to_string());
+                e.statement = text.map(|t| capped(&t));
                 e.rule = Some(rule.clone());
                 e.reason = Some(reason.clone());
                 e.review_id = review.clone();
@@ -213,9 +229,9 @@ impl Recorder {
             SessionEvent::Query(q) => {
                 let previous = self.unaudited.take();
                 self.flush_statement(previous);
-                if self.audit_statements {
-                    self.unaudited = Some((q.id, q.text.clone()));
-                }
+                // Kept even when allowed statements are not audited: a refusal or hold of it
+                // names it.
+                self.unaudited = Some((q.id, q.text.clone()));
             }
             SessionEvent::Masking { counts } => self.masked = Some(counts.clone()),
             _ => {
@@ -226,9 +242,12 @@ impl Recorder {
     }
 
     fn flush_statement(&mut self, statement: Option<(u64, Arc<str>)>) {
+        if !self.audit_statements {
+            return;
+        }
         if let Some((_, text)) = statement {
             let mut e = self.event("statement.allowed", Outcome::Success);
-            e.statement = Some(text.to_string());
+            e.statement = Some(capped(&text));
             self.writer.send(WriteOp::Audit(Box::new(e)));
         }
     }

@@ -66,31 +66,33 @@ impl Pipeline {
             .await?;
         let mut deleted = Vec::new();
         for s in expired {
-            if let Some(key) = &s.archive {
-                let gone = match &archive {
-                    Some(store) => store.delete(key).await,
-                    None => Err("no object storage is configured".into()),
-                };
-                if let Err(why) = gone {
-                    let mut e = self.retention_event(by, Outcome::Failure, &s);
-                    e.reason = Some(format!("archived recording not deleted: {why}"));
-                    self.audit(e);
-                    continue;
-                }
-            }
+            // The row goes first, with the hold re-checked in the same transaction; only then
+            // the archived object (named by the row as it was deleted, not as first read).
             let id = s.id.clone();
-            if !self
+            let Some(archived) = self
                 .store()
                 .run(move |c| retention::delete_session(c, &id))
                 .await?
-            {
+            else {
                 continue;
-            }
+            };
             let mut e = self.retention_event(by, Outcome::Success, &s);
             e.reason = Some(format!(
                 "retention: ended {} days ago",
                 now.saturating_sub(s.ended_us) / 86_400_000_000
             ));
+            if let Some(key) = archived {
+                let gone = match &archive {
+                    Some(store) => store.delete(&key).await,
+                    None => Err("no object storage is configured".into()),
+                };
+                if let Err(why) = gone {
+                    e.outcome = Outcome::Failure;
+                    e.reason = Some(format!(
+                        "session deleted, but its archived recording {key} was not: {why}"
+                    ));
+                }
+            }
             self.audit(e);
             deleted.push(s.id);
         }

@@ -28,13 +28,17 @@ pub fn body(db: &Connection, session_id: &str) -> Result<String, StoreError> {
 }
 
 /// Records that the session's recording now lives at `key` and drops its events from the
-/// database, in one transaction.
+/// database, in one transaction; `NotFound` when the session was deleted meanwhile.
 pub fn mark_archived(db: &mut Connection, session_id: &str, key: &str) -> Result<(), StoreError> {
     let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    tx.execute(
+    let updated = tx.execute(
         "UPDATE sessions SET archive = ?2 WHERE id = ?1",
         params![session_id, key],
     )?;
+    if updated == 0 {
+        // Deleted (retention) while it was being uploaded.
+        return Err(StoreError::NotFound(format!("session {session_id:?}")));
+    }
     tx.execute(
         "DELETE FROM event_chunks WHERE session_id = ?1",
         [session_id],

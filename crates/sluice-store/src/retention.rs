@@ -68,8 +68,10 @@ pub fn expired(
     Ok(out)
 }
 
-/// Deletes a session's recording and row, unless a hold appeared meanwhile; whether it did.
-pub fn delete_session(db: &mut Connection, id: &str) -> Result<bool, StoreError> {
+/// Deletes a session's recording and row, unless a hold appeared meanwhile. `None` when
+/// nothing was deleted; otherwise the object key its events were archived at, read in the same
+/// transaction (the caller deletes that object after the row is gone, never before).
+pub fn delete_session(db: &mut Connection, id: &str) -> Result<Option<Option<String>>, StoreError> {
     let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let held: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM legal_holds h JOIN sessions s ON s.id = ?1
@@ -78,12 +80,20 @@ pub fn delete_session(db: &mut Connection, id: &str) -> Result<bool, StoreError>
         |r| r.get(0),
     )?;
     if held {
-        return Ok(false);
+        return Ok(None);
     }
+    let archive: Option<Option<String>> = tx
+        .query_row("SELECT archive FROM sessions WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let Some(archive) = archive else {
+        return Ok(None);
+    };
     tx.execute("DELETE FROM event_chunks WHERE session_id = ?1", [id])?;
-    let n = tx.execute("DELETE FROM sessions WHERE id = ?1", [id])?;
+    tx.execute("DELETE FROM sessions WHERE id = ?1", [id])?;
     tx.commit()?;
-    Ok(n == 1)
+    Ok(Some(archive))
 }
 
 /// A legal hold.

@@ -208,6 +208,12 @@ pub fn manifest(
     )
 }
 
+/// The text the gateway signs to attest an evidence bundle's listing (`bundle.json`), given the
+/// listing's SHA-256 in hex.
+pub fn bundle_attestation(sha256_hex: &str) -> String {
+    format!("sluice-bundle-v1\n{sha256_hex}\n")
+}
+
 /// Whether `signature_hex` is `public_hex`'s signature of `message`.
 pub fn verify(public_hex: &str, message: &[u8], signature_hex: &str) -> bool {
     let (Some(public), Some(sig)) = (unhex(public_hex), unhex(signature_hex)) else {
@@ -216,6 +222,16 @@ pub fn verify(public_hex: &str, message: &[u8], signature_hex: &str) -> bool {
     UnparsedPublicKey::new(&ED25519, public)
         .verify(message, &sig)
         .is_ok()
+}
+
+/// Writes every published public key, one hex key per line, to `dir/all.pub`: what an auditor
+/// passes to `sluice verify --public-key` to check records from before and after rotations.
+pub fn write_all_public(db: &Connection, dir: &Path) -> Result<(), StoreError> {
+    let keys = public_keys(db)?;
+    let text: String = keys.iter().map(|(_, hex)| format!("{hex}\n")).collect();
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("all.pub"), text)?;
+    Ok(())
 }
 
 /// The published public keys: (key id, public key hex).

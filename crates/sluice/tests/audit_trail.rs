@@ -289,7 +289,7 @@ fn an_evidence_bundle_verifies_offline_and_every_tampering_is_named() {
     c["last_seq"] = Value::from(c["last_seq"].as_u64().unwrap() - 1);
     *cps.last_mut().unwrap() = c.to_string();
     set_lines(&mut f, "audit/checkpoints.jsonl", &cps);
-    expect("replace a checkpoint", f, "is not signed by a trusted key");
+    expect("replace a checkpoint", f, "checkpoints removed or replaced");
 
     // The recordings.
     let rec = lines(&original, &events);
@@ -355,7 +355,72 @@ fn an_evidence_bundle_verifies_offline_and_every_tampering_is_named() {
     expect(
         "remove a session from the bundle",
         f,
-        &format!("session {session} (started in audit event"),
+        "bundle.json is not signed by a trusted key",
+    );
+
+    // The listing is signed: narrowing the selection to hide sessions is caught.
+    let mut f = original.clone();
+    let mut m: Value = serde_json::from_slice(&original["bundle.json"]).unwrap();
+    m["selection"]["identity"] = Value::String("nobody".into());
+    f.insert("bundle.json".into(), serde_json::to_vec(&m).unwrap());
+    expect(
+        "narrow the selection",
+        f,
+        "bundle.json is not signed by a trusted key",
+    );
+
+    // The audit range cannot be moved or shortened: drop the last checkpoint and its events.
+    let mut f = original.clone();
+    let cps = lines(&original, "audit/checkpoints.jsonl");
+    set_lines(&mut f, "audit/checkpoints.jsonl", &cps[..cps.len() - 1]);
+    expect(
+        "drop the last checkpoint",
+        f,
+        "does not end at the checkpoint bundle.json names",
+    );
+    let mut f = original.clone();
+    f.insert(
+        "audit/anchor.json".into(),
+        cps.last().unwrap().clone().into_bytes(),
+    );
+    expect(
+        "move the anchor",
+        f,
+        "audit/anchor.json is not the checkpoint bundle.json names",
+    );
+
+    // A recording rewritten and passed off as still live (unsigned).
+    let mut f = original.clone();
+    let mut s: Value = serde_json::from_slice(&original[&row]).unwrap();
+    for field in [
+        "ended_us",
+        "manifest_sig",
+        "manifest_key",
+        "final_hash",
+        "event_count",
+    ] {
+        s[field] = Value::Null;
+    }
+    f.insert(row.clone(), serde_json::to_vec(&s).unwrap());
+    let mut prev = sluice_store::chain::genesis(&session);
+    let mut forged = Vec::new();
+    for line in rec.iter().take(2) {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let at = line.find("\"event\":").unwrap();
+        let data = line[at + 8..line.len() - 1].replace("select ", "select 9");
+        let (seq, ts) = (v["seq"].as_u64().unwrap(), v["ts_us"].as_i64().unwrap());
+        let kind = v["event"]["kind"].as_str().unwrap().to_string();
+        prev = sluice_store::chain::link(&prev, seq, ts, &kind, &data);
+        forged.push(format!(
+            "{{\"session_id\":\"{session}\",\"seq\":{seq},\"ts_us\":{ts},\"hash\":\"{}\",\"event\":{data}}}",
+            sluice_store::crypto::hex(&prev)
+        ));
+    }
+    set_lines(&mut f, &events, &forged);
+    expect(
+        "a rewritten recording posing as live",
+        f,
+        "is presented as live (unsigned), but the audit log shows it ended",
     );
 
     // Re-signed with another key: an attacker's own key is not the one the auditor holds.
@@ -363,7 +428,7 @@ fn an_evidence_bundle_verifies_offline_and_every_tampering_is_named() {
     let theirs = other_gw.data().join("signing/ed25519.pub");
     let (ok, text) = verify_bundle(&bundle, Some(&theirs));
     assert!(!ok, "{text}");
-    assert!(text.contains("which is not a trusted key"), "{text}");
+    assert!(text.contains("bundle.json is not signed by a trusted key"), "{text}");
 
     // Untouched, it still verifies.
     assert!(verify_bundle(&bundle, Some(&key)).0);
@@ -509,6 +574,13 @@ fn a_rotated_key_keeps_old_recordings_verifiable() {
     gw.cli_ok(&["export", "--out", bundle.to_str().unwrap()]);
     let (ok, text) = verify_bundle(&bundle, None);
     assert!(ok, "{text}");
+    // With every key the gateway has used (all.pub), but not with the newest key alone.
+    let all = gw.data().join("signing/all.pub");
+    assert_eq!(std::fs::read_to_string(&all).unwrap().lines().count(), 2);
+    let (ok, text) = verify_bundle(&bundle, Some(&all));
+    assert!(ok, "{text}");
+    let newest = gw.data().join("signing/ed25519.pub");
+    assert!(!verify_bundle(&bundle, Some(&newest)).0);
     gw.wait_audit("rotation audited", |e| {
         e["action"] == "signing.rotate" && e["outcome"] == "success"
     });

@@ -107,16 +107,48 @@ pub async fn rotate_key(
         Err(e) => return Err(e.into()),
     };
     let published = key.clone();
+    let dir = state.signing_dir.clone();
     state
         .pipeline
         .store()
-        .run(move |c| published.publish(c))
+        .run(move |c| {
+            published.publish(c)?;
+            sluice_store::signing::write_all_public(c, &dir)
+        })
         .await?;
     let mut e = audit::by(&admin, "signing.rotate", Outcome::Success);
     e.target = Some(key.key_id.clone());
     state.pipeline.audit(e);
     Ok(Json(
         serde_json::json!({ "key_id": key.key_id, "public_hex": key.public_hex }),
+    ))
+}
+
+/// Body of `POST /api/v1/audit/attestations`.
+#[derive(Debug, Deserialize)]
+pub struct AttestRequest {
+    /// SHA-256 (hex) of an evidence bundle's `bundle.json`.
+    pub sha256: String,
+}
+
+/// `POST /api/v1/audit/attestations`: signs an export's listing (`bundle.json`: selection,
+/// sessions, audit range), so a verifier can tell that nothing was dropped from it. Audited.
+pub async fn attest(
+    State(state): State<ApiState>,
+    Admin(admin): Admin,
+    Json(req): Json<AttestRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let digest = req.sha256.to_ascii_lowercase();
+    if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::bad_request("sha256 must be 64 hex digits"));
+    }
+    let key = state.keys.current();
+    let sig = key.sign(sluice_store::signing::bundle_attestation(&digest).as_bytes());
+    let mut e = audit::by(&admin, "export.attest", Outcome::Success);
+    e.target = Some(digest);
+    state.pipeline.audit(e);
+    Ok(Json(
+        serde_json::json!({ "key_id": key.key_id, "sig": sig }),
     ))
 }
 

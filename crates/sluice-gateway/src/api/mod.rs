@@ -46,6 +46,8 @@ pub struct ApiState {
     pub config_grants: Arc<Vec<Grant>>,
     /// The signing key (rotation).
     pub keys: Arc<sluice_store::signing::KeyRing>,
+    /// Where the public keys are written for auditors (`all.pub`).
+    pub signing_dir: std::path::PathBuf,
     /// Audit sinks' delivery state (metrics).
     pub health: Arc<sluice_store::audit_log::SpoolHealth>,
     /// Recording retention.
@@ -153,6 +155,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/signing-keys", get(sessions::signing_keys))
         .route("/api/v1/signing-keys/rotate", post(audit::rotate_key))
         .route("/api/v1/audit/chain", get(audit::chain))
+        .route("/api/v1/audit/attestations", post(audit::attest))
         .route(
             "/api/v1/audit/checkpoints",
             get(audit::checkpoints).post(audit::seal),

@@ -45,8 +45,8 @@ fn statement<'a>(msg: &FrontendMessage<'a>) -> Option<&'a str> {
 
 impl Tracker {
     /// Records a statement the guard refused and queues the client's answer. For a simple
-    /// query the answer is the error and ReadyForQuery; for Parse the error, and the rest of
-    /// the batch is dropped up to Sync.
+    /// query the answer is the error and ReadyForQuery; for Parse or Execute the error, and the
+    /// rest of the batch is dropped up to Sync.
     pub fn refuse(
         &mut self,
         msg: &FrontendMessage<'_>,
@@ -54,10 +54,22 @@ impl Tracker {
         now_us: i64,
         out: &mut Vec<SessionEvent>,
     ) {
-        let Some(text) = statement(msg) else {
-            return;
+        let p = match msg {
+            // An execution of a prepared statement (refused when the audit trail fails closed).
+            FrontendMessage::Execute { portal } => {
+                let (text, params) = match self.portals.get(*portal) {
+                    Some(info) => (info.text.clone(), Some(info.params.clone())),
+                    None => (Arc::from("(unknown portal)"), None),
+                };
+                self.query(text, params, now_us, out)
+            }
+            _ => {
+                let Some(text) = statement(msg) else {
+                    return;
+                };
+                self.query(Arc::from(text), None, now_us, out)
+            }
         };
-        let p = self.query(Arc::from(text), None, now_us, out);
         out.push(SessionEvent::Guard {
             query: p.query,
             action: "denied".into(),

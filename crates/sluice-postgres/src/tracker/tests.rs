@@ -224,3 +224,61 @@ fn a_refused_query_behind_begin_reports_the_status_begin_left() {
     // ErrorResponse, then ReadyForQuery in transaction ('T'), not the idle status of before.
     assert_eq!(&answer[answer.len() - 6..], b"Z\0\0\0\x05T");
 }
+
+#[test]
+fn a_refused_execution_is_recorded_with_its_parameters_and_answered_up_to_sync() {
+    let mut t = tracker(10);
+    let mut out = Vec::new();
+    t.on_client(
+        &FrontendMessage::Parse {
+            name: "s",
+            query: "select $1",
+            param_types: vec![],
+        },
+        0,
+        &mut out,
+    );
+    t.on_client(&FrontendMessage::Sync, 0, &mut out);
+    t.on_server(&BackendMessage::ParseComplete, 0, &mut out);
+    t.on_server(&BackendMessage::ReadyForQuery(b'I'), 0, &mut out);
+    t.on_client(
+        &FrontendMessage::Bind(Bind {
+            portal: "",
+            statement: "s",
+            param_formats: vec![],
+            params: vec![Some(b"7")],
+            result_formats: vec![],
+        }),
+        0,
+        &mut out,
+    );
+    out.clear();
+    let refusal = Refusal {
+        code: "53000",
+        rule: "audit.fail_closed".into(),
+        message: "no audit".into(),
+        hint: String::new(),
+    };
+    t.refuse(
+        &FrontendMessage::Execute { portal: "" },
+        &refusal,
+        1,
+        &mut out,
+    );
+    let SessionEvent::Query(q) = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(&*q.text, "select $1");
+    assert_eq!(q.params, Some(vec![Some("7".to_string())]));
+    assert!(
+        matches!(&out[1], SessionEvent::Guard { action, rule, .. } if action == "denied" && rule == "audit.fail_closed")
+    );
+    assert_eq!(
+        results(&out)[0]
+            .outcome
+            .error
+            .as_ref()
+            .map(|e| e.code.as_str()),
+        Some("53000")
+    );
+}

@@ -3,7 +3,8 @@
 //!
 //! Layout:
 //! - `README.md`: what the bundle holds and how to check it, for auditors.
-//! - `bundle.json`: when, what filters, which sessions and which audit range it holds.
+//! - `bundle.json`: when, what filters, which sessions and which audit range it holds;
+//!   `bundle.sig`: the gateway's signature of it (so nothing can be dropped from the listing).
 //! - `public-keys.json`: the gateway's public keys (pin one with `--public-key`).
 //! - `sessions/<id>/session.json` and `sessions/<id>/events.jsonl`: each recording with its
 //!   signed manifest fields.
@@ -140,12 +141,19 @@ pub fn export(api: &Api, sel: &Selection, out: &Path) -> anyhow::Result<()> {
             "first_seq": events.first().map(|e| e.seq),
             "last_seq": events.last().map(|e| e.seq),
             "checkpoints": checkpoints.len(),
+            "anchor": anchor.as_ref().map(|a| json!({ "seq": a.seq, "hash": a.hash() })),
+            "final_checkpoint": checkpoints.last().map(|c| json!({ "seq": c.seq, "hash": c.hash() })),
         },
     });
+    let listing = serde_json::to_vec_pretty(&manifest)?;
+    // The gateway signs the listing: selection, sessions and audit range cannot be edited.
+    let digest = sluice_store::crypto::hex(&sluice_store::crypto::sha256(&listing));
+    let attestation = api.post("/api/v1/audit/attestations", json!({ "sha256": digest }))?;
+    add(&mut tar, "bundle.json", &listing)?;
     add(
         &mut tar,
-        "bundle.json",
-        &serde_json::to_vec_pretty(&manifest)?,
+        "bundle.sig",
+        &serde_json::to_vec_pretty(&attestation)?,
     )?;
     add(&mut tar, "README.md", README.as_bytes())?;
     tar.into_inner()?.flush()?;
@@ -184,9 +192,11 @@ fn add<W: Write>(tar: &mut tar::Builder<W>, path: &str, data: &[u8]) -> anyhow::
     Ok(())
 }
 
-/// Every session matching `sel`, newest first, paging through the API.
+/// Every session matching `sel`, newest first, paging through the API (pages overlap by the
+/// boundary microsecond, so sessions that started together are not skipped).
 fn list_sessions(api: &Api, sel: &Selection) -> anyhow::Result<Vec<Value>> {
     let mut out: Vec<Value> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut until = sel.until_us;
     loop {
         let mut q = String::from("/api/v1/sessions?limit=1000");
@@ -204,11 +214,21 @@ fn list_sessions(api: &Api, sel: &Selection) -> anyhow::Result<Vec<Value>> {
         }
         let page: Vec<Value> = api.get(&q)?;
         let full = page.len() == 1000;
-        until = page.last().and_then(|s| s["started_us"].as_i64());
-        out.extend(page);
-        if !full || until.is_none() {
+        let next = page
+            .last()
+            .and_then(|s| s["started_us"].as_i64())
+            .map(|t| t + 1);
+        let mut added = false;
+        for s in page {
+            if seen.insert(s["id"].as_str().unwrap_or_default().to_string()) {
+                out.push(s);
+                added = true;
+            }
+        }
+        if !full || !added || next.is_none() || next == until {
             return Ok(out);
         }
+        until = next;
     }
 }
 
@@ -268,6 +288,22 @@ pub fn verify(path: &Path, public_key: Option<String>) -> anyhow::Result<()> {
         }
     };
 
+    // The listing (selection, sessions, audit range) is signed by the gateway.
+    let attestation: Value = serde_json::from_str(&text("bundle.sig")?)
+        .map_err(|e| anyhow!("bundle FAILED: bundle.sig: {e}"))?;
+    let digest = sluice_store::crypto::hex(&sluice_store::crypto::sha256(&files["bundle.json"]));
+    let attested = keys
+        .get(attestation["key_id"].as_str().unwrap_or_default())
+        .is_some_and(|k| {
+            sluice_store::signing::verify(
+                k,
+                sluice_store::signing::bundle_attestation(&digest).as_bytes(),
+                attestation["sig"].as_str().unwrap_or_default(),
+            )
+        });
+    if !attested {
+        bail!("bundle FAILED: bundle.json is not signed by a trusted key (its selection, session list or audit range was altered)");
+    }
     let ids: Vec<String> = manifest["sessions"]
         .as_array()
         .map(|a| {
@@ -276,6 +312,7 @@ pub fn verify(path: &Path, public_key: Option<String>) -> anyhow::Result<()> {
                 .collect()
         })
         .unwrap_or_default();
+    let mut live = Vec::new();
     for id in &ids {
         let row = text(&format!("sessions/{id}/session.json"))?;
         let session: Value = serde_json::from_str(&row)
@@ -284,8 +321,11 @@ pub fn verify(path: &Path, public_key: Option<String>) -> anyhow::Result<()> {
             bail!("bundle FAILED: sessions/{id}/session.json describes another session");
         }
         let events = text(&format!("sessions/{id}/events.jsonl"))?;
-        check_session(id, &session, &events, &keys)
+        let what = check_session(id, &session, &events, &keys)
             .map_err(|why| anyhow!("bundle FAILED: session {id}: {why}"))?;
+        if what.contains("still live") {
+            live.push(id.clone());
+        }
     }
     let listed: std::collections::BTreeSet<&str> = ids.iter().map(String::as_str).collect();
     if let Some(extra) = files.keys().find_map(|f| {
@@ -301,6 +341,21 @@ pub fn verify(path: &Path, public_key: Option<String>) -> anyhow::Result<()> {
         parse_lines(&text("audit/events.jsonl")?, "audit/events.jsonl")?;
     let checkpoints: Vec<Checkpoint> =
         parse_lines(&text("audit/checkpoints.jsonl")?, "audit/checkpoints.jsonl")?;
+    let named = |v: &Value| (v["seq"].as_u64(), v["hash"].as_str().map(str::to_string));
+    if named(&manifest["audit"]["anchor"])
+        != (
+            anchor.as_ref().map(|a| a.seq),
+            anchor.as_ref().map(Checkpoint::hash),
+        )
+    {
+        bail!("bundle FAILED: audit/anchor.json is not the checkpoint bundle.json names (the audit range was moved)");
+    }
+    let last = checkpoints.last();
+    if named(&manifest["audit"]["final_checkpoint"])
+        != (last.map(|c| c.seq), last.map(Checkpoint::hash))
+    {
+        bail!("bundle FAILED: audit/checkpoints.jsonl does not end at the checkpoint bundle.json names (checkpoints removed or replaced)");
+    }
     let audit = audit_log::verify_segment(anchor.as_ref(), &events, &checkpoints, &keys)
         .map_err(|e| anyhow!("bundle FAILED: {e}"))?;
     if audit.unsealed > 0 {
@@ -310,12 +365,24 @@ pub fn verify(path: &Path, public_key: Option<String>) -> anyhow::Result<()> {
         );
     }
     missing_sessions(&manifest, &events, &listed)?;
+    // An unsigned ("live") recording is only credible if the log does not show it ended.
+    if let Some(id) = live.iter().find(|id| ended_in_log(&events, id)) {
+        bail!("bundle FAILED: session {id} is presented as live (unsigned), but the audit log shows it ended: its manifest was removed");
+    }
     let declared_last = manifest["audit"]["last_seq"].as_u64();
     if declared_last != events.last().map(|e| e.seq) {
         bail!("bundle FAILED: audit/events.jsonl does not end where bundle.json says (truncated or extended)");
     }
+    let live_note = if live.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({} still live at export, chain-checked but not yet signed)",
+            live.len()
+        )
+    };
     println!(
-        "bundle {}: ok: {} sessions, {} audit events in {} signed checkpoints; checked with {source}",
+        "bundle {}: ok: {} sessions{live_note}, {} audit events in {} signed checkpoints; checked with {source}",
         path.display(),
         ids.len(),
         audit.events,
@@ -374,6 +441,15 @@ fn missing_sessions(
     Ok(())
 }
 
+/// Whether the audit segment logs the end of session `id`.
+fn ended_in_log(events: &[ChainedEvent], id: &str) -> bool {
+    events.iter().any(|e| {
+        e.json.contains(id)
+            && serde_json::from_str::<Value>(&e.json)
+                .is_ok_and(|v| v["action"] == "session.end" && v["session_id"] == id)
+    })
+}
+
 fn parse_lines<T: serde::de::DeserializeOwned>(text: &str, name: &str) -> anyhow::Result<Vec<T>> {
     text.lines()
         .filter(|l| !l.trim().is_empty())
@@ -398,13 +474,15 @@ This archive was exported from a sluice gateway with `sluice export`. It holds:
 - `audit/events.jsonl`: a contiguous segment of the gateway's audit log, hash-chained the same
   way, and `audit/checkpoints.jsonl`: Ed25519-signed checkpoints of that chain, each naming the
   previous one. `audit/anchor.json` is the checkpoint the segment starts from.
+- `bundle.json`: what was selected and what the bundle holds, and `bundle.sig`: the gateway's
+  signature of it, so nothing can be dropped from the listing or the audit range.
 - `public-keys.json`: the gateway's public keys. Do not trust them blindly: obtain the gateway's
-  public key from its operators (`<data-dir>/signing/ed25519.pub`) and pass it with
-  `--public-key`.
+  public keys from its operators (`<data-dir>/signing/all.pub` holds every key it has used) and
+  pass them with `--public-key`.
 
 Check everything offline:
 
-    sluice verify bundle.tar.zst --public-key ed25519.pub
+    sluice verify bundle.tar.zst --public-key all.pub
 
 It prints `ok` or names the first session, event or checkpoint that does not verify.
 The audit segment covers from the last checkpoint before the export's `--since` to the moment

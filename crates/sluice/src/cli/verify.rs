@@ -41,15 +41,21 @@ fn parse(line: &str) -> Result<Line, String> {
     })
 }
 
-/// The key given with `--public-key` (hex, or a file holding it): id → hex.
+/// The key(s) given with `--public-key`: a hex key, or a file holding one per line (such as
+/// `<data-dir>/signing/ed25519.pub`, or `all.pub` with every key the gateway has used): id → hex.
 pub fn pinned_key(public_key: &str) -> anyhow::Result<Keys> {
-    let hex = match std::fs::read_to_string(public_key) {
-        Ok(text) => text.trim().to_string(),
-        Err(_) => public_key.trim().to_string(),
-    };
-    let raw = crypto::unhex(&hex)
-        .ok_or_else(|| anyhow!("--public-key is neither a hex key nor a file holding one"))?;
-    Ok(BTreeMap::from([(signing::key_id(&raw), hex)]))
+    let text = std::fs::read_to_string(public_key).unwrap_or_else(|_| public_key.to_string());
+    let mut keys = Keys::new();
+    for hex in text.split_whitespace() {
+        let raw = crypto::unhex(hex)
+            .filter(|k| k.len() == 32)
+            .ok_or_else(|| anyhow!("--public-key: {hex:?} is not a hex Ed25519 public key"))?;
+        keys.insert(signing::key_id(&raw), hex.to_string());
+    }
+    if keys.is_empty() {
+        anyhow::bail!("--public-key is neither a hex key nor a file holding one");
+    }
+    Ok(keys)
 }
 
 /// Checks one recording: `session` is its row (as the API returns it), `events` its exported
