@@ -71,13 +71,23 @@ impl Worker {
             Ok(db) => db,
             Err(e) => {
                 tracing::error!(error = %e, "audit sink cannot open the spool; nothing will be delivered");
+                let text = e.to_string();
+                self.health.update(&self.name, |s| {
+                    s.full = true;
+                    s.last_error = Some(text);
+                });
                 return;
             }
         };
         let mut cursor = match audit_log::cursor(&db, &self.name) {
             Ok(c) => c,
             Err(e) => {
-                tracing::error!(error = %e, "audit sink cannot read its cursor");
+                tracing::error!(error = %e, "audit sink cannot read its cursor; nothing will be delivered");
+                let text = e.to_string();
+                self.health.update(&self.name, |s| {
+                    s.full = true;
+                    s.last_error = Some(text);
+                });
                 return;
             }
         };

@@ -268,7 +268,12 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
     }
     drop(pipeline);
     drop(writer);
-    let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    // The writer ends (with a final checkpoint) once every handle to it is gone; a pass of the
+    // retention or archive job still holding one must not keep the gateway from stopping.
+    let joined = tokio::task::spawn_blocking(move || writer_thread.join());
+    if tokio::time::timeout(DRAIN_TIMEOUT, joined).await.is_err() {
+        warn!("the recording writer did not finish within {DRAIN_TIMEOUT:?}");
+    }
     // The sinks get a last attempt at what is spooled; what they cannot deliver stays spooled.
     spool.close();
     let joined = tokio::task::spawn_blocking(move || {

@@ -428,7 +428,10 @@ fn an_evidence_bundle_verifies_offline_and_every_tampering_is_named() {
     let theirs = other_gw.data().join("signing/ed25519.pub");
     let (ok, text) = verify_bundle(&bundle, Some(&theirs));
     assert!(!ok, "{text}");
-    assert!(text.contains("bundle.json is not signed by a trusted key"), "{text}");
+    assert!(
+        text.contains("bundle.json is not signed by a trusted key"),
+        "{text}"
+    );
 
     // Untouched, it still verifies.
     assert!(verify_bundle(&bundle, Some(&key)).0);

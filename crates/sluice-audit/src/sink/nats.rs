@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest control line (`INFO` of a large cluster included) we accept from the server.
 const MAX_LINE: u64 = 1 << 20;
+/// Largest reply body accepted (acks and JetStream API answers are far smaller).
+const MAX_REPLY: usize = 8 << 20;
 /// JetStream's error code for "stream not found".
 const ERR_STREAM_NOT_FOUND: u32 = 10059;
 /// JetStream's error code for "stream name already in use" (created concurrently).
@@ -385,6 +387,10 @@ impl Conn {
         let text = std::str::from_utf8(&line).map_err(|_| protocol("non-UTF-8 line".into()))?;
         let (mut op, total_len) = parse_control(text).map_err(protocol)?;
         if let Op::Msg(msg) = &mut op {
+            // Replies are acks and API answers: small. Refuse what no real server sends.
+            if total_len > MAX_REPLY {
+                return Err(protocol(format!("reply of {total_len} bytes")));
+            }
             msg.body.resize(total_len + 2, 0);
             self.reader.read_exact(&mut msg.body)?;
             if !msg.body.ends_with(b"\r\n") {
