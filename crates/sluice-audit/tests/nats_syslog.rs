@@ -20,16 +20,19 @@ const DEADLINE: Duration = Duration::from_secs(20);
 // ---------------------------------------------------------------------------------------------
 // Scaffolding: temp dirs, ports, server processes, events.
 
-/// Polls `done` until it gives a value; after [`DEADLINE`], fails showing `log`.
+/// Re-checks `done` until it gives a value; each check is itself a round trip (a connection
+/// attempt, a file read, a process poll), so there is no sleep. After [`DEADLINE`], fails
+/// showing `log`.
 fn wait_until<T>(what: &str, log: &Path, mut done: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + DEADLINE;
     loop {
         if let Some(value) = done() {
             return value;
         }
-        let log_text = std::fs::read_to_string(log).unwrap_or_default();
-        assert!(Instant::now() < deadline, "timed out: {what}\n{log_text}");
-        std::thread::sleep(Duration::from_millis(20));
+        if Instant::now() >= deadline {
+            let log_text = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("timed out: {what}\n{log_text}");
+        }
     }
 }
 
@@ -80,7 +83,7 @@ impl Server {
     fn stop(mut self) {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        wait_until("exit", &self.log, || self.child.try_wait().unwrap());
+        self.child.wait().unwrap();
     }
 
     fn log_contains(&self, text: &str) -> bool {
