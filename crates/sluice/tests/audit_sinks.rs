@@ -12,44 +12,16 @@ use std::time::Duration;
 
 /// Ids of the audit log as stored, in order.
 fn audit_ids(gw: &Gateway) -> Vec<String> {
-    gw.cli_ok(&["sessions", "list", "--json"]); // commits everything recorded so far
-    let db = sluice_store::schema::open_existing(&gw.data().join("sluice.db")).unwrap();
-    sluice_store::audit_log::after(&db, 0, 1_000_000)
-        .unwrap()
+    gw.audit_log()
         .into_iter()
-        .map(|e| {
-            serde_json::from_str::<Value>(&e.json).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|e| e["id"].as_str().unwrap().to_string())
         .collect()
 }
 
 /// A psql session running `n` statements, one at a time.
 fn load(gw: &Gateway, token: &str, n: usize) -> Child {
-    let mut child = Command::new("psql")
-        .args([
-            "-X",
-            "-q",
-            "-tA",
-            "-o",
-            "/dev/null",
-            &gw.dsn("pg", token, "require"),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let script: String = (0..n).map(|i| format!("select {i};\n")).collect();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    child
+    gw.psql_script(token, &script)
 }
 
 #[test]
@@ -196,14 +168,7 @@ fn a_nats_server_stopped_under_load_and_restarted_gets_every_event_once() {
     assert!(stderr.is_empty(), "{stderr}");
 
     // Everything logged arrives, exactly once (the stream de-duplicates by event id).
-    wait_for("both load sessions ended", Duration::from_secs(10), || {
-        (gw.sessions()
-            .iter()
-            .filter(|s| s["end_reason"].is_string())
-            .count()
-            == 2)
-            .then_some(())
-    });
+    gw.wait_ended_sessions(2);
     let total = audit_ids(&gw).len() as u64;
     assert!(total > 1800, "{total}");
     let arrived = wait_for("every event in the stream", Duration::from_secs(60), || {

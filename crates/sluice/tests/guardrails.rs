@@ -5,8 +5,6 @@ mod common;
 
 use common::{Gateway, TestDb, QUICKSTART_GUARDRAILS};
 use serde_json::Value;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 fn setup() -> (TestDb, Gateway, String) {
     let db = TestDb::new();
@@ -22,20 +20,7 @@ fn setup() -> (TestDb, Gateway, String) {
 
 /// Runs `script` through psql (one simple query per line) and returns stdout and stderr.
 fn psql_script(gw: &Gateway, token: &str, script: &str) -> (String, String) {
-    let mut child = Command::new("psql")
-        .args(["-X", "-q", "-tA", &gw.dsn("pg", token, "require")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("psql starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = gw.psql_script(token, script).wait_with_output().unwrap();
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),

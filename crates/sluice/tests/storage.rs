@@ -176,14 +176,7 @@ fn a_bucket_that_goes_away_is_a_clear_error_and_the_gateway_carries_on() {
     );
     // New sessions are recorded (in the database until the bucket is back).
     assert!(gw.psql(&token, "select 2").status.success());
-    wait_for("a second ended session", Duration::from_secs(10), || {
-        (gw.sessions()
-            .iter()
-            .filter(|s| s["end_reason"].is_string())
-            .count()
-            == 2)
-            .then_some(())
-    });
+    gw.wait_ended_sessions(2);
     wait_for(
         "the archive job reports the bucket down",
         Duration::from_secs(60),

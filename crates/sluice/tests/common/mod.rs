@@ -357,6 +357,45 @@ impl Gateway {
         })
     }
 
+    /// The audit log as stored, oldest first (read from the gateway's database, after a CLI
+    /// call has committed everything recorded so far).
+    pub fn audit_log(&self) -> Vec<Value> {
+        self.cli_ok(&["sessions", "list", "--json"]);
+        let db = sluice_store::schema::open_existing(&self.data().join("sluice.db")).unwrap();
+        sluice_store::audit_log::after(&db, 0, 1_000_000)
+            .unwrap()
+            .into_iter()
+            .map(|e| serde_json::from_str(&e.json).unwrap())
+            .collect()
+    }
+
+    /// Waits until `n` sessions have ended; all sessions, newest first.
+    pub fn wait_ended_sessions(&self, n: usize) -> Vec<Value> {
+        wait_for(
+            &format!("{n} ended sessions"),
+            Duration::from_secs(10),
+            || {
+                let all = self.sessions();
+                (all.iter().filter(|s| s["end_reason"].is_string()).count() == n).then_some(all)
+            },
+        )
+    }
+
+    /// A quiet psql (`-q -tA`) on connection `pg` running `script` from its stdin, which is
+    /// closed after it; stdout and stderr piped.
+    pub fn psql_script(&self, token: &str, script: &str) -> Child {
+        let mut child = Command::new("psql")
+            .args(["-X", "-q", "-tA", &self.dsn("pg", token, "require")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("psql starts");
+        let mut stdin = child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut stdin, script.as_bytes()).unwrap();
+        child
+    }
+
     /// The JSON-lines audit file once the file sink has caught up with the audit log.
     pub fn audit_file(&self) -> String {
         self.cli_ok(&["sessions", "list", "--json"]); // commits everything recorded so far
