@@ -14,7 +14,6 @@ use sluice_pipeline::{audit, Pipeline};
 use sluice_store::{archive, recordings, EventRow, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 use tracing::{info, warn};
 
 /// Sessions moved per pass.
@@ -142,23 +141,11 @@ impl ArchiveStore for Archive {
     }
 }
 
-/// Moves ended recordings to the bucket every `every` until shutdown.
-pub async fn archive_job(
-    pipeline: Pipeline,
-    archive: Arc<Archive>,
-    every: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.wait_for(|s| *s) => return,
-        }
-        match archive.run_once(&pipeline).await {
-            Ok(0) => {}
-            Ok(n) => info!(sessions = n, "recordings moved to object storage"),
-            Err(e) => warn!(error = %e, "archiving recordings failed"),
-        }
+/// One pass of the archive job (`runtime` runs it every few seconds): moves what is due, logs.
+pub async fn archive_pass(pipeline: Pipeline, archive: Arc<Archive>) {
+    match archive.run_once(&pipeline).await {
+        Ok(0) => {}
+        Ok(n) => info!(sessions = n, "recordings moved to object storage"),
+        Err(e) => warn!(error = %e, "archiving recordings failed"),
     }
 }

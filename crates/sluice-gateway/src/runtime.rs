@@ -1,7 +1,7 @@
 //! Start-up and shutdown: data dir, store, TLS, bootstrap admin, pipeline, listeners.
 
 use crate::api::{self, ApiState};
-use crate::archive::{archive_job, Archive};
+use crate::archive::{archive_pass, Archive};
 use crate::bootstrap;
 use crate::config::{Config, ConfigError, StorageConfig};
 use crate::tls::{self, CertPaths, TlsError};
@@ -66,6 +66,8 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> GatewayError {
     move |source| GatewayError::Io { what, source }
 }
 
+/// How often ended recordings are moved to object storage.
+const ARCHIVE_EVERY: Duration = Duration::from_secs(5);
 /// How long sessions get to finish recording at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -207,29 +209,25 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
         StorageConfig::Local => None,
         StorageConfig::S3(s3) => {
             let a = Arc::new(Archive::new(s3)?);
-            tokio::spawn(archive_job(
-                pipeline.clone(),
-                a.clone(),
-                Duration::from_secs(5),
-                shutdown_rx.clone(),
-            ));
+            let (p, job) = (pipeline.clone(), a.clone());
+            tokio::spawn(every(ARCHIVE_EVERY, shutdown_rx.clone(), move || {
+                archive_pass(p.clone(), job.clone())
+            }));
             Some(a)
         }
     };
     if retention.is_active() {
-        let every = config
+        let period = config
             .retention
             .check_interval
             .as_deref()
             .and_then(sluice_policy::parse_duration)
             .unwrap_or(Duration::from_secs(3600));
-        tokio::spawn(retention_job(
-            pipeline.clone(),
-            retention.clone(),
-            archive.clone().map(|a| a as Arc<dyn ArchiveStore>),
-            every,
-            shutdown_rx.clone(),
-        ));
+        let (p, policy) = (pipeline.clone(), retention.clone());
+        let store = archive.clone().map(|a| a as Arc<dyn ArchiveStore>);
+        tokio::spawn(every(period, shutdown_rx.clone(), move || {
+            retention_pass(p.clone(), policy.clone(), store.clone())
+        }));
     }
     let state = ApiState {
         pipeline: pipeline.clone(),
@@ -336,33 +334,37 @@ fn audit_start(pipeline: &Pipeline, opts: &GatewayOptions) {
     pipeline.audit(e);
 }
 
-/// Applies retention every `every` until shutdown.
-async fn retention_job(
+/// One pass of the retention job: deletes expired, unheld recordings, logs.
+async fn retention_pass(
     pipeline: Pipeline,
     policy: Arc<RetentionPolicy>,
     archive: Option<Arc<dyn ArchiveStore>>,
-    every: Duration,
-    mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(every);
+    match pipeline.apply_retention(&policy, archive, None).await {
+        Ok(deleted) if !deleted.is_empty() => {
+            info!(
+                sessions = deleted.len(),
+                "retention deleted expired recordings"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "retention run failed"),
+    }
+}
+
+/// Runs `pass` every `period` (the first at once), one at a time, until shutdown.
+async fn every<F, Fut>(period: Duration, mut shutdown: watch::Receiver<bool>, mut pass: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(period);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.wait_for(|s| *s) => return,
         }
-        match pipeline
-            .apply_retention(&policy, archive.clone(), None)
-            .await
-        {
-            Ok(deleted) if !deleted.is_empty() => {
-                info!(
-                    sessions = deleted.len(),
-                    "retention deleted expired recordings"
-                )
-            }
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, "retention run failed"),
-        }
+        pass().await;
     }
 }
 
