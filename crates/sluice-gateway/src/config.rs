@@ -86,6 +86,9 @@ pub struct Config {
     /// The identity providers, checked and prepared once while validating.
     #[serde(skip)]
     verifier: Option<Arc<sluice_oidc::Verifier>>,
+    /// Digest of the file, set by [`Config::load`].
+    #[serde(skip)]
+    sha256: Option<String>,
 }
 
 /// Listener addresses.
@@ -297,7 +300,17 @@ impl Config {
             path: p.clone(),
             source,
         })?;
-        Config::parse(&text, &p)
+        let mut cfg = Config::parse(&text, &p)?;
+        cfg.sha256 = Some(sluice_store::crypto::hex(&sluice_store::crypto::sha256(
+            text.as_bytes(),
+        )));
+        Ok(cfg)
+    }
+
+    /// SHA-256 (hex) of the file the config was loaded from (audited at start, so a changed
+    /// configuration shows in the audit log).
+    pub fn sha256(&self) -> Option<&str> {
+        self.sha256.as_deref()
     }
 
     /// Parses and validates config text; `path` names it in errors.

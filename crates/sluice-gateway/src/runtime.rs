@@ -159,7 +159,7 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
     if config.audit.fail_closed {
         pipeline.fail_closed_on(health.clone());
     }
-    audit_start(&pipeline, &opts);
+    audit_start(&pipeline, &opts, &config);
     pipeline.resume_reviews()?;
     if let Some(verifier) = config.verifier() {
         pipeline.set_identity_providers(verifier);
@@ -320,17 +320,10 @@ fn start_audit_sinks(
 
 /// Audits the start, with a digest of the config file (configuration changes show as a new
 /// digest).
-fn audit_start(pipeline: &Pipeline, opts: &GatewayOptions) {
+fn audit_start(pipeline: &Pipeline, opts: &GatewayOptions, config: &Config) {
     let mut e = sluice_pipeline::audit::event("gateway.start", sluice_core::Outcome::Success);
-    if let Some(path) = &opts.config {
-        e.target = Some(path.display().to_string());
-        if let Ok(bytes) = std::fs::read(path) {
-            e.reason = Some(format!(
-                "config sha256 {}",
-                sluice_store::crypto::hex(&sluice_store::crypto::sha256(&bytes))
-            ));
-        }
-    }
+    e.target = opts.config.as_ref().map(|p| p.display().to_string());
+    e.reason = config.sha256().map(|d| format!("config sha256 {d}"));
     pipeline.audit(e);
 }
 

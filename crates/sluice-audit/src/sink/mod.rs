@@ -56,10 +56,8 @@ pub fn check(cfg: &crate::config::SinkConfig) -> Result<(), String> {
         SinkConfig::Webhook(w) => match (&w.url, &w.url_env) {
             (Some(_), Some(_)) => Err("set url or url_env, not both".into()),
             (None, None) => Err("url or url_env is required".into()),
-            (Some(u), None) if !(u.starts_with("https://") || u.starts_with("http://")) => {
-                Err("the URL must start with https:// or http://".into())
-            }
-            _ => Ok(()),
+            (Some(u), None) => webhook::check_url(u),
+            (None, Some(_)) => Ok(()),
         },
         SinkConfig::Syslog(s) => {
             if !s.address.contains(':') {

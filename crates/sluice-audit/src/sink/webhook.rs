@@ -28,11 +28,7 @@ impl WebhookSink {
                 .map_err(|_| SinkError::Config(format!("environment variable {var} is not set")))?,
             (None, None) => return Err(SinkError::Config("url or url_env is required".into())),
         };
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(SinkError::Config(
-                "the URL must start with https:// or http://".into(),
-            ));
-        }
+        check_url(&url).map_err(SinkError::Config)?;
         let token = match &cfg.token_env {
             Some(var) => Some(std::env::var(var).map_err(|_| {
                 SinkError::Config(format!("environment variable {var} is not set"))
@@ -47,6 +43,15 @@ impl WebhookSink {
                 .timeout(Duration::from_secs(15))
                 .build(),
         })
+    }
+}
+
+/// The URL is http(s).
+pub fn check_url(url: &str) -> Result<(), String> {
+    if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(())
+    } else {
+        Err("the URL must start with https:// or http://".into())
     }
 }
 

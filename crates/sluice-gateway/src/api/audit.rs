@@ -273,37 +273,38 @@ pub async fn metrics(
     use std::fmt::Write;
     let mut out = String::new();
     let sinks = state.health.snapshot();
-    let _ = writeln!(out, "# HELP sluice_audit_sink_backlog Audit events waiting for delivery to the sink.\n# TYPE sluice_audit_sink_backlog gauge");
-    for (name, s) in &sinks {
-        let _ = writeln!(
-            out,
-            "sluice_audit_sink_backlog{{sink=\"{name}\"}} {}",
-            s.backlog
-        );
-    }
-    let _ = writeln!(out, "# HELP sluice_audit_sink_delivered_total Audit events delivered since start.\n# TYPE sluice_audit_sink_delivered_total counter");
-    for (name, s) in &sinks {
-        let _ = writeln!(
-            out,
-            "sluice_audit_sink_delivered_total{{sink=\"{name}\"}} {}",
-            s.delivered
-        );
-    }
-    let _ = writeln!(out, "# HELP sluice_audit_sink_failures_total Failed delivery attempts since start.\n# TYPE sluice_audit_sink_failures_total counter");
-    for (name, s) in &sinks {
-        let _ = writeln!(
-            out,
-            "sluice_audit_sink_failures_total{{sink=\"{name}\"}} {}",
-            s.failures
-        );
-    }
-    let _ = writeln!(out, "# HELP sluice_audit_spool_full 1 when the sink's backlog is past audit.spool_limit.\n# TYPE sluice_audit_spool_full gauge");
-    for (name, s) in &sinks {
-        let _ = writeln!(
-            out,
-            "sluice_audit_spool_full{{sink=\"{name}\"}} {}",
-            u8::from(s.full)
-        );
+    type Figure = fn(&sluice_store::audit_log::SinkStats) -> u64;
+    let per_sink: [(&str, &str, &str, Figure); 4] = [
+        (
+            "sluice_audit_sink_backlog",
+            "gauge",
+            "Audit events waiting for delivery to the sink.",
+            |s| s.backlog,
+        ),
+        (
+            "sluice_audit_sink_delivered_total",
+            "counter",
+            "Audit events delivered since start.",
+            |s| s.delivered,
+        ),
+        (
+            "sluice_audit_sink_failures_total",
+            "counter",
+            "Failed delivery attempts since start.",
+            |s| s.failures,
+        ),
+        (
+            "sluice_audit_spool_full",
+            "gauge",
+            "1 when the sink's backlog is past audit.spool_limit.",
+            |s| u64::from(s.full),
+        ),
+    ];
+    for (metric, kind, help, figure) in per_sink {
+        let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} {kind}");
+        for (name, s) in &sinks {
+            let _ = writeln!(out, "{metric}{{sink=\"{name}\"}} {}", figure(s));
+        }
     }
     let _ = writeln!(
         out,

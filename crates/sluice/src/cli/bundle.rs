@@ -364,11 +364,7 @@ pub fn verify(path: &Path, public_key: Option<String>) -> anyhow::Result<()> {
             audit.unsealed
         );
     }
-    missing_sessions(&manifest, &events, &listed)?;
-    // An unsigned ("live") recording is only credible if the log does not show it ended.
-    if let Some(id) = live.iter().find(|id| ended_in_log(&events, id)) {
-        bail!("bundle FAILED: session {id} is presented as live (unsigned), but the audit log shows it ended: its manifest was removed");
-    }
+    check_against_log(&manifest, &events, &listed, &live)?;
     let declared_last = manifest["audit"]["last_seq"].as_u64();
     if declared_last != events.last().map(|e| e.seq) {
         bail!("bundle FAILED: audit/events.jsonl does not end where bundle.json says (truncated or extended)");
@@ -391,13 +387,15 @@ pub fn verify(path: &Path, public_key: Option<String>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Cross-checks the session list against the (signed) audit segment: every session the
-/// selection covers whose start is in the audit log must be in the bundle, unless retention
-/// deleted it. A margin of a second at the time bounds avoids clock-edge false alarms.
-fn missing_sessions(
+/// Cross-checks the bundle's sessions against the (signed) audit segment, in one pass over it:
+/// every session the selection covers whose start is in the log must be in the bundle, unless
+/// retention deleted it (a margin of a second at the time bounds avoids clock-edge false
+/// alarms), and a session presented as live (unsigned) must not have its end in the log.
+fn check_against_log(
     manifest: &Value,
     events: &[ChainedEvent],
     listed: &std::collections::BTreeSet<&str>,
+    live: &[String],
 ) -> anyhow::Result<()> {
     let sel = &manifest["selection"];
     let since = sel["since_us"].as_i64().map(|t| t + 1_000_000);
@@ -426,6 +424,9 @@ fn missing_sessions(
                     started.push((e.seq, id.to_string()));
                 }
             }
+            Some("session.end") if live.iter().any(|l| l == id) => {
+                bail!("bundle FAILED: session {id} is presented as live (unsigned), but the audit log shows it ended: its manifest was removed");
+            }
             Some("recording.deleted") if v["outcome"] == "success" => {
                 deleted.insert(id.to_string());
             }
@@ -439,15 +440,6 @@ fn missing_sessions(
         bail!("bundle FAILED: session {id} (started in audit event {seq}) matches the selection but is not in the bundle (removed)");
     }
     Ok(())
-}
-
-/// Whether the audit segment logs the end of session `id`.
-fn ended_in_log(events: &[ChainedEvent], id: &str) -> bool {
-    events.iter().any(|e| {
-        e.json.contains(id)
-            && serde_json::from_str::<Value>(&e.json)
-                .is_ok_and(|v| v["action"] == "session.end" && v["session_id"] == id)
-    })
 }
 
 fn parse_lines<T: serde::de::DeserializeOwned>(text: &str, name: &str) -> anyhow::Result<Vec<T>> {
