@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 pub enum Protocol {
     /// PostgreSQL frontend/backend protocol v3.
     Postgres,
+    /// MySQL client/server protocol 4.1 (MySQL and MariaDB).
+    Mysql,
 }
 
 impl Protocol {
@@ -16,6 +18,7 @@ impl Protocol {
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Postgres => "postgres",
+            Protocol::Mysql => "mysql",
         }
     }
 
@@ -23,6 +26,7 @@ impl Protocol {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "postgres" | "postgresql" => Some(Protocol::Postgres),
+            "mysql" | "mariadb" => Some(Protocol::Mysql),
             _ => None,
         }
     }

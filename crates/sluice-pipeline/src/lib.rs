@@ -31,6 +31,7 @@ pub mod policy;
 pub mod recorder;
 pub mod retention;
 pub mod reviews;
+pub mod stream;
 
 pub use authorize::{Authorized, OpenError};
 pub use catalog::Catalog;

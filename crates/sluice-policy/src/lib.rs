@@ -7,6 +7,7 @@
 //! work for SQL from PostgreSQL and MySQL, and later for shell commands or Kubernetes verbs,
 //! which produce their own classes.
 
+pub mod analysis;
 mod command;
 mod config;
 mod guard;

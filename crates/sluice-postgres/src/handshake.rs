@@ -3,9 +3,9 @@
 
 use crate::codec::frontend::{password, StartupPacket};
 use crate::codec::{encode, CodecError};
-use crate::stream::ClientStream;
 use bytes::BytesMut;
 use sluice_core::Secret;
+use sluice_pipeline::stream::ClientStream;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};

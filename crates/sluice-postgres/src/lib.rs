@@ -25,7 +25,6 @@ pub mod handshake;
 pub mod listener;
 pub mod masking;
 pub mod relay;
-pub mod stream;
 pub mod tracker;
 pub mod tunnel;
 pub mod upstream;

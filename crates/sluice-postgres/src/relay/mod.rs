@@ -14,10 +14,10 @@ mod server;
 
 use crate::analyze::AnalysisCache;
 use crate::codec::encode;
-use crate::stream::ClientStream;
 use crate::tracker::Tracker;
 use bytes::BytesMut;
 use sluice_core::{EndReason, Identity, SessionEvent};
+use sluice_pipeline::stream::ClientStream;
 use sluice_pipeline::{ConnectionPolicy, Durable, Pipeline, Recorder, Stop};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};

@@ -1,4 +1,4 @@
-//! The client-side byte stream: plain TCP or TLS, behind one type.
+//! The client-side byte stream of any protocol listener: plain TCP or TLS, behind one type.
 
 use std::io;
 use std::pin::Pin;

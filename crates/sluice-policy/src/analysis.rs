@@ -1,8 +1,37 @@
-//! A bounded cache of analyses, shared by the sessions of one listener.
+//! What a protocol adapter's parser found in a command, and a bounded cache of those
+//! analyses shared by the sessions of one listener.
+//!
+//! Analyses are cached per text with numeric literals folded (`WHERE aid = 12345` and
+//! `WHERE aid = 678` share an entry): no fact the guard uses depends on a number's value, and
+//! the normalized text has constants replaced. Texts with double quotes or backticks are
+//! cached verbatim (a digit inside a quoted identifier is part of a name).
 
-use super::Analysis;
+use crate::StatementFacts;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+/// What the parser found in one command text.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Analysis {
+    /// One entry per top-level statement.
+    pub statements: Vec<StatementFacts>,
+    /// `pg_query`'s normalized text (constants as `$n`), for regex rules.
+    pub normalized: String,
+    /// Why the text could not be analyzed, if it could not.
+    pub unparsable: Option<String>,
+}
+
+impl Analysis {
+    /// The guard's view of this analysis.
+    pub fn command<'a>(&'a self, text: &'a str) -> crate::Command<'a> {
+        crate::Command {
+            text,
+            normalized: &self.normalized,
+            statements: &self.statements,
+            unparsable: self.unparsable.as_deref(),
+        }
+    }
+}
 
 /// Longest text that is cached (longer ones are rare and analyzed each time).
 const MAX_KEY: usize = 8 * 1024;
@@ -41,12 +70,12 @@ impl AnalysisCache {
 }
 
 /// `text` with every standalone run of digits replaced by `0`; verbatim when it holds a
-/// double quote; `None` when too long to cache.
+/// double quote or a backtick (a digit may be part of a quoted name); `None` when too long to cache.
 fn cache_key(text: &str) -> Option<String> {
     if text.len() > MAX_KEY {
         return None;
     }
-    if text.contains('"') {
+    if text.contains(['"', '`']) {
         return Some(text.to_string());
     }
     let b = text.as_bytes();

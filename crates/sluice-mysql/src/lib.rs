@@ -1,0 +1,11 @@
+//! # sluice-mysql
+//!
+//! The MySQL/MariaDB adapter: a codec without I/O, a sans-I/O tracker, and a short tokio
+//! relay. Identity, authorization, recording and audit come from `sluice-pipeline`.
+
+pub mod analyze;
+pub mod auth;
+pub mod codec;
+pub mod exchange;
+pub mod handshake;
+pub mod upstream;
