@@ -98,6 +98,9 @@ pub struct Listeners {
     /// PostgreSQL listener.
     #[serde(default = "default_pg")]
     pub postgres: PgListener,
+    /// MySQL/MariaDB listener (off unless configured).
+    #[serde(default)]
+    pub mysql: Option<PgListener>,
     /// HTTPS API listener.
     #[serde(default = "default_api")]
     pub api: ApiListener,
@@ -107,6 +110,7 @@ impl Default for Listeners {
     fn default() -> Self {
         Listeners {
             postgres: default_pg(),
+            mysql: None,
             api: default_api(),
         }
     }
@@ -125,7 +129,7 @@ fn default_api() -> ApiListener {
     }
 }
 
-/// The PostgreSQL listener.
+/// A database listener (PostgreSQL, MySQL).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PgListener {
@@ -219,7 +223,7 @@ pub struct WebhookConfig {
 pub struct ConnectionConfig {
     /// Name clients use.
     pub name: String,
-    /// Protocol (`postgres`).
+    /// Protocol (`postgres`, `mysql`).
     #[serde(rename = "type")]
     pub kind: String,
     /// Target host.

@@ -175,6 +175,18 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
         .await
         .map_err(io(format!("API listener {}", config.listeners.api.address)))?;
     let pg_addr = pg_listener.local_addr().map_err(io("postgres listener"))?;
+    let mysql_listener = match &config.listeners.mysql {
+        Some(l) => Some(
+            TcpListener::bind(l.address)
+                .await
+                .map_err(io(format!("mysql listener {}", l.address)))?,
+        ),
+        None => None,
+    };
+    let mysql_addr = match &mysql_listener {
+        Some(l) => Some(l.local_addr().map_err(io("mysql listener"))?),
+        None => None,
+    };
     let api_addr = api_listener.local_addr().map_err(io("API listener"))?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -183,6 +195,22 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
         crate::webhook::install(&pipeline, url, shutdown_rx.clone());
     }
     let (drained_tx, mut drained_rx) = mpsc::channel::<()>(1);
+    if let (Some(listener), Some(l)) = (mysql_listener, &config.listeners.mysql) {
+        let settings = sluice_mysql::ListenerSettings {
+            handshake: sluice_mysql::handshake::HandshakeConfig {
+                tls: Some(pg_tls.clone()),
+                allow_plaintext: l.allow_plaintext,
+            },
+            connect_timeout: Duration::from_secs(10),
+            drained: drained_tx.clone(),
+        };
+        tokio::spawn(sluice_mysql::serve(
+            listener,
+            pipeline.clone(),
+            settings,
+            shutdown_rx.clone(),
+        ));
+    }
     let pg_settings = ListenerSettings {
         handshake: HandshakeConfig {
             tls: Some(pg_tls),
@@ -246,8 +274,11 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
         shutdown_rx,
     ));
 
-    let listeners =
+    let mut listeners =
         serde_json::json!({ "postgres": pg_addr.to_string(), "api": api_addr.to_string() });
+    if let Some(a) = mysql_addr {
+        listeners["mysql"] = serde_json::Value::String(a.to_string());
+    }
     std::fs::write(data_dir.join("listeners.json"), listeners.to_string())
         .map_err(io("writing listeners.json"))?;
     info!(postgres = %pg_addr, api = %api_addr, data_dir = %data_dir.display(), "sluice gateway ready");

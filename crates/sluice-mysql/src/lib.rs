@@ -8,4 +8,9 @@ pub mod auth;
 pub mod codec;
 pub mod exchange;
 pub mod handshake;
+pub mod listener;
+pub mod relay;
+pub mod tracker;
 pub mod upstream;
+
+pub use listener::{serve, ListenerSettings};

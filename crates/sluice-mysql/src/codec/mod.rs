@@ -6,6 +6,7 @@ pub mod command;
 pub mod handshake;
 pub mod packet;
 pub mod response;
+pub mod values;
 pub mod wire;
 
 /// Why bytes could not be read as the message they should be.
