@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole sluice test suite on a fresh Debian machine: installs what the tests drive
-# (psql, Python with psycopg 3, Node with npm oidc-provider and playwright-core, Chromium,
+# (psql, the mariadb client, Python with psycopg 3, PyMySQL and mysql-connector-python, Node
+# with npm oidc-provider and playwright-core, Chromium,
 # the audit sinks' peers nats-server and rsyslog, moto as the S3 server),
 # makes sure the machine's PostgreSQL is up, then runs every
 # test of the workspace with cargo nextest (cargo test when nextest is absent).
@@ -9,6 +10,7 @@ cd "$(dirname "$0")"
 
 apt_packages=()
 command -v psql >/dev/null 2>&1 || apt_packages+=(postgresql-client)
+command -v mariadb >/dev/null 2>&1 || apt_packages+=(mariadb-client)
 command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-pip)
 command -v cc >/dev/null 2>&1 || apt_packages+=(build-essential)
 command -v node >/dev/null 2>&1 || apt_packages+=(nodejs)
@@ -30,6 +32,13 @@ fi
 if ! python3 -c 'import psycopg' >/dev/null 2>&1; then
   python3 -m pip install -q 'psycopg[binary]>=3.1' 2>/dev/null ||
     python3 -m pip install -q --break-system-packages 'psycopg[binary]>=3.1'
+fi
+
+# MySQL drivers for the MySQL tests: PyMySQL (text protocol), mysql-connector-python (prepared
+# statements over the binary protocol).
+if ! python3 -c 'import pymysql, mysql.connector' >/dev/null 2>&1; then
+  python3 -m pip install -q 'PyMySQL>=1.1' 'mysql-connector-python>=9' 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages 'PyMySQL>=1.1' 'mysql-connector-python>=9'
 fi
 
 # An S3-compatible server (moto) for the object-storage tests; boto3 comes with it.

@@ -7,8 +7,8 @@
 use sluice_policy::analysis::Analysis;
 use sluice_policy::StatementFacts;
 use sqlparser::ast::{
-    visit_expressions, visit_expressions_mut, visit_relations, visit_statements, Expr, ObjectType,
-    Statement, Value,
+    visit_expressions, visit_expressions_mut, visit_relations, visit_statements, Expr, KillType,
+    ObjectType, Statement, Value,
 };
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::parser::Parser;
@@ -67,6 +67,24 @@ pub fn analyze(text: &str) -> Analysis {
         .collect::<Vec<_>>()
         .join("; ");
     out
+}
+
+/// `KILL [QUERY | CONNECTION] id`: the modifier as it must be written back (`"QUERY "`,
+/// `"CONNECTION "` or empty) and the id.
+pub fn kill_target(text: &str) -> Option<(&'static str, u64)> {
+    let statements = Parser::parse_sql(&MySqlDialect {}, text).ok()?;
+    match statements.as_slice() {
+        [Statement::Kill { modifier, id }] => {
+            let m = match modifier {
+                Some(KillType::Query) => "QUERY ",
+                Some(KillType::Connection) => "CONNECTION ",
+                Some(_) => return None,
+                None => "",
+            };
+            Some((m, *id))
+        }
+        _ => None,
+    }
 }
 
 /// Lower-case, without backticks or double quotes.
@@ -186,5 +204,11 @@ mod tests {
             a.normalized
         );
         assert!(analyze("SELEC 1").unparsable.is_some());
+        assert_eq!(
+            super::kill_target("kill query 1073741825"),
+            Some(("QUERY ", 1073741825))
+        );
+        assert_eq!(super::kill_target("KILL 5"), Some(("", 5)));
+        assert_eq!(super::kill_target("SELECT 5"), None);
     }
 }

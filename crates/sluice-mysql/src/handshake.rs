@@ -24,8 +24,10 @@ use tokio_rustls::TlsAcceptor;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest login packet accepted.
 const MAX_LOGIN: usize = 64 * 1024;
-/// Version the gateway announces (clients adapt to 8.0 behaviour; MariaDB targets accept it).
-pub const SERVER_VERSION: &str = "8.0.35-sluice";
+/// Version the gateway announces before it knows the target. Clients pick defaults by
+/// version: a MySQL 8 version makes them ask for collation 255 (utf8mb4_0900_ai_ci), which
+/// MariaDB does not know; 5.7's defaults (utf8mb4_general_ci) work on MySQL and MariaDB.
+pub const SERVER_VERSION: &str = "5.7.99-sluice";
 /// utf8mb4_general_ci.
 pub const DEFAULT_CHARSET: u8 = 45;
 
@@ -57,7 +59,7 @@ pub struct ClientHello {
 /// What a finished handshake produced.
 pub enum Handshake {
     /// A client that wants a session.
-    Session(ClientHello),
+    Session(Box<ClientHello>),
     /// The client went away before logging in.
     Closed,
 }
@@ -185,7 +187,7 @@ async fn phases(
         first
     };
     let tls = stream.is_tls();
-    if !tls && !(config.allow_plaintext && loopback) {
+    if !(tls || config.allow_plaintext && loopback) {
         return Err((
             HandshakeError::TlsRequired,
             Some((stream, seq.wrapping_add(1))),
@@ -212,14 +214,14 @@ async fn phases(
         Ok(None) => return Ok(Handshake::Closed),
         Err(e) => return Err((e, None)),
     };
-    Ok(Handshake::Session(ClientHello {
+    Ok(Handshake::Session(Box::new(ClientHello {
         connection: login.user.clone(),
         database: login.database.clone(),
         token: Secret::new(password.1),
         login,
         stream,
         seq: password.0,
-    }))
+    })))
 }
 
 /// Gets the password (the token) itself from the client: (next sequence id, password).

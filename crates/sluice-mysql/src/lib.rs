@@ -8,6 +8,7 @@ pub mod auth;
 pub mod codec;
 pub mod exchange;
 pub mod handshake;
+pub mod kill;
 pub mod listener;
 pub mod relay;
 pub mod tracker;

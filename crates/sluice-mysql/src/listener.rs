@@ -3,16 +3,16 @@
 
 use crate::codec::caps;
 use crate::handshake::{self, ClientHello, Handshake, HandshakeConfig};
-use crate::relay::{self, SessionPolicy, SessionState};
+use crate::kill::KillMap;
+use crate::relay::{self, KillScope, SessionPolicy, SessionState};
 use crate::tracker::{Tracker, TrackerSettings};
 use crate::upstream::{self, TargetSpec, Upstream, UpstreamError};
-use sluice_core::{Fault, Outcome, Protocol, SessionEvent};
+use sluice_core::{EndReason, Fault, Outcome, Protocol, SessionEvent};
 use sluice_pipeline::authorize::ConnectAttempt;
 use sluice_pipeline::{audit, Authorized, OpenError, Pipeline};
 use sluice_policy::analysis::AnalysisCache;
 use sluice_store::TokenError;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -34,7 +34,7 @@ struct Ctx {
     analyses: Arc<AnalysisCache>,
     settings: ListenerSettings,
     shutdown: watch::Receiver<bool>,
-    next_id: AtomicU32,
+    kills: Arc<KillMap>,
 }
 
 /// Accepts clients until `shutdown` turns true.
@@ -49,7 +49,7 @@ pub async fn serve(
         analyses: Arc::new(AnalysisCache::default()),
         settings,
         shutdown: shutdown.clone(),
-        next_id: AtomicU32::new(1),
+        kills: Arc::new(KillMap::default()),
     });
     loop {
         let accepted = tokio::select! {
@@ -72,9 +72,9 @@ pub async fn serve(
 }
 
 async fn handle_client(tcp: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
-    let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
+    let id = ctx.kills.next_id();
     match handshake::run(tcp, &ctx.settings.handshake, id).await {
-        Ok(Handshake::Session(hello)) => run_session(hello, peer, &ctx).await,
+        Ok(Handshake::Session(hello)) => run_session(*hello, peer, id, &ctx).await,
         Ok(Handshake::Closed) => {}
         Err((e, stream)) => {
             warn!(error = %e, "login refused");
@@ -128,7 +128,7 @@ fn refusal(e: &OpenError) -> (u16, &'static str, String) {
     }
 }
 
-async fn run_session(mut hello: ClientHello, peer: SocketAddr, ctx: &Ctx) {
+async fn run_session(mut hello: ClientHello, peer: SocketAddr, id: u32, ctx: &Ctx) {
     let attempt = ConnectAttempt {
         protocol: Protocol::Mysql,
         client_addr: peer,
@@ -202,17 +202,39 @@ async fn run_session(mut hello: ClientHello, peer: SocketAddr, ctx: &Ctx) {
         upstream.capabilities & hello.login.capabilities & caps::GATEWAY,
     );
     tracker.set_masker(masker.clone());
+    let identity = authorized.identity.name.clone();
+    let killable = ctx
+        .kills
+        .register(id, upstream.addr, upstream.connection_id, &identity);
+    let kills = KillScope {
+        map: ctx.kills.clone(),
+        identity,
+        target: upstream.addr,
+    };
+    let thread = upstream.connection_id;
     let mut state = SessionState { tracker, recorder };
     let end = relay::run(
         hello.stream,
         upstream.stream,
         &mut state,
         policy,
+        kills,
         ctx.shutdown.clone(),
         registration.stop.clone(),
     )
     .await;
+    drop(killable);
     drop(registration);
+    if matches!(
+        end.reason,
+        EndReason::Killed | EndReason::IdentityBlocked | EndReason::AccessExpired
+    ) {
+        // Stop whatever the target is still running for this session.
+        match kill_on_target(state.recorder.authorized(), &hello.login, thread, ctx).await {
+            Ok(()) => info!("target thread killed"),
+            Err(e) => warn!(error = %e, "kill on the target failed"),
+        }
+    }
     info!(reason = end.reason.as_str(), "session ended");
     if let Some(m) = masker {
         let counts = state.tracker.mask_counts().by_name(m.custom_names());
@@ -228,13 +250,33 @@ async fn open_target(
     hello: &ClientHello,
     ctx: &Ctx,
 ) -> Result<Upstream, UpstreamError> {
+    open(authorized, &hello.login, hello.database.clone(), ctx).await
+}
+
+/// Ends target thread `thread` (and the statement it runs) from a second target session.
+async fn kill_on_target(
+    authorized: &Authorized,
+    login: &crate::codec::handshake::HandshakeResponse,
+    thread: u32,
+    ctx: &Ctx,
+) -> Result<(), UpstreamError> {
+    let mut second = open(authorized, login, None, ctx).await?;
+    upstream::run_query(&mut second.stream, &format!("KILL CONNECTION {thread}")).await
+}
+
+async fn open(
+    authorized: &Authorized,
+    login: &crate::codec::handshake::HandshakeResponse,
+    database: Option<String>,
+    ctx: &Ctx,
+) -> Result<Upstream, UpstreamError> {
     let conn = &authorized.connection;
     let password = ctx
         .pipeline
         .target_password(conn)
         .await
         .map_err(|e| UpstreamError::Unsupported(e.to_string()))?;
-    let database = conn.database.clone().or_else(|| hello.database.clone());
+    let database = conn.database.clone().or(database);
     let user = conn.username.clone().unwrap_or_else(|| "root".into());
     let spec = TargetSpec {
         host: &conn.host,
@@ -242,7 +284,7 @@ async fn open_target(
         user: &user,
         password: password.as_ref(),
         database: database.as_deref(),
-        client: &hello.login,
+        client: login,
         timeout: ctx.settings.connect_timeout,
     };
     upstream::connect(&spec).await

@@ -9,6 +9,7 @@ use crate::analyze::analyze;
 use crate::codec::command::Command;
 use crate::codec::packet::{next_packet, put_packet};
 use crate::codec::response;
+use crate::kill::{KillMap, KillRefused};
 use crate::tracker::Tracker;
 use sluice_core::time::now_micros;
 use sluice_core::{EndReason, Identity, SessionEvent};
@@ -24,6 +25,17 @@ use tokio::sync::watch;
 /// Largest logical packet the gateway accepts from either side (MySQL's own limit is 1 GiB).
 pub const MAX_PACKET: usize = 256 << 20;
 const READ_CHUNK: usize = 64 * 1024;
+
+/// What `KILL` rewriting needs to know about this session.
+#[derive(Clone)]
+pub struct KillScope {
+    /// Live sessions' gateway ids.
+    pub map: Arc<KillMap>,
+    /// This session's identity.
+    pub identity: String,
+    /// This session's target.
+    pub target: std::net::SocketAddr,
+}
 
 /// The policy a session runs under.
 #[derive(Clone)]
@@ -83,6 +95,7 @@ pub async fn run(
     server: TcpStream,
     state: &mut SessionState,
     policy: Option<SessionPolicy>,
+    kills: KillScope,
     shutdown: watch::Receiver<bool>,
     stop: watch::Receiver<Option<Stop>>,
 ) -> RelayEnd {
@@ -98,6 +111,7 @@ pub async fn run(
         events: Vec::new(),
         durables: Vec::new(),
         policy,
+        kills,
     };
     let end = relay.pump(state, shutdown, stop).await;
     if let Some((code, sqlstate, message)) = &end.client_error {
@@ -123,11 +137,14 @@ struct Relay<CR, CW, SR, SW> {
     events: Vec<SessionEvent>,
     durables: Vec<Durable>,
     policy: Option<SessionPolicy>,
+    kills: KillScope,
 }
 
 /// What to do with one client command.
 enum Decision {
     Forward,
+    /// Forward this payload instead (a `KILL` of a gateway id, pointed at the target's thread).
+    Rewrite(Vec<u8>),
     /// Answer with an error and do not forward: (rule, error number, message).
     Refuse(String, u16, String),
     /// The client said goodbye.
@@ -210,6 +227,10 @@ where
                 let decision = self.decide(&cmd, st);
                 match &decision {
                     Decision::Forward => st.tracker.on_command(&cmd, now, &mut self.events),
+                    Decision::Rewrite(payload) => match Command::parse(payload) {
+                        Ok(c) => st.tracker.on_command(&c, now, &mut self.events),
+                        Err(e) => return Some(protocol_error(e.to_string())),
+                    },
                     Decision::Refuse(rule, code, message) => {
                         st.tracker
                             .refuse(&cmd, rule, *code, message, &mut self.events)
@@ -233,6 +254,21 @@ where
             match decision {
                 Decision::Forward => {
                     if let Err(e) = self.sw.write_all(&self.cbuf[..len]).await {
+                        return Some(RelayEnd::with(
+                            EndReason::TargetError,
+                            e.to_string(),
+                            Some((
+                                2013,
+                                "HY000",
+                                format!("sluice: lost connection to the target: {e}"),
+                            )),
+                        ));
+                    }
+                }
+                Decision::Rewrite(payload) => {
+                    let mut out = Vec::new();
+                    put_packet(&mut out, 0, &payload);
+                    if let Err(e) = self.sw.write_all(&out).await {
                         return Some(RelayEnd::with(
                             EndReason::TargetError,
                             e.to_string(),
@@ -282,6 +318,17 @@ where
                     format!("sluice: command 0x{c:02x} is not supported through the gateway"),
                 )
             }
+            Command::ProcessKill(id) => {
+                return match self.kill_target(u64::from(*id)) {
+                    Ok(Some(thread)) => {
+                        let mut p = vec![crate::codec::command::code::PROCESS_KILL];
+                        p.extend_from_slice(&thread.to_le_bytes());
+                        Decision::Rewrite(p)
+                    }
+                    Ok(None) => Decision::Forward,
+                    Err(refusal) => refusal,
+                }
+            }
             Command::Query(t) | Command::StmtPrepare(t) => Some(*t),
             _ => None,
         };
@@ -312,14 +359,19 @@ where
                 "sluice: LOAD DATA LOCAL INFILE is refused: it lets the server read files from the client's machine".into(),
             );
         }
+        let allowed = match self.kill_rewrite(&text, &analysis) {
+            Ok(Some(rewritten)) => Decision::Rewrite(rewritten),
+            Ok(None) => Decision::Forward,
+            Err(refusal) => return refusal,
+        };
         let Some(p) = &self.policy else {
-            return Decision::Forward;
+            return allowed;
         };
         let Some(guard) = p.policy.guard.as_ref() else {
-            return Decision::Forward;
+            return allowed;
         };
         match guard.check(&analysis.command(&text), &p.identity.groups) {
-            Verdict::Allow => Decision::Forward,
+            Verdict::Allow => allowed,
             Verdict::Deny(hit) | Verdict::Review(hit) => Decision::Refuse(
                 hit.rule.clone(),
                 1142,
@@ -329,6 +381,43 @@ where
                 ),
             ),
         }
+    }
+
+    /// The target thread behind gateway id `id`, for a `KILL` from this session.
+    fn kill_target(&self, id: u64) -> Result<Option<u32>, Decision> {
+        let k = &self.kills;
+        k.map.resolve(id, &k.identity, k.target).map_err(|why| {
+            let message = match why {
+                KillRefused::NotYours => {
+                    format!("sluice: connection {id} belongs to another identity")
+                }
+                KillRefused::OtherTarget => format!("sluice: connection {id} is on another target"),
+            };
+            Decision::Refuse("gateway.kill".into(), 1095, message)
+        })
+    }
+
+    /// A `KILL [QUERY | CONNECTION] n` of a gateway id, rewritten for the target (a command
+    /// payload), or `None` when the text is something else.
+    fn kill_rewrite(
+        &self,
+        text: &str,
+        analysis: &sluice_policy::analysis::Analysis,
+    ) -> Result<Option<Vec<u8>>, Decision> {
+        let is_kill = analysis.statements.len() == 1
+            && analysis.statements[0].classes.iter().any(|c| c == "kill");
+        if !is_kill {
+            return Ok(None);
+        }
+        let Some((modifier, id)) = crate::analyze::kill_target(text) else {
+            return Ok(None);
+        };
+        let Some(thread) = self.kill_target(id)? else {
+            return Ok(None);
+        };
+        let mut p = vec![crate::codec::command::code::QUERY];
+        p.extend_from_slice(format!("KILL {modifier}{thread}").as_bytes());
+        Ok(Some(p))
     }
 
     /// Handles the server's buffered packets: tracks, masks and forwards them.

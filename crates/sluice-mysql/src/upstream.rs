@@ -163,6 +163,18 @@ async fn login(spec: &TargetSpec<'_>) -> Result<Upstream, UpstreamError> {
     })
 }
 
+/// Runs one statement on a logged-in target session and reads its OK or ERR.
+pub async fn run_query(stream: &mut TcpStream, sql: &str) -> Result<(), UpstreamError> {
+    let mut payload = vec![crate::codec::command::code::QUERY];
+    payload.extend_from_slice(sql.as_bytes());
+    crate::exchange::send(stream, 0, &payload).await?;
+    let (_, answer) = read_packet(stream).await?;
+    match answer.first() {
+        Some(0xFF) => Err(refused(&answer)),
+        _ => Ok(()),
+    }
+}
+
 /// The answer to `plugin`'s challenge.
 fn scramble(
     plugin: &str,

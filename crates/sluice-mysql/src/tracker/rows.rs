@@ -1,7 +1,7 @@
 //! Where the values of a result row or a parameter block are, and masking them in place.
 
 use super::Prepared;
-use crate::codec::response::Column;
+use crate::codec::response::{Column, BINARY_CHARSET};
 use crate::codec::values::{read_value, types, Field};
 use crate::codec::wire::Reader;
 use crate::codec::CodecError;
@@ -87,11 +87,20 @@ pub(super) fn parameters(
     Ok(out)
 }
 
+/// Whether the detectors leave a column alone: binary strings and BLOBs (`BINARY`,
+/// `VARBINARY`, `BLOB`) hold bytes, not text, and editing them would corrupt files and
+/// images. Column rules still mask them whole.
+pub(super) fn raw_bytes(c: &Column) -> bool {
+    c.charset == BINARY_CHARSET && matches!(c.kind, 15 | 249..=254)
+}
+
 /// Masks the string values of a row in place: whole for column-rule columns, through the
-/// detectors otherwise. Fixed-width binary numbers and dates are left as they are.
+/// detectors otherwise (except raw-byte columns). Fixed-width binary numbers and dates are
+/// left as they are.
 pub(super) fn mask(
     payload: &mut [u8],
     fields: &[Option<Field>],
+    columns: &[Column],
     whole: &[bool],
     masker: &Masker,
     counts: &mut MaskCounts,
@@ -102,7 +111,11 @@ pub(super) fn mask(
             continue;
         }
         let value = &mut payload[f.range.clone()];
-        if whole.get(i).copied().unwrap_or(false) {
+        let whole = whole.get(i).copied().unwrap_or(false);
+        if !whole && columns.get(i).is_some_and(raw_bytes) {
+            continue;
+        }
+        if whole {
             if !value.is_empty() {
                 mask_whole(value);
                 counts.hit_column();

@@ -2,6 +2,7 @@
 //! PostgreSQL, and helpers to drive real clients (psql, psycopg, the sluice CLI).
 #![allow(dead_code)]
 
+pub mod mysql;
 pub mod oidc;
 pub mod raw;
 pub mod webhook;
@@ -164,6 +165,8 @@ pub struct Gateway {
     child: Child,
     pub dir: PathBuf,
     pub pg: SocketAddr,
+    /// The MySQL listener, when the config has one.
+    pub mysql: Option<SocketAddr>,
     pub api: SocketAddr,
     pub admin_token: String,
 }
@@ -213,6 +216,7 @@ impl Gateway {
             .to_string();
         Gateway {
             pg: listeners["postgres"].as_str().unwrap().parse().unwrap(),
+            mysql: listeners["mysql"].as_str().map(|a| a.parse().unwrap()),
             api: listeners["api"].as_str().unwrap().parse().unwrap(),
             child,
             dir,

@@ -1,0 +1,142 @@
+//! `KILL` across the gateway. A client learns its connection id from the gateway's greeting
+//! (the target's own id is not known yet then), and `mariadb`'s Ctrl-C, `KILL QUERY n` and
+//! COM_PROCESS_KILL use that id. The gateway hands out ids from 2^30 up (far from a server's
+//! own), maps each live session's id to its target thread, and rewrites a `KILL` of a gateway
+//! id into a `KILL` of the target's thread, when both sessions use the same target and belong
+//! to the same identity. Other ids pass through untouched: the target judges them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// First id the gateway hands out.
+const FIRST_ID: u32 = 1 << 30;
+
+/// A live session, as `KILL` finds it.
+#[derive(Debug, Clone)]
+struct Entry {
+    target: SocketAddr,
+    thread: u32,
+    identity: String,
+}
+
+/// Gateway connection ids of live sessions.
+#[derive(Debug)]
+pub struct KillMap {
+    next: AtomicU32,
+    live: Mutex<HashMap<u32, Entry>>,
+}
+
+impl Default for KillMap {
+    fn default() -> Self {
+        KillMap {
+            next: AtomicU32::new(FIRST_ID),
+            live: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// Why a `KILL` of a gateway id is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KillRefused {
+    /// The session belongs to another identity.
+    NotYours,
+    /// The session runs on another target.
+    OtherTarget,
+}
+
+impl KillMap {
+    /// A fresh id for a greeting.
+    pub fn next_id(&self) -> u32 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Records that gateway id `id` is `thread` on `target`, for `identity`; the entry goes
+    /// when the returned guard drops.
+    pub fn register(
+        self: &Arc<Self>,
+        id: u32,
+        target: SocketAddr,
+        thread: u32,
+        identity: &str,
+    ) -> Registered {
+        if let Ok(mut m) = self.live.lock() {
+            m.insert(
+                id,
+                Entry {
+                    target,
+                    thread,
+                    identity: identity.to_string(),
+                },
+            );
+        }
+        Registered {
+            map: self.clone(),
+            id,
+        }
+    }
+
+    /// The target thread to kill for a `KILL id` sent by `identity` on `target`: `Ok(None)`
+    /// when `id` is not a gateway id (the statement goes through unchanged).
+    pub fn resolve(
+        &self,
+        id: u64,
+        identity: &str,
+        target: SocketAddr,
+    ) -> Result<Option<u32>, KillRefused> {
+        let Ok(id) = u32::try_from(id) else {
+            return Ok(None);
+        };
+        let Some(e) = self.live.lock().ok().and_then(|m| m.get(&id).cloned()) else {
+            return Ok(None);
+        };
+        if e.identity != identity {
+            return Err(KillRefused::NotYours);
+        }
+        if e.target != target {
+            return Err(KillRefused::OtherTarget);
+        }
+        Ok(Some(e.thread))
+    }
+}
+
+/// Removes a session's id from the map when dropped.
+pub struct Registered {
+    map: Arc<KillMap>,
+    id: u32,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.map.live.lock() {
+            m.remove(&self.id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_owner_on_the_same_target_is_rewritten() {
+        let map = Arc::new(KillMap::default());
+        let id = map.next_id();
+        let t: SocketAddr = "127.0.0.1:3306".parse().unwrap();
+        let other: SocketAddr = "127.0.0.1:3307".parse().unwrap();
+        let reg = map.register(id, t, 42, "alice");
+        assert_eq!(map.resolve(u64::from(id), "alice", t), Ok(Some(42)));
+        assert_eq!(
+            map.resolve(u64::from(id), "bob", t),
+            Err(KillRefused::NotYours)
+        );
+        assert_eq!(
+            map.resolve(u64::from(id), "alice", other),
+            Err(KillRefused::OtherTarget)
+        );
+        assert_eq!(map.resolve(7, "alice", t), Ok(None));
+        drop(reg);
+        assert_eq!(map.resolve(u64::from(id), "alice", t), Ok(None));
+    }
+}
