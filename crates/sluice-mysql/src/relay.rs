@@ -372,11 +372,20 @@ where
         };
         match guard.check(&analysis.command(&text), &p.identity.groups) {
             Verdict::Allow => allowed,
-            Verdict::Deny(hit) | Verdict::Review(hit) => Decision::Refuse(
+            Verdict::Deny(hit) => Decision::Refuse(
                 hit.rule.clone(),
                 1142,
                 format!(
                     "sluice: statement blocked by rule \"{}\": {}",
+                    hit.rule, hit.reason
+                ),
+            ),
+            // Holding a MySQL statement for approval is not built yet: refuse, never run it.
+            Verdict::Review(hit) => Decision::Refuse(
+                hit.rule.clone(),
+                1142,
+                format!(
+                    "sluice: statement needs approval under rule \"{}\" ({}), and approvals are not available on MySQL connections yet; it was not run",
                     hit.rule, hit.reason
                 ),
             ),

@@ -24,6 +24,10 @@ const GUARDRAILS: &str = "guardrails:
       action: deny
       reason: DELETE and UPDATE need a WHERE clause
       match: { statements: [delete_without_where, update_without_where] }
+    - name: review-updates
+      action: review
+      reason: updates need approval
+      match: { statements: [update] }
 ";
 
 fn typed_table(db: &MyDb) {
@@ -268,7 +272,7 @@ fn refusals_are_native_errors_and_audited() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "n\n1\n");
-    assert_eq!(db.exec("SELECT COUNT(*) FROM t"), "COUNT(*)\n1\n");
+    assert_eq!(db.exec("SELECT id FROM t"), "id\n2\n");
 
     gw.wait_audit("failed login", |e| {
         e["action"] == "auth.connect" && e["outcome"] == "failure" && e["protocol"] == "mysql"
