@@ -23,6 +23,7 @@
 //! - [`recorder`]: step 4–5.
 //! - [`audit`]: building audit events.
 
+pub mod accept;
 pub mod audit;
 pub mod authorize;
 pub mod catalog;

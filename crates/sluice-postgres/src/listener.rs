@@ -45,7 +45,7 @@ pub async fn serve(
     listener: TcpListener,
     pipeline: Pipeline,
     settings: ListenerSettings,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let ctx = Arc::new(Ctx {
         pipeline,
@@ -54,25 +54,12 @@ pub async fn serve(
         cancels: CancelMap::default(),
         shutdown: shutdown.clone(),
     });
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.wait_for(|s| *s) => return,
-        };
-        match accepted {
-            Ok((tcp, peer)) => {
-                let _ = tcp.set_nodelay(true);
-                let ctx = ctx.clone();
-                let span = tracing::info_span!("pg", client = %peer, session = tracing::field::Empty, identity = tracing::field::Empty);
-                tokio::spawn(handle_client(tcp, peer, ctx).instrument(span));
-            }
-            Err(e) => {
-                // Out of file descriptors and similar: keep serving the sessions we have.
-                warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
+    sluice_pipeline::accept::accept_loop(listener, shutdown, move |tcp, peer| {
+        let ctx = ctx.clone();
+        let span = tracing::info_span!("pg", client = %peer, session = tracing::field::Empty, identity = tracing::field::Empty);
+        tokio::spawn(handle_client(tcp, peer, ctx).instrument(span));
+    })
+    .await;
 }
 
 async fn handle_client(tcp: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
