@@ -133,7 +133,7 @@ async fn run_session(mut hello: ClientHello, peer: SocketAddr, id: u32, ctx: &Ct
         }
     };
     tracing::Span::current().record("identity", authorized.identity.name.as_str());
-    let upstream = match open_target(&authorized, &hello, ctx).await {
+    let upstream = match open(&authorized, &hello.login, hello.database.clone(), ctx).await {
         Ok(u) => u,
         Err(e) => {
             let reason = e.to_string();
@@ -233,14 +233,6 @@ async fn run_session(mut hello: ClientHello, peer: SocketAddr, id: u32, ctx: &Ct
     state.recorder.finish(end.reason, end.detail);
 }
 
-async fn open_target(
-    authorized: &Authorized,
-    hello: &ClientHello,
-    ctx: &Ctx,
-) -> Result<Upstream, UpstreamError> {
-    open(authorized, &hello.login, hello.database.clone(), ctx).await
-}
-
 /// Ends target thread `thread` (and the statement it runs) from a second target session.
 async fn kill_on_target(
     authorized: &Authorized,
@@ -252,6 +244,7 @@ async fn kill_on_target(
     upstream::run_query(&mut second.stream, &format!("KILL CONNECTION {thread}")).await
 }
 
+/// Opens a target session for `authorized`, mirroring the client's `login`.
 async fn open(
     authorized: &Authorized,
     login: &crate::codec::handshake::HandshakeResponse,
@@ -263,7 +256,7 @@ async fn open(
         .pipeline
         .target_password(conn)
         .await
-        .map_err(|e| UpstreamError::Unsupported(e.to_string()))?;
+        .map_err(|e| UpstreamError::Credential(e.to_string()))?;
     let database = conn.database.clone().or(database);
     let user = conn.username.clone().unwrap_or_else(|| "root".into());
     let spec = TargetSpec {

@@ -182,11 +182,7 @@ where
                         Some((2013, "HY000", "sluice: lost connection to the target".into())),
                     ),
                     Ok(_) => true,
-                    Err(e) => return RelayEnd::with(
-                        EndReason::TargetError,
-                        e.to_string(),
-                        Some((2013, "HY000", format!("sluice: lost connection to the target: {e}"))),
-                    ),
+                    Err(e) => return target_lost(e),
                 },
                 _ = shutdown.wait_for(|s| *s) => return RelayEnd::with(
                     EndReason::GatewayShutdown,
@@ -239,7 +235,7 @@ where
                 }
                 (packet.len(), packet.last_seq, decision)
             };
-            self.record(st);
+            self.record(st, true);
             if !self.durable().await {
                 return Some(RelayEnd::with(
                     EndReason::GatewayError,
@@ -254,30 +250,14 @@ where
             match decision {
                 Decision::Forward => {
                     if let Err(e) = self.sw.write_all(&self.cbuf[..len]).await {
-                        return Some(RelayEnd::with(
-                            EndReason::TargetError,
-                            e.to_string(),
-                            Some((
-                                2013,
-                                "HY000",
-                                format!("sluice: lost connection to the target: {e}"),
-                            )),
-                        ));
+                        return Some(target_lost(e));
                     }
                 }
                 Decision::Rewrite(payload) => {
                     let mut out = Vec::new();
                     put_packet(&mut out, 0, &payload);
                     if let Err(e) = self.sw.write_all(&out).await {
-                        return Some(RelayEnd::with(
-                            EndReason::TargetError,
-                            e.to_string(),
-                            Some((
-                                2013,
-                                "HY000",
-                                format!("sluice: lost connection to the target: {e}"),
-                            )),
-                        ));
+                        return Some(target_lost(e));
                     }
                 }
                 Decision::Refuse(_, code, message) => {
@@ -437,35 +417,17 @@ where
             let len = match next_packet(&self.sbuf[at..], MAX_PACKET) {
                 Ok(Some(p)) => p.len(),
                 Ok(None) => break,
-                Err(e) => {
-                    return Some(RelayEnd::with(
-                        EndReason::TargetError,
-                        e.to_string(),
-                        Some((
-                            2027,
-                            "HY000",
-                            format!("sluice: malformed packet from the target: {e}"),
-                        )),
-                    ))
-                }
+                Err(e) => return Some(target_malformed(e)),
             };
             if let Err(e) =
                 st.tracker
                     .on_server(&mut self.sbuf[at..at + len], now, &mut self.events)
             {
-                return Some(RelayEnd::with(
-                    EndReason::TargetError,
-                    e.to_string(),
-                    Some((
-                        2027,
-                        "HY000",
-                        format!("sluice: malformed packet from the target: {e}"),
-                    )),
-                ));
+                return Some(target_malformed(e));
             }
             at += len;
         }
-        self.record(st);
+        self.record(st, false);
         if at > 0 {
             if let Err(e) = self.cw.write_all(&self.sbuf[..at]).await {
                 return Some(RelayEnd::with(
@@ -479,9 +441,14 @@ where
         None
     }
 
-    fn record(&mut self, st: &mut SessionState) {
+    /// Records the tracker's events; a command's may have to be durable before it is
+    /// forwarded (strict mode), a result's never wait.
+    fn record(&mut self, st: &mut SessionState, command: bool) {
         for e in self.events.drain(..) {
-            self.durables.push(st.recorder.record(&e));
+            let d = st.recorder.record(&e);
+            if command {
+                self.durables.push(d);
+            }
         }
     }
 
@@ -493,6 +460,32 @@ where
         }
         true
     }
+}
+
+/// The target's socket failed.
+fn target_lost(e: impl std::fmt::Display) -> RelayEnd {
+    RelayEnd::with(
+        EndReason::TargetError,
+        e.to_string(),
+        Some((
+            2013,
+            "HY000",
+            format!("sluice: lost connection to the target: {e}"),
+        )),
+    )
+}
+
+/// The target sent bytes that are not the answer it owes.
+fn target_malformed(e: impl std::fmt::Display) -> RelayEnd {
+    RelayEnd::with(
+        EndReason::TargetError,
+        e.to_string(),
+        Some((
+            2027,
+            "HY000",
+            format!("sluice: malformed packet from the target: {e}"),
+        )),
+    )
 }
 
 fn protocol_error(detail: String) -> RelayEnd {

@@ -138,11 +138,6 @@ impl Tracker {
         self.pending.is_none()
     }
 
-    /// The prepared text of statement `id`, if the session prepared it.
-    pub fn prepared_text(&self, id: u32) -> Option<Arc<str>> {
-        self.statements.get(&id).map(|p| p.text.clone())
-    }
-
     /// Sees a client command about to be forwarded: records it and notes what the server
     /// will answer. Commands without an answer (COM_STMT_CLOSE, long data) change state only.
     pub fn on_command(&mut self, cmd: &Command<'_>, now_us: i64, out: &mut Vec<SessionEvent>) {

@@ -66,6 +66,9 @@ pub enum UpstreamError {
         /// Message.
         message: String,
     },
+    /// The gateway could not get the target's password (file or environment).
+    #[error("target credential unavailable: {0}")]
+    Credential(String),
     /// The login needs something the gateway cannot do here.
     #[error("{0}")]
     Unsupported(String),

@@ -169,7 +169,7 @@ impl HandshakeResponse {
     }
 
     /// The first 32 bytes of the login (an SSLRequest when `SSL` is set).
-    pub fn encode_prefix(&self, out: &mut Vec<u8>) {
+    fn encode_prefix(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.capabilities.to_le_bytes());
         out.extend_from_slice(&self.max_packet.to_le_bytes());
         out.push(self.charset);

@@ -43,11 +43,6 @@ impl<'a> Packet<'a> {
         }
         Cow::Owned(out)
     }
-
-    /// The first payload byte (the command, or the response marker).
-    pub fn first(&self) -> Option<u8> {
-        self.raw.get(HEADER).copied()
-    }
 }
 
 /// The payload ranges of the parts of a complete logical packet in `raw`.

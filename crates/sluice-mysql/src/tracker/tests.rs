@@ -186,5 +186,5 @@ fn prepared_statement_rows_and_parameters() {
         vec![vec![Some("-3".into()), Some("**** **** **** 1111".into())]]
     );
     t.on_command(&Command::StmtClose(7), 3, &mut out);
-    assert!(t.prepared_text(7).is_none());
+    assert!(!t.statements.contains_key(&7));
 }
