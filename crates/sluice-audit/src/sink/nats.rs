@@ -10,9 +10,11 @@
 //! drops a message whose id it has seen within the stream's duplicate window, so a batch offered
 //! again after a lost ack is stored once) and the reply subject `<inbox>.<n>`. Then every reply
 //! is read: a JetStream PubAck (`{"stream":…,"seq":…}`, duplicates included) accepts the event;
-//! an API error, a status header (503: no stream captures the subject) or `-ERR` refuses it.
+//! an API error, a status header (503: no stream captures the subject) or a non-fatal `-ERR`
+//! (permissions, subject) refuses it; any other `-ERR` means the server closed the connection.
 //! `deliver` returns `Ok` only when every event of the batch was acknowledged. Any error drops
-//! the connection; the next delivery reconnects.
+//! the connection; the next delivery reconnects. A kept connection found closed mid-batch is
+//! replaced and the batch published again at once.
 //!
 //! Not supported: TLS to the NATS server (`tls://`, or a server that requires TLS), and
 //! user/password, nkey or JWT credentials (only `auth_token`).
@@ -91,11 +93,21 @@ impl NatsSink {
 
 impl Sink for NatsSink {
     fn deliver(&mut self, batch: &[SpooledEvent]) -> Result<(), SinkError> {
-        let mut conn = match self.conn.take().map(|mut conn| (conn.still_open(), conn)) {
-            Some((true, conn)) => conn,
-            Some((false, _)) | None => self.connect()?,
+        let (mut conn, reused) = match self.conn.take().map(|mut conn| (conn.still_open(), conn)) {
+            Some((true, conn)) => (conn, true),
+            Some((false, _)) | None => (self.connect()?, false),
         };
-        conn.publish_batch(&self.subject, batch)?;
+        match conn.publish_batch(&self.subject, batch) {
+            // A kept connection the server closed while we were not looking (a stale-
+            // connection `-ERR` that arrived after the check): publish again on a new one;
+            // `Nats-Msg-Id` makes the stream drop anything the old one did deliver.
+            Err(SinkError::Io(e)) if reused => {
+                tracing::debug!(error = %e, "NATS connection lost; reconnecting");
+                conn = self.connect()?;
+                conn.publish_batch(&self.subject, batch)?;
+            }
+            other => other?,
+        }
         // Only a connection that just delivered a whole batch is kept.
         self.conn = Some(conn);
         Ok(())
@@ -353,13 +365,26 @@ impl Conn {
         Ok(())
     }
 
-    /// The next message on our subscription, answering `PING`s; `-ERR` is a refusal.
+    /// The next message on our subscription, answering `PING`s. A `-ERR` after which the
+    /// server keeps the connection (permissions, subject) refuses the batch; any other
+    /// closes the connection, which is an I/O failure.
     fn next_msg(&mut self, deadline: Instant) -> Result<InboxMsg, SinkError> {
         loop {
             match self.read_op(deadline)? {
                 Op::Msg(msg) => return Ok(msg),
                 Op::Ping => self.send(b"PONG\r\n")?,
-                Op::Err(e) => return Err(SinkError::Refused(format!("NATS: {e}"))),
+                Op::Err(e)
+                    if e.starts_with("Permissions Violation")
+                        || e.starts_with("Invalid Subject") =>
+                {
+                    return Err(SinkError::Refused(format!("NATS: {e}")))
+                }
+                Op::Err(e) => {
+                    return Err(SinkError::Io(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        format!("NATS closed the connection: {e}"),
+                    )))
+                }
                 Op::Info(_) | Op::Pong | Op::Ok => {}
             }
         }
