@@ -99,6 +99,22 @@ def prepared():
     print(json.dumps({"rows": rows, "inserted": inserted}))
 
 
+def prepared_update():
+    """Runs a prepared UPDATE twice (each execution may be held for review); prints how each
+    ended."""
+    c = connector_conn()
+    cur = c.cursor(prepared=True)
+    ended = []
+    for note, id_ in (("4111 1111 1111 1111", 3), ("second", 3)):
+        try:
+            cur.execute("UPDATE t SET note = ? WHERE id = ?", (note, id_))
+            ended.append(["ok", cur.rowcount])
+        except Exception as e:  # noqa: BLE001
+            ended.append(["error", getattr(e, "errno", None), str(e)])
+    c.commit()
+    print(json.dumps({"ended": ended}), flush=True)
+
+
 def sleep_then_select():
     """Runs SELECT SLEEP(60); prints the greeting's id first, then how the sleep ended and
     whether the session still works."""

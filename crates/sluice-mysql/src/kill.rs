@@ -4,11 +4,15 @@
 //! own), maps each live session's id to its target thread, and rewrites a `KILL` of a gateway
 //! id into a `KILL` of the target's thread, when both sessions use the same target and belong
 //! to the same identity. Other ids pass through untouched: the target judges them.
+//!
+//! A `KILL` also withdraws a statement the session holds for review (the target has nothing
+//! running then): that is what Ctrl-C in `mariadb` does to a held statement.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
 
 /// First id the gateway hands out.
 const FIRST_ID: u32 = 1 << 30;
@@ -19,6 +23,7 @@ struct Entry {
     target: SocketAddr,
     thread: u32,
     identity: String,
+    withdraw: Arc<Notify>,
 }
 
 /// Gateway connection ids of live sessions.
@@ -52,14 +57,15 @@ impl KillMap {
         self.next.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Records that gateway id `id` is `thread` on `target`, for `identity`; the entry goes
-    /// when the returned guard drops.
+    /// Records that gateway id `id` is `thread` on `target`, for `identity`, and that a
+    /// `KILL` of it notifies `withdraw`; the entry goes when the returned guard drops.
     pub fn register(
         self: &Arc<Self>,
         id: u32,
         target: SocketAddr,
         thread: u32,
         identity: &str,
+        withdraw: Arc<Notify>,
     ) -> Registered {
         if let Ok(mut m) = self.live.lock() {
             m.insert(
@@ -68,6 +74,7 @@ impl KillMap {
                     target,
                     thread,
                     identity: identity.to_string(),
+                    withdraw,
                 },
             );
         }
@@ -99,6 +106,20 @@ impl KillMap {
         }
         Ok(Some(e.thread))
     }
+
+    /// Withdraws what session `id` holds for review, if anything (after [`KillMap::resolve`]
+    /// allowed the `KILL`).
+    pub fn interrupt(&self, id: u64) {
+        let Ok(id) = u32::try_from(id) else { return };
+        if let Some(w) = self
+            .live
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&id).map(|e| e.withdraw.clone()))
+        {
+            w.notify_waiters();
+        }
+    }
 }
 
 /// Removes a session's id from the map when dropped.
@@ -125,7 +146,8 @@ mod tests {
         let id = map.next_id();
         let t: SocketAddr = "127.0.0.1:3306".parse().unwrap();
         let other: SocketAddr = "127.0.0.1:3307".parse().unwrap();
-        let reg = map.register(id, t, 42, "alice");
+        let withdraw = Arc::new(Notify::new());
+        let reg = map.register(id, t, 42, "alice", withdraw.clone());
         assert_eq!(map.resolve(u64::from(id), "alice", t), Ok(Some(42)));
         assert_eq!(
             map.resolve(u64::from(id), "bob", t),
@@ -136,7 +158,22 @@ mod tests {
             Err(KillRefused::OtherTarget)
         );
         assert_eq!(map.resolve(7, "alice", t), Ok(None));
+        let woken = withdraw.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        map.interrupt(u64::from(id));
+        assert!(
+            futures_ready(woken.as_mut()),
+            "a KILL withdraws a held statement"
+        );
         drop(reg);
         assert_eq!(map.resolve(u64::from(id), "alice", t), Ok(None));
+    }
+
+    /// Whether a future is ready on its first poll.
+    fn futures_ready<F: std::future::Future>(f: std::pin::Pin<&mut F>) -> bool {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        f.poll(&mut cx).is_ready()
     }
 }

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tracing::{info, warn, Instrument};
 
 /// Settings of a MySQL listener.
@@ -172,6 +172,7 @@ async fn run_session(mut hello: ClientHello, peer: SocketAddr, id: u32, ctx: &Ct
         &authorized.identity.name,
         &authorized.connection.name.0,
     );
+    let withdraw = Arc::new(Notify::new());
     let policy = ctx
         .pipeline
         .catalog()
@@ -180,6 +181,10 @@ async fn run_session(mut hello: ClientHello, peer: SocketAddr, id: u32, ctx: &Ct
             policy,
             identity: Arc::new(authorized.identity.clone()),
             analyses: ctx.analyses.clone(),
+            connection: authorized.connection.name.0.clone(),
+            session_id: recorder.id().0.clone(),
+            pipeline: ctx.pipeline.clone(),
+            withdraw: withdraw.clone(),
         });
     let masker = policy.as_ref().and_then(|p| p.policy.masker.clone());
     let mut tracker = Tracker::new(
@@ -191,9 +196,13 @@ async fn run_session(mut hello: ClientHello, peer: SocketAddr, id: u32, ctx: &Ct
     );
     tracker.set_masker(masker.clone());
     let identity = authorized.identity.name.clone();
-    let killable = ctx
-        .kills
-        .register(id, upstream.addr, upstream.connection_id, &identity);
+    let killable = ctx.kills.register(
+        id,
+        upstream.addr,
+        upstream.connection_id,
+        &identity,
+        withdraw,
+    );
     let kills = KillScope {
         map: ctx.kills.clone(),
         identity,

@@ -8,6 +8,7 @@
 
 mod answer;
 mod render;
+mod review;
 mod rows;
 
 use crate::codec::command::Command;
@@ -19,6 +20,7 @@ use render::Render;
 use sluice_core::event::{Query, QueryResult, StatementError, StatementOutcome};
 use sluice_core::SessionEvent;
 use sluice_mask::{MaskCounts, Masker};
+use sluice_policy::RuleHit;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -42,6 +44,8 @@ struct Prepared {
     columns: Vec<Column>,
     /// Long data sent for parameters since the last execution.
     long_data: HashMap<u16, Vec<u8>>,
+    /// The review rule every execution falls under.
+    review: Option<Arc<RuleHit>>,
 }
 
 /// What the server owes.
@@ -50,7 +54,10 @@ enum Expect {
     /// A result set or OK/ERR, possibly several; rows in text or binary form.
     Results { binary: bool, stmt: Option<u32> },
     /// The answer to COM_STMT_PREPARE.
-    Prepare { text: Arc<str> },
+    Prepare {
+        text: Arc<str>,
+        review: Option<Arc<RuleHit>>,
+    },
     /// Binary rows from a cursor, then EOF/OK.
     Fetch { stmt: u32 },
     /// One OK or ERR.
@@ -102,6 +109,8 @@ pub struct Tracker {
     render: Render,
     /// Whether rows are masked in place (the client sees masked values too).
     mask_in_place: bool,
+    /// The recorded id of the command held for review.
+    held: Option<u64>,
 }
 
 impl Tracker {
@@ -119,6 +128,7 @@ impl Tracker {
                 counts: MaskCounts::default(),
             },
             mask_in_place: false,
+            held: None,
         }
     }
 
@@ -141,10 +151,14 @@ impl Tracker {
     /// Sees a client command about to be forwarded: records it and notes what the server
     /// will answer. Commands without an answer (COM_STMT_CLOSE, long data) change state only.
     pub fn on_command(&mut self, cmd: &Command<'_>, now_us: i64, out: &mut Vec<SessionEvent>) {
+        // A command approved after a hold was recorded when it was held.
+        let held = self.held.take();
         let (expect, query) = match cmd {
             Command::Query(text) => {
-                let text: Arc<str> = Arc::from(String::from_utf8_lossy(text));
-                let q = self.query(text, None, out);
+                let q = match held {
+                    Some(q) => q,
+                    None => self.query(Arc::from(String::from_utf8_lossy(text)), None, out),
+                };
                 (
                     Expect::Results {
                         binary: false,
@@ -156,12 +170,18 @@ impl Tracker {
             Command::StmtPrepare(text) => (
                 Expect::Prepare {
                     text: Arc::from(String::from_utf8_lossy(text)),
+                    review: None,
                 },
                 None,
             ),
             Command::StmtExecute { id, params, .. } => {
-                let (text, values) = self.execution(*id, params);
-                let q = self.query(text, Some(values), out);
+                let q = match held {
+                    Some(q) => q,
+                    None => {
+                        let (text, values) = self.execution(*id, params);
+                        self.query(text, Some(values), out)
+                    }
+                };
                 (
                     Expect::Results {
                         binary: true,

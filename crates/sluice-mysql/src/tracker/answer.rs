@@ -143,7 +143,7 @@ impl Tracker {
     }
 
     fn store_prepared(&mut self, p: &Pending, stmt: u32, params: u16) {
-        if let Expect::Prepare { text } = &p.expect {
+        if let Expect::Prepare { text, review } = &p.expect {
             self.statements.insert(
                 stmt,
                 Prepared {
@@ -152,6 +152,7 @@ impl Tracker {
                     types: Vec::new(),
                     columns: Vec::new(),
                     long_data: HashMap::new(),
+                    review: review.clone(),
                 },
             );
         }

@@ -23,8 +23,10 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 mod access;
+mod settled;
 
 pub use access::AccessError;
+pub use settled::{held_notice, human, Decided, NotRun, Settled};
 
 /// Announces new reviews and decisions (the gateway's webhook).
 pub trait Announce: Send + Sync {

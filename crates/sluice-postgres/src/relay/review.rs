@@ -6,11 +6,11 @@ use crate::buffer::ReadBuffer;
 use crate::codec::encode;
 use crate::tracker::{Decided, Refusal};
 use bytes::BytesMut;
-use sluice_core::{Review, ReviewStatus};
+use sluice_core::Review;
+use sluice_pipeline::reviews::{held_notice, NotRun, Settled};
 use sluice_pipeline::CommandHold;
 use sluice_policy::RuleHit;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tracing::info;
 
@@ -81,38 +81,16 @@ where
         Ok(w) => w,
         Err(e) => {
             tracing::warn!(error = %e, "could not file a review; refusing the statement");
-            return HoldEnd::Refused(
-                decided(&held.review, "error", Vec::new(), None),
-                Refusal {
-                    code: "42501",
-                    rule: held.hit.rule.clone(),
-                    message: format!(
-                        "sluice: statement needs approval under rule \"{}\", but the review could not be filed; it was not run",
-                        held.hit.rule
-                    ),
-                    hint: "The gateway's store is unavailable; try again later.".into(),
-                },
+            return refused(
+                &held,
+                Settled::not_filed(&held.review, &held.hit),
+                "The gateway's store is unavailable; try again later.".into(),
             );
         }
     };
+    let (message, hint) = held_notice(&held.review, &held.hit, timeout);
     let mut notice = BytesMut::new();
-    encode::report(
-        &mut notice,
-        b'N',
-        "NOTICE",
-        "01000",
-        &format!(
-            "sluice: statement held for review {} (rule \"{}\": {})",
-            held.review, held.hit.rule, held.hit.reason
-        ),
-        &format!(
-            "Waiting up to {} for {}. {} runs: sluice reviews approve {}",
-            human(timeout),
-            approvals(held.hit.approvals),
-            approvers(&held.hit.approvers),
-            held.review
-        ),
-    );
+    encode::report(&mut notice, b'N', "NOTICE", "01000", &message, &hint);
     if let Err(e) = reply(cw, &notice).await {
         waiting.withdraw().await;
         return HoldEnd::ClientGone(e.to_string());
@@ -138,7 +116,7 @@ where
         Wait::Withdrawn => {
             let r = waiting.withdraw().await;
             info!(review = %r.id, "held statement withdrawn by the client");
-            return cancelled(&held, &r);
+            r
         }
         Wait::Gone(detail) => {
             waiting.withdraw().await;
@@ -146,114 +124,38 @@ where
         }
     };
     info!(review = %review.id, status = review.status.as_str(), "review decided");
-    let reasons = |r: &Review| {
-        let v: Vec<&str> = r
-            .approvals
-            .iter()
-            .filter_map(|a| a.reason.as_deref())
-            .collect();
-        (!v.is_empty()).then(|| v.join("; "))
-    };
-    match review.status {
-        ReviewStatus::Approved => HoldEnd::Approved(decided(
-            &review.id,
-            "approved",
-            review.approvers(),
-            reasons(&review),
-        )),
-        ReviewStatus::Denied => {
-            let (by, why) = review
-                .denial
-                .as_ref()
-                .map(|d| (d.by.clone(), d.reason.clone()))
-                .unwrap_or_default();
-            let message = match &why {
-                Some(w) => format!(
-                    "sluice: statement denied by {by} (review {}): {w}",
-                    review.id
-                ),
-                None => format!("sluice: statement denied by {by} (review {})", review.id),
-            };
-            HoldEnd::Refused(
-                decided(&review.id, "denied", vec![by], why),
-                Refusal {
-                    code: "42501",
-                    rule: held.hit.rule.clone(),
-                    message,
-                    hint: "The statement was not run; the session is still usable.".into(),
-                },
-            )
-        }
-        ReviewStatus::Expired | ReviewStatus::Pending => HoldEnd::Refused(
-            decided(&review.id, "expired", Vec::new(), None),
-            Refusal {
-                code: "57014",
-                rule: held.hit.rule.clone(),
-                message: format!(
-                    "sluice: review {} expired: no decision within {}; the statement was not run",
-                    review.id,
-                    human(timeout)
-                ),
-                hint: "Ask an approver first, then run the statement again.".into(),
-            },
-        ),
-        ReviewStatus::Cancelled => cancelled(&held, &review),
-    }
-}
-
-fn cancelled(held: &Held, review: &Review) -> HoldEnd {
-    HoldEnd::Refused(
-        decided(&review.id, "cancelled", Vec::new(), None),
-        Refusal {
-            code: "57014",
-            rule: held.hit.rule.clone(),
-            message: "canceling statement due to user request".into(),
-            hint: format!(
+    let settled = Settled::of(&review, timeout);
+    let hint = match settled.refusal {
+        Some((NotRun::Expired, _)) => "Ask an approver first, then run the statement again.".into(),
+        Some((NotRun::Cancelled, _)) => {
+            format!(
                 "Review {} was withdrawn; the statement was not run.",
                 review.id
-            ),
+            )
+        }
+        _ => "The statement was not run; the session is still usable.".into(),
+    };
+    refused(&held, settled, hint)
+}
+
+/// The end of a hold: approved, or refused with the protocol's error.
+fn refused(held: &Held, settled: Settled, hint: String) -> HoldEnd {
+    let Some((why, message)) = settled.refusal else {
+        return HoldEnd::Approved(settled.decided);
+    };
+    let (code, message) = match why {
+        NotRun::Denied => ("42501", message),
+        NotRun::Expired => ("57014", message),
+        // What psql prints for a cancelled statement.
+        NotRun::Cancelled => ("57014", "canceling statement due to user request".into()),
+    };
+    HoldEnd::Refused(
+        settled.decided,
+        Refusal {
+            code,
+            rule: held.hit.rule.clone(),
+            message,
+            hint,
         },
     )
-}
-
-fn decided(
-    review: &str,
-    decision: &'static str,
-    by: Vec<String>,
-    reason: Option<String>,
-) -> Decided {
-    Decided {
-        review: review.to_string(),
-        decision,
-        by,
-        reason,
-    }
-}
-
-fn approvals(n: u32) -> String {
-    if n <= 1 {
-        "approval".into()
-    } else {
-        format!("{n} approvals")
-    }
-}
-
-fn approvers(groups: &[String]) -> String {
-    match groups {
-        [] => "A gateway admin".into(),
-        [g] => format!("An approver in group {g}"),
-        gs => format!("An approver in group {}", gs.join(" or ")),
-    }
-}
-
-/// `90s`, `10m`, `1h30m`.
-pub(crate) fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    match (s / 3600, s % 3600 / 60, s % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, 0) => format!("{m}m"),
-        (0, m, s) => format!("{m}m{s}s"),
-        (h, 0, 0) => format!("{h}h"),
-        (h, m, _) => format!("{h}h{m}m"),
-    }
 }

@@ -22,18 +22,7 @@ pub struct Refusal {
     pub hint: String,
 }
 
-/// The decision on a held statement, for its recording.
-#[derive(Debug, Clone)]
-pub struct Decided {
-    /// Review id.
-    pub review: String,
-    /// `approved`, `denied`, `expired`, `cancelled`.
-    pub decision: &'static str,
-    /// Who decided.
-    pub by: Vec<String>,
-    /// Their reason.
-    pub reason: Option<String>,
-}
+pub use sluice_pipeline::reviews::Decided;
 
 fn statement<'a>(msg: &FrontendMessage<'a>) -> Option<&'a str> {
     match msg {

@@ -5,22 +5,24 @@
 //! Both sockets are read at all times, so a client that leaves or a kill is noticed while a
 //! long query runs.
 
-use crate::analyze::analyze;
+mod decide;
+mod hold;
+
 use crate::codec::command::Command;
 use crate::codec::packet::{next_packet, put_packet};
 use crate::codec::response;
-use crate::kill::{KillMap, KillRefused};
+use crate::kill::KillMap;
 use crate::tracker::Tracker;
 use sluice_core::time::now_micros;
 use sluice_core::{EndReason, Identity, SessionEvent};
 use sluice_pipeline::stream::ClientStream;
-use sluice_pipeline::{ConnectionPolicy, Durable, Recorder, Stop};
+use sluice_pipeline::{ConnectionPolicy, Durable, Pipeline, Recorder, Stop};
 use sluice_policy::analysis::AnalysisCache;
-use sluice_policy::Verdict;
+use sluice_policy::RuleHit;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 /// Largest logical packet the gateway accepts from either side (MySQL's own limit is 1 GiB).
 pub const MAX_PACKET: usize = 256 << 20;
@@ -46,6 +48,14 @@ pub struct SessionPolicy {
     pub identity: Arc<Identity>,
     /// Analyses shared by the listener's sessions.
     pub analyses: Arc<AnalysisCache>,
+    /// Connection name.
+    pub connection: String,
+    /// Session id.
+    pub session_id: String,
+    /// Files reviews and waits for decisions.
+    pub pipeline: Pipeline,
+    /// Notified by a `KILL` of this session (withdraws a held statement).
+    pub withdraw: Arc<Notify>,
 }
 
 /// How the relay ended.
@@ -112,8 +122,10 @@ pub async fn run(
         durables: Vec::new(),
         policy,
         kills,
+        shutdown,
+        stop,
     };
-    let end = relay.pump(state, shutdown, stop).await;
+    let end = relay.pump(state).await;
     if let Some((code, sqlstate, message)) = &end.client_error {
         let mut err = Vec::new();
         response::encode_err(&mut err, *code, sqlstate, message);
@@ -138,17 +150,44 @@ struct Relay<CR, CW, SR, SW> {
     durables: Vec<Durable>,
     policy: Option<SessionPolicy>,
     kills: KillScope,
+    shutdown: watch::Receiver<bool>,
+    stop: watch::Receiver<Option<Stop>>,
 }
 
 /// What to do with one client command.
 enum Decision {
     Forward,
+    /// Forward a COM_STMT_PREPARE, and hold every execution of the statement for review.
+    ReviewExecutions(Arc<RuleHit>),
     /// Forward this payload instead (a `KILL` of a gateway id, pointed at the target's thread).
     Rewrite(Vec<u8>),
-    /// Answer with an error and do not forward: (rule, error number, message).
-    Refuse(String, u16, String),
+    /// Answer with an error and do not forward.
+    Refuse(Refusal),
+    /// Hold it until a review decides.
+    Hold(Arc<RuleHit>),
     /// The client said goodbye.
     Quit,
+}
+
+/// An error the gateway answers a command with.
+struct Refusal {
+    /// The rule (or gateway rule) that refused it.
+    rule: String,
+    code: u16,
+    sqlstate: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    /// Refuses with SQLSTATE 42000.
+    fn decision(rule: &str, code: u16, message: String) -> Decision {
+        Decision::Refuse(Refusal {
+            rule: rule.to_string(),
+            code,
+            sqlstate: "42000",
+            message,
+        })
+    }
 }
 
 impl<CR, CW, SR, SW> Relay<CR, CW, SR, SW>
@@ -158,12 +197,7 @@ where
     SR: AsyncRead + Unpin,
     SW: AsyncWrite + Unpin,
 {
-    async fn pump(
-        &mut self,
-        st: &mut SessionState,
-        mut shutdown: watch::Receiver<bool>,
-        mut stop: watch::Receiver<Option<Stop>>,
-    ) -> RelayEnd {
+    async fn pump(&mut self, st: &mut SessionState) -> RelayEnd {
         loop {
             if let Some(end) = self.commands(st).await {
                 return end;
@@ -176,26 +210,12 @@ where
                     Err(e) => return RelayEnd::with(EndReason::ClientDisconnected, e.to_string(), None),
                 },
                 n = read_more(&mut self.sr, &mut self.sbuf) => match n {
-                    Ok(0) => return RelayEnd::with(
-                        EndReason::TargetClosed,
-                        "the target closed the connection".into(),
-                        Some((2013, "HY000", "sluice: lost connection to the target".into())),
-                    ),
+                    Ok(0) => return target_closed(),
                     Ok(_) => true,
                     Err(e) => return target_lost(e),
                 },
-                _ = shutdown.wait_for(|s| *s) => return RelayEnd::with(
-                    EndReason::GatewayShutdown,
-                    "gateway shutting down".into(),
-                    Some((1053, "08S01", "sluice: the gateway is shutting down".into())),
-                ),
-                s = stop.wait_for(Option::is_some) => {
-                    let s = s.ok().and_then(|s| s.clone()).unwrap_or(Stop {
-                        reason: EndReason::Killed,
-                        message: "terminating connection due to administrator command".into(),
-                    });
-                    return RelayEnd::with(s.reason, s.message.clone(), Some((1927, "70100", format!("sluice: {}", s.message))));
-                }
+                _ = self.shutdown.wait_for(|s| *s) => return shutting_down(),
+                s = self.stop.wait_for(Option::is_some) => return stopped(s.ok().and_then(|s| s.clone())),
             };
             if server_data {
                 if let Some(end) = self.answers(st).await {
@@ -208,7 +228,7 @@ where
     /// Handles the client's buffered commands while no answer is owed.
     async fn commands(&mut self, st: &mut SessionState) -> Option<RelayEnd> {
         while st.tracker.idle() {
-            let (len, last_seq, decision) = {
+            let (len, last_seq, decision, held) = {
                 let packet = match next_packet(&self.cbuf, MAX_PACKET) {
                     Ok(Some(p)) => p,
                     Ok(None) => return None,
@@ -221,34 +241,56 @@ where
                 };
                 let now = now_micros();
                 let decision = self.decide(&cmd, st);
-                match &decision {
-                    Decision::Forward => st.tracker.on_command(&cmd, now, &mut self.events),
-                    Decision::Rewrite(payload) => match Command::parse(payload) {
-                        Ok(c) => st.tracker.on_command(&c, now, &mut self.events),
+                let ev = &mut self.events;
+                let mut held = None;
+                let decision = match decision {
+                    Decision::Forward => {
+                        st.tracker.on_command(&cmd, now, ev);
+                        Decision::Forward
+                    }
+                    Decision::ReviewExecutions(hit) => {
+                        st.tracker.on_command(&cmd, now, ev);
+                        st.tracker.review_executions(hit);
+                        Decision::Forward
+                    }
+                    Decision::Rewrite(payload) => match Command::parse(&payload) {
+                        Ok(c) => {
+                            st.tracker.on_command(&c, now, ev);
+                            Decision::Rewrite(payload)
+                        }
                         Err(e) => return Some(protocol_error(e.to_string())),
                     },
-                    Decision::Refuse(rule, code, message) => {
-                        st.tracker
-                            .refuse(&cmd, rule, *code, message, &mut self.events)
+                    Decision::Refuse(r) => {
+                        st.tracker.refuse(&cmd, &r.rule, r.code, &r.message, ev);
+                        Decision::Refuse(r)
                     }
-                    Decision::Quit => {}
-                }
-                (packet.len(), packet.last_seq, decision)
+                    Decision::Hold(hit) => {
+                        let review = sluice_pipeline::reviews::new_review_id();
+                        let shown = st.tracker.hold(&cmd, &hit, &review, ev);
+                        // Recorded now; the hold below turns it into a forward or a refusal.
+                        held = Some(hold::Held {
+                            review,
+                            hit,
+                            statement: shown,
+                        });
+                        Decision::Forward
+                    }
+                    Decision::Quit => Decision::Quit,
+                };
+                (packet.len(), packet.last_seq, decision, held)
             };
-            self.record(st, true);
-            if !self.durable().await {
-                return Some(RelayEnd::with(
-                    EndReason::GatewayError,
-                    "recording store failed in strict mode".into(),
-                    Some((
-                        1105,
-                        "HY000",
-                        "sluice could not record the statement; it was not sent".into(),
-                    )),
-                ));
+            if let Some(end) = self.make_durable(st).await {
+                return Some(end);
             }
+            let decision = match held {
+                Some(held) => match self.hold(st, held, len).await {
+                    Ok(d) => d,
+                    Err(end) => return Some(end),
+                },
+                None => decision,
+            };
             match decision {
-                Decision::Forward => {
+                Decision::Forward | Decision::ReviewExecutions(_) | Decision::Hold(_) => {
                     if let Err(e) = self.sw.write_all(&self.cbuf[..len]).await {
                         return Some(target_lost(e));
                     }
@@ -260,9 +302,9 @@ where
                         return Some(target_lost(e));
                     }
                 }
-                Decision::Refuse(_, code, message) => {
+                Decision::Refuse(r) => {
                     let mut err = Vec::new();
-                    response::encode_err(&mut err, code, "42000", &message);
+                    response::encode_err(&mut err, r.code, r.sqlstate, &r.message);
                     let mut out = Vec::new();
                     put_packet(&mut out, last_seq.wrapping_add(1), &err);
                     if let Err(e) = self.cw.write_all(&out).await {
@@ -280,133 +322,21 @@ where
         None
     }
 
-    /// The guard's and the gateway's own verdict on one command.
-    fn decide(&self, cmd: &Command<'_>, st: &SessionState) -> Decision {
-        let text = match cmd {
-            Command::Quit => return Decision::Quit,
-            Command::ChangeUser => {
-                return Decision::Refuse(
-                    "gateway.change_user".into(),
-                    1045,
-                    "sluice: COM_CHANGE_USER is not supported through the gateway; open a new connection with the other connection's name".into(),
-                )
-            }
-            Command::Unsupported(c) => {
-                return Decision::Refuse(
-                    "gateway.unsupported_command".into(),
-                    1047,
-                    format!("sluice: command 0x{c:02x} is not supported through the gateway"),
-                )
-            }
-            Command::ProcessKill(id) => {
-                return match self.kill_target(u64::from(*id)) {
-                    Ok(Some(thread)) => {
-                        let mut p = vec![crate::codec::command::code::PROCESS_KILL];
-                        p.extend_from_slice(&thread.to_le_bytes());
-                        Decision::Rewrite(p)
-                    }
-                    Ok(None) => Decision::Forward,
-                    Err(refusal) => refusal,
-                }
-            }
-            Command::Query(t) | Command::StmtPrepare(t) => Some(*t),
-            _ => None,
-        };
-        let statement = text.is_some() || matches!(cmd, Command::StmtExecute { .. });
-        if statement && st.recorder.audit_closed() {
-            return Decision::Refuse(
-                "audit.fail_closed".into(),
-                1053,
-                "sluice: the audit trail is unavailable and the gateway is configured to fail closed; the statement was not run".into(),
-            );
+    /// Records the commands' events and, in strict mode, waits until they are durable.
+    async fn make_durable(&mut self, st: &mut SessionState) -> Option<RelayEnd> {
+        self.record(st, true);
+        if self.durable().await {
+            return None;
         }
-        let Some(text) = text else {
-            return Decision::Forward;
-        };
-        let text = String::from_utf8_lossy(text);
-        let analysis = match &self.policy {
-            Some(p) => p.analyses.get_or(&text, analyze),
-            None => Arc::new(analyze(&text)),
-        };
-        if analysis
-            .statements
-            .iter()
-            .any(|s| s.classes.iter().any(|c| c == "load_data_local"))
-        {
-            return Decision::Refuse(
-                "gateway.load_data_local".into(),
-                1148,
-                "sluice: LOAD DATA LOCAL INFILE is refused: it lets the server read files from the client's machine".into(),
-            );
-        }
-        let allowed = match self.kill_rewrite(&text, &analysis) {
-            Ok(Some(rewritten)) => Decision::Rewrite(rewritten),
-            Ok(None) => Decision::Forward,
-            Err(refusal) => return refusal,
-        };
-        let Some(p) = &self.policy else {
-            return allowed;
-        };
-        let Some(guard) = p.policy.guard.as_ref() else {
-            return allowed;
-        };
-        match guard.check(&analysis.command(&text), &p.identity.groups) {
-            Verdict::Allow => allowed,
-            Verdict::Deny(hit) => Decision::Refuse(
-                hit.rule.clone(),
-                1142,
-                format!(
-                    "sluice: statement blocked by rule \"{}\": {}",
-                    hit.rule, hit.reason
-                ),
-            ),
-            // Holding a MySQL statement for approval is not built yet: refuse, never run it.
-            Verdict::Review(hit) => Decision::Refuse(
-                hit.rule.clone(),
-                1142,
-                format!(
-                    "sluice: statement needs approval under rule \"{}\" ({}), and approvals are not available on MySQL connections yet; it was not run",
-                    hit.rule, hit.reason
-                ),
-            ),
-        }
-    }
-
-    /// The target thread behind gateway id `id`, for a `KILL` from this session.
-    fn kill_target(&self, id: u64) -> Result<Option<u32>, Decision> {
-        let k = &self.kills;
-        k.map.resolve(id, &k.identity, k.target).map_err(|why| {
-            let message = match why {
-                KillRefused::NotYours => {
-                    format!("sluice: connection {id} belongs to another identity")
-                }
-                KillRefused::OtherTarget => format!("sluice: connection {id} is on another target"),
-            };
-            Decision::Refuse("gateway.kill".into(), 1095, message)
-        })
-    }
-
-    /// A `KILL [QUERY | CONNECTION] n` of a gateway id, rewritten for the target (a command
-    /// payload), or `None` when the text is something else.
-    fn kill_rewrite(
-        &self,
-        text: &str,
-        analysis: &sluice_policy::analysis::Analysis,
-    ) -> Result<Option<Vec<u8>>, Decision> {
-        let is_kill = analysis.statements.len() == 1
-            && analysis.statements[0].classes.iter().any(|c| c == "kill");
-        if !is_kill {
-            return Ok(None);
-        }
-        let Some((modifier, id)) = crate::analyze::kill_target(text) else {
-            return Ok(None);
-        };
-        let Some(thread) = self.kill_target(id)? else {
-            return Ok(None);
-        };
-        let mut p = vec![crate::codec::command::code::QUERY];
-        p.extend_from_slice(format!("KILL {modifier}{thread}").as_bytes());
-        Ok(Some(p))
+        Some(RelayEnd::with(
+            EndReason::GatewayError,
+            "recording store failed in strict mode".into(),
+            Some((
+                1105,
+                "HY000",
+                "sluice could not record the statement; it was not sent".into(),
+            )),
+        ))
     }
 
     /// Handles the server's buffered packets: tracks, masks and forwards them.
@@ -460,6 +390,38 @@ where
         }
         true
     }
+}
+
+/// The target closed its connection.
+fn target_closed() -> RelayEnd {
+    RelayEnd::with(
+        EndReason::TargetClosed,
+        "the target closed the connection".into(),
+        Some((
+            2013,
+            "HY000",
+            "sluice: lost connection to the target".into(),
+        )),
+    )
+}
+
+/// The gateway shuts down.
+fn shutting_down() -> RelayEnd {
+    RelayEnd::with(
+        EndReason::GatewayShutdown,
+        "gateway shutting down".into(),
+        Some((1053, "08S01", "sluice: the gateway is shutting down".into())),
+    )
+}
+
+/// An operator (or an expiry, or a block) ended the session.
+fn stopped(s: Option<Stop>) -> RelayEnd {
+    let s = s.unwrap_or(Stop {
+        reason: EndReason::Killed,
+        message: "terminating connection due to administrator command".into(),
+    });
+    let client = format!("sluice: {}", s.message);
+    RelayEnd::with(s.reason, s.message, Some((1927, "70100", client)))
 }
 
 /// The target's socket failed.
