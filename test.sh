@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole sluice test suite on a fresh Debian machine: installs what the tests drive
-# (psql, the mariadb client, Python with psycopg 3, PyMySQL and mysql-connector-python, Node
+# (psql, the mariadb client, Python with psycopg 3, PyMySQL and mysql-connector-python, a JDK
+# with MariaDB Connector/J, Node
 # with npm oidc-provider and playwright-core, Chromium,
 # the audit sinks' peers nats-server and rsyslog, moto as the S3 server),
 # makes sure the machine's PostgreSQL is up, then runs every
@@ -11,6 +12,9 @@ cd "$(dirname "$0")"
 apt_packages=()
 command -v psql >/dev/null 2>&1 || apt_packages+=(postgresql-client)
 command -v mariadb >/dev/null 2>&1 || apt_packages+=(mariadb-client)
+# JDBC tests: MariaDB Connector/J, run as a single-file Java program (needs a JDK).
+[[ -f /usr/share/java/mariadb-java-client.jar ]] || apt_packages+=(libmariadb-java)
+command -v javac >/dev/null 2>&1 || apt_packages+=(default-jdk-headless)
 command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-pip)
 command -v cc >/dev/null 2>&1 || apt_packages+=(build-essential)
 command -v node >/dev/null 2>&1 || apt_packages+=(nodejs)

@@ -115,6 +115,51 @@ def prepared_update():
     print(json.dumps({"ended": ended}), flush=True)
 
 
+def cursor_and_long_data():
+    """A BLOB sent as long data (COM_STMT_SEND_LONG_DATA: the driver streams file-like
+    parameters) and read back; then a read-only server-side cursor (COM_STMT_EXECUTE with a
+    cursor flag, COM_STMT_FETCH two rows at a time) over `typed`; prints what came back."""
+    import io
+
+    c = connector_conn()
+    cur = c.cursor(prepared=True)
+    blob = bytes(range(256)) * 1200
+    cur.execute(
+        "INSERT INTO blobs (id, data, card) VALUES (?, ?, ?)",
+        (1, io.BytesIO(blob), "4111 1111 1111 1111"),
+    )
+    c.commit()
+    cur.execute("SELECT data, card FROM blobs WHERE id = ?", (1,))
+    data, card = cur.fetchone()
+    cur.close()
+
+    st = c.cmd_stmt_prepare(b"SELECT id, card, note FROM typed ORDER BY id")
+    c.cmd_stmt_execute(st["statement_id"], flags=1)  # CURSOR_TYPE_READ_ONLY
+    fetched, batches = [], 0
+    while True:
+        c.cmd_stmt_fetch(st["statement_id"], 2)
+        rows, eof = c.get_rows(binary=True, columns=st["columns"])
+        batches += 1
+        fetched.extend([[text(v) for v in r] for r in rows])
+        if eof is None or eof.get("status_flag", 0) & 0x80 or batches > 10:  # LAST_ROW_SENT
+            break
+    c.cmd_stmt_close(st["statement_id"])
+    after = c.cursor()
+    after.execute("SELECT 'after'")
+    print(
+        json.dumps(
+            {
+                "blob_len": len(data),
+                "blob_sha256": hashlib.sha256(bytes(data)).hexdigest(),
+                "blob_card": text(card),
+                "fetched": fetched,
+                "batches": batches,
+                "after": text(after.fetchone()[0]),
+            }
+        )
+    )
+
+
 def sleep_then_select():
     """Runs SELECT SLEEP(60); prints the greeting's id first, then how the sleep ended and
     whether the session still works."""

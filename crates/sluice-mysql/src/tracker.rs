@@ -46,6 +46,10 @@ struct Prepared {
     long_data: HashMap<u16, Vec<u8>>,
     /// The review rule every execution falls under.
     review: Option<Arc<RuleHit>>,
+    /// Columns the masker masks whole (with `columns`).
+    whole: Vec<bool>,
+    /// The recorded execution whose cursor is open: fetched rows are its results.
+    cursor: Option<u64>,
 }
 
 /// What the server owes.
@@ -97,6 +101,23 @@ struct Pending {
     truncated: bool,
     /// Prepare answer being assembled: (statement id, params).
     prepared: Option<(u32, u16)>,
+}
+
+impl Pending {
+    fn new(expect: Expect, query: Option<u64>, now_us: i64) -> Pending {
+        Pending {
+            expect,
+            phase: Phase::Start,
+            query,
+            started_us: now_us,
+            columns: Vec::new(),
+            whole: Vec::new(),
+            rows: Vec::new(),
+            row_count: 0,
+            truncated: false,
+            prepared: None,
+        }
+    }
 }
 
 /// Pairs commands with results; see the module docs.
@@ -190,7 +211,18 @@ impl Tracker {
                     Some(q),
                 )
             }
-            Command::StmtFetch { id, .. } => (Expect::Fetch { stmt: *id }, None),
+            Command::StmtFetch { id, .. } => {
+                let (query, columns, whole) = match self.statements.get(id) {
+                    Some(s) => (s.cursor, s.columns.clone(), s.whole.clone()),
+                    None => (None, Vec::new(), Vec::new()),
+                };
+                self.pending = Some(Pending {
+                    columns,
+                    whole,
+                    ..Pending::new(Expect::Fetch { stmt: *id }, query, now_us)
+                });
+                return;
+            }
             Command::StmtSendLongData { id, param, data } => {
                 if let Some(p) = self.statements.get_mut(id) {
                     let piece = p.long_data.entry(*param).or_default();
@@ -207,6 +239,7 @@ impl Tracker {
             Command::StmtReset(id) => {
                 if let Some(p) = self.statements.get_mut(id) {
                     p.long_data.clear();
+                    p.cursor = None;
                 }
                 (Expect::Status, None)
             }
@@ -226,18 +259,7 @@ impl Tracker {
             Command::Quit => return,
             _ => (Expect::Status, None),
         };
-        self.pending = Some(Pending {
-            expect,
-            phase: Phase::Start,
-            query,
-            started_us: now_us,
-            columns: Vec::new(),
-            whole: Vec::new(),
-            rows: Vec::new(),
-            row_count: 0,
-            truncated: false,
-            prepared: None,
-        });
+        self.pending = Some(Pending::new(expect, query, now_us));
     }
 
     /// Records a statement (masked) and returns its id.

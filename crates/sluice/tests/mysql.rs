@@ -224,6 +224,67 @@ fn prepared_statements_over_the_binary_protocol() {
 }
 
 #[test]
+fn cursor_fetch_and_long_data() {
+    let db = MyDb::new();
+    typed_table(&db);
+    db.exec("CREATE TABLE blobs (id INT PRIMARY KEY, data MEDIUMBLOB, card VARCHAR(40))");
+    // `note` masked whole by a column rule, cards by the detector.
+    let gw = Gateway::start(&config(
+        &db,
+        false,
+        "masking:\n  mask_client: true\n  columns: [\"note\"]\n",
+    ));
+    let token = gw.service_account("engineering");
+    let seen = run_python("cursor_and_long_data", &gw.my_env(&token, &db, true));
+
+    // Long data arrives whole; a BLOB's bytes are never edited by detectors.
+    let blob: Vec<u8> = (0..=255u8).cycle().take(256 * 1200).collect();
+    assert_eq!(seen["blob_len"], 307_200, "{seen}");
+    assert_eq!(seen["blob_sha256"], sha256_hex(&blob));
+    assert_eq!(seen["blob_card"], "**** **** **** 1111");
+    assert_eq!(
+        db.exec("SELECT LENGTH(data) AS n, card FROM blobs"),
+        "n\tcard\n307200\t4111 1111 1111 1111\n"
+    );
+
+    // Cursor rows come two at a time and are masked like any other rows, column rules too
+    // (a whole-column mask keeps the value's length).
+    assert_eq!(
+        seen["fetched"],
+        serde_json::json!([["1", "**** **** **** 1111", "*****"], ["2", null, "*****"]]),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["after"], "after",
+        "the session goes on after the cursor"
+    );
+
+    let id = gw.wait_ended_session("my");
+    let events = recorded(&gw, &id);
+    let insert = events
+        .iter()
+        .find(|e| e["kind"] == "query" && e["text"].as_str().unwrap().starts_with("INSERT"))
+        .expect("the INSERT is recorded");
+    assert_eq!(insert["params"][0], "1");
+    assert_eq!(insert["params"][2], "**** **** **** 1111");
+    assert!(!insert["params"][1].is_null(), "the long data is recorded");
+    // The rows fetched through the cursor are results of the execution that opened it.
+    let cursor = events
+        .iter()
+        .find(|e| e["kind"] == "query" && e["text"].as_str().unwrap().contains("FROM typed"))
+        .expect("the cursor's statement is recorded");
+    let rows: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "result" && e["query"] == cursor["id"])
+        .filter_map(|e| e["rows"].as_array())
+        .flatten()
+        .collect();
+    assert_eq!(rows.len(), 2, "{events:?}");
+    assert_eq!(rows[0][1], "**** **** **** 1111");
+    assert_eq!(rows[0][2], "*****");
+}
+
+#[test]
 fn refusals_are_native_errors_and_audited() {
     let db = MyDb::new();
     db.exec("CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1), (2);");

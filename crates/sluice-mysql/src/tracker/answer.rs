@@ -7,6 +7,9 @@ use crate::codec::{status, CodecError};
 use sluice_core::SessionEvent;
 use std::collections::HashMap;
 
+/// Length of an EOF packet's payload.
+const EOF_LEN: usize = 5;
+
 impl Tracker {
     /// Advances `p` by one packet; true when the response is complete.
     pub(super) fn step(
@@ -75,16 +78,13 @@ impl Tracker {
                     } else {
                         Phase::ColumnsEof
                     };
-                    if self.deprecate_eof {
-                        return Ok(self.cursor_opened(p, None));
-                    }
                 }
                 Ok(false)
             }
             Phase::ColumnsEof => {
                 let (_, st) = response::parse_eof(payload)?;
                 p.phase = Phase::Rows;
-                Ok(self.cursor_opened(p, Some(st)))
+                Ok(self.cursor_opened(p, st))
             }
             Phase::Rows => {
                 if first == 0xFF {
@@ -93,11 +93,16 @@ impl Tracker {
                     return Ok(true);
                 }
                 if response::is_eof(first, len, self.deprecate_eof) {
-                    let st = if self.deprecate_eof {
+                    // An opened cursor is announced by an EOF packet (5 bytes) even when EOF
+                    // packets are otherwise deprecated; a result set's end is then an OK.
+                    let st = if self.deprecate_eof && len != EOF_LEN {
                         response::parse_ok(payload)?.status
                     } else {
                         response::parse_eof(payload)?.1
                     };
+                    if p.row_count == 0 && self.cursor_opened(p, st) {
+                        return Ok(true);
+                    }
                     self.finish_rows(p, now_us, out);
                     if st & status::MORE_RESULTS_EXISTS != 0 {
                         p.phase = Phase::Start;
@@ -153,6 +158,8 @@ impl Tracker {
                     columns: Vec::new(),
                     long_data: HashMap::new(),
                     review: review.clone(),
+                    whole: Vec::new(),
+                    cursor: None,
                 },
             );
         }
@@ -183,17 +190,28 @@ impl Tracker {
         if let Expect::Results { stmt: Some(id), .. } = p.expect {
             if let Some(s) = self.statements.get_mut(&id) {
                 s.columns = p.columns.clone();
+                s.whole = p.whole.clone();
             }
         }
     }
 
     /// An execution that opened a cursor ends after its column definitions; its rows come
-    /// with COM_STMT_FETCH.
-    fn cursor_opened(&mut self, p: &mut Pending, status: Option<u16>) -> bool {
-        let cursor = status.is_some_and(|s| s & status::CURSOR_EXISTS != 0);
-        if cursor {
-            p.rows.clear();
+    /// with COM_STMT_FETCH and are recorded as results of the same statement.
+    fn cursor_opened(&mut self, p: &mut Pending, status: u16) -> bool {
+        let Expect::Results {
+            binary: true,
+            stmt: Some(id),
+        } = p.expect
+        else {
+            return false;
+        };
+        if status & status::CURSOR_EXISTS == 0 {
+            return false;
         }
-        cursor
+        p.rows.clear();
+        if let Some(s) = self.statements.get_mut(&id) {
+            s.cursor = p.query;
+        }
+        true
     }
 }

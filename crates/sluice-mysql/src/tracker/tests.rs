@@ -1,5 +1,5 @@
-//! The tracker fed with bytes: a multi-result COM_QUERY with masking, and a prepared
-//! statement's prepare, execute (binary row) and close.
+//! The tracker fed with bytes: a multi-result COM_QUERY with masking, a prepared
+//! statement's prepare, execute (binary row) and close, and a cursor's fetches.
 
 use super::*;
 use crate::codec::packet::put_packet;
@@ -187,4 +187,83 @@ fn prepared_statement_rows_and_parameters() {
     );
     t.on_command(&Command::StmtClose(7), 3, &mut out);
     assert!(!t.statements.contains_key(&7));
+}
+
+#[test]
+fn a_cursor_ends_its_execution_even_with_deprecated_eof_and_fetches_are_its_results() {
+    let mut t = tracker(true);
+    let mut out = Vec::new();
+    t.on_command(
+        &Command::StmtPrepare(b"SELECT n, secret FROM t"),
+        1,
+        &mut out,
+    );
+    let mut ok = vec![0];
+    ok.extend_from_slice(&9u32.to_le_bytes());
+    ok.extend_from_slice(&2u16.to_le_bytes());
+    ok.extend_from_slice(&0u16.to_le_bytes());
+    ok.extend_from_slice(&[0, 0, 0]);
+    feed(
+        &mut t,
+        &[ok, column("n", 3, 63), column("secret", 253, 45)],
+        &mut out,
+    );
+    assert!(t.idle());
+    t.on_command(
+        &Command::StmtExecute {
+            id: 9,
+            flags: 1,
+            params: &[],
+        },
+        2,
+        &mut out,
+    );
+    // Opening a cursor: column definitions, then an EOF packet saying so (sent even though
+    // EOF packets are otherwise deprecated), and no rows.
+    feed(
+        &mut t,
+        &[
+            vec![2],
+            column("n", 3, 63),
+            column("secret", 253, 45),
+            eof(status::CURSOR_EXISTS),
+        ],
+        &mut out,
+    );
+    assert!(t.idle(), "the execution's answer ends at the cursor's EOF");
+    t.on_command(&Command::StmtFetch { id: 9, rows: 2 }, 3, &mut out);
+    let mut row = vec![0, 0];
+    row.extend_from_slice(&5i32.to_le_bytes());
+    put_lenenc_str(&mut row, b"hunter2");
+    let sent = feed(
+        &mut t,
+        &[row, eof(status::CURSOR_EXISTS | status::LAST_ROW_SENT)],
+        &mut out,
+    );
+    assert!(t.idle());
+    assert_eq!(
+        &sent[0][7..],
+        b"*******",
+        "column rules apply to fetched rows"
+    );
+    let query = out
+        .iter()
+        .find_map(|e| match e {
+            SessionEvent::Query(q) => Some(q.id),
+            _ => None,
+        })
+        .expect("the execution is recorded");
+    let results: Vec<_> = out
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Result(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0].query, query);
+    assert_eq!(
+        results[0].rows,
+        vec![vec![Some("5".into()), Some("*******".into())]]
+    );
 }
