@@ -1,3 +1,4 @@
+use super::wire::*;
 use super::*;
 use std::net::TcpListener;
 use std::thread;
