@@ -37,7 +37,7 @@ pub mod stream;
 pub use authorize::{Authorized, OpenError};
 pub use catalog::Catalog;
 pub use live::{LiveSessions, Stop};
-pub use policy::ConnectionPolicy;
+pub use policy::{ConnectionPolicy, SessionPolicy};
 pub use recorder::{Durable, Recorder, RecordingSettings};
 pub use reviews::{AccessError, Announce, CommandHold, DecideError, HeldCommand, Reviews};
 

@@ -1,9 +1,15 @@
 //! A connection's policy: its guard (deny / review rules) and its masker, compiled once and
 //! shared by every session of the connection.
 
+use crate::reviews::CommandHold;
+use crate::Pipeline;
+use sluice_core::Identity;
 use sluice_mask::{MaskConfig, Masker};
-use sluice_policy::{AccessConfig, Guard, GuardConfig};
+use sluice_policy::analysis::AnalysisCache;
+use sluice_policy::{AccessConfig, Guard, GuardConfig, RuleHit, DEFAULT_REVIEW_TIMEOUT};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
 
 /// The compiled policy of one connection.
 #[derive(Debug, Default)]
@@ -14,6 +20,55 @@ pub struct ConnectionPolicy {
     pub masker: Option<Arc<Masker>>,
     /// Time-boxed access; `None` lets a grant suffice.
     pub access: Option<AccessConfig>,
+}
+
+impl ConnectionPolicy {
+    /// How long a held command waits for its decision.
+    pub fn review_timeout(&self) -> Duration {
+        self.guard
+            .as_ref()
+            .map_or(DEFAULT_REVIEW_TIMEOUT, Guard::review_timeout)
+    }
+}
+
+/// The policy one session runs under, and what holding a command for review needs.
+#[derive(Clone)]
+pub struct SessionPolicy {
+    /// The connection's guard and masker.
+    pub policy: Arc<ConnectionPolicy>,
+    /// Who the session belongs to (groups for group-scoped rules, requester of reviews).
+    pub identity: Arc<Identity>,
+    /// Connection name.
+    pub connection: String,
+    /// Session id.
+    pub session_id: String,
+    /// Files reviews and waits for decisions.
+    pub pipeline: Pipeline,
+    /// Notified when the client withdraws a held command (a PostgreSQL CancelRequest, a
+    /// MySQL `KILL` of the session).
+    pub withdraw: Arc<Notify>,
+    /// Analyses shared by the listener's sessions.
+    pub analyses: Arc<AnalysisCache>,
+}
+
+impl SessionPolicy {
+    /// The review to file for command `statement` (masked) held under `hit` as review `id`.
+    pub fn command_hold<'a>(
+        &'a self,
+        id: String,
+        hit: &'a RuleHit,
+        statement: String,
+    ) -> CommandHold<'a> {
+        CommandHold {
+            id,
+            identity: &self.identity,
+            connection: &self.connection,
+            session_id: &self.session_id,
+            hit,
+            statement,
+            timeout: self.policy.review_timeout(),
+        }
+    }
 }
 
 /// Why a policy could not be compiled.

@@ -46,12 +46,10 @@ where
                 }
             }
             Command::Query(t) | Command::StmtPrepare(t) => Some(*t),
-            Command::StmtExecute { id, .. } => match self.policy.is_some() {
-                true => match st.tracker.execution_review(*id) {
-                    Some(hit) if !st.recorder.audit_closed() => return Decision::Hold(hit),
-                    _ => None,
-                },
-                false => None,
+            // Only a session with a policy marks statements for review.
+            Command::StmtExecute { id, .. } => match st.tracker.execution_review(*id) {
+                Some(hit) if !st.recorder.audit_closed() => return Decision::Hold(hit),
+                _ => None,
             },
             _ => None,
         };

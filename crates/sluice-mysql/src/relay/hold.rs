@@ -14,7 +14,6 @@ use crate::codec::packet::next_packet;
 use sluice_core::time::now_micros;
 use sluice_core::{EndReason, Review};
 use sluice_pipeline::reviews::{NotRun, Settled};
-use sluice_pipeline::CommandHold;
 use sluice_policy::RuleHit;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -55,26 +54,12 @@ where
         let Some(p) = self.policy.clone() else {
             return Ok(Decision::Forward);
         };
-        let timeout = p
-            .policy
-            .guard
-            .as_ref()
-            .map_or(sluice_policy::DEFAULT_REVIEW_TIMEOUT, |g| {
-                g.review_timeout()
-            });
+        let timeout = p.policy.review_timeout();
         // Listen for a KILL from now on, so one that comes while the review is filed counts.
         let withdrawn = p.withdraw.notified();
         tokio::pin!(withdrawn);
         withdrawn.as_mut().enable();
-        let hold = CommandHold {
-            id: held.review.clone(),
-            identity: &p.identity,
-            connection: &p.connection,
-            session_id: &p.session_id,
-            hit: &held.hit,
-            statement: held.statement.to_string(),
-            timeout,
-        };
+        let hold = p.command_hold(held.review.clone(), &held.hit, held.statement.to_string());
         let settled = match p.pipeline.hold_command(hold).await {
             Err(e) => {
                 warn!(error = %e, "could not file a review; refusing the statement");

@@ -14,15 +14,14 @@ use crate::codec::response;
 use crate::kill::KillMap;
 use crate::tracker::Tracker;
 use sluice_core::time::now_micros;
-use sluice_core::{EndReason, Identity, SessionEvent};
+use sluice_core::{EndReason, SessionEvent};
 use sluice_pipeline::stream::ClientStream;
-use sluice_pipeline::{ConnectionPolicy, Durable, Pipeline, Recorder, Stop};
-use sluice_policy::analysis::AnalysisCache;
+use sluice_pipeline::{Durable, Recorder, Stop};
 use sluice_policy::RuleHit;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 /// Largest logical packet the gateway accepts from either side (MySQL's own limit is 1 GiB).
 pub const MAX_PACKET: usize = 256 << 20;
@@ -39,24 +38,7 @@ pub struct KillScope {
     pub target: std::net::SocketAddr,
 }
 
-/// The policy a session runs under.
-#[derive(Clone)]
-pub struct SessionPolicy {
-    /// The connection's guard and masker.
-    pub policy: Arc<ConnectionPolicy>,
-    /// Who the session belongs to.
-    pub identity: Arc<Identity>,
-    /// Analyses shared by the listener's sessions.
-    pub analyses: Arc<AnalysisCache>,
-    /// Connection name.
-    pub connection: String,
-    /// Session id.
-    pub session_id: String,
-    /// Files reviews and waits for decisions.
-    pub pipeline: Pipeline,
-    /// Notified by a `KILL` of this session (withdraws a held statement).
-    pub withdraw: Arc<Notify>,
-}
+pub use sluice_pipeline::SessionPolicy;
 
 /// How the relay ended.
 #[derive(Debug)]

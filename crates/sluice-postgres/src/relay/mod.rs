@@ -12,16 +12,15 @@ mod client;
 mod review;
 mod server;
 
-use crate::analyze::AnalysisCache;
 use crate::codec::encode;
 use crate::tracker::Tracker;
 use bytes::BytesMut;
-use sluice_core::{EndReason, Identity, SessionEvent};
+use sluice_core::{EndReason, SessionEvent};
 use sluice_pipeline::stream::ClientStream;
-use sluice_pipeline::{ConnectionPolicy, Durable, Pipeline, Recorder, Stop};
-use std::sync::{Arc, Mutex};
+use sluice_pipeline::{Durable, Recorder, Stop};
+use std::sync::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 /// Read sizes: small while idle, growing while data streams.
 const MIN_READ: usize = 4 * 1024;
@@ -36,24 +35,7 @@ pub struct SessionState {
     pub recorder: Recorder,
 }
 
-/// The policy a session runs under, and what holding a statement for review needs.
-#[derive(Clone)]
-pub struct SessionPolicy {
-    /// The connection's guard and masker.
-    pub policy: Arc<ConnectionPolicy>,
-    /// Who the session belongs to (groups for group-scoped rules, requester of reviews).
-    pub identity: Arc<Identity>,
-    /// Connection name.
-    pub connection: String,
-    /// Session id.
-    pub session_id: String,
-    /// Files reviews and waits for decisions.
-    pub pipeline: Pipeline,
-    /// Notified when the client sends a CancelRequest (withdraws a held statement).
-    pub withdraw: Arc<Notify>,
-    /// Analyses shared by the listener's sessions.
-    pub analyses: Arc<AnalysisCache>,
-}
+pub use sluice_pipeline::SessionPolicy;
 
 /// How the relay ended.
 #[derive(Debug)]

@@ -8,7 +8,6 @@ use crate::tracker::{Decided, Refusal};
 use bytes::BytesMut;
 use sluice_core::Review;
 use sluice_pipeline::reviews::{held_notice, NotRun, Settled};
-use sluice_pipeline::CommandHold;
 use sluice_policy::RuleHit;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
@@ -56,27 +55,13 @@ where
     R: AsyncRead + Unpin,
     CW: AsyncWrite + Unpin,
 {
-    let timeout = p
-        .policy
-        .guard
-        .as_ref()
-        .map_or(sluice_policy::DEFAULT_REVIEW_TIMEOUT, |g| {
-            g.review_timeout()
-        });
+    let timeout = p.policy.review_timeout();
     // Listen for the client's CancelRequest from now on: one that comes while the review is
     // filed or the notice sent must withdraw it too (notify_waiters keeps no permit).
     let withdrawn = p.withdraw.notified();
     tokio::pin!(withdrawn);
     withdrawn.as_mut().enable();
-    let hold = CommandHold {
-        id: held.review.clone(),
-        identity: &p.identity,
-        connection: &p.connection,
-        session_id: &p.session_id,
-        hit: &held.hit,
-        statement: held.statement.to_string(),
-        timeout,
-    };
+    let hold = p.command_hold(held.review.clone(), &held.hit, held.statement.to_string());
     let mut waiting = match p.pipeline.hold_command(hold).await {
         Ok(w) => w,
         Err(e) => {
