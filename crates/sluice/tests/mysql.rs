@@ -30,17 +30,6 @@ const GUARDRAILS: &str = "guardrails:
       match: { statements: [update] }
 ";
 
-fn typed_table(db: &MyDb) {
-    db.exec(
-        "CREATE TABLE typed (id INT PRIMARY KEY, n INT, big BIGINT UNSIGNED, amount DECIMAL(10,2), \
-           ratio DOUBLE, d DATE, ts DATETIME(6), card VARCHAR(40), note TEXT);
-         INSERT INTO typed VALUES
-           (1, -5, 18446744073709551615, 12.34, 0.5, '2024-01-02', '2024-11-24 13:05:09.123456',
-            '4111 1111 1111 1111', 'hello'),
-           (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'nulls');",
-    );
-}
-
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -60,7 +49,7 @@ fn recorded(gw: &Gateway, session: &str) -> Vec<Value> {
 #[test]
 fn text_protocol_types_large_rows_masking_and_recording() {
     let db = MyDb::new();
-    typed_table(&db);
+    db.typed_table();
     db.exec(
         "CREATE TABLE blobs (id INT, payload LONGBLOB);
          INSERT INTO blobs VALUES (1, REPEAT('x', 16777210));",
@@ -169,7 +158,7 @@ fn sha256_hex(data: &[u8]) -> String {
 #[test]
 fn prepared_statements_over_the_binary_protocol() {
     let db = MyDb::new();
-    typed_table(&db);
+    db.typed_table();
     let gw = Gateway::start(&config(&db, false, MASKING));
     let token = gw.service_account("engineering");
     let seen = run_python("prepared", &gw.my_env(&token, &db, true));
@@ -226,7 +215,7 @@ fn prepared_statements_over_the_binary_protocol() {
 #[test]
 fn cursor_fetch_and_long_data() {
     let db = MyDb::new();
-    typed_table(&db);
+    db.typed_table();
     db.exec("CREATE TABLE blobs (id INT PRIMARY KEY, data MEDIUMBLOB, card VARCHAR(40))");
     // `note` masked whole by a column rule, cards by the detector.
     let gw = Gateway::start(&config(

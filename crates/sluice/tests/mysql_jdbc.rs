@@ -43,14 +43,7 @@ fn jdbc(scenario: &str, env: &[(&'static str, String)]) -> Value {
 #[test]
 fn jdbc_text_and_server_prepared_statements_refusals_and_errors() {
     let db = MyDb::new();
-    db.exec(
-        "CREATE TABLE typed (id INT PRIMARY KEY, n INT, big BIGINT UNSIGNED, amount DECIMAL(10,2), \
-           ratio DOUBLE, d DATE, ts DATETIME(6), card VARCHAR(40), note TEXT);
-         INSERT INTO typed VALUES
-           (1, -5, 18446744073709551615, 12.34, 0.5, '2024-01-02', '2024-11-24 13:05:09.123456',
-            '4111 1111 1111 1111', 'hello'),
-           (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'nulls');",
-    );
+    db.typed_table();
     let gw = Gateway::start(&config(&db, false, POLICY));
     let token = gw.service_account("engineering");
     let env = gw.my_env(&token, &db, true);

@@ -52,16 +52,6 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// Waits for the one pending review, as approver `token` sees it.
-fn pending_review(gw: &Gateway, token: &str) -> Value {
-    wait_for("a pending review", Duration::from_secs(20), || {
-        let out = gw.cli_as(token, &["reviews", "list", "--pending", "--json"]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        let list: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-        list.into_iter().next()
-    })
-}
-
 fn decide(gw: &Gateway, token: &str, args: &[&str]) {
     let out = gw.cli_as(token, args);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -80,7 +70,7 @@ fn held_statements_run_when_approved_and_fail_natively_when_denied() {
         &s.alice,
         "UPDATE t SET note = 'x' WHERE id = 1; SELECT note FROM t WHERE id = 1",
     );
-    let pending = pending_review(&s.gw, &s.bob);
+    let pending = s.gw.pending_review(&s.bob);
     let id = pending["id"].as_str().unwrap().to_string();
     assert_eq!(pending["rule"], "review-writes");
     assert_eq!(pending["requester"], "alice");
@@ -121,7 +111,7 @@ fn held_statements_run_when_approved_and_fail_natively_when_denied() {
         &s.alice,
         "UPDATE t SET note = '4111 1111 1111 1111' WHERE id = 2",
     );
-    let pending = pending_review(&s.gw, &s.bob);
+    let pending = s.gw.pending_review(&s.bob);
     let id = pending["id"].as_str().unwrap().to_string();
     let statement = pending["statement"].as_str().unwrap();
     assert!(statement.contains("'**** **** **** 1111'"), "{statement}");
@@ -152,7 +142,7 @@ fn each_execution_of_a_prepared_statement_is_reviewed_with_its_parameters() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let first = pending_review(&s.gw, &s.bob);
+    let first = s.gw.pending_review(&s.bob);
     let statement = first["statement"].as_str().unwrap();
     assert!(
         statement.starts_with("UPDATE t SET note = ? WHERE id = ?"),
@@ -167,7 +157,7 @@ fn each_execution_of_a_prepared_statement_is_reviewed_with_its_parameters() {
     decide(&s.gw, &s.bob, &["reviews", "approve", &first_id]);
     // The second execution of the same statement is held again, with its own values.
     let second = wait_for("the second execution held", Duration::from_secs(20), || {
-        let p = pending_review(&s.gw, &s.bob);
+        let p = s.gw.pending_review(&s.bob);
         (p["id"] != first_id.as_str()).then_some(p)
     });
     assert!(
@@ -197,7 +187,7 @@ fn ctrl_c_or_leaving_withdraws_the_review() {
     // Ctrl-C in `mariadb` sends KILL QUERY (with the id the gateway gave it) on a second
     // connection: the held statement is withdrawn, never run.
     let cli = s.gw.mariadb_spawn(&s.alice, "DELETE FROM t WHERE id = 1");
-    let id = pending_review(&s.gw, &s.bob)["id"]
+    let id = s.gw.pending_review(&s.bob)["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -227,7 +217,7 @@ fn ctrl_c_or_leaving_withdraws_the_review() {
 
     // A client that goes away while waiting withdraws it too.
     let mut cli = s.gw.mariadb_spawn(&s.alice, "DELETE FROM t WHERE id = 2");
-    let id = pending_review(&s.gw, &s.bob)["id"]
+    let id = s.gw.pending_review(&s.bob)["id"]
         .as_str()
         .unwrap()
         .to_string();

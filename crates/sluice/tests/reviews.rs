@@ -81,16 +81,6 @@ fn psql_bg(gw: &Gateway, token: &str, sql: &str) -> Child {
         .expect("psql starts")
 }
 
-/// Waits for the one pending review visible to `token`.
-fn pending_review(gw: &Gateway, token: &str) -> Value {
-    common::wait_for("a pending review", Duration::from_secs(20), || {
-        let out = cli_as(gw, token, &["reviews", "list", "--pending", "--json"]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        let list: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-        list.into_iter().next()
-    })
-}
-
 fn review(gw: &Gateway, id: &str) -> Value {
     serde_json::from_str(&gw.cli_ok(&["reviews", "show", id, "--json"])).unwrap()
 }
@@ -111,7 +101,7 @@ fn a_held_delete_runs_once_an_approver_in_another_process_approves() {
     let psql = psql_bg(&s.gw, &s.alice, "delete from t where id = 1");
 
     // The review is visible to an approver, with the statement, the rule and the requester.
-    let r = pending_review(&s.gw, &s.bob);
+    let r = s.gw.pending_review(&s.bob);
     let id = r["id"].as_str().unwrap().to_string();
     assert!(id.starts_with("rv-"), "{r}");
     assert_eq!(r["requester"], "alice");
@@ -226,7 +216,7 @@ fn a_denied_statement_fails_with_the_reason_and_the_session_goes_on() {
             )
             .unwrap();
     }
-    let pending = pending_review(&s.gw, &s.bob);
+    let pending = s.gw.pending_review(&s.bob);
     let id = pending["id"].as_str().unwrap().to_string();
     // Approvers see the statement with its sensitive values masked, never raw.
     let statement = pending["statement"].as_str().unwrap();
@@ -291,7 +281,7 @@ fn every_execution_of_a_prepared_statement_is_reviewed_with_its_parameters() {
     .spawn()
     .unwrap();
     // The first execution: the reviewer sees the statement and its parameter.
-    let first = pending_review(&s.gw, &s.bob);
+    let first = s.gw.pending_review(&s.bob);
     assert_eq!(first["statement"], "delete from t where id = $1\n-- $1 = 3");
     let id = first["id"].as_str().unwrap().to_string();
     let ok = cli_as(&s.gw, &s.bob, &["reviews", "approve", &id]);
@@ -375,7 +365,7 @@ fn cancelling_or_leaving_withdraws_the_review() {
     let s = setup("10m", "");
     // Ctrl-C in psql sends a CancelRequest: the held statement is withdrawn.
     let psql = psql_bg(&s.gw, &s.alice, "delete from t where id = 1");
-    let id = pending_review(&s.gw, &s.bob)["id"]
+    let id = s.gw.pending_review(&s.bob)["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -395,7 +385,7 @@ fn cancelling_or_leaving_withdraws_the_review() {
     // A client that disconnects while waiting withdraws it too; approving it afterwards fails
     // and the statement never runs.
     let mut psql = psql_bg(&s.gw, &s.alice, "delete from t where id = 2");
-    let id = pending_review(&s.gw, &s.bob)["id"]
+    let id = s.gw.pending_review(&s.bob)["id"]
         .as_str()
         .unwrap()
         .to_string();

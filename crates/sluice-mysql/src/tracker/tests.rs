@@ -51,6 +51,16 @@ fn eof(status: u16) -> Vec<u8> {
     e
 }
 
+/// COM_STMT_PREPARE's OK: statement id, column and parameter counts.
+fn prepare_ok(stmt: u32, columns: u16, params: u16) -> Vec<u8> {
+    let mut ok = vec![0];
+    ok.extend_from_slice(&stmt.to_le_bytes());
+    ok.extend_from_slice(&columns.to_le_bytes());
+    ok.extend_from_slice(&params.to_le_bytes());
+    ok.extend_from_slice(&[0, 0, 0]);
+    ok
+}
+
 /// Feeds `payloads` as server packets; returns the bytes as the client gets them.
 fn feed(t: &mut Tracker, payloads: &[Vec<u8>], out: &mut Vec<SessionEvent>) -> Vec<Vec<u8>> {
     payloads
@@ -123,11 +133,7 @@ fn prepared_statement_rows_and_parameters() {
         1,
         &mut out,
     );
-    let mut ok = vec![0];
-    ok.extend_from_slice(&7u32.to_le_bytes());
-    ok.extend_from_slice(&2u16.to_le_bytes());
-    ok.extend_from_slice(&1u16.to_le_bytes());
-    ok.extend_from_slice(&[0, 0, 0]);
+    let ok = prepare_ok(7, 2, 1);
     feed(
         &mut t,
         &[
@@ -198,11 +204,7 @@ fn a_cursor_ends_its_execution_even_with_deprecated_eof_and_fetches_are_its_resu
         1,
         &mut out,
     );
-    let mut ok = vec![0];
-    ok.extend_from_slice(&9u32.to_le_bytes());
-    ok.extend_from_slice(&2u16.to_le_bytes());
-    ok.extend_from_slice(&0u16.to_le_bytes());
-    ok.extend_from_slice(&[0, 0, 0]);
+    let ok = prepare_ok(9, 2, 0);
     feed(
         &mut t,
         &[ok, column("n", 3, 63), column("secret", 253, 45)],

@@ -237,6 +237,20 @@ impl Gateway {
         self.cli_as(&self.admin_token, args)
     }
 
+    /// Waits for the first pending review that `token` (an approver) may decide.
+    pub fn pending_review(&self, token: &str) -> Value {
+        wait_for("a pending review", Duration::from_secs(20), || {
+            let out = self.cli_as(token, &["reviews", "list", "--pending", "--json"]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let list: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+            list.into_iter().next()
+        })
+    }
+
     /// Runs the CLI with `token`.
     pub fn cli_as(&self, token: &str, args: &[&str]) -> Output {
         Command::new(bin())

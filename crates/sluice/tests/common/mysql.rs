@@ -32,6 +32,19 @@ pub struct MyDb {
 }
 
 impl MyDb {
+    /// Table `typed`: a row with every common column type (a card number in `card`) and a
+    /// row of NULLs.
+    pub fn typed_table(&self) {
+        self.exec(
+            "CREATE TABLE typed (id INT PRIMARY KEY, n INT, big BIGINT UNSIGNED, amount DECIMAL(10,2), \
+               ratio DOUBLE, d DATE, ts DATETIME(6), card VARCHAR(40), note TEXT);
+             INSERT INTO typed VALUES
+               (1, -5, 18446744073709551615, 12.34, 0.5, '2024-01-02', '2024-11-24 13:05:09.123456',
+                '4111 1111 1111 1111', 'hello'),
+               (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'nulls');",
+        );
+    }
+
     pub fn new() -> MyDb {
         let name = unique("sluice_my");
         let out = mariadb_direct("mysql", &format!("CREATE DATABASE {name}"));
