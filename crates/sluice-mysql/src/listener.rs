@@ -14,20 +14,12 @@ use sluice_policy::analysis::AnalysisCache;
 use sluice_store::TokenError;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 use tracing::{info, warn, Instrument};
 
 /// Settings of a MySQL listener.
-pub struct ListenerSettings {
-    /// TLS and plaintext policy for clients.
-    pub handshake: HandshakeConfig,
-    /// Limit for opening the target.
-    pub connect_timeout: Duration,
-    /// Dropped when the listener and all its sessions are done (shutdown waits on it).
-    pub drained: tokio::sync::mpsc::Sender<()>,
-}
+pub type ListenerSettings = sluice_pipeline::accept::ListenerSettings<HandshakeConfig>;
 
 struct Ctx {
     pipeline: Pipeline,

@@ -7,6 +7,16 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+/// Settings every protocol listener has; `H` is the protocol's TLS and plaintext policy.
+pub struct ListenerSettings<H> {
+    /// TLS and plaintext policy for clients.
+    pub handshake: H,
+    /// Limit for opening the target.
+    pub connect_timeout: Duration,
+    /// Dropped when the listener and all its sessions are done (shutdown waits on it).
+    pub drained: tokio::sync::mpsc::Sender<()>,
+}
+
 /// Accepts clients until `shutdown` turns true; `on_client` spawns each one's task.
 pub async fn accept_loop(
     listener: TcpListener,

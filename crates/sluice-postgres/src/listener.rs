@@ -15,21 +15,13 @@ use sluice_pipeline::{audit, Authorized, OpenError, Pipeline};
 use sluice_store::TokenError;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tracing::{info, warn, Instrument};
 
 /// Settings of a PostgreSQL listener.
-pub struct ListenerSettings {
-    /// TLS and plaintext policy for clients.
-    pub handshake: HandshakeConfig,
-    /// Limit for opening the target.
-    pub connect_timeout: Duration,
-    /// Dropped when the listener and all its sessions are done (shutdown waits on it).
-    pub drained: tokio::sync::mpsc::Sender<()>,
-}
+pub type ListenerSettings = sluice_pipeline::accept::ListenerSettings<HandshakeConfig>;
 
 /// Everything a client task needs.
 struct Ctx {
