@@ -281,7 +281,8 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
     }
     std::fs::write(data_dir.join("listeners.json"), listeners.to_string())
         .map_err(io("writing listeners.json"))?;
-    info!(postgres = %pg_addr, api = %api_addr, data_dir = %data_dir.display(), "sluice gateway ready");
+    let mysql = mysql_addr.map_or_else(|| "off".to_string(), |a| a.to_string());
+    info!(postgres = %pg_addr, %mysql, api = %api_addr, data_dir = %data_dir.display(), "sluice gateway ready");
 
     wait_for_signal().await;
     info!("shutting down: ending sessions");
