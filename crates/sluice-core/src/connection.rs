@@ -63,6 +63,9 @@ pub struct Connection {
     pub username: Option<String>,
     /// Where the target password comes from.
     pub credential: TargetCredential,
+    /// The agent whose outbound tunnel reaches the target; `None` dials directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
     /// True when defined in the config file (read-only at runtime).
     pub from_config: bool,
 }

@@ -238,6 +238,9 @@ pub struct ConnectionConfig {
     pub password_env: Option<String>,
     /// File holding the target password.
     pub password_file: Option<String>,
+    /// Agent whose outbound tunnel reaches the target (the target is dialed from there).
+    #[serde(default)]
+    pub via: Option<String>,
     /// Guardrails: deny and review rules.
     #[serde(default)]
     pub guardrails: Option<sluice_policy::GuardConfig>,
@@ -292,6 +295,12 @@ pub fn build_connection(c: &ConnectionConfig, from_config: bool) -> Result<Conne
         database: c.database.clone(),
         username: c.username.clone(),
         credential,
+        via: match &c.via {
+            Some(v) if !ConnectionName::is_valid(v) => {
+                return Err(format!("invalid agent name {v:?} in via"))
+            }
+            v => v.clone(),
+        },
         from_config,
     })
 }

@@ -9,7 +9,6 @@
 //! running then): that is what Ctrl-C in `mariadb` does to a held statement.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
@@ -20,7 +19,7 @@ const FIRST_ID: u32 = 1 << 30;
 /// A live session, as `KILL` finds it.
 #[derive(Debug, Clone)]
 struct Entry {
-    target: SocketAddr,
+    target: String,
     thread: u32,
     identity: String,
     withdraw: Arc<Notify>,
@@ -62,7 +61,7 @@ impl KillMap {
     pub fn register(
         self: &Arc<Self>,
         id: u32,
-        target: SocketAddr,
+        target: String,
         thread: u32,
         identity: &str,
         withdraw: Arc<Notify>,
@@ -90,7 +89,7 @@ impl KillMap {
         &self,
         id: u64,
         identity: &str,
-        target: SocketAddr,
+        target: &str,
     ) -> Result<Option<u32>, KillRefused> {
         let Ok(id) = u32::try_from(id) else {
             return Ok(None);
@@ -144,10 +143,10 @@ mod tests {
     fn only_the_owner_on_the_same_target_is_rewritten() {
         let map = Arc::new(KillMap::default());
         let id = map.next_id();
-        let t: SocketAddr = "127.0.0.1:3306".parse().unwrap();
-        let other: SocketAddr = "127.0.0.1:3307".parse().unwrap();
+        let t = "127.0.0.1:3306";
+        let other = "127.0.0.1:3307";
         let withdraw = Arc::new(Notify::new());
-        let reg = map.register(id, t, 42, "alice", withdraw.clone());
+        let reg = map.register(id, t.to_string(), 42, "alice", withdraw.clone());
         assert_eq!(map.resolve(u64::from(id), "alice", t), Ok(Some(42)));
         assert_eq!(
             map.resolve(u64::from(id), "bob", t),

@@ -146,8 +146,9 @@ async fn run_session(mut hello: ClientHello, peer: SocketAddr, id: u32, ctx: &Ct
             return;
         }
     };
-    let target = upstream.addr.to_string();
-    let recorder = ctx.pipeline.start_session(authorized, target);
+    let recorder = ctx
+        .pipeline
+        .start_session(authorized, upstream.target.clone());
     tracing::Span::current().record("session", recorder.id().0.as_str());
     info!(target_version = %upstream.version, "session started");
     if let Err(e) = handshake::accept(&mut hello.stream, hello.seq).await {
@@ -190,7 +191,7 @@ async fn run_session(mut hello: ClientHello, peer: SocketAddr, id: u32, ctx: &Ct
     let identity = authorized.identity.name.clone();
     let killable = ctx.kills.register(
         id,
-        upstream.addr,
+        upstream.target.clone(),
         upstream.connection_id,
         &identity,
         withdraw,
@@ -198,7 +199,7 @@ async fn run_session(mut hello: ClientHello, peer: SocketAddr, id: u32, ctx: &Ct
     let kills = KillScope {
         map: ctx.kills.clone(),
         identity,
-        target: upstream.addr,
+        target: upstream.target,
     };
     let thread = upstream.connection_id;
     let mut state = SessionState { tracker, recorder };
@@ -260,9 +261,10 @@ async fn open(
         .map_err(|e| UpstreamError::Credential(e.to_string()))?;
     let database = conn.database.clone().or(database);
     let user = conn.username.clone().unwrap_or_else(|| "root".into());
+    let route = sluice_pipeline::Route::of(conn);
     let spec = TargetSpec {
-        host: &conn.host,
-        port: conn.port,
+        route: &route,
+        pipeline: &ctx.pipeline,
         user: &user,
         password: password.as_ref(),
         database: database.as_deref(),

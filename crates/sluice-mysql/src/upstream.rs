@@ -7,19 +7,18 @@ use crate::auth::{self, CACHING_SHA2, CLEAR, FAST_AUTH_OK, FULL_AUTH, NATIVE};
 use crate::codec::handshake::{parse_auth_switch, Greeting, HandshakeResponse};
 use crate::codec::{caps, response, CodecError};
 use sluice_core::Secret;
-use std::net::SocketAddr;
+use sluice_pipeline::{DialError, Pipeline, Route, TargetStream};
 use std::time::Duration;
-use tokio::net::TcpStream;
 
 /// Largest packet read during the login.
 const MAX_LOGIN_PACKET: usize = 64 * 1024;
 
 /// Where and as whom to log in.
 pub struct TargetSpec<'a> {
-    /// Host.
-    pub host: &'a str,
-    /// Port.
-    pub port: u16,
+    /// Where the target is (directly, or through an agent).
+    pub route: &'a Route,
+    /// Dials the route.
+    pub pipeline: &'a Pipeline,
     /// Target user.
     pub user: &'a str,
     /// Target password, if any.
@@ -34,10 +33,10 @@ pub struct TargetSpec<'a> {
 
 /// A logged-in target session.
 pub struct Upstream {
-    /// The socket.
-    pub stream: TcpStream,
-    /// Target address.
-    pub addr: SocketAddr,
+    /// The connection.
+    pub stream: TargetStream,
+    /// What it leads to (peer address, or the route through an agent).
+    pub target: String,
     /// The target's id for this session (what `KILL` takes).
     pub connection_id: u32,
     /// The target's version text.
@@ -52,6 +51,9 @@ pub enum UpstreamError {
     /// Socket failure.
     #[error("cannot reach the target: {0}")]
     Io(#[from] std::io::Error),
+    /// Connecting failed (directly or through an agent).
+    #[error(transparent)]
+    Dial(#[from] DialError),
     /// The login took too long.
     #[error("the target did not answer in time")]
     Timeout,
@@ -82,9 +84,10 @@ pub async fn connect(spec: &TargetSpec<'_>) -> Result<Upstream, UpstreamError> {
 }
 
 async fn login(spec: &TargetSpec<'_>) -> Result<Upstream, UpstreamError> {
-    let mut stream = TcpStream::connect((spec.host, spec.port)).await?;
-    stream.set_nodelay(true)?;
-    let addr = stream.peer_addr()?;
+    let mut stream = spec.pipeline.dial(spec.route).await?;
+    let target = stream.describe(spec.route);
+    // Where the password may go in clear: a target on the dialing host's loopback.
+    let loopback = stream.is_loopback(spec.route);
     let (seq, payload) = read_packet(&mut stream).await?;
     if payload.first() == Some(&0xFF) {
         return Err(refused(&payload));
@@ -110,7 +113,6 @@ async fn login(spec: &TargetSpec<'_>) -> Result<Upstream, UpstreamError> {
     }
     capabilities &= greeting.capabilities | caps::LONG_PASSWORD;
     let password = spec.password.map(|p| p.expose().as_bytes()).unwrap_or(b"");
-    let loopback = addr.ip().is_loopback();
     let (plugin, answer) = scramble(&greeting.plugin, password, &greeting.scramble, loopback)?;
     let login = HandshakeResponse {
         capabilities,
@@ -159,7 +161,7 @@ async fn login(spec: &TargetSpec<'_>) -> Result<Upstream, UpstreamError> {
     }
     Ok(Upstream {
         stream,
-        addr,
+        target,
         connection_id: greeting.connection_id,
         version: greeting.version,
         capabilities,
@@ -167,7 +169,7 @@ async fn login(spec: &TargetSpec<'_>) -> Result<Upstream, UpstreamError> {
 }
 
 /// Runs one statement on a logged-in target session and reads its OK or ERR.
-pub async fn run_query(stream: &mut TcpStream, sql: &str) -> Result<(), UpstreamError> {
+pub async fn run_query(stream: &mut TargetStream, sql: &str) -> Result<(), UpstreamError> {
     let mut payload = vec![crate::codec::command::code::QUERY];
     payload.extend_from_slice(sql.as_bytes());
     crate::exchange::send(stream, 0, &payload).await?;
@@ -209,7 +211,7 @@ fn refused(payload: &[u8]) -> UpstreamError {
     }
 }
 
-async fn read_packet(stream: &mut TcpStream) -> Result<(u8, Vec<u8>), UpstreamError> {
+async fn read_packet(stream: &mut TargetStream) -> Result<(u8, Vec<u8>), UpstreamError> {
     crate::exchange::read_packet(stream, MAX_LOGIN_PACKET)
         .await?
         .ok_or_else(|| UpstreamError::Io(std::io::ErrorKind::UnexpectedEof.into()))

@@ -33,6 +33,18 @@ pub fn by(identity: &Identity, action: &str, outcome: Outcome) -> AuditEvent {
     e
 }
 
+/// An audit event acted by agent `name` (actor kind `agent`).
+pub fn by_agent(name: &str, action: &str, outcome: Outcome) -> AuditEvent {
+    let mut e = event(action, outcome);
+    e.actor = Some(Actor {
+        name: name.to_string(),
+        kind: "agent".into(),
+        subject: None,
+        groups: Vec::new(),
+    });
+    e
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -95,6 +95,7 @@ mod tests {
             database: None,
             username: None,
             credential: TargetCredential::None,
+            via: None,
             from_config,
         }
     }

@@ -15,6 +15,7 @@
 //!
 //! ## Layout
 //! - [`catalog`]: connections and grants (config file + runtime) as one lookup.
+//! - [`dial`]: reaching a target directly or through an agent's tunnel.
 //! - [`authorize`]: steps 1–2 and their audit events.
 //! - [`live`]: live sessions and their stop signals (kill, block, expiry).
 //! - [`policy`]: a connection's compiled guard, masker and access settings.
@@ -27,6 +28,7 @@ pub mod accept;
 pub mod audit;
 pub mod authorize;
 pub mod catalog;
+pub mod dial;
 pub mod live;
 pub mod policy;
 pub mod recorder;
@@ -36,6 +38,7 @@ pub mod stream;
 
 pub use authorize::{Authorized, OpenError};
 pub use catalog::Catalog;
+pub use dial::{DialError, Route, TargetStream};
 pub use live::{LiveSessions, Stop};
 pub use policy::{ConnectionPolicy, SessionPolicy};
 pub use recorder::{Durable, Recorder, RecordingSettings};
@@ -60,6 +63,8 @@ struct Inner {
     providers: OnceLock<Arc<sluice_oidc::Verifier>>,
     /// Set with `audit.fail_closed`: the audit sinks' health, checked before each session.
     audit_gate: OnceLock<Arc<sluice_store::audit_log::SpoolHealth>>,
+    /// Agents' tunnels to this gateway.
+    tunnels: Arc<sluice_tunnel::Tunnels>,
 }
 
 impl Pipeline {
@@ -80,6 +85,7 @@ impl Pipeline {
                 reviews: Reviews::default(),
                 providers: OnceLock::new(),
                 audit_gate: OnceLock::new(),
+                tunnels: Arc::new(sluice_tunnel::Tunnels::new()),
             }),
         }
     }
@@ -109,6 +115,11 @@ impl Pipeline {
             Err(poisoned) => poisoned.into_inner(),
         };
         *guard = Arc::new(catalog);
+    }
+
+    /// Agents' tunnels to this gateway.
+    pub fn tunnels(&self) -> &Arc<sluice_tunnel::Tunnels> {
+        &self.inner.tunnels
     }
 
     /// Live sessions (containment).

@@ -4,11 +4,10 @@
 use crate::codec::encode;
 use bytes::BytesMut;
 use ring::rand::{SecureRandom, SystemRandom};
+use sluice_pipeline::{Pipeline, Route};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 /// How long to wait for the target to acknowledge a cancel by closing.
@@ -17,7 +16,7 @@ const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Where a cancel for one session goes.
 #[derive(Clone, Debug)]
 struct CancelTarget {
-    addr: SocketAddr,
+    route: Route,
     pid: i32,
     secret: i32,
     /// Wakes the session's relay when it holds a statement for review (a cancel withdraws it).
@@ -57,12 +56,12 @@ fn random_i32(rng: &SystemRandom) -> i32 {
 }
 
 impl CancelMap {
-    /// Registers a session whose target is `addr` with key (`pid`, `secret`).
-    pub fn register(&self, addr: SocketAddr, pid: i32, secret: i32) -> CancelKey {
+    /// Registers a session whose target is at `route` with key (`pid`, `secret`).
+    pub fn register(&self, route: Route, pid: i32, secret: i32) -> CancelKey {
         let rng = SystemRandom::new();
         let withdraw = Arc::new(Notify::new());
         let target = CancelTarget {
-            addr,
+            route,
             pid,
             secret,
             withdraw: withdraw.clone(),
@@ -86,7 +85,12 @@ impl CancelMap {
     }
 
     /// Forwards a cancel for the gateway key (`pid`, `secret`). False when the key is unknown.
-    pub async fn forward(&self, pid: i32, secret: i32) -> std::io::Result<bool> {
+    pub async fn forward(
+        &self,
+        pipeline: &Pipeline,
+        pid: i32,
+        secret: i32,
+    ) -> std::io::Result<bool> {
         let target = match self.inner.lock() {
             Ok(m) => m.get(&(pid, secret)).cloned(),
             Err(p) => p.into_inner().get(&(pid, secret)).cloned(),
@@ -96,14 +100,17 @@ impl CancelMap {
         };
         // Only a relay waiting on a review listens; otherwise this is a no-op.
         t.withdraw.notify_waiters();
-        send(t.addr, t.pid, t.secret).await?;
+        send(pipeline, &t.route, t.pid, t.secret).await?;
         Ok(true)
     }
 }
 
-/// Sends a CancelRequest for backend (`pid`, `secret`) to the target at `addr`.
-pub async fn send(addr: SocketAddr, pid: i32, secret: i32) -> std::io::Result<()> {
-    let mut stream = TcpStream::connect(addr).await?;
+/// Sends a CancelRequest for backend (`pid`, `secret`) to the target at `route`.
+pub async fn send(pipeline: &Pipeline, route: &Route, pid: i32, secret: i32) -> std::io::Result<()> {
+    let mut stream = pipeline
+        .dial(route)
+        .await
+        .map_err(std::io::Error::other)?;
     let mut buf = BytesMut::with_capacity(16);
     encode::cancel_request(&mut buf, pid, secret);
     stream.write_all(&buf).await?;

@@ -11,7 +11,7 @@ use crate::upstream::{self, TargetSpec, Upstream};
 use bytes::BytesMut;
 use sluice_core::{EndReason, Fault, Outcome, Protocol, SessionEvent};
 use sluice_pipeline::authorize::ConnectAttempt;
-use sluice_pipeline::{audit, Authorized, OpenError, Pipeline};
+use sluice_pipeline::{audit, Authorized, OpenError, Pipeline, Route};
 use sluice_store::TokenError;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -57,7 +57,7 @@ pub async fn serve(
 async fn handle_client(tcp: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     match handshake::run(tcp, &ctx.settings.handshake).await {
         Ok(Handshake::Session(hello)) => run_session(hello, peer, &ctx).await,
-        Ok(Handshake::Cancel { pid, secret }) => match ctx.cancels.forward(pid, secret).await {
+        Ok(Handshake::Cancel { pid, secret }) => match ctx.cancels.forward(&ctx.pipeline, pid, secret).await {
             Ok(true) => info!("cancel request forwarded"),
             Ok(false) => warn!("cancel request with unknown key ignored"),
             Err(e) => warn!(error = %e, "cancel request could not be forwarded"),
@@ -127,7 +127,8 @@ async fn run_session(mut hello: ClientHello, peer: SocketAddr, ctx: &Ctx) {
         }
     };
     tracing::Span::current().record("identity", authorized.identity.name.as_str());
-    let upstream = match open_target(&authorized, &hello, ctx).await {
+    let route = Route::of(&authorized.connection);
+    let upstream = match open_target(&authorized, &route, &hello, ctx).await {
         Ok(u) => u,
         Err(reason) => {
             warn!(%reason, "target unavailable");
@@ -136,13 +137,12 @@ async fn run_session(mut hello: ClientHello, peer: SocketAddr, ctx: &Ctx) {
             return;
         }
     };
-    let target = upstream.addr.to_string();
-    let recorder = ctx.pipeline.start_session(authorized, target);
+    let recorder = ctx.pipeline.start_session(authorized, upstream.target);
     tracing::Span::current().record("session", recorder.id().0.as_str());
     info!("session started");
     let key = ctx
         .cancels
-        .register(upstream.addr, upstream.key.0, upstream.key.1);
+        .register(route.clone(), upstream.key.0, upstream.key.1);
     let mut greeting = BytesMut::with_capacity(upstream.greeting.len() + 64);
     encode::auth_ok(&mut greeting);
     greeting.extend_from_slice(&upstream.greeting);
@@ -196,7 +196,7 @@ async fn run_session(mut hello: ClientHello, peer: SocketAddr, ctx: &Ctx) {
         EndReason::Killed | EndReason::IdentityBlocked | EndReason::AccessExpired
     ) {
         // Stop whatever the target is still running for this session.
-        match crate::cancel::send(upstream.addr, upstream.key.0, upstream.key.1).await {
+        match crate::cancel::send(&ctx.pipeline, &route, upstream.key.0, upstream.key.1).await {
             Ok(()) => info!("in-flight statement cancelled on the target"),
             Err(e) => warn!(error = %e, "cancel on the target failed"),
         }
@@ -219,6 +219,7 @@ async fn run_session(mut hello: ClientHello, peer: SocketAddr, ctx: &Ctx) {
 
 async fn open_target(
     authorized: &Authorized,
+    route: &Route,
     hello: &ClientHello,
     ctx: &Ctx,
 ) -> Result<Upstream, String> {
@@ -235,8 +236,8 @@ async fn open_target(
         .unwrap_or_else(|| "postgres".into());
     let user = conn.username.clone().unwrap_or_else(|| "postgres".into());
     let spec = TargetSpec {
-        host: &conn.host,
-        port: conn.port,
+        route,
+        pipeline: &ctx.pipeline,
         user: &user,
         database: &database,
         password: password.as_ref(),

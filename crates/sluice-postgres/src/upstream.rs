@@ -8,17 +8,16 @@ use postgres_protocol::authentication::md5_hash;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use postgres_protocol::message::frontend;
 use sluice_core::Secret;
-use std::net::SocketAddr;
+use sluice_pipeline::{DialError, Pipeline, Route, TargetStream};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// What the gateway needs to open a target session.
 pub struct TargetSpec<'a> {
-    /// Host name or address.
-    pub host: &'a str,
-    /// Port.
-    pub port: u16,
+    /// Where the target is (directly, or through an agent).
+    pub route: &'a Route,
+    /// Dials the route.
+    pub pipeline: &'a Pipeline,
     /// User to log in as.
     pub user: &'a str,
     /// Database to open.
@@ -34,9 +33,9 @@ pub struct TargetSpec<'a> {
 /// An authenticated target connection, ready for queries.
 pub struct Upstream {
     /// The connection.
-    pub stream: TcpStream,
-    /// The address connected to (cancels go there).
-    pub addr: SocketAddr,
+    pub stream: TargetStream,
+    /// What it leads to, for the recording (peer address, or the route through an agent).
+    pub target: String,
     /// The target's BackendKeyData.
     pub key: (i32, i32),
     /// ParameterStatus and NoticeResponse messages to relay to the client, raw.
@@ -46,14 +45,9 @@ pub struct Upstream {
 /// Why the target could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    /// TCP connect failed.
-    #[error("cannot reach target {addr}: {source}")]
-    Connect {
-        /// `host:port`.
-        addr: String,
-        /// Cause.
-        source: std::io::Error,
-    },
+    /// Connecting failed (directly or through an agent).
+    #[error(transparent)]
+    Connect(#[from] DialError),
     /// The connection broke during startup.
     #[error("target connection failed during startup: {0}")]
     Io(#[from] std::io::Error),
@@ -93,15 +87,8 @@ pub async fn connect(spec: &TargetSpec<'_>) -> Result<Upstream, UpstreamError> {
 }
 
 async fn connect_inner(spec: &TargetSpec<'_>) -> Result<Upstream, UpstreamError> {
-    let target = format!("{}:{}", spec.host, spec.port);
-    let stream = TcpStream::connect(&target)
-        .await
-        .map_err(|source| UpstreamError::Connect {
-            addr: target.clone(),
-            source,
-        })?;
-    stream.set_nodelay(true)?;
-    let addr = stream.peer_addr()?;
+    let stream = spec.pipeline.dial(spec.route).await?;
+    let target = stream.describe(spec.route);
     let mut conn = Startup {
         stream,
         buf: BytesMut::with_capacity(8192),
@@ -131,7 +118,7 @@ async fn connect_inner(spec: &TargetSpec<'_>) -> Result<Upstream, UpstreamError>
             b'Z' => {
                 return Ok(Upstream {
                     stream: conn.stream,
-                    addr,
+                    target,
                     key,
                     greeting,
                 })
@@ -148,7 +135,7 @@ async fn connect_inner(spec: &TargetSpec<'_>) -> Result<Upstream, UpstreamError>
 
 /// The startup-phase connection: a read buffer and an output buffer.
 struct Startup {
-    stream: TcpStream,
+    stream: TargetStream,
     buf: BytesMut,
     out: BytesMut,
 }

@@ -6,6 +6,7 @@
 //! ## Layout
 //! - [`schema`]: opening the database and its migrations.
 //! - [`tokens`]: identities and their tokens (stored as SHA-256 hashes, never in clear).
+//! - [`agents`]: enrolled agents, their pinned public keys and one-time enrollment tokens.
 //! - [`catalog`]: connections and grants added at runtime.
 //! - [`retention`]: expired recordings, legal holds, deleting a recording.
 //! - [`reviews`]: held commands and access requests.
@@ -18,6 +19,7 @@
 //! - [`chain`]: the hash chain that makes a recording tamper-evident.
 //! - [`crypto`]: random tokens and hashes (ring, the workspace's one crypto backend).
 
+pub mod agents;
 pub mod archive;
 pub mod audit_log;
 pub mod catalog;

@@ -141,6 +141,21 @@ CREATE TABLE legal_holds (
 ALTER TABLE sessions ADD COLUMN archive TEXT;
 CREATE INDEX sessions_ended ON sessions(ended_us);
 "#,
+    r#"
+-- Agents: relays inside private networks that dial out to the gateway. The public key is
+-- pinned at enrollment (or given by an admin); the one-time enrollment token is kept only
+-- as a SHA-256 hash and cleared when used.
+CREATE TABLE agents (
+    name              TEXT PRIMARY KEY,
+    public_key        BLOB,
+    token_hash        BLOB,
+    token_expires_us  INTEGER,
+    created_by        TEXT NOT NULL,
+    created_us        INTEGER NOT NULL,
+    enrolled_us       INTEGER,
+    revoked_us        INTEGER
+);
+"#,
 ];
 
 /// Opens the database at `path`, sets WAL mode and applies pending migrations.

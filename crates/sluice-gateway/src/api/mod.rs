@@ -3,6 +3,7 @@
 //!
 //! - [`auth`]: the bearer-token extractor.
 //! - [`admin`]: service accounts, tokens, connections, grants.
+//! - [`agents`]: agents, their enrollment and their tunnels.
 //! - [`sessions`]: sessions, recordings, audit log.
 //! - [`audit`]: the audit chain and checkpoints, key rotation, legal holds, retention, metrics.
 //! - [`containment`]: kill sessions, block identities.
@@ -11,6 +12,7 @@
 //! - [`reviews`]: reviews (held commands, access requests) and their decisions.
 
 pub mod admin;
+pub mod agents;
 pub mod audit;
 pub mod auth;
 pub mod containment;
@@ -138,6 +140,10 @@ pub fn router(state: ApiState) -> Router {
                 .post(admin::add_grant)
                 .delete(admin::remove_grant),
         )
+        .route("/api/v1/agents", get(agents::list).post(agents::create))
+        .route("/api/v1/agents/enroll", post(agents::enroll))
+        .route(sluice_tunnel::proto::TUNNEL_PATH, get(agents::tunnel))
+        .route("/api/v1/agents/{name}/revoke", post(agents::revoke))
         .route("/api/v1/sessions", get(sessions::list))
         .route("/api/v1/sessions/{id}", get(sessions::show))
         .route("/api/v1/sessions/{id}/events", get(sessions::events))
@@ -209,14 +215,19 @@ pub async fn serve(
                     return;
                 }
             };
+            let binding = sluice_tunnel::proto::binding(stream.get_ref().1);
             let service = TowerToHyperService::new(app.map_request(
                 move |mut req: axum::http::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(auth::Peer(peer));
+                    if let Some(b) = binding {
+                        req.extensions_mut().insert(agents::TlsBinding(b));
+                    }
                     req
                 },
             ));
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
                 .await
             {
                 debug!(%peer, error = %e, "API connection ended with error");

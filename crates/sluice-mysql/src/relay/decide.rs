@@ -114,7 +114,7 @@ where
     /// The target thread behind gateway id `id`, for a `KILL` from this session.
     fn kill_target(&self, id: u64) -> Result<Option<u32>, Decision> {
         let k = &self.kills;
-        let thread = k.map.resolve(id, &k.identity, k.target).map_err(|why| {
+        let thread = k.map.resolve(id, &k.identity, &k.target).map_err(|why| {
             let message = match why {
                 KillRefused::NotYours => {
                     format!("sluice: connection {id} belongs to another identity")

@@ -20,7 +20,6 @@ use sluice_pipeline::{Durable, Recorder, Stop};
 use sluice_policy::RuleHit;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 /// Largest logical packet the gateway accepts from either side (MySQL's own limit is 1 GiB).
@@ -35,7 +34,7 @@ pub struct KillScope {
     /// This session's identity.
     pub identity: String,
     /// This session's target.
-    pub target: std::net::SocketAddr,
+    pub target: String,
 }
 
 pub use sluice_pipeline::SessionPolicy;
@@ -84,7 +83,7 @@ pub struct SessionState {
 /// Relays until either side ends, the gateway shuts down, or `stop` says so.
 pub async fn run(
     client: ClientStream,
-    server: TcpStream,
+    server: sluice_pipeline::TargetStream,
     state: &mut SessionState,
     policy: Option<SessionPolicy>,
     kills: KillScope,

@@ -73,7 +73,7 @@ impl RelayEnd {
 /// Relays until either side ends, the gateway shuts down, or `stop` says so.
 pub async fn run(
     client: ClientStream,
-    server: tokio::net::TcpStream,
+    server: sluice_pipeline::TargetStream,
     state: &Mutex<SessionState>,
     policy: Option<SessionPolicy>,
     shutdown: watch::Receiver<bool>,
@@ -95,7 +95,7 @@ pub async fn run(
 async fn run_halves<CR, CW>(
     mut cr: CR,
     cw: CW,
-    server: tokio::net::TcpStream,
+    server: sluice_pipeline::TargetStream,
     state: &Mutex<SessionState>,
     policy: Option<SessionPolicy>,
     mut shutdown: watch::Receiver<bool>,

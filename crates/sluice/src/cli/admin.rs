@@ -69,6 +69,9 @@ pub enum ConnectionCmd {
         /// File (on the gateway host) holding the target password.
         #[arg(long)]
         password_file: Option<String>,
+        /// Reach the target through this agent's tunnel.
+        #[arg(long)]
+        via: Option<String>,
     },
     /// List connections.
     List {
@@ -206,7 +209,10 @@ fn connection_row(c: &Value) -> Vec<String> {
     vec![
         s("name"),
         s("type"),
-        format!("{}:{}", s("host"), c["port"]),
+        match c["via"].as_str() {
+            Some(agent) => format!("{}:{} via {agent}", s("host"), c["port"]),
+            None => format!("{}:{}", s("host"), c["port"]),
+        },
         s("database"),
         s("username"),
         if c["from_config"].as_bool() == Some(true) {
@@ -229,11 +235,13 @@ pub fn connections(api: &Api, cmd: ConnectionCmd) -> anyhow::Result<()> {
             username,
             password_env,
             password_file,
+            via,
         } => {
             let body = json!({
                 "name": name, "type": kind, "host": host, "port": port,
                 "database": database, "username": username,
                 "password_env": password_env, "password_file": password_file,
+                "via": via,
             });
             api.post("/api/v1/connections", body)?;
             println!("added connection {name}");
