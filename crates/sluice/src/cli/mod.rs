@@ -1,6 +1,8 @@
 //! Command-line arguments and dispatch.
 
 mod admin;
+mod agent;
+mod agents;
 mod audit;
 mod bundle;
 mod client;
@@ -61,6 +63,12 @@ enum Command {
     /// Manage grants.
     #[command(subcommand)]
     Grants(admin::GrantCmd),
+    /// Manage agents: add (prints an enrollment token), list, revoke.
+    #[command(subcommand)]
+    Agents(agents::AgentsCmd),
+    /// Run an agent inside a private network: it dials out to the gateway and relays the
+    /// streams the gateway opens to the destinations it allows.
+    Agent(agent::AgentArgs),
     /// Inspect recorded sessions.
     #[command(subcommand)]
     Sessions(sessions::SessionCmd),
@@ -168,6 +176,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             provider,
         } => login::login(&args.addr, args.ca, provider, device, !no_browser, fresh),
         Command::Logout => login::logout(&args.addr, args.ca),
+        Command::Agent(a) => agent::run(a, args.ca),
         Command::Connect {
             connection,
             port,
@@ -200,6 +209,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 Command::Tokens(c) => admin::tokens(&api, c),
                 Command::Connections(c) => admin::connections(&api, c),
                 Command::Grants(c) => admin::grants(&api, c),
+                Command::Agents(c) => agents::run(&api, c),
                 Command::Sessions(c) => sessions::run(&api, c),
                 Command::Identities(c) => identities::run(&api, c),
                 Command::Reviews(c) => reviews::run(&api, c),
@@ -232,6 +242,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 Command::Retention(c) => audit::retention(&api, c),
                 Command::SigningKeys(c) => audit::keys(&api, c),
                 Command::Gateway { .. }
+                | Command::Agent(_)
                 | Command::Connect { .. }
                 | Command::Login { .. }
                 | Command::Logout => Ok(()),
