@@ -106,11 +106,13 @@ impl CancelMap {
 }
 
 /// Sends a CancelRequest for backend (`pid`, `secret`) to the target at `route`.
-pub async fn send(pipeline: &Pipeline, route: &Route, pid: i32, secret: i32) -> std::io::Result<()> {
-    let mut stream = pipeline
-        .dial(route)
-        .await
-        .map_err(std::io::Error::other)?;
+pub async fn send(
+    pipeline: &Pipeline,
+    route: &Route,
+    pid: i32,
+    secret: i32,
+) -> std::io::Result<()> {
+    let mut stream = pipeline.dial(route).await.map_err(std::io::Error::other)?;
     let mut buf = BytesMut::with_capacity(16);
     encode::cancel_request(&mut buf, pid, secret);
     stream.write_all(&buf).await?;

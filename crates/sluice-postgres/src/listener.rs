@@ -57,11 +57,13 @@ pub async fn serve(
 async fn handle_client(tcp: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     match handshake::run(tcp, &ctx.settings.handshake).await {
         Ok(Handshake::Session(hello)) => run_session(hello, peer, &ctx).await,
-        Ok(Handshake::Cancel { pid, secret }) => match ctx.cancels.forward(&ctx.pipeline, pid, secret).await {
-            Ok(true) => info!("cancel request forwarded"),
-            Ok(false) => warn!("cancel request with unknown key ignored"),
-            Err(e) => warn!(error = %e, "cancel request could not be forwarded"),
-        },
+        Ok(Handshake::Cancel { pid, secret }) => {
+            match ctx.cancels.forward(&ctx.pipeline, pid, secret).await {
+                Ok(true) => info!("cancel request forwarded"),
+                Ok(false) => warn!("cancel request with unknown key ignored"),
+                Err(e) => warn!(error = %e, "cancel request could not be forwarded"),
+            }
+        }
         Ok(Handshake::Closed) => {}
         Err((e, stream)) => {
             warn!(error = %e, "startup refused");

@@ -8,12 +8,12 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde::Serialize;
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::future::Future;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -195,7 +195,12 @@ impl Tunnels {
     }
 
     /// Opens a stream to `host:port` through `agent`'s tunnel.
-    pub async fn dial(&self, agent: &str, host: &str, port: u16) -> Result<TunnelStream, DialError> {
+    pub async fn dial(
+        &self,
+        agent: &str,
+        host: &str,
+        port: u16,
+    ) -> Result<TunnelStream, DialError> {
         let tunnel = self
             .lock()
             .get(agent)
@@ -217,7 +222,10 @@ impl Tunnels {
             .map_err(|e| broken(format!("invalid destination {target}: {e}")))?;
         let mut sender = tunnel.sender.clone();
         let opened = async {
-            let mut resp = sender.send_request(req).await.map_err(|e| broken(e.to_string()))?;
+            let mut resp = sender
+                .send_request(req)
+                .await
+                .map_err(|e| broken(e.to_string()))?;
             match resp.status() {
                 StatusCode::OK => hyper::upgrade::on(&mut resp)
                     .await
@@ -231,9 +239,17 @@ impl Tunnels {
                         .unwrap_or_else(|| status.to_string());
                     let (agent, target) = (agent.to_string(), target.clone());
                     Err(if status == StatusCode::FORBIDDEN {
-                        DialError::Refused { agent, target, reason }
+                        DialError::Refused {
+                            agent,
+                            target,
+                            reason,
+                        }
                     } else {
-                        DialError::Unreachable { agent, target, reason }
+                        DialError::Unreachable {
+                            agent,
+                            target,
+                            reason,
+                        }
                     })
                 }
             }
@@ -247,6 +263,7 @@ impl Tunnels {
         Ok(TunnelStream {
             io: TokioIo::new(upgraded),
             stats,
+            agent: Arc::from(agent),
         })
     }
 
@@ -308,6 +325,18 @@ fn now_us() -> i64 {
 pub struct TunnelStream {
     io: TokioIo<hyper::upgrade::Upgraded>,
     stats: Arc<Stats>,
+    agent: Arc<str>,
+}
+
+impl TunnelStream {
+    /// A failure of the stream, worded for the client: the tunnel's own error (TLS, HTTP/2)
+    /// goes to the gateway log when the tunnel ends.
+    fn lost(&self, e: io::Error) -> io::Error {
+        io::Error::new(
+            e.kind(),
+            format!("the tunnel to agent {} was lost", self.agent),
+        )
+    }
 }
 
 impl Drop for TunnelStream {
@@ -326,7 +355,10 @@ impl AsyncRead for TunnelStream {
         let r = Pin::new(&mut self.io).poll_read(cx, buf);
         let n = (buf.filled().len() - before) as u64;
         self.stats.from_agent.fetch_add(n, Ordering::Relaxed);
-        r
+        match r {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(self.lost(e))),
+            r => r,
+        }
     }
 }
 
@@ -336,15 +368,21 @@ impl AsyncWrite for TunnelStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.io).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = r {
-            self.stats.to_agent.fetch_add(n as u64, Ordering::Relaxed);
+        match Pin::new(&mut self.io).poll_write(cx, buf) {
+            Poll::Ready(Ok(n)) => {
+                self.stats.to_agent.fetch_add(n as u64, Ordering::Relaxed);
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(self.lost(e))),
+            Poll::Pending => Poll::Pending,
         }
-        r
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        match Pin::new(&mut self.io).poll_flush(cx) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(self.lost(e))),
+            r => r,
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

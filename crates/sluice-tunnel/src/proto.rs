@@ -59,7 +59,9 @@ pub fn encode_key(key: &[u8]) -> String {
 /// second field is base64.
 pub fn decode_key(text: &str) -> Option<Vec<u8>> {
     let field = text.split_whitespace().find(|f| f.len() >= 43)?;
-    let key = base64::engine::general_purpose::STANDARD.decode(field).ok()?;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(field)
+        .ok()?;
     (key.len() == 32).then_some(key)
 }
 

@@ -78,7 +78,11 @@ async fn streams_relay_and_the_allow_list_decides() {
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let closed_port = closed.local_addr().unwrap().port();
     drop(closed);
-    let (tunnels, _stop) = tunnel(&[format!("127.0.0.1:{echo}"), format!("127.0.0.1:{closed_port}")]).await;
+    let (tunnels, _stop) = tunnel(&[
+        format!("127.0.0.1:{echo}"),
+        format!("127.0.0.1:{closed_port}"),
+    ])
+    .await;
 
     let mut s = tunnels.dial("edge", "127.0.0.1", echo).await.unwrap();
     s.write_all(b"hello through the tunnel").await.unwrap();
@@ -94,11 +98,15 @@ async fn streams_relay_and_the_allow_list_decides() {
     assert_eq!(tunnels.status()[0].streams, 0);
 
     match tunnels.dial("edge", "127.0.0.1", echo + 1).await {
-        Err(DialError::Refused { reason, .. }) => assert!(reason.contains("allow-list"), "{reason}"),
+        Err(DialError::Refused { reason, .. }) => {
+            assert!(reason.contains("allow-list"), "{reason}")
+        }
         other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
     }
     match tunnels.dial("edge", "127.0.0.1", closed_port).await {
-        Err(DialError::Unreachable { reason, .. }) => assert!(reason.contains("refused"), "{reason}"),
+        Err(DialError::Unreachable { reason, .. }) => {
+            assert!(reason.contains("refused"), "{reason}")
+        }
         other => panic!("expected unreachable, got {:?}", other.map(|_| ())),
     }
     assert!(matches!(
@@ -136,7 +144,10 @@ async fn disconnect_ends_streams_and_dials() {
     assert!(tunnels.disconnect("edge"));
     let mut buf = [0u8; 1];
     let r = s.read(&mut buf).await;
-    assert!(!matches!(r, Ok(1)), "stream should end with the tunnel: {r:?}");
+    assert!(
+        !matches!(r, Ok(1)),
+        "stream should end with the tunnel: {r:?}"
+    );
     assert!(matches!(
         tunnels.dial("edge", "127.0.0.1", echo).await,
         Err(DialError::NotConnected(_))

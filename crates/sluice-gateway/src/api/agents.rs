@@ -267,7 +267,12 @@ async fn check_proof(
         return Err(unauthorized(Some(name), "missing proof of the agent key"));
     };
     let n = name.to_string();
-    let record = match state.pipeline.store().run(move |c| agents::get(c, &n)).await {
+    let record = match state
+        .pipeline
+        .store()
+        .run(move |c| agents::get(c, &n))
+        .await
+    {
         Ok(r) => r,
         Err(StoreError::NotFound(_)) => return Err(unauthorized(Some(name), "unknown agent")),
         Err(e) => {

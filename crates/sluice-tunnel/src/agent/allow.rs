@@ -110,9 +110,13 @@ mod tests {
 
     #[test]
     fn blocks_names_and_ports() {
-        let list =
-            AllowList::parse(&["10.0.0.0/8:5432", "127.0.0.1:*", "DB.internal:3306", "[::1]:22"])
-                .unwrap();
+        let list = AllowList::parse(&[
+            "10.0.0.0/8:5432",
+            "127.0.0.1:*",
+            "DB.internal:3306",
+            "[::1]:22",
+        ])
+        .unwrap();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert!(list.allows("10.1.2.3", ip("10.1.2.3"), 5432));
         assert!(!list.allows("10.1.2.3", ip("10.1.2.3"), 5433));
@@ -123,7 +127,14 @@ mod tests {
         assert!(list.allows("::1", ip("::1"), 22));
         assert!(!list.allows("11.0.0.1", ip("11.0.0.1"), 5432));
         assert!(AllowList::default().is_empty());
-        for bad in ["10.0.0.0/8", "host:0", "host:x", "a b:1", "[::1:22", ":5432"] {
+        for bad in [
+            "10.0.0.0/8",
+            "host:0",
+            "host:x",
+            "a b:1",
+            "[::1:22",
+            ":5432",
+        ] {
             assert!(AllowRule::parse(bad).is_err(), "{bad}");
         }
     }

@@ -224,12 +224,11 @@ impl GatewayAddr {
     ) -> Result<hyper::upgrade::Upgraded, ClientError> {
         let work = async {
             let tls_stream = self.connect(tls).await?;
-            let binding = proto::binding(tls_stream.get_ref().1).ok_or_else(|| {
-                ClientError::Io {
+            let binding =
+                proto::binding(tls_stream.get_ref().1).ok_or_else(|| ClientError::Io {
                     url: self.url.clone(),
                     source: std::io::Error::other("TLS exporter unavailable"),
-                }
-            })?;
+                })?;
             let sig = base64::engine::general_purpose::STANDARD
                 .encode(state.sign(&proto::signed_message(name, &binding)));
             let req = Request::get(TUNNEL_PATH)

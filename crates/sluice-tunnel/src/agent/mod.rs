@@ -51,7 +51,10 @@ pub enum AgentError {
 
 /// Enrolls when needed (at the first gateway that accepts the token), then runs one tunnel
 /// loop per gateway until `shutdown` turns true.
-pub async fn run(settings: AgentSettings, shutdown: watch::Receiver<bool>) -> Result<(), AgentError> {
+pub async fn run(
+    settings: AgentSettings,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), AgentError> {
     let name = match settings.state.name() {
         Some(n) => n,
         None => enroll(&settings).await?,
@@ -89,9 +92,9 @@ async fn enroll(settings: &AgentSettings) -> Result<String, AgentError> {
             }
         }
     }
-    Err(AgentError::Enroll(last.unwrap_or(ClientError::BadUrl(
-        "no gateway given".into(),
-    ))))
+    Err(AgentError::Enroll(
+        last.unwrap_or(ClientError::BadUrl("no gateway given".into())),
+    ))
 }
 
 /// Keeps one tunnel to `gw` up until shutdown.
@@ -121,7 +124,8 @@ async fn hold_tunnel(
                         false
                     }
                 };
-                let served = serve::serve(io, allow.clone(), gw.url.clone(), up_tx, shutdown.clone());
+                let served =
+                    serve::serve(io, allow.clone(), gw.url.clone(), up_tx, shutdown.clone());
                 let (result, was_up) = tokio::join!(served, announce);
                 if was_up {
                     backoff = MIN_BACKOFF;
@@ -131,7 +135,9 @@ async fn hold_tunnel(
                     Err(e) => warn!(gateway = %gw.url, error = %e, "tunnel lost"),
                 }
             }
-            Err(e) if e.is_refusal() => error!(gateway = %gw.url, error = %e, "gateway refused this agent"),
+            Err(e) if e.is_refusal() => {
+                error!(gateway = %gw.url, error = %e, "gateway refused this agent")
+            }
             Err(e) => warn!(gateway = %gw.url, error = %e, "cannot open tunnel"),
         }
         let wait = jitter(backoff);

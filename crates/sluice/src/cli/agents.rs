@@ -67,7 +67,14 @@ pub fn run(api: &Api, cmd: AgentsCmd) -> anyhow::Result<()> {
             let rows: Vec<Vec<String>> = list.iter().map(row).collect();
             table(
                 &[
-                    "NAME", "STATE", "VERSION", "CONNECTED", "FROM", "STREAMS", "TOTAL", "BYTES OUT",
+                    "NAME",
+                    "STATE",
+                    "VERSION",
+                    "CONNECTED",
+                    "FROM",
+                    "STREAMS",
+                    "TOTAL",
+                    "BYTES OUT",
                     "BYTES IN",
                 ],
                 &rows,

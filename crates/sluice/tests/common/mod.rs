@@ -4,6 +4,7 @@
 
 pub mod mysql;
 pub mod oidc;
+pub mod private_net;
 pub mod raw;
 pub mod webhook;
 

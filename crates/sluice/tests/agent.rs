@@ -1,0 +1,357 @@
+//! The agent: a private PostgreSQL cluster in a network namespace, reachable only from inside
+//! it, reached through `sluice agent` running there and dialing out to the gateway.
+
+mod common;
+
+use common::private_net::{AgentProc, PrivateNet, PrivatePg};
+use common::{unique, wait_for, Gateway};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+/// A gateway whose API the namespace can reach, with `private` (allowed by the agent) and
+/// `outside` (a destination the agent does not allow) both via agent `edge`.
+fn gateway(net: &PrivateNet, pg: &PrivatePg) -> Gateway {
+    Gateway::start(&format!(
+        r#"listeners:
+  postgres:
+    address: 127.0.0.1:0
+    allow_plaintext: true
+  api:
+    address: {host}:0
+{tls}connections:
+  - name: private
+    type: postgres
+    host: 127.0.0.1
+    port: {port}
+    database: postgres
+    username: postgres
+    via: edge
+  - name: outside
+    type: postgres
+    host: 127.0.0.1
+    port: {other}
+    database: postgres
+    username: postgres
+    via: edge
+grants:
+  - group: engineering
+    connection: private
+  - group: engineering
+    connection: outside
+"#,
+        host = net.host_ip,
+        tls = net.gateway_config(),
+        port = pg.port,
+        other = pg.port + 1,
+    ))
+}
+
+fn psql(gw: &Gateway, connection: &str, token: &str, sql: &str) -> Output {
+    Command::new("psql")
+        .arg(gw.dsn(connection, token, "require"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-tA", "-c", sql])
+        .output()
+        .expect("psql runs")
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn state_dir() -> PathBuf {
+    std::env::temp_dir().join(unique("sluice-agent-state"))
+}
+
+/// Everything an agent test needs: the namespace, the cluster, a gateway, an enrolled agent.
+struct Setup {
+    agent: AgentProc,
+    gw: Gateway,
+    pg: PrivatePg,
+    net: PrivateNet,
+    token: String,
+}
+
+fn setup() -> Option<Setup> {
+    let net = PrivateNet::create()?;
+    let pg = PrivatePg::start(&net);
+    let gw = gateway(&net, &pg);
+    let enroll = gw.cli_ok(&["agents", "add", "edge"]).trim().to_string();
+    let mut agent = AgentProc::start(
+        &net,
+        &[&gw],
+        &state_dir(),
+        &[format!("127.0.0.1:{}", pg.port)],
+        &["--token", &enroll],
+    );
+    agent.wait_up(1);
+    let token = gw.service_account("engineering");
+    Some(Setup {
+        agent,
+        gw,
+        pg,
+        net,
+        token,
+    })
+}
+
+fn agents(gw: &Gateway) -> Vec<Value> {
+    serde_json::from_str(&gw.cli_ok(&["agents", "list", "--json"])).unwrap()
+}
+
+#[test]
+fn the_private_database_is_reached_only_through_the_agent() {
+    let Some(s) = setup() else { return };
+    // Nothing outside the namespace reaches the cluster.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", s.pg.port)).is_err());
+
+    let got = stdout(&psql(&s.gw, "private", &s.token, "SELECT v FROM marker"));
+    assert_eq!(got, "inside the private network");
+
+    // Recorded and policed at the gateway like any session.
+    let session = s.gw.wait_ended_session("private");
+    let events = s.gw.events(&session);
+    let start = events.iter().find(|e| e["kind"] == "start").unwrap();
+    assert_eq!(
+        start["target"],
+        format!("127.0.0.1:{} via agent edge", s.pg.port),
+        "{start}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "query" && e["text"] == "SELECT v FROM marker"),
+        "{events:?}"
+    );
+
+    // A destination outside the agent's allow-list is refused by the agent, and audited.
+    let out = psql(&s.gw, "outside", &s.token, "SELECT 1");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("agent edge refused") && err.contains("allow-list"),
+        "{err}"
+    );
+    let audited = s.gw.wait_audit("agent.dial refusal", |e| {
+        e["action"] == "agent.dial" && e["outcome"] == "failure"
+    });
+    assert_eq!(audited["actor"]["name"], "edge");
+    assert_eq!(audited["target"], format!("127.0.0.1:{}", s.pg.port + 1));
+
+    // The gateway shows the agent with its tunnel.
+    let list = agents(&s.gw);
+    let edge = &list[0];
+    assert_eq!(edge["name"], "edge");
+    let tunnel = &edge["tunnel"];
+    assert_eq!(tunnel["version"], env!("CARGO_PKG_VERSION"));
+    assert!(tunnel["streams_total"].as_u64().unwrap() >= 1, "{edge}");
+    assert!(tunnel["bytes_from_agent"].as_u64().unwrap() > 0, "{edge}");
+    assert!(
+        tunnel["peer"].as_str().unwrap().starts_with(&s.net.ns_ip),
+        "{edge}"
+    );
+    drop(s.agent);
+}
+
+#[test]
+fn a_bad_enrollment_token_is_refused() {
+    let Some(net) = PrivateNet::create() else {
+        return;
+    };
+    let pg = PrivatePg::start(&net);
+    let gw = gateway(&net, &pg);
+    let mut agent = AgentProc::start(
+        &net,
+        &[&gw],
+        &state_dir(),
+        &["127.0.0.1:*".to_string()],
+        &["--token", "sle_not-a-real-token"],
+    );
+    let (status, log) = agent.wait_exit();
+    assert!(!status.success());
+    assert!(
+        log.contains("invalid or already used enrollment token"),
+        "{log}"
+    );
+    let audited = gw.wait_audit("agent.enroll failure", |e| e["action"] == "agent.enroll");
+    assert_eq!(audited["outcome"], "failure");
+    // A used token does not work twice either.
+    let token = gw.cli_ok(&["agents", "add", "edge"]).trim().to_string();
+    let dir = state_dir();
+    let mut first = AgentProc::start(
+        &net,
+        &[&gw],
+        &dir,
+        &["127.0.0.1:1".into()],
+        &["--token", &token],
+    );
+    first.wait_up(1);
+    let mut second = AgentProc::start(
+        &net,
+        &[&gw],
+        &state_dir(),
+        &["127.0.0.1:1".into()],
+        &["--token", &token],
+    );
+    let (status, log) = second.wait_exit();
+    assert!(!status.success() && log.contains("enrollment"), "{log}");
+}
+
+#[test]
+fn losing_the_agent_mid_query_ends_the_session_and_a_restart_restores_service() {
+    let Some(mut s) = setup() else { return };
+    let mut client = Command::new("psql")
+        .arg(s.gw.dsn("private", &s.token, "require"))
+        .args(["-X", "-tA"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = client.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"SELECT 'started';\nSELECT pg_sleep(300);\n").unwrap();
+    wait_for(
+        "the query running on the private cluster",
+        Duration::from_secs(20),
+        || {
+            let out = s.pg.psql(
+                &s.net,
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(300)%'",
+            );
+            (String::from_utf8_lossy(&out.stdout).trim() == "1").then_some(())
+        },
+    );
+    s.agent.kill();
+
+    let out = client.wait_with_output().unwrap();
+    drop(stdin);
+    assert!(
+        !out.status.success(),
+        "the client must see the session fail"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the tunnel to agent edge was lost"), "{err}");
+    // The recording is complete up to that moment and closed.
+    let session = s.gw.wait_ended_session("private");
+    let events = s.gw.events(&session);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "query" && e["text"].as_str().unwrap().contains("'started'")),
+        "{events:?}"
+    );
+    let end = events.last().unwrap();
+    assert_eq!(end["kind"], "end", "{events:?}");
+    assert!(
+        end["reason"] == "target_closed" || end["reason"] == "target_error",
+        "{end}"
+    );
+    let out = s.gw.cli_ok(&["verify", &session]);
+    assert!(out.contains(": ok:"), "{out}");
+
+    // While the agent is away, new sessions get a clear error.
+    let out = psql(&s.gw, "private", &s.token, "SELECT 1");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("agent edge is not connected"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // It comes back with its state (no token needed) and service resumes.
+    let mut again = AgentProc::start(
+        &s.net,
+        &[&s.gw],
+        &s.agent.state,
+        &[format!("127.0.0.1:{}", s.pg.port)],
+        &[],
+    );
+    again.wait_up(1);
+    let got = stdout(&psql(&s.gw, "private", &s.token, "SELECT v FROM marker"));
+    assert_eq!(got, "inside the private network");
+}
+
+#[test]
+fn a_revoked_agent_is_cut_off_and_cannot_reconnect() {
+    let Some(mut s) = setup() else { return };
+    let mut client = Command::new("psql")
+        .args(["-X", "-tA", &s.gw.dsn("private", &s.token, "require")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = client.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"SELECT v FROM marker;\n").unwrap();
+    wait_for("a live session", Duration::from_secs(20), || {
+        s.gw.sessions()
+            .into_iter()
+            .find(|x| x["connection"] == "private")
+            .map(|_| ())
+    });
+    s.gw.cli_ok(&["agents", "revoke", "edge"]);
+    // Its tunnel closed: the session through it ends.
+    let session = s.gw.wait_ended_session("private");
+    drop(stdin);
+    let _ = client.wait_with_output();
+    assert!(s.gw.events(&session).last().unwrap()["kind"] == "end");
+    // It tries again and is refused, audited.
+    let refused = s.gw.wait_audit("a refused reconnect", |e| {
+        e["action"] == "agent.connect" && e["outcome"] == "failure"
+    });
+    assert_eq!(refused["reason"], "agent is revoked");
+    wait_for(
+        "the agent to log its refusal",
+        Duration::from_secs(20),
+        || s.agent.log().contains("agent is revoked").then_some(()),
+    );
+    let list = agents(&s.gw);
+    assert!(
+        list[0]["revoked_us"].is_i64() && list[0]["tunnel"].is_null(),
+        "{list:?}"
+    );
+    let out = psql(&s.gw, "private", &s.token, "SELECT 1");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("agent edge is not connected"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.agent.kill();
+}
+
+#[test]
+fn an_agent_holds_a_tunnel_to_every_replica_it_is_given() {
+    let Some(s) = setup() else { return };
+    // A second gateway with its own store: the admin pins the agent's key there, and the
+    // agent trusts both gateways' CAs.
+    let second = gateway(&s.net, &s.pg);
+    let bundle = std::env::temp_dir().join(unique("sluice-ca-bundle"));
+    let mut pems = std::fs::read_to_string(s.gw.data().join("tls/ca.pem")).unwrap();
+    pems.push_str(&std::fs::read_to_string(second.data().join("tls/ca.pem")).unwrap());
+    std::fs::write(&bundle, pems).unwrap();
+    let key = Command::new(common::bin())
+        .args(["agent", "--show-key", "--state-dir"])
+        .arg(&s.agent.state)
+        .output()
+        .unwrap();
+    let key = String::from_utf8(key.stdout).unwrap();
+    second.cli_ok(&["agents", "add", "edge", "--public-key", key.trim()]);
+    let mut agent = AgentProc::start(
+        &s.net,
+        &[&s.gw, &second],
+        &s.agent.state,
+        &[format!("127.0.0.1:{}", s.pg.port)],
+        &["--ca", bundle.to_str().unwrap()],
+    );
+    agent.wait_up(2);
+    let token2 = second.service_account("engineering");
+    for (gw, token) in [(&s.gw, &s.token), (&second, &token2)] {
+        let got = stdout(&psql(gw, "private", token, "SELECT v FROM marker"));
+        assert_eq!(got, "inside the private network");
+    }
+    assert!(agents(&second)[0]["tunnel"].is_object());
+}
