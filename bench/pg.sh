@@ -15,6 +15,9 @@
 #        sluice+gm  the same gateway, connection `bench-gm`: the quickstart's deny guardrails
 #                   (every statement parsed and judged) and masking with every default
 #                   detector on, client copy masked (every DataRow scanned)
+#        agent      the same gateway, connection `bench-agent` with `via: bench-edge`: every
+#                   session goes through a `sluice agent` (started here, on loopback) and
+#                   its tunnel (TLS, HTTP/2 CONNECT streams); target >= 0.85 of sluice
 #      and in two client-leg modes: tls (sslmode=require) and plain (sslmode=disable). The
 #      direct/tls row needs `ssl = on` on the server; if it is off the row reads "n/a" (the
 #      shared server's config is never changed). The table shows sluice/direct and
@@ -65,7 +68,9 @@ DB_CREATED=0
 SLUICE_OK=0
 SLUICE_PID=""
 SLUICE_PG_PORT=""
+SLUICE_API_PORT=""
 SLUICE_TOKEN=""
+AGENT_OK=0
 PGB_PORT_PLAIN=""
 PGB_PORT_TLS=""
 DIRECT_TLS=0
@@ -325,6 +330,13 @@ connections:
     port: $PG_PORT
     database: $DB
     username: postgres
+  - name: bench-agent
+    type: postgres
+    host: $PG_HOST
+    port: $PG_PORT
+    database: $DB
+    username: postgres
+    via: bench-edge
   - name: bench-gm
     type: postgres
     host: $PG_HOST
@@ -348,6 +360,8 @@ connections:
 grants:
   - group: engineering
     connection: bench
+  - group: engineering
+    connection: bench-agent
   - group: engineering
     connection: bench-gm$idle_grant
 EOF
@@ -390,6 +404,7 @@ print(l["postgres"].rsplit(":", 1)[1], l["api"].rsplit(":", 1)[1])' "$data/liste
     fi
   done
   SLUICE_OK=1
+  SLUICE_API_PORT=$api_port
   log "sluice on 127.0.0.1:$SLUICE_PG_PORT (api $api_port), pid $SLUICE_PID"
   if ((IDLE_PG_OK)) && ! PGPASSWORD=$SLUICE_TOKEN psql -X -w \
     "host=127.0.0.1 port=$SLUICE_PG_PORT user=idle dbname=postgres sslmode=require" -tAc 'select 1' \
@@ -399,6 +414,33 @@ print(l["postgres"].rsplit(":", 1)[1], l["api"].rsplit(":", 1)[1])' "$data/liste
     warn "$IDLE_PG_WHY: the idle-session phase falls back to the shared server"
     stop_private_pg
   fi
+}
+
+# An agent on loopback for the `agent` column: enrolled with a fresh token, allowed to dial
+# only the benchmark server. Failures here only blank that column.
+start_agent() {
+  ((SLUICE_OK)) || return 0
+  local data=$WORK/sluice-data enroll pid
+  if ! enroll=$(SLUICE_ADDR="https://127.0.0.1:$SLUICE_API_PORT" SLUICE_TOKEN="$(cat "$data/bootstrap-token")" \
+    SLUICE_CA="$data/tls/ca.pem" "$SLUICE_BIN" agents add bench-edge 2>"$WORK/agent-add.log"); then
+    cat "$WORK/agent-add.log" >&2
+    warn "could not create the agent: agent column will be n/a"
+    return 0
+  fi
+  SLUICE_CA="$data/tls/ca.pem" "$SLUICE_BIN" agent --gateway "https://127.0.0.1:$SLUICE_API_PORT" \
+    --token "$enroll" --allow "$PG_HOST:$PG_PORT" --state-dir "$WORK/agent-state" >"$WORK/agent.log" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  if ! wait_until 30 "the agent's tunnel" grep -q "tunnel up" "$WORK/agent.log" ||
+    ! PGPASSWORD=$SLUICE_TOKEN psql -X -w \
+      "host=127.0.0.1 port=$SLUICE_PG_PORT user=bench-agent dbname=$DB sslmode=require" -tAc 'select 1' \
+      >"$WORK/agent-check.log" 2>&1; then
+    tail -20 "$WORK/agent.log" "$WORK/agent-check.log" >&2
+    warn "query through the agent failed: agent column will be n/a"
+    return 0
+  fi
+  AGENT_OK=1
+  log "agent bench-edge connected, pid $pid"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -460,7 +502,7 @@ measure_connect_setup() {
 # ---------------------------------------------------------------------------------------------
 WORKLOADS=(select-simple select-prepared rows-10k)
 MODES=(tls plain)
-TARGETS=(direct pgbouncer sluice sluice-gm)
+TARGETS=(direct pgbouncer sluice sluice-gm sluice-agent)
 
 run_pgbench() { # run_pgbench TARGET MODE WORKLOAD — fills TPS/LAT[TARGET,MODE,WORKLOAD]
   local target=$1 mode=$2 wl=$3 key="$1,$2,$3" port user pass="" sslmode wl_args logf
@@ -480,6 +522,9 @@ run_pgbench() { # run_pgbench TARGET MODE WORKLOAD — fills TPS/LAT[TARGET,MODE
     sluice-gm)
       if ((!SLUICE_OK)); then TPS[$key]="n/a"; LAT[$key]="n/a"; return 0; fi
       port=$SLUICE_PG_PORT user=bench-gm pass=$SLUICE_TOKEN ;;
+    sluice-agent)
+      if ((!AGENT_OK)); then TPS[$key]="n/a"; LAT[$key]="n/a"; return 0; fi
+      port=$SLUICE_PG_PORT user=bench-agent pass=$SLUICE_TOKEN ;;
   esac
   case $wl in
     select-simple) wl_args=(-S -M simple -c 8 -j 2) ;;
@@ -523,28 +568,30 @@ num() { # num X DECIMALS — numbers rounded, anything else as is
 }
 
 print_report() {
-  local wl mode d p s g fmt
+  local wl mode d p s g a fmt
   echo
   echo "=== sluice benchmark: pgbench scale $SCALE, ${RUN_SECONDS}s per run, $(nproc) cores, $(date -u +%FT%TZ) ==="
   echo "TPS excludes connection establishment; latency = pgbench average, ms. sluice: recording on, buffered."
   echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (clients, proxies and PostgreSQL share the cores)"
   echo
-  fmt='%-16s %-6s %9s %9s %9s %9s %8s %8s %8s %8s %8s %8s %8s\n'
+  fmt='%-16s %-6s %9s %9s %9s %9s %9s %8s %8s %8s %8s %8s %8s %8s %8s\n'
   # shellcheck disable=SC2059
-  printf "$fmt" workload client "direct" "pgbouncer" "sluice" "sluice+gm" "s/direct" "s/pgb" "gm/s" "gm/pgb" "lat:dir" "lat:slc" "lat:gm"
-  printf "$fmt" "" "" "TPS" "TPS" "TPS" "TPS" "" "" "" "" "ms" "ms" "ms"
+  printf "$fmt" workload client "direct" "pgbouncer" "sluice" "sluice+gm" "agent" "s/direct" "s/pgb" "gm/s" "gm/pgb" "agent/s" "lat:dir" "lat:slc" "lat:gm"
+  printf "$fmt" "" "" "TPS" "TPS" "TPS" "TPS" "TPS" "" "" "" "" "" "ms" "ms" "ms"
   for wl in "${WORKLOADS[@]}"; do
     for mode in "${MODES[@]}"; do
       d=${TPS[direct,$mode,$wl]} p=${TPS[pgbouncer,$mode,$wl]} s=${TPS[sluice,$mode,$wl]} g=${TPS[sluice-gm,$mode,$wl]}
+      a=${TPS[sluice-agent,$mode,$wl]}
       [[ $d == n/a && $mode == tls && $DIRECT_TLS == 0 ]] && d="n/a*"
       # shellcheck disable=SC2059
-      printf "$fmt" "$wl" "$mode" "$(num "$d" 0)" "$(num "$p" 0)" "$(num "$s" 0)" "$(num "$g" 0)" \
-        "$(ratio "$s" "$d")" "$(ratio "$s" "$p")" "$(ratio "$g" "$s")" "$(ratio "$g" "$p")" \
+      printf "$fmt" "$wl" "$mode" "$(num "$d" 0)" "$(num "$p" 0)" "$(num "$s" 0)" "$(num "$g" 0)" "$(num "$a" 0)" \
+        "$(ratio "$s" "$d")" "$(ratio "$s" "$p")" "$(ratio "$g" "$s")" "$(ratio "$g" "$p")" "$(ratio "$a" "$s")" \
         "$(num "${LAT[direct,$mode,$wl]}" 3)" "$(num "${LAT[sluice,$mode,$wl]}" 3)" \
         "$(num "${LAT[sluice-gm,$mode,$wl]}" 3)"
     done
   done
   echo "sluice+gm: guardrails (quickstart deny rules) + masking (all default detectors, client copy masked)."
+  echo "agent: the bench connection through a sluice agent's tunnel (agent/s target >= 0.85)."
   ((DIRECT_TLS)) || echo "* n/a (server ssl off): the shared PostgreSQL server has ssl=off; not changed."
   ((SLUICE_OK)) || echo "sluice: n/a — the gateway could not be built or started (see warnings above)."
   echo
@@ -577,6 +624,7 @@ main() {
     print_idle_report
     return 0
   fi
+  start_agent
   measure_connect_setup
   run_matrix
   print_report
