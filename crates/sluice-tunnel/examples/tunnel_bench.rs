@@ -37,8 +37,14 @@ async fn main() {
     .await;
 
     println!();
-    println!("=== tunnel benchmark: {streams} parallel streams x {mib} MiB, {} cores ===", cores());
-    println!("{:<10} {:>12} {:>12} {:>12} {:>12} {:>10}", "path", "MiB/s", "total s", "fastest s", "slowest s", "slow/fast");
+    println!(
+        "=== tunnel benchmark: {streams} parallel streams x {mib} MiB, {} cores ===",
+        cores()
+    );
+    println!(
+        "{:<10} {:>12} {:>12} {:>12} {:>12} {:>10}",
+        "path", "MiB/s", "total s", "fastest s", "slowest s", "slow/fast"
+    );
     for (name, r) in [("direct", &direct), ("tunnel", &through)] {
         println!(
             "{:<10} {:>12.0} {:>12.2} {:>12.2} {:>12.2} {:>10.2}",
@@ -169,5 +175,7 @@ async fn tunnel(allowed_port: u16) -> Arc<Tunnels> {
 }
 
 fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::mysql::MyDb;
 use common::private_net::{AgentProc, PrivateNet, PrivatePg};
 use common::{unique, wait_for, Gateway};
 use serde_json::Value;
@@ -84,7 +85,7 @@ fn setup() -> Option<Setup> {
     let gw = gateway(&net, &pg);
     let enroll = gw.cli_ok(&["agents", "add", "edge"]).trim().to_string();
     let mut agent = AgentProc::start(
-        &net,
+        Some(&net),
         &[&gw],
         &state_dir(),
         &[format!("127.0.0.1:{}", pg.port)],
@@ -167,7 +168,7 @@ fn a_bad_enrollment_token_is_refused() {
     let pg = PrivatePg::start(&net);
     let gw = gateway(&net, &pg);
     let mut agent = AgentProc::start(
-        &net,
+        Some(&net),
         &[&gw],
         &state_dir(),
         &["127.0.0.1:*".to_string()],
@@ -185,7 +186,7 @@ fn a_bad_enrollment_token_is_refused() {
     let token = gw.cli_ok(&["agents", "add", "edge"]).trim().to_string();
     let dir = state_dir();
     let mut first = AgentProc::start(
-        &net,
+        Some(&net),
         &[&gw],
         &dir,
         &["127.0.0.1:1".into()],
@@ -193,7 +194,7 @@ fn a_bad_enrollment_token_is_refused() {
     );
     first.wait_up(1);
     let mut second = AgentProc::start(
-        &net,
+        Some(&net),
         &[&gw],
         &state_dir(),
         &["127.0.0.1:1".into()],
@@ -264,7 +265,7 @@ fn losing_the_agent_mid_query_ends_the_session_and_a_restart_restores_service() 
     );
     // It comes back with its state (no token needed) and service resumes.
     let mut again = AgentProc::start(
-        &s.net,
+        Some(&s.net),
         &[&s.gw],
         &s.agent.state,
         &[format!("127.0.0.1:{}", s.pg.port)],
@@ -341,7 +342,7 @@ fn an_agent_holds_a_tunnel_to_every_replica_it_is_given() {
     let key = String::from_utf8(key.stdout).unwrap();
     second.cli_ok(&["agents", "add", "edge", "--public-key", key.trim()]);
     let mut agent = AgentProc::start(
-        &s.net,
+        Some(&s.net),
         &[&s.gw, &second],
         &s.agent.state,
         &[format!("127.0.0.1:{}", s.pg.port)],
@@ -354,4 +355,43 @@ fn an_agent_holds_a_tunnel_to_every_replica_it_is_given() {
         assert_eq!(got, "inside the private network");
     }
     assert!(agents(&second)[0]["tunnel"].is_object());
+}
+
+#[test]
+fn mysql_sessions_go_through_the_agent_unchanged() {
+    // The agent runs in this namespace here: the machine's MariaDB is on this loopback.
+    let db = MyDb::new();
+    db.typed_table();
+    let gw = Gateway::start(&common::mysql::config(
+        &db,
+        false,
+        "via: edge\nmasking:\n  mask_client: true",
+    ));
+    let enroll = gw.cli_ok(&["agents", "add", "edge"]).trim().to_string();
+    let mut agent = AgentProc::start(
+        None,
+        &[&gw],
+        &state_dir(),
+        &["127.0.0.1:3306".to_string()],
+        &["--token", &enroll],
+    );
+    agent.wait_up(1);
+    let token = gw.service_account("engineering");
+    let out = gw.mariadb(&token, "SELECT card, note FROM typed WHERE id = 1");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("**** **** **** 1111\thello"), "{text}");
+    assert!(!text.contains("4111 1111"), "{text}");
+    let session = gw.wait_ended_session("my");
+    let start = gw
+        .events(&session)
+        .into_iter()
+        .find(|e| e["kind"] == "start")
+        .unwrap();
+    assert_eq!(start["target"], "127.0.0.1:3306 via agent edge");
+    assert!(agents(&gw)[0]["tunnel"]["streams_total"].as_u64().unwrap() >= 1);
 }

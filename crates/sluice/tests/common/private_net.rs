@@ -265,17 +265,20 @@ pub struct AgentProc {
 }
 
 impl AgentProc {
-    /// Starts an agent in `net` for `gateways`, allowed to dial `allow`, with `extra` flags
-    /// (such as `--token`), using the CA of the first gateway.
+    /// Starts an agent in `net` (or in this namespace) for `gateways`, allowed to dial
+    /// `allow`, with `extra` flags (such as `--token`), using the CA of the first gateway.
     pub fn start(
-        net: &PrivateNet,
+        net: Option<&PrivateNet>,
         gateways: &[&Gateway],
         state: &PathBuf,
         allow: &[String],
         extra: &[&str],
     ) -> AgentProc {
         let log = state.with_extension(format!("{}.log", unique("run")));
-        let mut cmd = net.command(bin());
+        let mut cmd = match net {
+            Some(net) => net.command(bin()),
+            None => Command::new(bin()),
+        };
         cmd.arg("agent").arg("--state-dir").arg(state);
         for g in gateways {
             cmd.args(["--gateway", &format!("https://{}", g.api)]);
