@@ -28,6 +28,8 @@ dpkg-query -W -f='${Status}' rsyslog-gnutls 2>/dev/null | grep -q 'ok installed'
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 # Agent tests put a private PostgreSQL and the agent in a network namespace (ip netns, veth).
 command -v ip >/dev/null 2>&1 || apt_packages+=(iproute2)
+# ... and reach the gateway through a real HTTP egress proxy.
+command -v tinyproxy >/dev/null 2>&1 || apt_packages+=(tinyproxy)
 # pg_query (PostgreSQL's own SQL parser, used by the guardrails) generates bindings with libclang.
 dpkg-query -W -f='${Status}' libclang-dev 2>/dev/null | grep -q 'ok installed' || apt_packages+=(libclang-dev)
 if ((${#apt_packages[@]})); then

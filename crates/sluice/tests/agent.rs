@@ -14,6 +14,11 @@ use std::time::Duration;
 /// A gateway whose API the namespace can reach, with `private` (allowed by the agent) and
 /// `outside` (a destination the agent does not allow) both via agent `edge`.
 fn gateway(net: &PrivateNet, pg: &PrivatePg) -> Gateway {
+    gateway_on(&net.host_ip, net, pg)
+}
+
+/// [`gateway`] with its API on `api_host`.
+fn gateway_on(api_host: &str, net: &PrivateNet, pg: &PrivatePg) -> Gateway {
     Gateway::start(&format!(
         r#"listeners:
   postgres:
@@ -42,7 +47,7 @@ grants:
   - group: engineering
     connection: outside
 "#,
-        host = net.host_ip,
+        host = api_host,
         tls = net.gateway_config(),
         port = pg.port,
         other = pg.port + 1,
@@ -394,4 +399,75 @@ fn mysql_sessions_go_through_the_agent_unchanged() {
         .unwrap();
     assert_eq!(start["target"], "127.0.0.1:3306 via agent edge");
     assert!(agents(&gw)[0]["tunnel"]["streams_total"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn the_agent_reaches_the_gateway_through_an_egress_proxy() {
+    let Some(net) = PrivateNet::create() else {
+        return;
+    };
+    let pg = PrivatePg::start(&net);
+    // The API listens on this namespace's loopback: from inside, only the proxy gets there.
+    let gw = gateway_on("127.0.0.1", &net, &pg);
+    let dir = std::env::temp_dir().join(unique("sluice-tinyproxy"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind((net.host_ip.as_str(), 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = dir.join("tinyproxy.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "Port {port}\nListen {host}\nTimeout 600\nAllow {host}/30\nConnectPort {api}\n\
+             LogFile \"{log}\"\nLogLevel Connect\nMaxClients 20\n",
+            host = net.host_ip,
+            api = gw.api.port(),
+            log = dir.join("tinyproxy.log").display(),
+        ),
+    )
+    .unwrap();
+    let mut proxy = Command::new("tinyproxy")
+        .args(["-d", "-c"])
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tinyproxy starts");
+    wait_for("tinyproxy to listen", Duration::from_secs(10), || {
+        std::net::TcpStream::connect((net.host_ip.as_str(), port)).ok()
+    });
+    let enroll = gw.cli_ok(&["agents", "add", "edge"]).trim().to_string();
+    let mut agent = AgentProc::start(
+        Some(&net),
+        &[&gw],
+        &state_dir(),
+        &[format!("127.0.0.1:{}", pg.port)],
+        &[
+            "--token",
+            &enroll,
+            "--proxy",
+            &format!("http://{}:{port}", net.host_ip),
+        ],
+    );
+    agent.wait_up(1);
+    let token = gw.service_account("engineering");
+    let got = stdout(&psql(&gw, "private", &token, "SELECT v FROM marker"));
+    assert_eq!(got, "inside the private network");
+    // The tunnel came from the proxy, not from the namespace.
+    let list = agents(&gw);
+    assert!(
+        list[0]["tunnel"]["peer"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:"),
+        "{list:?}"
+    );
+    let log = std::fs::read_to_string(dir.join("tinyproxy.log")).unwrap_or_default();
+    assert!(log.contains("CONNECT"), "{log}");
+    drop(agent);
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    let _ = std::fs::remove_dir_all(&dir);
 }

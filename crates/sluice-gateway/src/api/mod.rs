@@ -205,6 +205,8 @@ pub async fn serve(
             },
             _ = shutdown.wait_for(|s| *s) => return,
         };
+        // Agent tunnels multiplex many small exchanges on one connection: no Nagle delay.
+        let _ = tcp.set_nodelay(true);
         let tls = tls.clone();
         let app = app.clone();
         tokio::spawn(async move {

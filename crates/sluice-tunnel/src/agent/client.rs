@@ -1,5 +1,6 @@
 //! The agent's requests to a gateway: enrollment, and the upgrade that opens a tunnel.
 
+use super::proxy::Proxy;
 use super::state::AgentState;
 use crate::proto::{self, ENROLL_PATH, TUNNEL_PATH, UPGRADE};
 use base64::Engine;
@@ -25,6 +26,7 @@ pub struct GatewayAddr {
     pub url: String,
     host: String,
     port: u16,
+    proxy: Option<Proxy>,
 }
 
 /// Why a request to the gateway failed.
@@ -99,7 +101,16 @@ impl GatewayAddr {
             url: url.trim_end_matches('/').to_string(),
             host,
             port,
+            proxy: None,
         })
+    }
+
+    /// Reaches this gateway through `proxy` (unless `no_proxy` exempts its host).
+    pub fn via_proxy(mut self, proxy: Option<&Proxy>, no_proxy: &str) -> GatewayAddr {
+        self.proxy = proxy
+            .filter(|_| !super::proxy::bypassed(no_proxy, &self.host))
+            .cloned();
+        self
     }
 
     fn authority(&self) -> String {
@@ -118,9 +129,12 @@ impl GatewayAddr {
             url: self.url.clone(),
             source,
         };
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(io)?;
+        let tcp = match &self.proxy {
+            Some(p) => p.connect(&self.host, self.port).await.map_err(io)?,
+            None => TcpStream::connect((self.host.as_str(), self.port))
+                .await
+                .map_err(io)?,
+        };
         tcp.set_nodelay(true).map_err(io)?;
         let name = ServerName::try_from(self.host.clone())
             .map_err(|_| ClientError::BadUrl(self.url.clone()))?;

@@ -4,11 +4,13 @@
 
 pub mod allow;
 pub mod client;
+pub mod proxy;
 pub mod serve;
 pub mod state;
 
 pub use allow::AllowList;
 pub use client::{ClientError, GatewayAddr};
+pub use proxy::Proxy;
 pub use state::AgentState;
 
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 use anyhow::{bail, Context};
 use clap::Args as ClapArgs;
 use serde::Deserialize;
-use sluice_tunnel::agent::{self, AgentSettings, AgentState, AllowList, GatewayAddr};
+use sluice_tunnel::agent::{self, AgentSettings, AgentState, AllowList, GatewayAddr, Proxy};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -34,6 +34,12 @@ pub struct AgentArgs {
     /// Agent name to use with a key pinned by an admin (instead of enrolling with a token).
     #[arg(long)]
     name: Option<String>,
+    /// HTTP proxy to reach the gateways through (`CONNECT`): http://[user:pass@]host:port.
+    #[arg(long, env = "HTTPS_PROXY", hide_env_values = true)]
+    proxy: Option<String>,
+    /// Hosts that skip the proxy (comma-separated names or domain suffixes).
+    #[arg(long, env = "NO_PROXY", default_value = "")]
+    no_proxy: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -70,11 +76,17 @@ pub fn run(args: AgentArgs, ca: Option<PathBuf>) -> anyhow::Result<()> {
             state.set_name(name)?;
         }
     }
+    let proxy = args
+        .proxy
+        .or_else(|| std::env::var("https_proxy").ok())
+        .filter(|p| !p.is_empty())
+        .map(|p| Proxy::parse(&p))
+        .transpose()?;
     let gateways: Vec<GatewayAddr> = file
         .gateways
         .iter()
         .chain(args.gateways.iter())
-        .map(|g| GatewayAddr::parse(g))
+        .map(|g| GatewayAddr::parse(g).map(|g| g.via_proxy(proxy.as_ref(), &args.no_proxy)))
         .collect::<Result<_, _>>()?;
     if gateways.is_empty() {
         bail!("no gateway: pass --gateway https://GATEWAY:8443 (repeat for replicas)");
@@ -95,7 +107,9 @@ pub fn run(args: AgentArgs, ca: Option<PathBuf>) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // One thread: an agent only relays, and cross-thread wake-ups would cost more than the
+    // relaying itself (measured with bench/pg.sh's agent column).
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
