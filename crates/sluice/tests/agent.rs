@@ -19,13 +19,18 @@ fn gateway(net: &PrivateNet, pg: &PrivatePg) -> Gateway {
 
 /// [`gateway`] with its API on `api_host`.
 fn gateway_on(api_host: &str, net: &PrivateNet, pg: &PrivatePg) -> Gateway {
-    Gateway::start(&format!(
+    Gateway::start(&gateway_config(&format!("{api_host}:0"), net, pg))
+}
+
+/// The config of [`gateway`], with the API on `api` (`host:port`).
+fn gateway_config(api: &str, net: &PrivateNet, pg: &PrivatePg) -> String {
+    format!(
         r#"listeners:
   postgres:
     address: 127.0.0.1:0
     allow_plaintext: true
   api:
-    address: {host}:0
+    address: {api}
 {tls}connections:
   - name: private
     type: postgres
@@ -47,11 +52,10 @@ grants:
   - group: engineering
     connection: outside
 "#,
-        host = api_host,
         tls = net.gateway_config(),
         port = pg.port,
         other = pg.port + 1,
-    ))
+    )
 }
 
 fn psql(gw: &Gateway, connection: &str, token: &str, sql: &str) -> Output {
@@ -470,4 +474,45 @@ fn the_agent_reaches_the_gateway_through_an_egress_proxy() {
     let _ = proxy.kill();
     let _ = proxy.wait();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_agent_reconnects_by_itself_after_a_gateway_crash_and_stops_cleanly() {
+    let Some(net) = PrivateNet::create() else {
+        return;
+    };
+    let pg = PrivatePg::start(&net);
+    // A fixed API port, so the restarted gateway is where the agent keeps dialing.
+    let port = std::net::TcpListener::bind((net.host_ip.as_str(), 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = gateway_config(&format!("{}:{port}", net.host_ip), &net, &pg);
+    let gw = Gateway::start(&config);
+    let enroll = gw.cli_ok(&["agents", "add", "edge"]).trim().to_string();
+    let mut agent = AgentProc::start(
+        Some(&net),
+        &[&gw],
+        &state_dir(),
+        &[format!("127.0.0.1:{}", pg.port)],
+        &["--token", &enroll],
+    );
+    agent.wait_up(1);
+    let gw = gw.restart(&config, true);
+    // Backoff and jitter bring it back without anyone touching the agent.
+    agent.wait_up(2);
+    let token = gw.service_account("engineering");
+    let got = stdout(&psql(&gw, "private", &token, "SELECT v FROM marker"));
+    assert_eq!(got, "inside the private network");
+    assert!(agent.log().contains("tunnel lost") || agent.log().contains("tunnel closed"));
+    // SIGTERM: the agent closes its tunnels and exits 0; the gateway sees it go.
+    agent.terminate();
+    let (status, log) = agent.wait_exit();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("shutting down"), "{log}");
+    gw.wait_audit("the agent's disconnect", |e| {
+        e["action"] == "agent.disconnect" && e["actor"]["name"] == "edge"
+    });
+    assert!(agents(&gw)[0]["tunnel"].is_null());
 }

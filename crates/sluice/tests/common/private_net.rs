@@ -323,6 +323,13 @@ impl AgentProc {
         (status, self.log())
     }
 
+    /// SIGTERM: a clean stop.
+    pub fn terminate(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
     /// SIGKILL: the process and its sockets vanish at once.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
