@@ -92,15 +92,7 @@ fn setup() -> Option<Setup> {
     let net = PrivateNet::create()?;
     let pg = PrivatePg::start(&net);
     let gw = gateway(&net, &pg);
-    let enroll = gw.cli_ok(&["agents", "add", "edge"]).trim().to_string();
-    let mut agent = AgentProc::start(
-        Some(&net),
-        &[&gw],
-        &state_dir(),
-        &[format!("127.0.0.1:{}", pg.port)],
-        &["--token", &enroll],
-    );
-    agent.wait_up(1);
+    let agent = enrolled_agent(Some(&net), &gw, format!("127.0.0.1:{}", pg.port), &[]);
     let token = gw.service_account("engineering");
     Some(Setup {
         agent,
@@ -109,6 +101,22 @@ fn setup() -> Option<Setup> {
         net,
         token,
     })
+}
+
+/// Agent `edge`, created on `gw` and enrolled with its token, running (in `net`, or in this
+/// namespace) with `allow` and `extra` flags, its tunnel up.
+fn enrolled_agent(
+    net: Option<&PrivateNet>,
+    gw: &Gateway,
+    allow: String,
+    extra: &[&str],
+) -> AgentProc {
+    let enroll = gw.cli_ok(&["agents", "add", "edge"]).trim().to_string();
+    let mut flags = vec!["--token", enroll.as_str()];
+    flags.extend_from_slice(extra);
+    let mut agent = AgentProc::start(net, &[gw], &state_dir(), &[allow], &flags);
+    agent.wait_up(1);
+    agent
 }
 
 fn agents(gw: &Gateway) -> Vec<Value> {
@@ -376,15 +384,7 @@ fn mysql_sessions_go_through_the_agent_unchanged() {
         false,
         "via: edge\nmasking:\n  mask_client: true",
     ));
-    let enroll = gw.cli_ok(&["agents", "add", "edge"]).trim().to_string();
-    let mut agent = AgentProc::start(
-        None,
-        &[&gw],
-        &state_dir(),
-        &["127.0.0.1:3306".to_string()],
-        &["--token", &enroll],
-    );
-    agent.wait_up(1);
+    let _agent = enrolled_agent(None, &gw, "127.0.0.1:3306".into(), &[]);
     let token = gw.service_account("engineering");
     let out = gw.mariadb(&token, "SELECT card, note FROM typed WHERE id = 1");
     assert!(
@@ -442,20 +442,13 @@ fn the_agent_reaches_the_gateway_through_an_egress_proxy() {
     wait_for("tinyproxy to listen", Duration::from_secs(10), || {
         std::net::TcpStream::connect((net.host_ip.as_str(), port)).ok()
     });
-    let enroll = gw.cli_ok(&["agents", "add", "edge"]).trim().to_string();
-    let mut agent = AgentProc::start(
+    let proxy_url = format!("http://{}:{port}", net.host_ip);
+    let agent = enrolled_agent(
         Some(&net),
-        &[&gw],
-        &state_dir(),
-        &[format!("127.0.0.1:{}", pg.port)],
-        &[
-            "--token",
-            &enroll,
-            "--proxy",
-            &format!("http://{}:{port}", net.host_ip),
-        ],
+        &gw,
+        format!("127.0.0.1:{}", pg.port),
+        &["--proxy", &proxy_url],
     );
-    agent.wait_up(1);
     let token = gw.service_account("engineering");
     let got = stdout(&psql(&gw, "private", &token, "SELECT v FROM marker"));
     assert_eq!(got, "inside the private network");
@@ -490,15 +483,7 @@ fn the_agent_reconnects_by_itself_after_a_gateway_crash_and_stops_cleanly() {
         .port();
     let config = gateway_config(&format!("{}:{port}", net.host_ip), &net, &pg);
     let gw = Gateway::start(&config);
-    let enroll = gw.cli_ok(&["agents", "add", "edge"]).trim().to_string();
-    let mut agent = AgentProc::start(
-        Some(&net),
-        &[&gw],
-        &state_dir(),
-        &[format!("127.0.0.1:{}", pg.port)],
-        &["--token", &enroll],
-    );
-    agent.wait_up(1);
+    let mut agent = enrolled_agent(Some(&net), &gw, format!("127.0.0.1:{}", pg.port), &[]);
     let gw = gw.restart(&config, true);
     // Backoff and jitter bring it back without anyone touching the agent.
     agent.wait_up(2);
