@@ -6,9 +6,7 @@ use sluice_core::{Connection, Fault, Outcome};
 use sluice_tunnel::TunnelStream;
 use std::fmt;
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
+use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
@@ -36,11 +34,7 @@ impl Route {
 
 impl fmt::Display for Route {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)?;
-        } else {
-            write!(f, "{}:{}", self.host, self.port)?;
-        }
+        f.write_str(&sluice_tunnel::proto::authority(&self.host, self.port))?;
         match &self.via {
             Some(agent) => write!(f, " via agent {agent}"),
             None => Ok(()),
@@ -161,50 +155,6 @@ pub enum TargetWrite {
     Tcp(OwnedWriteHalf),
     /// Agent stream.
     Agent(WriteHalf<TunnelStream>),
-}
-
-macro_rules! delegate_read {
-    ($t:ty, $($v:ident),+) => {
-        impl AsyncRead for $t {
-            fn poll_read(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &mut ReadBuf<'_>,
-            ) -> Poll<io::Result<()>> {
-                match self.get_mut() {
-                    $(Self::$v(s) => Pin::new(s).poll_read(cx, buf),)+
-                }
-            }
-        }
-    };
-}
-
-macro_rules! delegate_write {
-    ($t:ty, $($v:ident),+) => {
-        impl AsyncWrite for $t {
-            fn poll_write(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &[u8],
-            ) -> Poll<io::Result<usize>> {
-                match self.get_mut() {
-                    $(Self::$v(s) => Pin::new(s).poll_write(cx, buf),)+
-                }
-            }
-
-            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                match self.get_mut() {
-                    $(Self::$v(s) => Pin::new(s).poll_flush(cx),)+
-                }
-            }
-
-            fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                match self.get_mut() {
-                    $(Self::$v(s) => Pin::new(s).poll_shutdown(cx),)+
-                }
-            }
-        }
-    };
 }
 
 delegate_read!(TargetStream, Tcp, Agent);

@@ -24,6 +24,9 @@
 //! - [`recorder`]: step 4–5.
 //! - [`audit`]: building audit events.
 
+#[macro_use]
+mod delegate;
+
 pub mod accept;
 pub mod audit;
 pub mod authorize;

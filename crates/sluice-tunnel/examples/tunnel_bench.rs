@@ -13,28 +13,30 @@ use sluice_tunnel::gateway::AgentHello;
 use sluice_tunnel::Tunnels;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 #[tokio::main]
-async fn main() {
+async fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().collect();
     let streams: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100);
     let mib: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10);
     let bytes = mib * 1024 * 1024;
-    let source = source_server(bytes).await;
+    let source = source_server(bytes).await?;
 
     let direct = run(streams, bytes, |_| async move {
-        TcpStream::connect(("127.0.0.1", source)).await.unwrap()
+        Ok(TcpStream::connect(("127.0.0.1", source)).await?)
     })
-    .await;
-    let tunnels = tunnel(source).await;
+    .await?;
+    let tunnels = tunnel(source).await?;
     let through = run(streams, bytes, |_| {
         let t = tunnels.clone();
-        async move { t.dial("bench", "127.0.0.1", source).await.unwrap() }
+        async move { Ok(t.dial("bench", "127.0.0.1", source).await?) }
     })
-    .await;
+    .await?;
 
     println!();
     println!(
@@ -60,18 +62,19 @@ async fn main() {
         "tunnel/direct throughput: {:.2}",
         direct.total.as_secs_f64() / through.total.as_secs_f64()
     );
+    Ok(())
 }
 
-struct Result {
+struct Timing {
     total: Duration,
     fastest: Duration,
     slowest: Duration,
 }
 
-async fn run<F, Fut, S>(streams: usize, bytes: usize, open: F) -> Result
+async fn run<F, Fut, S>(streams: usize, bytes: usize, open: F) -> Result<Timing, BoxError>
 where
     F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = S> + Send + 'static,
+    Fut: std::future::Future<Output = Result<S, BoxError>> + Send + 'static,
     S: AsyncRead + Unpin + Send + 'static,
 {
     let start = Instant::now();
@@ -79,34 +82,28 @@ where
     for i in 0..streams {
         let opening = open(i);
         tasks.push(tokio::spawn(async move {
-            let mut s = opening.await;
-            let mut buf = vec![0u8; 64 * 1024];
-            let mut n = 0;
-            loop {
-                let k = s.read(&mut buf).await.unwrap();
-                if k == 0 {
-                    break;
-                }
-                n += k;
+            let mut s = opening.await?;
+            let n = tokio::io::copy(&mut s, &mut tokio::io::sink()).await? as usize;
+            if n != bytes {
+                return Err(format!("a stream delivered {n} of {bytes} bytes").into());
             }
-            assert_eq!(n, bytes);
-            start.elapsed()
+            Ok::<_, BoxError>(start.elapsed())
         }));
     }
     let mut times = Vec::new();
     for t in tasks {
-        times.push(t.await.unwrap());
+        times.push(t.await??);
     }
-    Result {
+    Ok(Timing {
         total: start.elapsed(),
         fastest: times.iter().copied().min().unwrap_or_default(),
         slowest: times.iter().copied().max().unwrap_or_default(),
-    }
+    })
 }
 
-async fn source_server(bytes: usize) -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
+async fn source_server(bytes: usize) -> Result<u16, BoxError> {
+    let l = TcpListener::bind("127.0.0.1:0").await?;
+    let port = l.local_addr()?.port();
     tokio::spawn(async move {
         let chunk = vec![0x5au8; 64 * 1024];
         while let Ok((mut s, _)) = l.accept().await {
@@ -123,55 +120,54 @@ async fn source_server(bytes: usize) -> u16 {
             });
         }
     });
-    port
+    Ok(port)
 }
 
 /// A tunnel over TLS on loopback: this process plays both the gateway and the agent.
-async fn tunnel(allowed_port: u16) -> Arc<Tunnels> {
+async fn tunnel(allowed_port: u16) -> Result<Arc<Tunnels>, BoxError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
     let server = rustls::ServerConfig::builder()
         .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)
-        .unwrap();
+        .with_single_cert(vec![cert.cert.der().clone()], key)?;
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.cert.der().clone()).unwrap();
+    roots.add(cert.cert.der().clone())?;
     let client = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();
 
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
     let tunnels = Arc::new(Tunnels::new());
     let t = tunnels.clone();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
     tokio::spawn(async move {
-        let (tcp, peer) = listener.accept().await.unwrap();
-        tcp.set_nodelay(true).unwrap();
-        let tls = acceptor.accept(tcp).await.unwrap();
+        let (tcp, peer) = listener.accept().await?;
+        tcp.set_nodelay(true)?;
+        let tls = acceptor.accept(tcp).await?;
         let hello = AgentHello {
             name: "bench".into(),
             version: "bench".into(),
             peer,
         };
-        let _ = t.serve(hello, TokioIo::new(tls)).await;
+        t.serve(hello, TokioIo::new(tls)).await?;
+        Ok::<_, BoxError>(())
     });
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.set_nodelay(true).unwrap();
+    let tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
     let tls = tokio_rustls::TlsConnector::from(Arc::new(client))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
+        .connect(ServerName::try_from("localhost")?, tcp)
+        .await?;
     let (up_tx, up_rx) = oneshot::channel();
     let (_stop_tx, stop_rx) = watch::channel(false);
-    let allow = Arc::new(AllowList::parse(&[format!("127.0.0.1:{allowed_port}")]).unwrap());
+    let allow = Arc::new(AllowList::parse(&[format!("127.0.0.1:{allowed_port}")])?);
     tokio::spawn(async move {
         let _keep = _stop_tx;
         serve::serve(TokioIo::new(tls), allow, "bench".into(), up_tx, stop_rx).await
     });
-    up_rx.await.unwrap();
-    tunnels
+    up_rx.await?;
+    Ok(tunnels)
 }
 
 fn cores() -> usize {

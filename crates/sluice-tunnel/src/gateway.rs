@@ -153,7 +153,7 @@ impl Tunnels {
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
         let tunnel = Arc::new(Tunnel {
             hello: hello.clone(),
-            since_us: now_us(),
+            since_us: sluice_core::time::now_micros(),
             generation,
             sender: sender.clone(),
             stats: Arc::default(),
@@ -206,11 +206,7 @@ impl Tunnels {
             .get(agent)
             .cloned()
             .ok_or_else(|| DialError::NotConnected(agent.to_string()))?;
-        let target = if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
+        let target = crate::proto::authority(host, port);
         let broken = |reason: String| DialError::Tunnel {
             agent: agent.to_string(),
             reason,
@@ -312,13 +308,6 @@ async fn send_hello(mut sender: SendRequest<Empty<Bytes>>) -> bool {
         return false;
     };
     matches!(sender.send_request(req).await, Ok(r) if r.status().is_success())
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default()
 }
 
 /// One target connection inside a tunnel: a byte stream like a TCP connection.

@@ -23,6 +23,15 @@ pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-sluice-agent-tunnel";
 /// Keying material both ends derive from their TLS connection.
 pub type Binding = [u8; 32];
 
+/// `host:port`, with an IPv6 address in brackets (the form `CONNECT` and `Host` take).
+pub fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// What the agent signs: a domain tag, its name and the TLS connection's exporter value.
 pub fn signed_message(name: &str, binding: &Binding) -> Vec<u8> {
     let mut m = Vec::with_capacity(32 + name.len() + binding.len());

@@ -58,14 +58,6 @@ grants:
     )
 }
 
-fn psql(gw: &Gateway, connection: &str, token: &str, sql: &str) -> Output {
-    Command::new("psql")
-        .arg(gw.dsn(connection, token, "require"))
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-tA", "-c", sql])
-        .output()
-        .expect("psql runs")
-}
-
 fn stdout(out: &Output) -> String {
     assert!(
         out.status.success(),
@@ -129,7 +121,7 @@ fn the_private_database_is_reached_only_through_the_agent() {
     // Nothing outside the namespace reaches the cluster.
     assert!(std::net::TcpStream::connect(("127.0.0.1", s.pg.port)).is_err());
 
-    let got = stdout(&psql(&s.gw, "private", &s.token, "SELECT v FROM marker"));
+    let got = stdout(&s.gw.psql_as("private", &s.token, "SELECT v FROM marker"));
     assert_eq!(got, "inside the private network");
 
     // Recorded and policed at the gateway like any session.
@@ -149,7 +141,7 @@ fn the_private_database_is_reached_only_through_the_agent() {
     );
 
     // A destination outside the agent's allow-list is refused by the agent, and audited.
-    let out = psql(&s.gw, "outside", &s.token, "SELECT 1");
+    let out = s.gw.psql_as("outside", &s.token, "SELECT 1");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -224,23 +216,23 @@ fn a_bad_enrollment_token_is_refused() {
 #[test]
 fn losing_the_agent_mid_query_ends_the_session_and_a_restart_restores_service() {
     let Some(mut s) = setup() else { return };
-    let mut client = Command::new("psql")
-        .arg(s.gw.dsn("private", &s.token, "require"))
-        .args(["-X", "-tA"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // A session on the private cluster holds a lock; the client's statement waits for it
+    // until the agent goes away.
+    let _holder = s.pg.hold_advisory_lock(&s.net, 4242);
+    let mut client = s.gw.psql_session_as("private", &s.token);
     let mut stdin = client.stdin.take().unwrap();
-    std::io::Write::write_all(&mut stdin, b"SELECT 'started';\nSELECT pg_sleep(300);\n").unwrap();
+    std::io::Write::write_all(
+        &mut stdin,
+        b"SELECT 'started';\nSELECT pg_advisory_lock(4242);\n",
+    )
+    .unwrap();
     wait_for(
         "the query running on the private cluster",
         Duration::from_secs(20),
         || {
             let out = s.pg.psql(
                 &s.net,
-                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(300)%'",
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
             );
             (String::from_utf8_lossy(&out.stdout).trim() == "1").then_some(())
         },
@@ -274,7 +266,7 @@ fn losing_the_agent_mid_query_ends_the_session_and_a_restart_restores_service() 
     assert!(out.contains(": ok:"), "{out}");
 
     // While the agent is away, new sessions get a clear error.
-    let out = psql(&s.gw, "private", &s.token, "SELECT 1");
+    let out = s.gw.psql_as("private", &s.token, "SELECT 1");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("agent edge is not connected"),
         "{}",
@@ -289,20 +281,14 @@ fn losing_the_agent_mid_query_ends_the_session_and_a_restart_restores_service() 
         &[],
     );
     again.wait_up(1);
-    let got = stdout(&psql(&s.gw, "private", &s.token, "SELECT v FROM marker"));
+    let got = stdout(&s.gw.psql_as("private", &s.token, "SELECT v FROM marker"));
     assert_eq!(got, "inside the private network");
 }
 
 #[test]
 fn a_revoked_agent_is_cut_off_and_cannot_reconnect() {
     let Some(mut s) = setup() else { return };
-    let mut client = Command::new("psql")
-        .args(["-X", "-tA", &s.gw.dsn("private", &s.token, "require")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut client = s.gw.psql_session_as("private", &s.token);
     let mut stdin = client.stdin.take().unwrap();
     std::io::Write::write_all(&mut stdin, b"SELECT v FROM marker;\n").unwrap();
     wait_for("a live session", Duration::from_secs(20), || {
@@ -332,7 +318,7 @@ fn a_revoked_agent_is_cut_off_and_cannot_reconnect() {
         list[0]["revoked_us"].is_i64() && list[0]["tunnel"].is_null(),
         "{list:?}"
     );
-    let out = psql(&s.gw, "private", &s.token, "SELECT 1");
+    let out = s.gw.psql_as("private", &s.token, "SELECT 1");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("agent edge is not connected"),
         "{}",
@@ -368,7 +354,7 @@ fn an_agent_holds_a_tunnel_to_every_replica_it_is_given() {
     agent.wait_up(2);
     let token2 = second.service_account("engineering");
     for (gw, token) in [(&s.gw, &s.token), (&second, &token2)] {
-        let got = stdout(&psql(gw, "private", token, "SELECT v FROM marker"));
+        let got = stdout(&gw.psql_as("private", token, "SELECT v FROM marker"));
         assert_eq!(got, "inside the private network");
     }
     assert!(agents(&second)[0]["tunnel"].is_object());
@@ -450,7 +436,7 @@ fn the_agent_reaches_the_gateway_through_an_egress_proxy() {
         &["--proxy", &proxy_url],
     );
     let token = gw.service_account("engineering");
-    let got = stdout(&psql(&gw, "private", &token, "SELECT v FROM marker"));
+    let got = stdout(&gw.psql_as("private", &token, "SELECT v FROM marker"));
     assert_eq!(got, "inside the private network");
     // The tunnel came from the proxy, not from the namespace.
     let list = agents(&gw);
@@ -488,7 +474,7 @@ fn the_agent_reconnects_by_itself_after_a_gateway_crash_and_stops_cleanly() {
     // Backoff and jitter bring it back without anyone touching the agent.
     agent.wait_up(2);
     let token = gw.service_account("engineering");
-    let got = stdout(&psql(&gw, "private", &token, "SELECT v FROM marker"));
+    let got = stdout(&gw.psql_as("private", &token, "SELECT v FROM marker"));
     assert_eq!(got, "inside the private network");
     assert!(agent.log().contains("tunnel lost") || agent.log().contains("tunnel closed"));
     // SIGTERM: the agent closes its tunnels and exits 0; the gateway sees it go.

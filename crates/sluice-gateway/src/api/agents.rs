@@ -23,6 +23,28 @@ use tracing::{info, warn};
 #[derive(Clone, Copy, Debug)]
 pub struct TlsBinding(pub proto::Binding);
 
+/// Audits agent `name`'s (or an unnamed caller's) `action` from `peer`; a failure is the
+/// client's fault.
+fn audit_agent(
+    pipeline: &sluice_pipeline::Pipeline,
+    name: Option<&str>,
+    action: &str,
+    outcome: Outcome,
+    peer: Peer,
+    reason: Option<String>,
+) {
+    let mut e = match name {
+        Some(n) => audit::by_agent(n, action, outcome),
+        None => audit::event(action, outcome),
+    };
+    e.source = Some(peer.0.to_string());
+    e.reason = reason;
+    if outcome == Outcome::Failure {
+        e.fault = Some(Fault::Client);
+    }
+    pipeline.audit(e);
+}
+
 /// Default lifetime of an enrollment token.
 const DEFAULT_TOKEN_TTL_S: u64 = 3600;
 
@@ -166,21 +188,29 @@ pub async fn enroll(
         .await;
     match result {
         Ok(agent) => {
-            let mut e = audit::by_agent(&agent.name, "agent.enroll", Outcome::Success);
-            e.source = Some(peer.0.to_string());
-            e.reason = req.version.map(|v| format!("agent version {v}"));
-            state.pipeline.audit(e);
+            let version = req.version.map(|v| format!("agent version {v}"));
+            audit_agent(
+                &state.pipeline,
+                Some(&agent.name),
+                "agent.enroll",
+                Outcome::Success,
+                peer,
+                version,
+            );
             Ok((
                 StatusCode::CREATED,
                 Json(serde_json::json!({ "name": agent.name })),
             ))
         }
         Err(StoreError::Refused(why)) => {
-            let mut e = audit::event("agent.enroll", Outcome::Failure);
-            e.source = Some(peer.0.to_string());
-            e.reason = Some(why.clone());
-            e.fault = Some(Fault::Client);
-            state.pipeline.audit(e);
+            audit_agent(
+                &state.pipeline,
+                None,
+                "agent.enroll",
+                Outcome::Failure,
+                peer,
+                Some(why.clone()),
+            );
             Err(ApiError(StatusCode::UNAUTHORIZED, why))
         }
         Err(other) => Err(other.into()),
@@ -198,23 +228,28 @@ pub async fn tunnel(
     let hello = match check_proof(&state, req.headers(), binding.map(|b| b.0 .0), peer).await {
         Ok(h) => h,
         Err((status, name, why)) => {
-            let mut e = match &name {
-                Some(n) => audit::by_agent(n, "agent.connect", Outcome::Failure),
-                None => audit::event("agent.connect", Outcome::Failure),
-            };
-            e.source = Some(peer.0.to_string());
-            e.reason = Some(why.clone());
-            e.fault = Some(Fault::Client);
-            state.pipeline.audit(e);
+            audit_agent(
+                &state.pipeline,
+                name.as_deref(),
+                "agent.connect",
+                Outcome::Failure,
+                peer,
+                Some(why.clone()),
+            );
             warn!(peer = %peer.0, agent = ?name, reason = %why, "agent tunnel refused");
             return Err(ApiError(status, why));
         }
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let mut e = audit::by_agent(&hello.name, "agent.connect", Outcome::Success);
-    e.source = Some(peer.0.to_string());
-    e.reason = Some(format!("agent version {}", hello.version));
-    state.pipeline.audit(e);
+    let version = format!("agent version {}", hello.version);
+    audit_agent(
+        &state.pipeline,
+        Some(&hello.name),
+        "agent.connect",
+        Outcome::Success,
+        peer,
+        Some(version),
+    );
     let pipeline = state.pipeline.clone();
     tokio::spawn(async move {
         let name = hello.name.clone();
@@ -222,10 +257,15 @@ pub async fn tunnel(
             Ok(io) => pipeline.tunnels().serve(hello, io).await.err(),
             Err(e) => Some(e),
         };
-        let mut e = audit::by_agent(&name, "agent.disconnect", Outcome::Success);
-        e.source = Some(peer.0.to_string());
-        e.reason = ended.map(|e| e.to_string());
-        pipeline.audit(e);
+        let reason = ended.map(|e| e.to_string());
+        audit_agent(
+            &pipeline,
+            Some(&name),
+            "agent.disconnect",
+            Outcome::Success,
+            peer,
+            reason,
+        );
     });
     Ok((
         StatusCode::SWITCHING_PROTOCOLS,

@@ -114,11 +114,7 @@ impl GatewayAddr {
     }
 
     fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        proto::authority(&self.host, self.port)
     }
 
     async fn connect(

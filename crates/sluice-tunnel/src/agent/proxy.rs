@@ -63,11 +63,7 @@ impl Proxy {
     pub async fn connect(&self, host: &str, port: u16) -> io::Result<TcpStream> {
         let mut tcp = TcpStream::connect((self.host.as_str(), self.port)).await?;
         tcp.set_nodelay(true)?;
-        let target = if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
+        let target = crate::proto::authority(host, port);
         let mut req = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
         if let Some(a) = &self.auth {
             req.push_str(&format!("Proxy-Authorization: Basic {a}\r\n"));

@@ -296,8 +296,13 @@ impl Gateway {
 
     /// Runs psql through the gateway.
     pub fn psql(&self, token: &str, sql: &str) -> Output {
+        self.psql_as("pg", token, sql)
+    }
+
+    /// Runs psql through the gateway on `connection`.
+    pub fn psql_as(&self, connection: &str, token: &str, sql: &str) -> Output {
         Command::new("psql")
-            .arg(self.dsn("pg", token, "require"))
+            .arg(self.dsn(connection, token, "require"))
             .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-tA", "-c", sql])
             .output()
             .expect("psql runs")
@@ -306,8 +311,13 @@ impl Gateway {
     /// An interactive psql through the gateway on connection `pg`: statements on stdin,
     /// stdout and stderr piped.
     pub fn psql_session(&self, token: &str) -> Child {
+        self.psql_session_as("pg", token)
+    }
+
+    /// [`Gateway::psql_session`] on `connection`.
+    pub fn psql_session_as(&self, connection: &str, token: &str) -> Child {
         Command::new("psql")
-            .args(["-X", "-tA", &self.dsn("pg", token, "require")])
+            .args(["-X", "-tA", &self.dsn(connection, token, "require")])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -225,6 +225,47 @@ impl PrivatePg {
         pg
     }
 
+    /// A session inside the namespace holding advisory lock `key` until the returned child
+    /// is dropped (its stdin stays open), once the lock is granted.
+    pub fn hold_advisory_lock(&self, net: &PrivateNet, key: i64) -> Holder {
+        let mut child = net
+            .command("psql")
+            .args([
+                "-X",
+                "-q",
+                "-tA",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+            ])
+            .args(["-p", &self.port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("psql starts");
+        let mut stdin = child.stdin.take().unwrap();
+        std::io::Write::write_all(
+            &mut stdin,
+            format!("SELECT pg_advisory_lock({key});\n").as_bytes(),
+        )
+        .unwrap();
+        wait_for("the advisory lock", Duration::from_secs(20), || {
+            let out = self.psql(
+                net,
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+            );
+            (String::from_utf8_lossy(&out.stdout).trim() == "1").then_some(())
+        });
+        Holder {
+            child,
+            _stdin: stdin,
+        }
+    }
+
     /// psql inside the namespace, straight to the cluster.
     pub fn psql(&self, net: &PrivateNet, sql: &str) -> Output {
         sh(net
@@ -254,6 +295,19 @@ impl Drop for PrivatePg {
             .arg("stop")
             .output();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A psql session holding a lock; it ends when dropped.
+pub struct Holder {
+    child: Child,
+    _stdin: std::process::ChildStdin,
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
