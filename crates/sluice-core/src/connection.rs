@@ -11,6 +11,8 @@ pub enum Protocol {
     Postgres,
     /// MySQL client/server protocol 4.1 (MySQL and MariaDB).
     Mysql,
+    /// SSH 2 (shell, exec, scp, sftp, forwarding).
+    Ssh,
 }
 
 impl Protocol {
@@ -19,6 +21,7 @@ impl Protocol {
         match self {
             Protocol::Postgres => "postgres",
             Protocol::Mysql => "mysql",
+            Protocol::Ssh => "ssh",
         }
     }
 
@@ -27,6 +30,7 @@ impl Protocol {
         match s {
             "postgres" | "postgresql" => Some(Protocol::Postgres),
             "mysql" | "mariadb" => Some(Protocol::Mysql),
+            "ssh" => Some(Protocol::Ssh),
             _ => None,
         }
     }
@@ -66,8 +70,31 @@ pub struct Connection {
     /// The agent whose outbound tunnel reaches the target; `None` dials directly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
+    /// SSH settings (connections of type `ssh`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshOptions>,
     /// True when defined in the config file (read-only at runtime).
     pub from_config: bool,
+}
+
+/// What an SSH connection allows beyond a shell and exec, and how its target is trusted.
+/// Everything is off unless listed; agent forwarding and `-R` are always refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshOptions {
+    /// The target's host key, pinned (`ssh-ed25519 AAAA…`, as in `known_hosts`). Without
+    /// one the first key seen is recorded and enforced from then on (trust on first use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
+    /// Target logins a client may pick with `login+connection@gateway`, besides `username`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logins: Vec<String>,
+    /// Destinations of `-L` local forwarding (`host:port`, `host:*`, `10.0.0.0/8:5432`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forward_to: Vec<String>,
+    /// Environment variables a client may pass (`LANG`, `LC_*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
 }
 
 /// Gives the members of `group` access to `connection`.

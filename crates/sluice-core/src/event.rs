@@ -63,6 +63,42 @@ pub enum SessionEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// A channel of a terminal protocol (SSH) started: a shell, an exec, a subsystem or a
+    /// forwarded connection.
+    Channel(Box<ChannelStart>),
+    /// Bytes a channel carried, masked: terminal and exec output, and terminal input.
+    Io(Box<ChannelIo>),
+    /// A terminal's window changed size.
+    Resize {
+        /// Channel number (the client's).
+        channel: u32,
+        /// Columns.
+        cols: u32,
+        /// Rows.
+        rows: u32,
+    },
+    /// A channel's command ended.
+    Exit {
+        /// Channel number (the client's).
+        channel: u32,
+        /// Exit status, when the command exited.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u32>,
+        /// Signal name, when it was killed by one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<String>,
+    },
+    /// A channel closed: what it carried in all (recorded or not).
+    ChannelEnd {
+        /// Channel number (the client's).
+        channel: u32,
+        /// Bytes client → target.
+        bytes_up: u64,
+        /// Bytes target → client.
+        bytes_down: u64,
+    },
+    /// A file operation (SFTP, scp).
+    File(Box<FileOp>),
     /// How many values were masked in the session, by detector (recorded before the end).
     Masking {
         /// Counts by detector name.
@@ -87,10 +123,82 @@ impl SessionEvent {
             SessionEvent::Notification { .. } => "notification",
             SessionEvent::Guard { .. } => "guard",
             SessionEvent::Decision { .. } => "decision",
+            SessionEvent::Channel(_) => "channel",
+            SessionEvent::Io(_) => "io",
+            SessionEvent::Resize { .. } => "resize",
+            SessionEvent::Exit { .. } => "exit",
+            SessionEvent::ChannelEnd { .. } => "channel_end",
+            SessionEvent::File(_) => "file",
             SessionEvent::Masking { .. } => "masking",
             SessionEvent::End { .. } => "end",
         }
     }
+}
+
+/// A channel opened in a terminal-protocol session.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChannelStart {
+    /// Channel number (the client's), unique within the session.
+    pub channel: u32,
+    /// What the channel is for: `shell`, `exec`, `subsystem` or `forward`.
+    pub purpose: String,
+    /// The command (exec), subsystem name, or forwarding destination `host:port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The [`Query::id`] under which the command was judged (exec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<u64>,
+    /// The terminal, when one was requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pty: Option<Pty>,
+}
+
+/// A pseudo-terminal requested by the client.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pty {
+    /// `TERM`.
+    pub term: String,
+    /// Columns.
+    pub cols: u32,
+    /// Rows.
+    pub rows: u32,
+}
+
+/// Bytes on a channel, masked. Text is kept as is; bytes that are not UTF-8 are base64.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelIo {
+    /// Channel number (the client's).
+    pub channel: u32,
+    /// `out` (target → client), `err` (stderr) or `in` (client → target).
+    pub stream: String,
+    /// The bytes: UTF-8 text, or base64 when `base64` is set.
+    pub data: String,
+    /// `data` is base64.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub base64: bool,
+}
+
+/// One file operation, as the target answered it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileOp {
+    /// Channel number (the client's).
+    pub channel: u32,
+    /// `read`, `write`, `rename`, `remove`, `mkdir`, `rmdir`, `setstat`, `symlink`.
+    pub op: String,
+    /// Path on the target.
+    pub path: String,
+    /// Second path (`rename`, `symlink`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Bytes transferred (`read`, `write`).
+    #[serde(default)]
+    pub bytes: u64,
+    /// SHA-256 (hex) of the bytes transferred, when they were transferred in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The target's error, if it failed (or the gateway's refusal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A statement sent by the client.

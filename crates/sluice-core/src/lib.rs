@@ -23,8 +23,11 @@ pub mod secret;
 pub mod time;
 
 pub use audit::{Actor, AuditEvent, Outcome};
-pub use connection::{Connection, Grant, Protocol, TargetCredential};
-pub use event::{EndReason, Query, QueryResult, SessionEvent, StatementError, StatementOutcome};
+pub use connection::{Connection, Grant, Protocol, SshOptions, TargetCredential};
+pub use event::{
+    ChannelIo, ChannelStart, EndReason, FileOp, Pty, Query, QueryResult, SessionEvent,
+    StatementError, StatementOutcome,
+};
 pub use fault::Fault;
 pub use identity::{Identity, IdentityKind};
 pub use ids::{ConnectionName, SessionId};

@@ -101,6 +101,9 @@ pub struct Listeners {
     /// MySQL/MariaDB listener (off unless configured).
     #[serde(default)]
     pub mysql: Option<PgListener>,
+    /// SSH listener (off unless configured).
+    #[serde(default)]
+    pub ssh: Option<SshListener>,
     /// HTTPS API listener.
     #[serde(default = "default_api")]
     pub api: ApiListener,
@@ -111,6 +114,7 @@ impl Default for Listeners {
         Listeners {
             postgres: default_pg(),
             mysql: None,
+            ssh: None,
             api: default_api(),
         }
     }
@@ -138,6 +142,14 @@ pub struct PgListener {
     /// Allow plaintext sessions from loopback clients (TLS is otherwise required).
     #[serde(default)]
     pub allow_plaintext: bool,
+}
+
+/// The SSH listener (SSH's own encryption; the host key is in `<data-dir>/ssh`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshListener {
+    /// Address to bind.
+    pub address: SocketAddr,
 }
 
 /// The API listener (always TLS).
@@ -175,6 +187,14 @@ pub struct RecordingConfig {
     /// Longest recorded value in bytes.
     #[serde(default = "default_max_value_len")]
     pub max_value_len: usize,
+    /// Terminal and exec output recorded per SSH channel and stream, in bytes (the rest is
+    /// counted, not kept).
+    #[serde(default = "default_ssh_output_cap")]
+    pub ssh_output_cap: u64,
+}
+
+fn default_ssh_output_cap() -> u64 {
+    16 * 1024 * 1024
 }
 
 fn default_max_rows() -> usize {
@@ -191,6 +211,7 @@ impl Default for RecordingConfig {
             mode: DurabilityMode::Buffered,
             max_rows: default_max_rows(),
             max_value_len: default_max_value_len(),
+            ssh_output_cap: default_ssh_output_cap(),
         }
     }
 }
@@ -223,7 +244,7 @@ pub struct WebhookConfig {
 pub struct ConnectionConfig {
     /// Name clients use.
     pub name: String,
-    /// Protocol (`postgres`, `mysql`).
+    /// Protocol (`postgres`, `mysql`, `ssh`).
     #[serde(rename = "type")]
     pub kind: String,
     /// Target host.
@@ -241,6 +262,9 @@ pub struct ConnectionConfig {
     /// Agent whose outbound tunnel reaches the target (the target is dialed from there).
     #[serde(default)]
     pub via: Option<String>,
+    /// SSH settings: pinned host key, logins, forwarding destinations, environment.
+    #[serde(default)]
+    pub ssh: Option<sluice_core::SshOptions>,
     /// Guardrails: deny and review rules.
     #[serde(default)]
     pub guardrails: Option<sluice_policy::GuardConfig>,
@@ -287,6 +311,19 @@ pub fn build_connection(c: &ConnectionConfig, from_config: bool) -> Result<Conne
         (None, Some(f)) => TargetCredential::File(f.clone()),
         (None, None) => TargetCredential::None,
     };
+    if c.ssh.is_some() && protocol != Protocol::Ssh {
+        return Err("`ssh` settings are for connections of type ssh".into());
+    }
+    if protocol == Protocol::Ssh && c.username.as_deref().is_none_or(str::is_empty) {
+        return Err("an ssh connection needs username (the login on the target)".into());
+    }
+    if let Some(ssh) = &c.ssh {
+        sluice_tunnel::agent::AllowList::parse(&ssh.forward_to)
+            .map_err(|e| format!("ssh.forward_to: {e}"))?;
+        if let Some(k) = &ssh.host_key {
+            sluice_ssh::keys::parse_public_key(k).map_err(|e| format!("ssh.host_key: {e}"))?;
+        }
+    }
     Ok(Connection {
         name: ConnectionName(c.name.clone()),
         protocol,
@@ -300,6 +337,10 @@ pub fn build_connection(c: &ConnectionConfig, from_config: bool) -> Result<Conne
                 return Err(format!("invalid agent name {v:?} in via"))
             }
             v => v.clone(),
+        },
+        ssh: match protocol {
+            Protocol::Ssh => Some(c.ssh.clone().unwrap_or_default()),
+            _ => None,
         },
         from_config,
     })

@@ -51,6 +51,9 @@ pub enum GatewayError {
     /// The review webhook is misconfigured.
     #[error(transparent)]
     Webhook(#[from] crate::webhook::WebhookError),
+    /// The gateway's SSH keys could not be loaded or created.
+    #[error("ssh keys: {0}")]
+    SshKeys(String),
     /// A listener could not bind, or the data dir is unusable.
     #[error("{what}: {source}")]
     Io {
@@ -188,6 +191,20 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
         None => None,
     };
     let api_addr = api_listener.local_addr().map_err(io("API listener"))?;
+    let ssh_keys = sluice_ssh::GatewayKeys::load_or_create(&data_dir.join("ssh"))
+        .map_err(|e| GatewayError::SshKeys(e.to_string()))?;
+    let ssh_listener = match &config.listeners.ssh {
+        Some(l) => Some(
+            TcpListener::bind(l.address)
+                .await
+                .map_err(io(format!("ssh listener {}", l.address)))?,
+        ),
+        None => None,
+    };
+    let ssh_addr = match &ssh_listener {
+        Some(l) => Some(l.local_addr().map_err(io("ssh listener"))?),
+        None => None,
+    };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     if let Some(w) = &config.reviews.webhook {
@@ -207,6 +224,20 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
         tokio::spawn(sluice_mysql::serve(
             listener,
             pipeline.clone(),
+            settings,
+            shutdown_rx.clone(),
+        ));
+    }
+    if let Some(listener) = ssh_listener {
+        let settings = sluice_ssh::SshSettings {
+            connect_timeout: Duration::from_secs(10),
+            output_cap: config.recording.ssh_output_cap,
+            drained: drained_tx.clone(),
+        };
+        tokio::spawn(sluice_ssh::serve(
+            listener,
+            pipeline.clone(),
+            ssh_keys.clone(),
             settings,
             shutdown_rx.clone(),
         ));
@@ -266,6 +297,7 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
         health: health.clone(),
         retention,
         archive,
+        ssh_keys: Arc::new(ssh_keys),
     };
     tokio::spawn(api::serve(
         api_listener,
@@ -279,10 +311,14 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
     if let Some(a) = mysql_addr {
         listeners["mysql"] = serde_json::Value::String(a.to_string());
     }
+    if let Some(a) = ssh_addr {
+        listeners["ssh"] = serde_json::Value::String(a.to_string());
+    }
     std::fs::write(data_dir.join("listeners.json"), listeners.to_string())
         .map_err(io("writing listeners.json"))?;
     let mysql = mysql_addr.map_or_else(|| "off".to_string(), |a| a.to_string());
-    info!(postgres = %pg_addr, %mysql, api = %api_addr, data_dir = %data_dir.display(), "sluice gateway ready");
+    let ssh = ssh_addr.map_or_else(|| "off".to_string(), |a| a.to_string());
+    info!(postgres = %pg_addr, %mysql, %ssh, api = %api_addr, data_dir = %data_dir.display(), "sluice gateway ready");
 
     wait_for_signal().await;
     info!("shutting down: ending sessions");

@@ -8,7 +8,7 @@ use crate::relay::{self, KillScope, SessionPolicy, SessionState};
 use crate::tracker::{Tracker, TrackerSettings};
 use crate::upstream::{self, TargetSpec, Upstream, UpstreamError};
 use sluice_core::{EndReason, Fault, Outcome, Protocol, SessionEvent};
-use sluice_pipeline::authorize::ConnectAttempt;
+use sluice_pipeline::authorize::{ConnectAttempt, Credential};
 use sluice_pipeline::{audit, Authorized, OpenError, Pipeline};
 use sluice_policy::analysis::AnalysisCache;
 use sluice_store::TokenError;
@@ -113,7 +113,7 @@ async fn run_session(mut hello: ClientHello, peer: SocketAddr, id: u32, ctx: &Ct
         protocol: Protocol::Mysql,
         client_addr: peer,
         connection: hello.connection.clone(),
-        credential: hello.token.clone(),
+        credential: Credential::Token(hello.token.clone()),
     };
     let authorized = match ctx.pipeline.authorize(attempt).await {
         Ok(a) => a,

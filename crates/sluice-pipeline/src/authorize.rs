@@ -15,8 +15,17 @@ pub struct ConnectAttempt {
     pub client_addr: SocketAddr,
     /// The connection it named.
     pub connection: String,
-    /// The credential it presented (gateway token).
-    pub credential: Secret<String>,
+    /// The credential it presented.
+    pub credential: Credential,
+}
+
+/// What a client proved who it is with.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A gateway token or an identity provider's JWT (sent as a password).
+    Token(Secret<String>),
+    /// An SSH public key whose possession the client proved (its `SHA256:…` fingerprint).
+    SshKey(String),
 }
 
 /// An authenticated identity allowed to open a connection.
@@ -127,7 +136,11 @@ impl Pipeline {
         &self,
         attempt: &ConnectAttempt,
     ) -> (Option<Identity>, Result<Authorized, OpenError>) {
-        let identity = match self.authenticate(&attempt.credential).await {
+        let identity = match &attempt.credential {
+            Credential::Token(token) => self.authenticate(token).await,
+            Credential::SshKey(fingerprint) => self.authenticate_key(fingerprint).await,
+        };
+        let identity = match identity {
             Ok(identity) => identity,
             Err(e) => return (None, Err(e)),
         };
@@ -166,6 +179,21 @@ impl Pipeline {
             }
         };
         self.admit_external(identity).await
+    }
+
+    /// The identity an SSH public key (by fingerprint) is registered to; blocked identities
+    /// are refused.
+    pub async fn authenticate_key(&self, fingerprint: &str) -> Result<Identity, OpenError> {
+        let fp = fingerprint.to_string();
+        match self
+            .store()
+            .run(move |c| sluice_store::ssh_keys::identity_by_key(c, &fp))
+            .await
+        {
+            Ok(Ok(identity)) => Ok(identity),
+            Ok(Err(e)) => Err(OpenError::Credential(e)),
+            Err(e) => Err(OpenError::Store(e)),
+        }
     }
 
     /// Lets in an identity a trusted provider vouched for: remembers it (so it can be listed

@@ -96,6 +96,7 @@ mod tests {
             username: None,
             credential: TargetCredential::None,
             via: None,
+            ssh: None,
             from_config,
         }
     }

@@ -10,7 +10,7 @@ use crate::tracker::{Tracker, TrackerSettings};
 use crate::upstream::{self, TargetSpec, Upstream};
 use bytes::BytesMut;
 use sluice_core::{EndReason, Fault, Outcome, Protocol, SessionEvent};
-use sluice_pipeline::authorize::ConnectAttempt;
+use sluice_pipeline::authorize::{ConnectAttempt, Credential};
 use sluice_pipeline::{audit, Authorized, OpenError, Pipeline, Route};
 use sluice_store::TokenError;
 use std::net::SocketAddr;
@@ -117,7 +117,7 @@ async fn run_session(mut hello: ClientHello, peer: SocketAddr, ctx: &Ctx) {
         protocol: Protocol::Postgres,
         client_addr: peer,
         connection: hello.connection.clone(),
-        credential: hello.token.clone(),
+        credential: Credential::Token(hello.token.clone()),
     };
     let authorized = match ctx.pipeline.authorize(attempt).await {
         Ok(a) => a,

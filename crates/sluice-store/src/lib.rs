@@ -30,6 +30,7 @@ pub mod retention;
 pub mod reviews;
 pub mod schema;
 pub mod signing;
+pub mod ssh_keys;
 pub mod tokens;
 pub mod writer;
 

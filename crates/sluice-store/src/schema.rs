@@ -156,6 +156,26 @@ CREATE TABLE agents (
     revoked_us        INTEGER
 );
 "#,
+    r#"
+-- SSH public keys registered to identities (login by key), by SHA-256 fingerprint.
+CREATE TABLE identity_keys (
+    fingerprint TEXT PRIMARY KEY,
+    identity    TEXT NOT NULL REFERENCES identities(name),
+    public_key  TEXT NOT NULL,
+    created_by  TEXT NOT NULL,
+    created_us  INTEGER NOT NULL
+);
+CREATE INDEX identity_keys_identity ON identity_keys(identity);
+-- SSH host keys of targets seen first and enforced from then on (trust on first use).
+CREATE TABLE known_hosts (
+    connection  TEXT NOT NULL,
+    host        TEXT NOT NULL,
+    port        INTEGER NOT NULL,
+    public_key  TEXT NOT NULL,
+    first_us    INTEGER NOT NULL,
+    PRIMARY KEY (connection, host, port)
+);
+"#,
 ];
 
 /// Opens the database at `path`, sets WAL mode and applies pending migrations.

@@ -10,6 +10,7 @@
 //! - [`exchange`]: token exchange (a trusted IdP's JWT for a gateway token; no bearer needed).
 //! - [`login`]: the sign-in providers for `sluice login`, and logout.
 //! - [`reviews`]: reviews (held commands, access requests) and their decisions.
+//! - [`ssh`]: identities' SSH keys, the gateway's SSH keys, recorded target host keys.
 
 pub mod admin;
 pub mod agents;
@@ -20,6 +21,7 @@ pub mod exchange;
 pub mod login;
 pub mod reviews;
 pub mod sessions;
+pub mod ssh;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -56,6 +58,8 @@ pub struct ApiState {
     pub retention: Arc<sluice_pipeline::retention::RetentionPolicy>,
     /// Where archived recordings live, when not in the database.
     pub archive: Option<Arc<crate::archive::Archive>>,
+    /// The gateway's SSH keys (`sluice ssh gateway-key`, host key for clients).
+    pub ssh_keys: Arc<sluice_ssh::GatewayKeys>,
 }
 
 impl ApiState {
@@ -156,6 +160,19 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/identities/{name}/unblock",
             post(containment::unblock),
+        )
+        .route(
+            "/api/v1/identities/{name}/keys",
+            get(ssh::list_keys).post(ssh::add_key),
+        )
+        .route(
+            "/api/v1/identities/{name}/keys/{fingerprint}",
+            axum::routing::delete(ssh::remove_key),
+        )
+        .route("/api/v1/ssh/gateway-key", get(ssh::gateway_key))
+        .route(
+            "/api/v1/ssh/known-hosts/{connection}/forget",
+            post(ssh::forget_host_key),
         )
         .route("/api/v1/audit", get(sessions::audit))
         .route("/api/v1/signing-keys", get(sessions::signing_keys))

@@ -43,6 +43,7 @@ pub enum TokenCmd {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per CLI run
 pub enum ConnectionCmd {
     /// Add a connection at runtime.
     Add {
@@ -72,6 +73,16 @@ pub enum ConnectionCmd {
         /// Reach the target through this agent's tunnel.
         #[arg(long)]
         via: Option<String>,
+        /// SSH: the target's host key to pin (`ssh-ed25519 AAAA…`); without it the first
+        /// key seen is trusted and enforced after.
+        #[arg(long)]
+        host_key: Option<String>,
+        /// SSH: a further target login clients may pick with `login+connection@gateway`.
+        #[arg(long = "login")]
+        logins: Vec<String>,
+        /// SSH: a destination `-L` forwarding may reach (`host:port`, `10.0.0.0/8:5432`).
+        #[arg(long)]
+        forward_to: Vec<String>,
     },
     /// List connections.
     List {
@@ -236,13 +247,20 @@ pub fn connections(api: &Api, cmd: ConnectionCmd) -> anyhow::Result<()> {
             password_env,
             password_file,
             via,
+            host_key,
+            logins,
+            forward_to,
         } => {
-            let body = json!({
+            let mut body = json!({
                 "name": name, "type": kind, "host": host, "port": port,
                 "database": database, "username": username,
                 "password_env": password_env, "password_file": password_file,
                 "via": via,
             });
+            if host_key.is_some() || !logins.is_empty() || !forward_to.is_empty() {
+                body["ssh"] =
+                    json!({ "host_key": host_key, "logins": logins, "forward_to": forward_to });
+            }
             api.post("/api/v1/connections", body)?;
             println!("added connection {name}");
         }

@@ -1,4 +1,4 @@
-//! `sluice identities …`: list, block, unblock.
+//! `sluice identities …`: list, block, unblock, SSH keys.
 
 use super::client::{enc, Api};
 use clap::Subcommand;
@@ -25,6 +25,34 @@ pub enum IdentityCmd {
     Unblock {
         /// Identity name.
         name: String,
+    },
+    /// SSH public keys an identity logs in with.
+    #[command(subcommand)]
+    Keys(KeyCmd),
+}
+
+/// `sluice identities keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeyCmd {
+    /// Register a public key (`id_ed25519.pub`) to an identity.
+    Add {
+        /// Identity name.
+        name: String,
+        /// The public key file.
+        #[arg(long)]
+        key_file: std::path::PathBuf,
+    },
+    /// List an identity's keys.
+    List {
+        /// Identity name.
+        name: String,
+    },
+    /// Unregister a key.
+    Remove {
+        /// Identity name.
+        name: String,
+        /// Its fingerprint (`SHA256:…`).
+        fingerprint: String,
     },
 }
 
@@ -69,6 +97,7 @@ pub fn run(api: &Api, cmd: IdentityCmd) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        IdentityCmd::Keys(k) => keys(api, k),
         IdentityCmd::Unblock { name } => {
             api.post(
                 &format!("/api/v1/identities/{}/unblock", enc(&name)),
@@ -78,4 +107,78 @@ pub fn run(api: &Api, cmd: IdentityCmd) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn keys(api: &Api, cmd: KeyCmd) -> anyhow::Result<()> {
+    match cmd {
+        KeyCmd::Add { name, key_file } => {
+            let text = std::fs::read_to_string(&key_file)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", key_file.display()))?;
+            let r = api.post(
+                &format!("/api/v1/identities/{}/keys", enc(&name)),
+                json!({ "public_key": text }),
+            )?;
+            println!(
+                "registered {} to {name}",
+                r["fingerprint"].as_str().unwrap_or_default()
+            );
+        }
+        KeyCmd::List { name } => {
+            let list: Vec<Value> = api.get(&format!("/api/v1/identities/{}/keys", enc(&name)))?;
+            for k in list {
+                println!(
+                    "{}  {}",
+                    k["fingerprint"].as_str().unwrap_or_default(),
+                    k["public_key"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        KeyCmd::Remove { name, fingerprint } => {
+            api.delete(&format!(
+                "/api/v1/identities/{}/keys/{}",
+                enc(&name),
+                enc(&fingerprint)
+            ))?;
+            println!("removed {fingerprint} from {name}");
+        }
+    }
+    Ok(())
+}
+
+/// `sluice ssh …`.
+#[derive(Debug, Subcommand)]
+pub enum SshCmd {
+    /// Print the public key the gateway logs in to targets with (for their authorized_keys).
+    GatewayKey {
+        /// Print the gateway's host key instead (what clients see).
+        #[arg(long)]
+        host: bool,
+    },
+    /// Forget a target's recorded host key after a legitimate change.
+    ForgetHostKey {
+        /// Connection name.
+        connection: String,
+    },
+}
+
+/// Runs an SSH command.
+pub fn ssh(api: &Api, cmd: SshCmd) -> anyhow::Result<()> {
+    match cmd {
+        SshCmd::GatewayKey { host } => {
+            let k: Value = api.get("/api/v1/ssh/gateway-key")?;
+            let field = if host { "host_key" } else { "client_key" };
+            println!("{}", k[field].as_str().unwrap_or_default());
+        }
+        SshCmd::ForgetHostKey { connection } => {
+            let r = api.post(
+                &format!("/api/v1/ssh/known-hosts/{}/forget", enc(&connection)),
+                json!({}),
+            )?;
+            println!(
+                "forgot {} recorded host key(s) of {connection}",
+                r["forgotten"]
+            );
+        }
+    }
+    Ok(())
 }

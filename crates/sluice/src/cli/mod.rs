@@ -75,6 +75,9 @@ enum Command {
     /// Block and unblock identities.
     #[command(subcommand)]
     Identities(identities::IdentityCmd),
+    /// SSH: the gateway's keys, recorded target host keys.
+    #[command(subcommand)]
+    Ssh(identities::SshCmd),
     /// Review held statements and access requests: list, show, approve, deny.
     #[command(subcommand)]
     Reviews(reviews::ReviewCmd),
@@ -212,6 +215,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 Command::Agents(c) => agents::run(&api, c),
                 Command::Sessions(c) => sessions::run(&api, c),
                 Command::Identities(c) => identities::run(&api, c),
+                Command::Ssh(c) => identities::ssh(&api, c),
                 Command::Reviews(c) => reviews::run(&api, c),
                 Command::Access(c) => reviews::access(&api, c),
                 Command::Audit { limit, json } => sessions::audit(&api, limit, json),

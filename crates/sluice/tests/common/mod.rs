@@ -6,6 +6,7 @@ pub mod mysql;
 pub mod oidc;
 pub mod private_net;
 pub mod raw;
+pub mod ssh;
 pub mod webhook;
 
 use serde_json::Value;
@@ -168,6 +169,8 @@ pub struct Gateway {
     pub pg: SocketAddr,
     /// The MySQL listener, when the config has one.
     pub mysql: Option<SocketAddr>,
+    /// The SSH listener, when the config has one.
+    pub ssh: Option<SocketAddr>,
     pub api: SocketAddr,
     pub admin_token: String,
 }
@@ -218,6 +221,7 @@ impl Gateway {
         Gateway {
             pg: listeners["postgres"].as_str().unwrap().parse().unwrap(),
             mysql: listeners["mysql"].as_str().map(|a| a.parse().unwrap()),
+            ssh: listeners["ssh"].as_str().map(|a| a.parse().unwrap()),
             api: listeners["api"].as_str().unwrap().parse().unwrap(),
             child,
             dir,

@@ -1,0 +1,619 @@
+//! One session channel (shell, exec, subsystem) relayed between the client and the target:
+//! requests judged and passed on, output masked and recorded, input recorded for terminals,
+//! exit status and signals passed back. The handler has already answered each request (russh
+//! answers only the latest one, so answers cannot wait for the target); a refused exec is
+//! answered by its reason on stderr and exit status 1. Both directions run in one task, each waiting only
+//! on its own writer, so a slow client never stops the other direction.
+
+use crate::output::{StreamMasker, TextCarry};
+use crate::session::{Judged, Shared};
+use bytes::Bytes;
+use russh::{client, server, Channel, ChannelId, Sig};
+use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+use sluice_core::{ChannelIo, ChannelStart, Pty, SessionEvent};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long an unfinished output line waits for the rest before it is sent as is.
+const HOLD: Duration = Duration::from_millis(10);
+
+/// What a channel's bytes are, which decides what is recorded and masked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// No command yet.
+    Pending,
+    /// An interactive terminal: output and input recorded, output masked.
+    Terminal,
+    /// A command: output recorded and masked.
+    Exec,
+    /// File transfer (SFTP, scp): content is never masked or recorded raw.
+    Transfer,
+}
+
+struct State {
+    kind: Kind,
+    pty: Option<Pty>,
+}
+
+/// The relay of one channel pair.
+struct Relay {
+    shared: Arc<Shared>,
+    number: u32,
+    client: Handle,
+    client_w: ChannelWriteHalf<server::Msg>,
+    target_w: ChannelWriteHalf<client::Msg>,
+    state: Mutex<State>,
+    up: AtomicU64,
+    down: AtomicU64,
+}
+
+type Handle = server::Handle;
+
+/// Relays `client` ⇄ `target` until both ends closed.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    client: Channel<server::Msg>,
+    target: Channel<client::Msg>,
+    handle: Handle,
+) {
+    let id: ChannelId = client.id();
+    let (client_r, client_w) = client.split();
+    let (target_r, target_w) = target.split();
+    let relay = Relay {
+        number: u32::from(id),
+        client: handle,
+        client_w,
+        target_w,
+        shared,
+        state: Mutex::new(State {
+            kind: Kind::Pending,
+            pty: None,
+        }),
+        up: AtomicU64::new(0),
+        down: AtomicU64::new(0),
+    };
+    tokio::join!(
+        relay.client_to_target(client_r),
+        relay.target_to_client(target_r)
+    );
+    relay
+        .shared
+        .record(&SessionEvent::ChannelEnd {
+            channel: relay.number,
+            bytes_up: relay.up.load(Ordering::Relaxed),
+            bytes_down: relay.down.load(Ordering::Relaxed),
+        })
+        .await;
+}
+
+impl Relay {
+    fn kind(&self) -> Kind {
+        self.state.lock().map_or(Kind::Pending, |s| s.kind)
+    }
+
+    fn start(&self, kind: Kind) -> Option<Pty> {
+        self.state.lock().ok().and_then(|mut s| {
+            s.kind = kind;
+            s.pty.clone()
+        })
+    }
+
+    async fn client_to_target(&self, mut client_r: ChannelReadHalf) {
+        let mut stop = self.shared.stop.clone();
+        let mut input = TextCarry::default();
+        let mut refused = false;
+        loop {
+            let stopped = tokio::select! {
+                m = client_r.wait() => Ok(m),
+                s = stop.wait_for(Option::is_some) => Err(s.ok().and_then(|s| s.clone())),
+            };
+            let msg = match stopped {
+                Ok(m) => m,
+                Err(stop) => {
+                    let message = stop.map(|s| s.message).unwrap_or_default();
+                    self.tell(&format!("\r\nsluice: {message}\r\n")).await;
+                    let _ = self.client_w.close().await;
+                    let _ = self.target_w.close().await;
+                    return;
+                }
+            };
+            let Some(msg) = msg else {
+                let _ = self.target_w.close().await;
+                return;
+            };
+            match msg {
+                ChannelMsg::Data { data } => {
+                    if refused {
+                        continue;
+                    }
+                    self.up.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    if self.kind() == Kind::Terminal {
+                        self.record_io("in", &mut input, &data).await;
+                    }
+                    if self.target_w.data_bytes(data).await.is_err() {
+                        return;
+                    }
+                }
+                ChannelMsg::ExtendedData { data, ext } => {
+                    self.up.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    let _ = self.target_w.extended_data_bytes(ext, data).await;
+                }
+                ChannelMsg::Eof => {
+                    let _ = self.target_w.eof().await;
+                }
+                ChannelMsg::Close => {
+                    let _ = self.target_w.close().await;
+                    return;
+                }
+                ChannelMsg::RequestPty {
+                    term,
+                    col_width,
+                    row_height,
+                    pix_width,
+                    pix_height,
+                    terminal_modes,
+                    ..
+                } => {
+                    if let Ok(mut s) = self.state.lock() {
+                        s.pty = Some(Pty {
+                            term: term.clone(),
+                            cols: col_width,
+                            rows: row_height,
+                        });
+                    }
+                    let _ = self
+                        .target_w
+                        .request_pty(
+                            false,
+                            &term,
+                            col_width,
+                            row_height,
+                            pix_width,
+                            pix_height,
+                            &terminal_modes,
+                        )
+                        .await;
+                }
+                ChannelMsg::SetEnv {
+                    variable_name,
+                    variable_value,
+                    ..
+                } if env_allowed(&self.shared.options.env, &variable_name) => {
+                    let _ = self
+                        .target_w
+                        .set_env(false, variable_name, variable_value)
+                        .await;
+                }
+                ChannelMsg::WindowChange {
+                    col_width,
+                    row_height,
+                    pix_width,
+                    pix_height,
+                } => {
+                    let _ = self
+                        .target_w
+                        .window_change(col_width, row_height, pix_width, pix_height)
+                        .await;
+                    self.shared
+                        .record(&SessionEvent::Resize {
+                            channel: self.number,
+                            cols: col_width,
+                            rows: row_height,
+                        })
+                        .await;
+                }
+                ChannelMsg::Signal { signal } => {
+                    let _ = self.target_w.signal(signal).await;
+                }
+                ChannelMsg::RequestShell { .. } => {
+                    let pty = self.start(Kind::Terminal);
+                    self.record_start("shell", None, None, pty).await;
+                    let _ = self.target_w.request_shell(false).await;
+                }
+                ChannelMsg::Exec { command, .. } => {
+                    let text = String::from_utf8_lossy(&command).into_owned();
+                    let judged = self
+                        .shared
+                        .judge(&text, async |notice: String| self.tell(&notice).await)
+                        .await;
+                    match judged {
+                        Judged::Run(query) => {
+                            let kind = if is_scp(&text) {
+                                Kind::Transfer
+                            } else {
+                                Kind::Exec
+                            };
+                            let pty = self.start(kind);
+                            self.record_start("exec", Some(text), Some(query), pty)
+                                .await;
+                            let _ = self.target_w.exec(false, command).await;
+                        }
+                        Judged::Refused(message) => {
+                            refused = true;
+                            self.refuse(&message).await;
+                        }
+                    }
+                }
+                ChannelMsg::RequestSubsystem { name, .. } if name == "sftp" => {
+                    let pty = self.start(Kind::Transfer);
+                    self.record_start("subsystem", Some(name.clone()), None, pty)
+                        .await;
+                    let _ = self.target_w.request_subsystem(false, &name).await;
+                }
+                // Refused by the handler: agent forwarding, X11, other subsystems.
+                _ => {}
+            }
+        }
+    }
+
+    async fn target_to_client(&self, mut target_r: ChannelReadHalf) {
+        let masker = |on: bool| {
+            self.shared
+                .masker
+                .clone()
+                .filter(|_| on)
+                .map(StreamMasker::new)
+        };
+        let mut out: Option<StreamMasker> = None;
+        let mut err: Option<StreamMasker> = None;
+        let mut maskers_set = false;
+        let mut out_text = TextCarry::default();
+        let mut err_text = TextCarry::default();
+        let mut recorded = [0u64; 2];
+        let mut deadline: Option<Instant> = None;
+        let mut eof_owed = false;
+        loop {
+            let msg = tokio::select! {
+                m = target_r.wait() => m,
+                _ = sleep_until(deadline), if deadline.is_some() => {
+                    deadline = None;
+                    for (m, ext, text, rec) in [(&mut out, None, &mut out_text, 0), (&mut err, Some(1), &mut err_text, 1)] {
+                        if let Some(m) = m.as_mut() {
+                            let held = m.flush();
+                            self.deliver(ext, held, text, &mut recorded[rec]).await;
+                        }
+                    }
+                    continue;
+                }
+            };
+            if !maskers_set && self.kind() != Kind::Pending {
+                // Transfers are never masked: it would corrupt files.
+                let on = matches!(self.kind(), Kind::Terminal | Kind::Exec);
+                // The client's copy is masked only when the connection says so; the recording
+                // always is.
+                out = masker(on && self.shared.mask_client());
+                err = masker(on && self.shared.mask_client());
+                maskers_set = true;
+            }
+            let Some(msg) = msg else {
+                let _ = self.client_w.close().await;
+                break;
+            };
+            match msg {
+                ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. }
+                    if data.is_empty() => {}
+                ChannelMsg::Data { data } => {
+                    self.down.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    let data = match out.as_mut() {
+                        Some(m) => Bytes::from(m.push(&data)),
+                        None => data,
+                    };
+                    if out.as_ref().is_some_and(StreamMasker::holding) {
+                        deadline = Some(Instant::now() + HOLD);
+                    }
+                    if !self
+                        .deliver(None, data, &mut out_text, &mut recorded[0])
+                        .await
+                    {
+                        break;
+                    }
+                }
+                ChannelMsg::ExtendedData { data, ext } => {
+                    self.down.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    let data = match err.as_mut() {
+                        Some(m) => Bytes::from(m.push(&data)),
+                        None => data,
+                    };
+                    if err.as_ref().is_some_and(StreamMasker::holding) {
+                        deadline = Some(Instant::now() + HOLD);
+                    }
+                    if !self
+                        .deliver(Some(ext), data, &mut err_text, &mut recorded[1])
+                        .await
+                    {
+                        break;
+                    }
+                }
+                ChannelMsg::ExitStatus { exit_status } => {
+                    self.flush_all(
+                        &mut out,
+                        &mut err,
+                        &mut out_text,
+                        &mut err_text,
+                        &mut recorded,
+                    )
+                    .await;
+                    self.shared
+                        .record(&SessionEvent::Exit {
+                            channel: self.number,
+                            status: Some(exit_status),
+                            signal: None,
+                        })
+                        .await;
+                    let _ = self
+                        .client
+                        .exit_status_request(self.client_w.id(), exit_status)
+                        .await;
+                    if std::mem::take(&mut eof_owed) {
+                        let _ = self.client_w.eof().await;
+                    }
+                }
+                ChannelMsg::ExitSignal {
+                    signal_name,
+                    core_dumped,
+                    error_message,
+                    lang_tag,
+                } => {
+                    self.flush_all(
+                        &mut out,
+                        &mut err,
+                        &mut out_text,
+                        &mut err_text,
+                        &mut recorded,
+                    )
+                    .await;
+                    self.shared
+                        .record(&SessionEvent::Exit {
+                            channel: self.number,
+                            status: None,
+                            signal: Some(signal_text(&signal_name)),
+                        })
+                        .await;
+                    let _ = self
+                        .client
+                        .exit_signal_request(
+                            self.client_w.id(),
+                            signal_name,
+                            core_dumped,
+                            error_message,
+                            lang_tag,
+                        )
+                        .await;
+                    if std::mem::take(&mut eof_owed) {
+                        let _ = self.client_w.eof().await;
+                    }
+                }
+                ChannelMsg::Eof => {
+                    // Passed on after the exit status: OpenSSH closes its end on EOF and would
+                    // miss a status that comes later.
+                    self.flush_all(
+                        &mut out,
+                        &mut err,
+                        &mut out_text,
+                        &mut err_text,
+                        &mut recorded,
+                    )
+                    .await;
+                    eof_owed = true;
+                }
+                ChannelMsg::Close => {
+                    self.flush_all(
+                        &mut out,
+                        &mut err,
+                        &mut out_text,
+                        &mut err_text,
+                        &mut recorded,
+                    )
+                    .await;
+                    if eof_owed {
+                        let _ = self.client_w.eof().await;
+                    }
+                    let _ = self.client_w.close().await;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let mut counts = sluice_mask::MaskCounts::default();
+        for m in [out, err].into_iter().flatten() {
+            counts.add(&m.counts);
+        }
+        if counts.total() > 0 {
+            self.shared.add_masked(&counts);
+        }
+    }
+
+    async fn flush_all(
+        &self,
+        out: &mut Option<StreamMasker>,
+        err: &mut Option<StreamMasker>,
+        out_text: &mut TextCarry,
+        err_text: &mut TextCarry,
+        recorded: &mut [u64; 2],
+    ) {
+        if let Some(m) = out.as_mut().filter(|m| m.holding()) {
+            let held = m.flush();
+            self.deliver(None, held, out_text, &mut recorded[0]).await;
+        }
+        if let Some(m) = err.as_mut().filter(|m| m.holding()) {
+            let held = m.flush();
+            self.deliver(Some(1), held, err_text, &mut recorded[1])
+                .await;
+        }
+    }
+
+    /// Sends output to the client (`ext` for stderr) and records it within the cap.
+    async fn deliver(
+        &self,
+        ext: Option<u32>,
+        data: impl Into<Bytes>,
+        text: &mut TextCarry,
+        recorded: &mut u64,
+    ) -> bool {
+        let data: Bytes = data.into();
+        if data.is_empty() {
+            return true;
+        }
+        let kind = self.kind();
+        if matches!(kind, Kind::Terminal | Kind::Exec) && *recorded < self.shared.output_cap {
+            let room = (self.shared.output_cap - *recorded).min(data.len() as u64) as usize;
+            *recorded += room as u64;
+            let stream = if ext.is_some() { "err" } else { "out" };
+            // The recording is masked even when the client's copy is not.
+            let part = &data[..room];
+            match (&self.shared.masker, self.shared.mask_client()) {
+                (Some(m), false) => {
+                    let mut copy = part.to_vec();
+                    m.mask(&mut copy, &mut sluice_mask::MaskCounts::default());
+                    self.record_io(stream, text, &copy).await;
+                }
+                _ => self.record_io(stream, text, part).await,
+            }
+        }
+        let sent = match ext {
+            None => self.client_w.data_bytes(data).await,
+            Some(e) => self.client_w.extended_data_bytes(e, data).await,
+        };
+        sent.is_ok()
+    }
+
+    async fn record_io(&self, stream: &str, text: &mut TextCarry, bytes: &[u8]) {
+        let (data, base64) = text.encode(bytes);
+        if data.is_empty() {
+            return;
+        }
+        self.shared
+            .record(&SessionEvent::Io(Box::new(ChannelIo {
+                channel: self.number,
+                stream: stream.to_string(),
+                data,
+                base64,
+            })))
+            .await;
+    }
+
+    async fn record_start(
+        &self,
+        kind: &str,
+        detail: Option<String>,
+        query: Option<u64>,
+        pty: Option<Pty>,
+    ) {
+        self.shared
+            .record(&SessionEvent::Channel(Box::new(ChannelStart {
+                channel: self.number,
+                purpose: kind.to_string(),
+                detail,
+                query,
+                pty,
+            })))
+            .await;
+    }
+
+    /// Writes a gateway message to the client's stderr.
+    async fn tell(&self, message: &str) {
+        let _ = self
+            .client_w
+            .extended_data_bytes(1, Bytes::copy_from_slice(message.as_bytes()))
+            .await;
+    }
+
+    /// Ends a channel whose command was refused: the reason on stderr, exit status 1.
+    async fn refuse(&self, message: &str) {
+        let crlf = if self.state.lock().is_ok_and(|s| s.pty.is_some()) {
+            "\r\n"
+        } else {
+            "\n"
+        };
+        self.tell(&format!("{message}{crlf}")).await;
+        self.shared
+            .record(&SessionEvent::Exit {
+                channel: self.number,
+                status: Some(1),
+                signal: None,
+            })
+            .await;
+        let _ = self.client.exit_status_request(self.client_w.id(), 1).await;
+        let _ = self.client_w.eof().await;
+        let _ = self.client_w.close().await;
+        let _ = self.target_w.close().await;
+    }
+}
+
+/// Answers the first request of a channel of a refused session with the reason (stderr,
+/// exit status 1) and closes it.
+pub(crate) async fn refuse_all(channel: Channel<server::Msg>, handle: Handle, why: String) {
+    let id = channel.id();
+    let (mut read, write) = channel.split();
+    while let Some(msg) = read.wait().await {
+        match msg {
+            ChannelMsg::RequestShell { .. }
+            | ChannelMsg::Exec { .. }
+            | ChannelMsg::RequestSubsystem { .. } => {}
+            ChannelMsg::Close => return,
+            _ => continue,
+        }
+        let _ = write
+            .extended_data_bytes(1, Bytes::from(format!("{why}\r\n")))
+            .await;
+        let _ = handle.exit_status_request(id, 1).await;
+        let _ = write.eof().await;
+        let _ = write.close().await;
+        return;
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether environment variable `name` may be passed (`LANG`, or a `LC_*` pattern).
+pub(crate) fn env_allowed(allow: &[String], name: &str) -> bool {
+    allow.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => p == name,
+    })
+}
+
+/// `scp` in legacy mode runs `scp -t`/`scp -f` on the target: a file transfer.
+fn is_scp(command: &str) -> bool {
+    let mut words = command.split_whitespace();
+    words
+        .next()
+        .is_some_and(|w| w.rsplit('/').next() == Some("scp"))
+        && words.any(|w| w.starts_with('-') && (w.contains('t') || w.contains('f')))
+}
+
+fn signal_text(sig: &Sig) -> String {
+    match sig {
+        Sig::Custom(s) => s.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_allow_list_takes_names_and_prefixes() {
+        let allow = vec!["LANG".to_string(), "LC_*".to_string()];
+        assert!(env_allowed(&allow, "LANG"));
+        assert!(env_allowed(&allow, "LC_ALL"));
+        assert!(!env_allowed(&allow, "LD_PRELOAD"));
+        assert!(!env_allowed(&[], "LANG"));
+    }
+
+    #[test]
+    fn scp_transfers_are_recognized() {
+        assert!(is_scp("scp -t /tmp/x"));
+        assert!(is_scp("/usr/bin/scp -r -f dir"));
+        assert!(!is_scp("scpx -t"));
+        assert!(!is_scp("ls -t"));
+    }
+}

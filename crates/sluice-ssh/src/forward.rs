@@ -1,0 +1,92 @@
+//! `-L` local forwarding: a `direct-tcpip` channel opened on the target toward a destination
+//! the connection allows (`ssh.forward_to`), its bytes relayed untouched and counted.
+
+use crate::session::Shared;
+use russh::{client, server, Channel};
+use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+use sluice_core::{ChannelStart, SessionEvent};
+use sluice_tunnel::agent::AllowList;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+/// Whether the connection's `forward_to` list allows `host:port`.
+pub(crate) fn allowed(forward_to: &[String], host: &str, port: u16) -> bool {
+    if forward_to.is_empty() {
+        return false;
+    }
+    let Ok(list) = AllowList::parse(forward_to) else {
+        return false;
+    };
+    let ip = host.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    list.allows(host, ip, port)
+}
+
+/// Relays a forwarded connection until both ends closed; records its start and its byte
+/// counts.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    client: Channel<server::Msg>,
+    target: Channel<client::Msg>,
+    destination: String,
+) {
+    let number = u32::from(client.id());
+    shared
+        .record(&SessionEvent::Channel(Box::new(ChannelStart {
+            channel: number,
+            purpose: "forward".into(),
+            detail: Some(destination),
+            query: None,
+            pty: None,
+        })))
+        .await;
+    let (client_r, client_w) = client.split();
+    let (target_r, target_w) = target.split();
+    let (up, down) = tokio::join!(pump(client_r, &target_w), pump(target_r, &client_w));
+    shared
+        .record(&SessionEvent::ChannelEnd {
+            channel: number,
+            bytes_up: up,
+            bytes_down: down,
+        })
+        .await;
+}
+
+/// Copies one direction; returns the bytes copied.
+async fn pump<S>(mut from: ChannelReadHalf, to: &ChannelWriteHalf<S>) -> u64
+where
+    S: From<(russh::ChannelId, ChannelMsg)> + Send + Sync + 'static,
+{
+    let mut n = 0u64;
+    while let Some(msg) = from.wait().await {
+        match msg {
+            ChannelMsg::Data { data } => {
+                n += data.len() as u64;
+                if to.data_bytes(data).await.is_err() {
+                    break;
+                }
+            }
+            ChannelMsg::Eof => {
+                let _ = to.eof().await;
+            }
+            ChannelMsg::Close => break,
+            _ => {}
+        }
+    }
+    let _ = to.close().await;
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarding_is_off_unless_listed() {
+        assert!(!allowed(&[], "127.0.0.1", 5432));
+        let list = vec!["127.0.0.1:5432".to_string(), "db.internal:*".to_string()];
+        assert!(allowed(&list, "127.0.0.1", 5432));
+        assert!(!allowed(&list, "127.0.0.1", 22));
+        assert!(allowed(&list, "db.internal", 6379));
+        assert!(!allowed(&list, "other", 5432));
+    }
+}

@@ -1,0 +1,435 @@
+//! The SSH server side of one client connection: public-key login mapped to an identity,
+//! the grant checked, the target opened, then each channel the client opens paired with a
+//! channel on the target.
+
+use crate::keys;
+use crate::session::Shared;
+use crate::upstream::{self, TargetHandler};
+use crate::{channel, forward, login, Ctx};
+use russh::server::{self, Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::{Channel, ChannelId, ChannelOpenFailure};
+use sluice_core::{Outcome, Protocol};
+use sluice_pipeline::authorize::{ConnectAttempt, Credential};
+use sluice_pipeline::live::Registration;
+use sluice_pipeline::{OpenError, SessionPolicy};
+use sluice_store::TokenError;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+/// Where a client connection stands.
+pub(crate) enum ConnState {
+    /// Not logged in yet.
+    Authenticating,
+    /// Logged in, but may not open the connection: every channel says why.
+    Refused(String),
+    /// The target session is open.
+    Open(Box<Open>),
+    /// The session ended.
+    Done,
+}
+
+/// An open session.
+pub(crate) struct Open {
+    pub shared: Arc<Shared>,
+    pub target: Arc<russh::client::Handle<TargetHandler>>,
+    pub target_gone: Arc<Notify>,
+    /// Keeps the session in the live list (kill, block) until dropped.
+    pub registration: Registration,
+}
+
+/// One client connection's handler.
+pub(crate) struct ClientHandler {
+    pub ctx: Arc<Ctx>,
+    pub peer: SocketAddr,
+    pub state: Arc<Mutex<ConnState>>,
+    /// Keys offered that no identity has (audited once if the login fails).
+    pub unknown_keys: Vec<String>,
+}
+
+impl ClientHandler {
+    fn set(&self, state: ConnState) {
+        if let Ok(mut s) = self.state.lock() {
+            *s = state;
+        }
+    }
+
+    fn open(&self) -> Option<(Arc<Shared>, Arc<russh::client::Handle<TargetHandler>>)> {
+        match &*self.state.lock().ok()? {
+            ConnState::Open(o) => Some((o.shared.clone(), o.target.clone())),
+            _ => None,
+        }
+    }
+
+    fn refusal(&self) -> Option<String> {
+        match &*self.state.lock().ok()? {
+            ConnState::Refused(m) => Some(m.clone()),
+            _ => None,
+        }
+    }
+
+    /// Authorizes the identity of `fingerprint` for the connection in `user` and opens the
+    /// target. `Err` means the key logs nobody in.
+    async fn log_in(&mut self, user: &str, fingerprint: String) -> Result<(), ()> {
+        let wanted = login::parse(user);
+        let attempt = ConnectAttempt {
+            protocol: Protocol::Ssh,
+            client_addr: self.peer,
+            connection: wanted.connection.to_string(),
+            credential: Credential::SshKey(fingerprint),
+        };
+        let authorized = match self.ctx.pipeline.authorize(attempt).await {
+            Ok(a) => a,
+            Err(OpenError::Credential(TokenError::Unknown)) => return Err(()),
+            Err(e) => {
+                info!(error = %e, "session refused");
+                self.set(ConnState::Refused(refusal_text(&e)));
+                return Ok(());
+            }
+        };
+        tracing::Span::current().record("identity", authorized.identity.name.as_str());
+        let conn = &authorized.connection;
+        let options = conn.ssh.clone().unwrap_or_default();
+        let username = conn.username.clone().unwrap_or_default();
+        let Some(target_login) = login::choose(wanted.login, &username, &options.logins) else {
+            let why = format!(
+                "sluice: login {:?} is not allowed on connection {:?} (allowed: {})",
+                wanted.login.unwrap_or_default(),
+                conn.name.0,
+                std::iter::once(username.as_str())
+                    .chain(options.logins.iter().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            self.ctx.pipeline.target_failed(&authorized, &why);
+            self.set(ConnState::Refused(why));
+            return Ok(());
+        };
+        let target_login = target_login.to_string();
+        let target = match upstream::connect(
+            &self.ctx.pipeline,
+            &authorized,
+            &target_login,
+            &self.ctx.keys,
+            self.ctx.settings.connect_timeout,
+        )
+        .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                let reason = e.to_string();
+                warn!(%reason, "target unavailable");
+                self.ctx.pipeline.target_failed(&authorized, &reason);
+                self.set(ConnState::Refused(format!(
+                    "sluice: cannot open connection {}: {reason}",
+                    conn.name.0
+                )));
+                return Ok(());
+            }
+        };
+        let recorder = self.ctx.pipeline.start_session(
+            authorized.clone(),
+            format!("{target_login}@{}", target.describe),
+        );
+        tracing::Span::current().record("session", recorder.id().0.as_str());
+        info!(login = %target_login, "session started");
+        let registration = self.ctx.pipeline.live().register(
+            &recorder.id().0,
+            &authorized.identity.name,
+            &authorized.connection.name.0,
+        );
+        let policy = self
+            .ctx
+            .pipeline
+            .catalog()
+            .policy(&authorized.connection.name.0)
+            .map(|policy| SessionPolicy {
+                policy,
+                identity: Arc::new(authorized.identity.clone()),
+                analyses: self.ctx.analyses.clone(),
+                connection: authorized.connection.name.0.clone(),
+                session_id: recorder.id().0.clone(),
+                pipeline: self.ctx.pipeline.clone(),
+                withdraw: Arc::new(Notify::new()),
+            });
+        let shared = Arc::new(Shared::new(
+            recorder,
+            policy,
+            options,
+            self.ctx.settings.output_cap,
+            registration.stop.clone(),
+        ));
+        self.set(ConnState::Open(Box::new(Open {
+            shared,
+            target: Arc::new(target.handle),
+            target_gone: target.gone,
+            registration,
+        })));
+        Ok(())
+    }
+}
+
+impl Drop for ClientHandler {
+    fn drop(&mut self) {
+        let never_in = self
+            .state
+            .lock()
+            .is_ok_and(|s| matches!(*s, ConnState::Authenticating));
+        if never_in && !self.unknown_keys.is_empty() {
+            crate::audit_unknown_keys(&self.ctx.pipeline, self.peer, &self.unknown_keys);
+        }
+    }
+}
+
+/// What the client is told when its session is refused.
+fn refusal_text(e: &OpenError) -> String {
+    match e {
+        OpenError::Credential(TokenError::Blocked) => {
+            "sluice: this identity is blocked; ask an administrator".into()
+        }
+        OpenError::Store(_) => "sluice: internal error, see the gateway log".into(),
+        e => format!("sluice: {e}"),
+    }
+}
+
+impl server::Handler for ClientHandler {
+    type Error = russh::Error;
+
+    async fn auth_publickey_offered(
+        &mut self,
+        _user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        // Only keys registered to an identity may go on to prove possession.
+        let fp = keys::fingerprint(offer.public_key);
+        let lookup = fp.clone();
+        let known = self
+            .ctx
+            .pipeline
+            .store()
+            .run(move |db| sluice_store::ssh_keys::identity_by_key(db, &lookup))
+            .await
+            .is_ok_and(|found| found != Err(TokenError::Unknown));
+        if known {
+            Ok(Auth::Accept)
+        } else {
+            if !self.unknown_keys.contains(&fp) {
+                self.unknown_keys.push(fp);
+            }
+            Ok(Auth::reject())
+        }
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        let fp = keys::fingerprint(key.public_key);
+        match self.log_in(user, fp.clone()).await {
+            Ok(()) => {
+                self.unknown_keys.clear();
+                Ok(Auth::Accept)
+            }
+            Err(()) => {
+                self.unknown_keys.push(fp);
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
+        // Containment: a kill, a block or the target going away ends the connection with a
+        // message OpenSSH prints.
+        let Some(open) = self.state.lock().ok().and_then(|s| match &*s {
+            ConnState::Open(o) => Some((o.shared.stop.clone(), o.target_gone.clone())),
+            _ => None,
+        }) else {
+            return Ok(());
+        };
+        let (mut stop, gone) = open;
+        let handle = session.handle();
+        tokio::spawn(async move {
+            let message = tokio::select! {
+                s = stop.wait_for(Option::is_some) => match s.ok().and_then(|s| s.clone()) {
+                    Some(s) => format!("sluice: {}", s.message),
+                    None => return,
+                },
+                _ = gone.notified() => "sluice: the target closed the connection".to_string(),
+            };
+            let _ = handle
+                .disconnect(russh::Disconnect::ByApplication, message, "en".into())
+                .await;
+        });
+        Ok(())
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: server::ChannelOpenHandle,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let handle = session.handle();
+        if let Some((shared, target)) = self.open() {
+            // Accepted at once, in order; the target's channel is opened by the relay (the
+            // client's requests wait in the channel until it is).
+            reply.accept().await;
+            tokio::spawn(async move {
+                match target.channel_open_session().await {
+                    Ok(tc) => channel::run(shared, channel, tc, handle).await,
+                    Err(e) => {
+                        let why = format!("sluice: the target refused a session channel: {e}");
+                        channel::refuse_all(channel, handle, why).await
+                    }
+                }
+            });
+        } else if let Some(why) = self.refusal() {
+            reply.accept().await;
+            tokio::spawn(channel::refuse_all(channel, handle, why));
+        }
+        Ok(())
+    }
+
+    // Channel requests are answered here, at once and in order: russh can only answer the
+    // latest request of a channel. The channel's relay does the work (and refuses a command
+    // the guard refuses with its reason and exit status 1).
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _cols: u32,
+        _rows: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        _value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let allowed = self
+            .open()
+            .is_some_and(|(shared, _)| channel::env_allowed(&shared.options.env, name));
+        if allowed {
+            session.channel_success(channel)
+        } else {
+            session.channel_failure(channel)
+        }
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _command: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if name == "sftp" {
+            session.channel_success(channel)
+        } else {
+            session.channel_failure(channel)
+        }
+    }
+
+    async fn agent_request(
+        &mut self,
+        _channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        // Agent forwarding is off: the target would reach the client's keys.
+        Ok(false)
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single_connection: bool,
+        _x11_auth_protocol: &str,
+        _x11_auth_cookie: &str,
+        _x11_screen_number: u32,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host: &str,
+        port: u32,
+        originator_address: &str,
+        originator_port: u32,
+        reply: server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some((shared, target)) = self.open() else {
+            let reason = self.refusal().unwrap_or_default();
+            reply
+                .reject(ChannelOpenFailure::Other { code: 1, reason })
+                .await;
+            return Ok(());
+        };
+        let destination = format!("{host}:{port}");
+        let port16 = u16::try_from(port).unwrap_or(0);
+        if !forward::allowed(&shared.options.forward_to, host, port16) {
+            let reason =
+                format!("sluice: forwarding to {destination} is not allowed on this connection");
+            if let Ok(r) = shared.recorder.lock() {
+                if let Some(r) = r.as_ref() {
+                    r.audit("ssh.forward", Outcome::Failure, Some(reason.clone()));
+                }
+            }
+            reply
+                .reject(ChannelOpenFailure::Other { code: 1, reason })
+                .await;
+            return Ok(());
+        }
+        let (host, orig) = (host.to_string(), originator_address.to_string());
+        tokio::spawn(async move {
+            match target
+                .channel_open_direct_tcpip(host, port, orig, originator_port)
+                .await
+            {
+                Ok(tc) => {
+                    reply.accept().await;
+                    forward::run(shared, channel, tc, destination).await;
+                }
+                Err(e) => {
+                    reply
+                        .reject(ChannelOpenFailure::Other {
+                            code: 2,
+                            reason: format!("sluice: the target could not open {destination}: {e}"),
+                        })
+                        .await
+                }
+            }
+        });
+        Ok(())
+    }
+}

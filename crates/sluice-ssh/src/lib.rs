@@ -1,0 +1,202 @@
+//! The SSH adapter: sluice as a man-in-the-middle between OpenSSH clients and SSH targets.
+//!
+//! A client runs `ssh -p 12222 [login+]connection@gateway`. It logs in with a public key
+//! registered to its identity (`sluice identities keys add`); the gateway checks the grant,
+//! opens the target with the credential it holds (a password, or its own key), verifies the
+//! target's host key (pinned, or trusted on first use), and pairs every channel the client
+//! opens with one on the target:
+//!
+//! - `handler.rs`: the server side (login, channel opens) and the session's containment.
+//! - `upstream.rs`: the client side toward the target (dial, host key, login).
+//! - `channel.rs`: one shell/exec/subsystem channel relayed: requests, guard, masking,
+//!   recording.
+//! - `forward.rs`: `-L` forwarding to allowed destinations.
+//! - `session.rs`: what a session's channels share, and the guard's verdict on a command.
+//! - `command.rs`: the programs a shell command line runs, for the guard.
+//! - `output.rs`: stream masking across packet boundaries, recorded text.
+//! - `keys.rs`: the gateway's host and client keys; `login.rs`: `login+connection`.
+
+mod channel;
+mod command;
+mod forward;
+mod handler;
+pub mod keys;
+pub mod login;
+mod output;
+mod session;
+mod upstream;
+
+pub use keys::GatewayKeys;
+pub use upstream::UpstreamError;
+
+use handler::{ClientHandler, ConnState};
+use sluice_core::{EndReason, SessionEvent};
+use sluice_pipeline::{audit, Pipeline};
+use sluice_policy::analysis::AnalysisCache;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tracing::{info, Instrument};
+
+/// SSH flow-control window per channel.
+pub(crate) const WINDOW: u32 = 8 * 1024 * 1024;
+/// Largest SSH packet payload accepted.
+pub(crate) const MAX_PACKET: u32 = 32 * 1024;
+/// Messages queued per channel before the connection's reader waits.
+pub(crate) const CHANNEL_BUFFER: usize = 256;
+
+/// Settings of the SSH listener.
+#[derive(Clone, Debug)]
+pub struct SshSettings {
+    /// Limit for opening and logging in to the target.
+    pub connect_timeout: Duration,
+    /// Output bytes recorded per channel and stream (the rest is counted).
+    pub output_cap: u64,
+    /// Dropped when the listener and all its sessions are done (shutdown waits on it).
+    pub drained: tokio::sync::mpsc::Sender<()>,
+}
+
+pub(crate) struct Ctx {
+    pub pipeline: Pipeline,
+    pub keys: GatewayKeys,
+    pub settings: SshSettings,
+    pub analyses: Arc<AnalysisCache>,
+    config: Arc<russh::server::Config>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Accepts SSH clients until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    pipeline: Pipeline,
+    keys: GatewayKeys,
+    settings: SshSettings,
+    shutdown: watch::Receiver<bool>,
+) {
+    let config = Arc::new(russh::server::Config {
+        server_id: russh::SshId::Standard("SSH-2.0-sluice".into()),
+        methods: russh::MethodSet::from(&[russh::MethodKind::PublicKey][..]),
+        keys: vec![keys.host.clone()],
+        auth_rejection_time: Duration::from_millis(200),
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        window_size: WINDOW,
+        maximum_packet_size: MAX_PACKET,
+        channel_buffer_size: CHANNEL_BUFFER,
+        nodelay: true,
+        keepalive_interval: Some(Duration::from_secs(30)),
+        ..Default::default()
+    });
+    let ctx = Arc::new(Ctx {
+        pipeline,
+        keys,
+        settings,
+        analyses: Arc::new(AnalysisCache::default()),
+        config,
+        shutdown: shutdown.clone(),
+    });
+    sluice_pipeline::accept::accept_loop(listener, shutdown, move |tcp, peer| {
+        let ctx = ctx.clone();
+        let span = tracing::info_span!("ssh", client = %peer, session = tracing::field::Empty, identity = tracing::field::Empty);
+        tokio::spawn(handle_client(tcp, peer, ctx).instrument(span));
+    })
+    .await;
+}
+
+async fn handle_client(tcp: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
+    let _drained = ctx.settings.drained.clone();
+    let state = Arc::new(Mutex::new(ConnState::Authenticating));
+    let handler = ClientHandler {
+        ctx: ctx.clone(),
+        peer,
+        state: state.clone(),
+        unknown_keys: Vec::new(),
+    };
+    let mut shutdown = ctx.shutdown.clone();
+    let ended: Result<(), String> =
+        match russh::server::run_stream(ctx.config.clone(), tcp, handler).await {
+            Err(e) => Err(e.to_string()),
+            Ok(running) => {
+                let handle = running.handle();
+                tokio::pin!(running);
+                let done = tokio::select! {
+                    r = &mut running => Some(r.map_err(|e| e.to_string())),
+                    _ = shutdown.wait_for(|s| *s) => None,
+                };
+                match done {
+                    Some(r) => r,
+                    None => {
+                        let _ = handle
+                            .disconnect(
+                                russh::Disconnect::ByApplication,
+                                "sluice: the gateway is shutting down".into(),
+                                "en".into(),
+                            )
+                            .await;
+                        let _ = running.await;
+                        Err("gateway shutdown".into())
+                    }
+                }
+            }
+        };
+    let state = std::mem::replace(
+        &mut *state.lock().unwrap_or_else(|p| p.into_inner()),
+        ConnState::Done,
+    );
+    match state {
+        ConnState::Open(open) => {
+            let shutting_down = *ctx.shutdown.borrow();
+            finish(*open, ended, shutting_down).await
+        }
+        // A connection that never logged in was audited by the handler if it offered keys.
+        ConnState::Authenticating | ConnState::Refused(_) | ConnState::Done => {}
+    }
+}
+
+/// Ends the recording of an open session with the reason it ended.
+async fn finish(open: handler::Open, ended: Result<(), String>, shutting_down: bool) {
+    let stop = open.shared.stop.borrow().clone();
+    let (reason, detail) = match (stop, ended) {
+        (Some(s), _) => (s.reason, Some(s.message)),
+        (None, _) if shutting_down => (EndReason::GatewayShutdown, None),
+        (None, _) if open.target.is_closed() => (
+            EndReason::TargetClosed,
+            Some("the target closed the connection".to_string()),
+        ),
+        (None, Ok(())) => (EndReason::ClientQuit, None),
+        (None, Err(e)) => (EndReason::ClientDisconnected, Some(e)),
+    };
+    let _ = open
+        .target
+        .disconnect(russh::Disconnect::ByApplication, "", "en")
+        .await;
+    let counts = open.shared.masked.lock().ok().map(|m| m.clone());
+    let recorder = open.shared.recorder.lock().ok().and_then(|mut r| r.take());
+    if let Some(mut recorder) = recorder {
+        if let (Some(c), Some(p)) = (counts, open.shared.policy.as_ref()) {
+            if let Some(m) = &p.policy.masker {
+                let by_name = c.by_name(m.custom_names());
+                if !by_name.is_empty() {
+                    let _ = recorder.record(&SessionEvent::Masking { counts: by_name });
+                }
+            }
+        }
+        info!(reason = reason.as_str(), "session ended");
+        recorder.finish(reason, detail);
+    }
+    drop(open.registration);
+}
+
+/// Audits a connection that never logged in although it offered keys.
+fn audit_unknown_keys(pipeline: &Pipeline, peer: SocketAddr, keys: &[String]) {
+    let mut e = audit::event("auth.connect", sluice_core::Outcome::Failure);
+    e.source = Some(peer.to_string());
+    e.protocol = Some("ssh".into());
+    e.reason = Some(format!(
+        "no identity has the offered keys ({})",
+        keys.join(", ")
+    ));
+    e.fault = Some(sluice_core::Fault::Client);
+    pipeline.audit(e);
+}

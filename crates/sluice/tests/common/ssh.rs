@@ -1,0 +1,226 @@
+//! SSH peers for the tests: a private OpenSSH `sshd` on a free port with its own host key
+//! and authorized keys, user key pairs made by `ssh-keygen`, and the OpenSSH client aimed at
+//! the gateway.
+
+use super::{unique, wait_for, Gateway};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// A key pair made by `ssh-keygen` (no passphrase).
+pub struct KeyPair {
+    pub private: PathBuf,
+    pub public: PathBuf,
+}
+
+impl KeyPair {
+    /// A new Ed25519 key pair in `dir`.
+    pub fn new(dir: &Path, name: &str) -> KeyPair {
+        let private = dir.join(name);
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(&private)
+            .output()
+            .expect("ssh-keygen runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        KeyPair {
+            public: private.with_extension("pub"),
+            private,
+        }
+    }
+
+    /// The public key line.
+    pub fn public_line(&self) -> String {
+        std::fs::read_to_string(&self.public)
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+}
+
+/// A private OpenSSH server on 127.0.0.1.
+pub struct Sshd {
+    child: Child,
+    pub dir: PathBuf,
+    pub addr: SocketAddr,
+    pub host_key: KeyPair,
+    authorized: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Sshd {
+    /// Starts sshd letting in whoever holds a key in its authorized_keys (as root).
+    pub fn start() -> Sshd {
+        let dir = std::env::temp_dir().join(unique("sshd"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let host_key = KeyPair::new(&dir, "host_ed25519");
+        Self::start_with(dir, host_key, free_port())
+    }
+
+    fn start_with(dir: PathBuf, host_key: KeyPair, port: u16) -> Sshd {
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let authorized = dir.join("authorized_keys");
+        if !authorized.exists() {
+            std::fs::write(&authorized, "").unwrap();
+        }
+        let log = std::fs::File::create(dir.join("sshd.log")).unwrap();
+        // Its own config file: the machine's /etc/ssh/sshd_config is not ours to depend on.
+        let config = dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
+                 StrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nUsePAM no\nMaxSessions 100\nMaxStartups 100\n\
+                 Subsystem sftp internal-sftp\nAcceptEnv LANG LC_* SECRET_*\nAllowTcpForwarding yes\n",
+                host_key.private.display(),
+                dir.join("sshd.pid").display(),
+                authorized.display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("sshd starts");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        wait_for("sshd listening", Duration::from_secs(20), || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "sshd exited ({status}): {}",
+                    std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default()
+                );
+            }
+            TcpStream::connect(addr).ok()
+        });
+        Sshd {
+            child,
+            dir,
+            addr,
+            host_key,
+            authorized,
+        }
+    }
+
+    /// Lets `public_line` log in.
+    pub fn authorize(&self, public_line: &str) {
+        let mut keys = std::fs::read_to_string(&self.authorized).unwrap();
+        keys.push_str(public_line.trim());
+        keys.push('\n');
+        std::fs::write(&self.authorized, keys).unwrap();
+    }
+
+    /// Restarts on the same port with a new host key (a target whose key changed).
+    pub fn restart_with_new_host_key(mut self) -> Sshd {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let key = KeyPair::new(&self.dir, &unique("host2"));
+        Self::start_with(self.dir.clone(), key, self.addr.port())
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The OpenSSH client options every test uses toward the gateway.
+pub fn ssh_command(gw: &Gateway, key: &KeyPair, user: &str) -> Command {
+    let addr = gw.ssh.expect("the gateway has an SSH listener");
+    let mut c = Command::new("ssh");
+    c.args(["-p", &addr.port().to_string(), "-i"])
+        .arg(&key.private)
+        .args([
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+            "-l",
+            user,
+            "127.0.0.1",
+        ])
+        .stdin(Stdio::null());
+    c
+}
+
+/// Runs `command` on `connection` through the gateway.
+pub fn ssh_exec(gw: &Gateway, key: &KeyPair, connection: &str, command: &str) -> Output {
+    ssh_command(gw, key, connection)
+        .arg(command)
+        .output()
+        .expect("ssh runs")
+}
+
+/// The gateway config for an SSH connection `name` to `sshd`, plus `policy` (indented
+/// connection keys) and a grant to group `ops`.
+pub fn ssh_config(sshd: &Sshd, name: &str, policy: &str) -> String {
+    format!(
+        "listeners:\n  postgres:\n    address: 127.0.0.1:0\n  ssh:\n    address: 127.0.0.1:0\n  api:\n    address: 127.0.0.1:0\nconnections:\n  - name: {name}\n    type: ssh\n    host: 127.0.0.1\n    port: {}\n    username: root\n{policy}grants:\n  - group: ops\n    connection: {name}\n",
+        sshd.addr.port()
+    )
+}
+
+/// A gateway in front of a fresh sshd that trusts the gateway's key, and an identity in
+/// group `ops` with a registered key.
+pub struct SshSetup {
+    pub sshd: Sshd,
+    pub gw: Gateway,
+    pub key: KeyPair,
+    pub identity: String,
+    pub token: String,
+}
+
+impl SshSetup {
+    pub fn new(connection: &str, policy: &str) -> SshSetup {
+        let sshd = Sshd::start();
+        let gw = Gateway::start(&ssh_config(&sshd, connection, policy));
+        let gateway_key = gw.cli_ok(&["ssh", "gateway-key"]);
+        sshd.authorize(&gateway_key);
+        let identity = unique("eng");
+        let token = gw.named_service_account(&identity, "ops");
+        let key = KeyPair::new(&sshd.dir, &unique("user"));
+        let key_file = key.public.to_str().unwrap().to_string();
+        gw.cli_ok(&[
+            "identities",
+            "keys",
+            "add",
+            &identity,
+            "--key-file",
+            &key_file,
+        ]);
+        SshSetup {
+            sshd,
+            gw,
+            key,
+            identity,
+            token,
+        }
+    }
+
+    pub fn exec(&self, connection: &str, command: &str) -> Output {
+        ssh_exec(&self.gw, &self.key, connection, command)
+    }
+}
