@@ -2,7 +2,7 @@
 # Runs the whole sluice test suite on a fresh Debian machine: installs what the tests drive
 # (psql, the mariadb client, Python with psycopg 3, PyMySQL and mysql-connector-python, a JDK
 # with MariaDB Connector/J, Node
-# with npm oidc-provider and playwright-core, Chromium,
+# with npm oidc-provider and playwright-core, Chromium, OpenSSH server and tmux,
 # the audit sinks' peers nats-server and rsyslog, moto as the S3 server),
 # makes sure the machine's PostgreSQL is up, then runs every
 # test of the workspace with cargo nextest (cargo test when nextest is absent).
@@ -30,6 +30,9 @@ command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 command -v ip >/dev/null 2>&1 || apt_packages+=(iproute2)
 # ... and reach the gateway through a real HTTP egress proxy.
 command -v tinyproxy >/dev/null 2>&1 || apt_packages+=(tinyproxy)
+# SSH tests: a private OpenSSH sshd as the target, tmux to drive interactive ssh sessions.
+[[ -x /usr/sbin/sshd ]] || apt_packages+=(openssh-server)
+command -v tmux >/dev/null 2>&1 || apt_packages+=(tmux)
 # pg_query (PostgreSQL's own SQL parser, used by the guardrails) generates bindings with libclang.
 dpkg-query -W -f='${Status}' libclang-dev 2>/dev/null | grep -q 'ok installed' || apt_packages+=(libclang-dev)
 if ((${#apt_packages[@]})); then

@@ -47,6 +47,12 @@ struct Relay {
     state: Mutex<State>,
     up: AtomicU64,
     down: AtomicU64,
+    /// Set when the client side is done: the target side stops waiting (russh does not always
+    /// report the target's close of a channel the gateway closed first).
+    client_done: tokio::sync::watch::Sender<bool>,
+    /// Set when the target side is done and the client's channel closed: russh swallows the
+    /// client's answering close, so the client side stops waiting for it.
+    target_done: tokio::sync::watch::Sender<bool>,
 }
 
 type Handle = server::Handle;
@@ -58,6 +64,7 @@ pub(crate) async fn run(
     target: Channel<client::Msg>,
     handle: Handle,
 ) {
+    let _relaying = shared.channel_started();
     let id: ChannelId = client.id();
     let (client_r, client_w) = client.split();
     let (target_r, target_w) = target.split();
@@ -73,11 +80,13 @@ pub(crate) async fn run(
         }),
         up: AtomicU64::new(0),
         down: AtomicU64::new(0),
+        client_done: tokio::sync::watch::Sender::new(false),
+        target_done: tokio::sync::watch::Sender::new(false),
     };
-    tokio::join!(
-        relay.client_to_target(client_r),
-        relay.target_to_client(target_r)
-    );
+    tokio::join!(relay.client_to_target(client_r), async {
+        relay.target_to_client(target_r).await;
+        relay.target_done.send_replace(true);
+    });
     relay
         .shared
         .record(&SessionEvent::ChannelEnd {
@@ -103,10 +112,11 @@ impl Relay {
     async fn client_to_target(&self, mut client_r: ChannelReadHalf) {
         let mut stop = self.shared.stop.clone();
         let mut input = TextCarry::default();
-        let mut refused = false;
+        let mut target_done = self.target_done.subscribe();
         loop {
             let stopped = tokio::select! {
                 m = client_r.wait() => Ok(m),
+                () = wait_true(&mut target_done) => Ok(None),
                 s = stop.wait_for(Option::is_some) => Err(s.ok().and_then(|s| s.clone())),
             };
             let msg = match stopped {
@@ -125,9 +135,6 @@ impl Relay {
             };
             match msg {
                 ChannelMsg::Data { data } => {
-                    if refused {
-                        continue;
-                    }
                     self.up.fetch_add(data.len() as u64, Ordering::Relaxed);
                     if self.kind() == Kind::Terminal {
                         self.record_io("in", &mut input, &data).await;
@@ -231,8 +238,8 @@ impl Relay {
                             let _ = self.target_w.exec(false, command).await;
                         }
                         Judged::Refused(message) => {
-                            refused = true;
                             self.refuse(&message).await;
+                            return;
                         }
                     }
                 }
@@ -264,9 +271,11 @@ impl Relay {
         let mut recorded = [0u64; 2];
         let mut deadline: Option<Instant> = None;
         let mut eof_owed = false;
+        let mut client_done = self.client_done.subscribe();
         loop {
             let msg = tokio::select! {
                 m = target_r.wait() => m,
+                () = wait_true(&mut client_done) => None,
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     deadline = None;
                     for (m, ext, text, rec) in [(&mut out, None, &mut out_text, 0), (&mut err, Some(1), &mut err_text, 1)] {
@@ -563,6 +572,11 @@ pub(crate) async fn refuse_all(channel: Channel<server::Msg>, handle: Handle, wh
         let _ = write.close().await;
         return;
     }
+}
+
+/// Waits until `flag` turns true (or its sender is gone).
+pub(crate) async fn wait_true(flag: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = flag.wait_for(|d| *d).await;
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

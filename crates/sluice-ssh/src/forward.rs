@@ -29,6 +29,7 @@ pub(crate) async fn run(
     target: Channel<client::Msg>,
     destination: String,
 ) {
+    let _relaying = shared.channel_started();
     let number = u32::from(client.id());
     shared
         .record(&SessionEvent::Channel(Box::new(ChannelStart {
@@ -41,7 +42,13 @@ pub(crate) async fn run(
         .await;
     let (client_r, client_w) = client.split();
     let (target_r, target_w) = target.split();
-    let (up, down) = tokio::join!(pump(client_r, &target_w), pump(target_r, &client_w));
+    // When one side closes, the other direction ends too (russh does not always report the
+    // peer's close of a channel we closed first).
+    let done = tokio::sync::watch::Sender::new(false);
+    let (up, down) = tokio::join!(
+        pump(client_r, &target_w, &done),
+        pump(target_r, &client_w, &done)
+    );
     shared
         .record(&SessionEvent::ChannelEnd {
             channel: number,
@@ -52,12 +59,22 @@ pub(crate) async fn run(
 }
 
 /// Copies one direction; returns the bytes copied.
-async fn pump<S>(mut from: ChannelReadHalf, to: &ChannelWriteHalf<S>) -> u64
+async fn pump<S>(
+    mut from: ChannelReadHalf,
+    to: &ChannelWriteHalf<S>,
+    done: &tokio::sync::watch::Sender<bool>,
+) -> u64
 where
     S: From<(russh::ChannelId, ChannelMsg)> + Send + Sync + 'static,
 {
     let mut n = 0u64;
-    while let Some(msg) = from.wait().await {
+    let mut other_done = done.subscribe();
+    loop {
+        let msg = tokio::select! {
+            m = from.wait() => m,
+            () = crate::channel::wait_true(&mut other_done) => None,
+        };
+        let Some(msg) = msg else { break };
         match msg {
             ChannelMsg::Data { data } => {
                 n += data.len() as u64;
@@ -73,6 +90,7 @@ where
         }
     }
     let _ = to.close().await;
+    done.send_replace(true);
     n
 }
 

@@ -47,6 +47,9 @@ pub(crate) const MAX_PACKET: u32 = 32 * 1024;
 /// Messages queued per channel before the connection's reader waits.
 pub(crate) const CHANNEL_BUFFER: usize = 256;
 
+/// How long a session's end waits for its channels to record theirs.
+const CHANNEL_DRAIN: Duration = Duration::from_secs(5);
+
 /// Settings of the SSH listener.
 #[derive(Clone, Debug)]
 pub struct SshSettings {
@@ -167,6 +170,8 @@ async fn finish(open: handler::Open, ended: Result<(), String>, shutting_down: b
         (None, Ok(())) => (EndReason::ClientQuit, None),
         (None, Err(e)) => (EndReason::ClientDisconnected, Some(e)),
     };
+    // Channels end as their two sides close; wait for them to record it.
+    open.shared.channels_done(CHANNEL_DRAIN).await;
     let _ = open
         .target
         .disconnect(russh::Disconnect::ByApplication, "", "en")

@@ -25,6 +25,17 @@ pub(crate) struct Shared {
     pub masked: Mutex<MaskCounts>,
     /// Turns `Some` when the session must end (kill, block, access expiry).
     pub stop: watch::Receiver<Option<Stop>>,
+    /// Channels still relaying; the session's end waits for them to record their end.
+    channels: watch::Sender<usize>,
+}
+
+/// Marks one channel as relaying until dropped.
+pub(crate) struct ChannelGuard(Arc<Shared>);
+
+impl Drop for ChannelGuard {
+    fn drop(&mut self) {
+        self.0.channels.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 /// The verdict on one command.
@@ -52,7 +63,20 @@ impl Shared {
             next_query: AtomicU64::new(1),
             masked: Mutex::new(MaskCounts::default()),
             stop,
+            channels: watch::Sender::new(0),
         }
+    }
+
+    /// Counts a channel as relaying until the guard is dropped.
+    pub fn channel_started(self: &Arc<Self>) -> ChannelGuard {
+        self.channels.send_modify(|n| *n += 1);
+        ChannelGuard(self.clone())
+    }
+
+    /// Waits until no channel is relaying (each has recorded its end), up to `limit`.
+    pub async fn channels_done(&self, limit: std::time::Duration) {
+        let mut rx = self.channels.subscribe();
+        let _ = tokio::time::timeout(limit, rx.wait_for(|n| *n == 0)).await;
     }
 
     /// Records `event` (dropped once the session ended). Waits for durability in strict

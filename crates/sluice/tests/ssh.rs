@@ -266,3 +266,258 @@ fn many_channels_on_one_connection_like_ansible() {
     assert_eq!(kinds(&events, "exit").len(), 50);
     assert_eq!(s.gw.sessions().len(), 1, "one connection, one session");
 }
+
+#[test]
+fn a_killed_session_ends_at_once_with_a_message() {
+    let s = SshSetup::new("box", "");
+    // `cat` with an open stdin keeps the session alive until something ends it.
+    let mut child = ssh_command(&s.gw, &s.key, "box")
+        .arg("cat")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let session = wait_for("the live session", Duration::from_secs(20), || {
+        s.gw.sessions()
+            .into_iter()
+            .find(|x| x["connection"] == "box")
+            .map(|x| x["id"].as_str().unwrap().to_string())
+    });
+    s.gw.cli_ok(&["sessions", "kill", &session]);
+    let _stdin = child.stdin.take();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("sluice:"),
+        "{}",
+        text(&out.stderr)
+    );
+    let ended = s.gw.wait_ended_session("box");
+    let events = s.gw.events(&ended);
+    assert_eq!(events.last().unwrap()["reason"], "killed");
+}
+
+#[test]
+fn a_pinned_host_key_that_does_not_match_is_refused() {
+    let sshd = common::ssh::Sshd::start();
+    let other = KeyPair::new(&sshd.dir, "not-the-host");
+    let policy = format!("    ssh:\n      host_key: \"{}\"\n", other.public_line());
+    let gw = common::Gateway::start(&common::ssh::ssh_config(&sshd, "box", &policy));
+    sshd.authorize(&gw.cli_ok(&["ssh", "gateway-key"]));
+    let id = common::unique("eng");
+    gw.named_service_account(&id, "ops");
+    let key = KeyPair::new(&sshd.dir, "user");
+    gw.cli_ok(&[
+        "identities",
+        "keys",
+        "add",
+        &id,
+        "--key-file",
+        key.public.to_str().unwrap(),
+    ]);
+    let out = ssh_exec(&gw, &key, "box", "echo reached");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!text(&out.stdout).contains("reached"));
+    assert!(
+        text(&out.stderr).contains("is not the key pinned for connection box"),
+        "{}",
+        text(&out.stderr)
+    );
+    gw.wait_audit("the refused target", |e| {
+        e["action"] == "session.start"
+            && e["outcome"] == "failure"
+            && e["reason"].as_str().is_some_and(|r| r.contains("pinned"))
+    });
+}
+
+#[test]
+fn a_target_whose_host_key_changed_after_first_use_is_refused() {
+    let s = SshSetup::new("box", "");
+    assert!(
+        s.exec("box", "true").status.success(),
+        "first use records the key"
+    );
+    let SshSetup { sshd, gw, key, .. } = s;
+    let _sshd = sshd.restart_with_new_host_key();
+    let out = ssh_exec(&gw, &key, "box", "echo reached");
+    assert!(!text(&out.stdout).contains("reached"));
+    assert!(
+        text(&out.stderr).contains("host key changed"),
+        "{}",
+        text(&out.stderr)
+    );
+    // After an administrator forgets the old key, the new one is trusted.
+    gw.cli_ok(&["ssh", "forget-host-key", "box"]);
+    let out = ssh_exec(&gw, &key, "box", "echo reached");
+    assert_eq!(text(&out.stdout), "reached\n", "{}", text(&out.stderr));
+}
+
+fn sha256_of(path: &std::path::Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .unwrap();
+    text(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn scp_and_sftp_move_50_mb_both_ways_intact() {
+    let s = SshSetup::new("box", "");
+    let dir = s.sshd.dir.clone();
+    let local = dir.join("upload.bin");
+    let out = std::process::Command::new("head")
+        .args(["-c", "50000000", "/dev/urandom"])
+        .output()
+        .unwrap();
+    std::fs::write(&local, out.stdout).unwrap();
+    let port = s.gw.ssh.unwrap().port().to_string();
+    let base = |cmd: &str| {
+        let mut c = std::process::Command::new(cmd);
+        c.args(["-P", &port, "-i"]).arg(&s.key.private).args([
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+        ]);
+        c
+    };
+    // scp (SFTP mode, the default) up and down.
+    let remote = dir.join("remote-scp.bin");
+    let st = base("scp")
+        .arg(&local)
+        .arg(format!("box@127.0.0.1:{}", remote.display()))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(sha256_of(&remote), sha256_of(&local));
+    let back = dir.join("back-scp.bin");
+    let st = base("scp")
+        .arg(format!("box@127.0.0.1:{}", remote.display()))
+        .arg(&back)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(sha256_of(&back), sha256_of(&local));
+    // Legacy scp protocol (-O runs `scp -t` / `scp -f` on the target).
+    let legacy = dir.join("remote-legacy.bin");
+    let st = base("scp")
+        .arg("-O")
+        .arg(&local)
+        .arg(format!("box@127.0.0.1:{}", legacy.display()))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(sha256_of(&legacy), sha256_of(&local));
+    // sftp batch.
+    let batch = dir.join("batch");
+    let sftp_remote = dir.join("remote-sftp.bin");
+    let sftp_back = dir.join("back-sftp.bin");
+    std::fs::write(
+        &batch,
+        format!(
+            "put {} {}\nget {} {}\n",
+            local.display(),
+            sftp_remote.display(),
+            sftp_remote.display(),
+            sftp_back.display()
+        ),
+    )
+    .unwrap();
+    let mut c = std::process::Command::new("sftp");
+    c.args(["-P", &port, "-i"]).arg(&s.key.private).args([
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "LogLevel=ERROR",
+        "-b",
+    ]);
+    let out = c.arg(&batch).arg("box@127.0.0.1").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(sha256_of(&sftp_back), sha256_of(&local));
+    for f in [&local, &remote, &back, &legacy, &sftp_remote, &sftp_back] {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
+#[test]
+fn local_forwarding_reaches_an_allowed_destination_only() {
+    let policy = "    ssh:\n      forward_to: [\"127.0.0.1:5432\"]\n";
+    let s = SshSetup::new("box", policy);
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (pg_port, denied_port) = (free(), free());
+    let mut tunnel = ssh_command(&s.gw, &s.key, "box")
+        .args(["-N", "-o", "ExitOnForwardFailure=yes"])
+        .arg("-L")
+        .arg(format!("{pg_port}:127.0.0.1:5432"))
+        .arg("-L")
+        .arg(format!("{denied_port}:127.0.0.1:22"))
+        .spawn()
+        .unwrap();
+    let out = wait_for("psql through the forward", Duration::from_secs(20), || {
+        let out = std::process::Command::new("psql")
+            .args([
+                "-X",
+                "-At",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &pg_port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "test",
+                "-c",
+                "select 40 + 2",
+            ])
+            .output()
+            .unwrap();
+        out.status.success().then_some(out)
+    });
+    assert_eq!(text(&out.stdout).trim(), "42");
+    // The local end listens, but the gateway refuses the channel: nothing answers.
+    let mut denied = std::net::TcpStream::connect(("127.0.0.1", denied_port)).unwrap();
+    let mut buf = [0u8; 64];
+    let n = std::io::Read::read(&mut denied, &mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "no SSH banner from a refused forward");
+    let _ = tunnel.kill();
+    let _ = tunnel.wait();
+    let session = s.gw.wait_ended_session("box");
+    let events = s.gw.events(&session);
+    let fwd = kinds(&events, "channel");
+    assert!(fwd
+        .iter()
+        .any(|c| c["purpose"] == "forward" && c["detail"] == "127.0.0.1:5432"));
+    assert!(kinds(&events, "channel_end")
+        .iter()
+        .any(|e| e["bytes_down"].as_u64().unwrap() > 0));
+    s.gw.wait_audit("the refused forward", |e| {
+        e["action"] == "ssh.forward"
+            && e["outcome"] == "failure"
+            && e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("forwarding to 127.0.0.1:22 is not allowed"))
+    });
+}
