@@ -521,3 +521,55 @@ fn local_forwarding_reaches_an_allowed_destination_only() {
                 .is_some_and(|r| r.contains("forwarding to 127.0.0.1:22 is not allowed"))
     });
 }
+
+#[test]
+fn an_interactive_shell_works_in_a_terminal_and_is_recorded() {
+    let s = SshSetup::new("box", "");
+    let tmux = common::unique("tmux");
+    let port = s.gw.ssh.unwrap().port();
+    let ssh = format!(
+        "ssh -tt -p {port} -i {} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR box@127.0.0.1",
+        s.key.private.display()
+    );
+    let tm = |args: &[&str]| {
+        std::process::Command::new("tmux")
+            .args(["-L", &tmux])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(tm(&["new-session", "-d", "-x", "120", "-y", "30", &ssh])
+        .status
+        .success());
+    let screen = || text(&tm(&["capture-pane", "-p"]).stdout);
+    wait_for("the shell prompt", Duration::from_secs(20), || {
+        screen().contains("root@").then_some(())
+    });
+    tm(&["send-keys", "echo interactive-$((6*7))", "Enter"]);
+    wait_for("the command's output", Duration::from_secs(20), || {
+        screen()
+            .lines()
+            .any(|l| l.trim() == "interactive-42")
+            .then_some(())
+    });
+    tm(&["send-keys", "exit", "Enter"]);
+    let session = s.gw.wait_ended_session("box");
+    let _ = tm(&["kill-server"]);
+    let events = s.gw.events(&session);
+    let channel = kinds(&events, "channel")[0];
+    assert_eq!(channel["purpose"], "shell");
+    assert_eq!(channel["pty"]["cols"], 120);
+    let stream = |which: &str| -> String {
+        kinds(&events, "io")
+            .iter()
+            .filter(|e| e["stream"] == which)
+            .map(|e| e["data"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(
+        stream("in").contains("echo interactive-$((6*7))\r"),
+        "{:?}",
+        stream("in")
+    );
+    assert!(stream("out").contains("interactive-42"));
+}

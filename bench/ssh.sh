@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# bench/ssh.sh — SSH direct to sshd vs through sluice, in one run, on this machine.
+#
+# What it measures (OpenSSH client, a private sshd started here, the gateway from this repo,
+# release build, recording on: every byte is counted, terminal/exec output recorded up to the
+# 16 MiB cap per stream):
+#   download  `ssh HOST 'head -c SIZE /dev/zero' > /dev/null`   target → client
+#   upload    `head -c SIZE /dev/zero | ssh HOST 'cat > /dev/null'`   client → target
+#   each with the cipher negotiated by default and with aes256-gcm@openssh.com (on the client
+#   leg; the gateway's leg to the target negotiates its own default),
+#   setup     mean time of `ssh HOST true` over BENCH_SETUPS (20) connections.
+# The target of issue #6 is ≥ 0.9 of direct for both directions.
+#
+# Run:  bench/ssh.sh            Knobs: BENCH_MIB (1024), BENCH_SETUPS (20), BENCH_KEEP=1
+# Needs: openssh-server and openssh-client, cargo, python3. Every process started is stopped.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+MIB=${BENCH_MIB:-1024}
+SETUPS=${BENCH_SETUPS:-20}
+WORK=$(mktemp -d /tmp/sluice-ssh-bench.XXXXXX)
+SSHD_PID=""
+GW_PID=""
+
+log() { printf '[ssh.sh %s] %s\n' "$(date +%T)" "$*" >&2; }
+
+cleanup() {
+  set +e
+  [[ -n $GW_PID ]] && kill "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null
+  [[ -n $SSHD_PID ]] && kill "$SSHD_PID" 2>/dev/null
+  if [[ ${BENCH_KEEP:-0} == 1 ]]; then log "work dir kept: $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+
+log "building sluice (release)"
+(cd "$REPO" && cargo build -q --release -p sluice)
+SLUICE=$REPO/target/release/sluice
+
+mkdir -p /run/sshd
+ssh-keygen -q -t ed25519 -N "" -f "$WORK/host" -C host
+ssh-keygen -q -t ed25519 -N "" -f "$WORK/user" -C user
+cp "$WORK/user.pub" "$WORK/authorized_keys"
+SSHD_PORT=$(free_port)
+cat > "$WORK/sshd_config" <<EOC
+Port $SSHD_PORT
+ListenAddress 127.0.0.1
+HostKey $WORK/host
+PidFile $WORK/sshd.pid
+AuthorizedKeysFile $WORK/authorized_keys
+StrictModes no
+PermitRootLogin prohibit-password
+UsePAM no
+MaxStartups 100
+EOC
+/usr/sbin/sshd -D -e -f "$WORK/sshd_config" 2>"$WORK/sshd.log" &
+SSHD_PID=$!
+wait_port "$SSHD_PORT"
+
+SSH_PORT=$(free_port)
+API_PORT=$(free_port)
+cat > "$WORK/gw.yaml" <<EOC
+listeners:
+  postgres: { address: 127.0.0.1:0 }
+  ssh: { address: 127.0.0.1:$SSH_PORT }
+  api: { address: 127.0.0.1:$API_PORT }
+connections:
+  - { name: bench, type: ssh, host: 127.0.0.1, port: $SSHD_PORT, username: root }
+grants:
+  - { group: bench, connection: bench }
+EOC
+"$SLUICE" gateway --config "$WORK/gw.yaml" --data-dir "$WORK/data" >"$WORK/gw.log" 2>&1 &
+GW_PID=$!
+wait_port "$API_PORT"
+export SLUICE_ADDR=https://127.0.0.1:$API_PORT SLUICE_TOKEN=$(cat "$WORK/data/bootstrap-token") SLUICE_CA=$WORK/data/tls/ca.pem
+"$SLUICE" ssh gateway-key >> "$WORK/authorized_keys"
+"$SLUICE" service-accounts create bencher --groups bench >/dev/null
+"$SLUICE" identities keys add bencher --key-file "$WORK/user.pub" >/dev/null
+
+OPTS=(-i "$WORK/user" -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR)
+direct() { ssh "${OPTS[@]}" -p "$SSHD_PORT" "$@" root@127.0.0.1; }
+gateway() { ssh "${OPTS[@]}" -p "$SSH_PORT" "$@" bench@127.0.0.1; }
+now() { date +%s.%N; }
+rate() { python3 -c "print(f'{$MIB/($2-$1):.0f}')"; }
+
+declare -A R=()
+for path in direct gateway; do
+  for cipher in default aes256-gcm@openssh.com; do
+    c=(); [[ $cipher != default ]] && c=(-c "$cipher")
+    log "$path $cipher: download $MIB MiB"
+    t0=$(now); $path "${c[@]}" "head -c ${MIB}M /dev/zero" >/dev/null; t1=$(now)
+    R[$path,$cipher,down]=$(rate "$t0" "$t1")
+    log "$path $cipher: upload $MIB MiB"
+    t0=$(now); head -c "${MIB}M" /dev/zero | $path "${c[@]}" 'cat > /dev/null'; t1=$(now)
+    R[$path,$cipher,up]=$(rate "$t0" "$t1")
+  done
+  t0=$(now); for _ in $(seq 1 "$SETUPS"); do $path true; done; t1=$(now)
+  R[$path,setup]=$(python3 -c "print(f'{($t1-$t0)/$SETUPS*1000:.1f}')")
+done
+
+printf '\n%-34s %10s %10s %7s\n' "SSH, $MIB MiB (MiB/s)" direct sluice ratio
+for cipher in default aes256-gcm@openssh.com; do
+  for dir in down up; do
+    d=${R[direct,$cipher,$dir]}; g=${R[gateway,$cipher,$dir]}
+    printf '%-34s %10s %10s %7s\n' "$dir ($cipher)" "$d" "$g" "$(python3 -c "print(f'{$g/$d:.2f}')")"
+  done
+done
+printf '%-34s %10s %10s %7s\n' "connection setup (ms, mean)" "${R[direct,setup]}" "${R[gateway,setup]}" \
+  "$(python3 -c "print(f'{${R[gateway,setup]}/${R[direct,setup]}:.2f}')")"
