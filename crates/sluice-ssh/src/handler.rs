@@ -16,7 +16,7 @@ use sluice_store::TokenError;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument};
 
 /// Where a client connection stands.
 pub(crate) enum ConnState {
@@ -46,6 +46,8 @@ pub(crate) struct ClientHandler {
     pub state: Arc<Mutex<ConnState>>,
     /// Keys offered that no identity has (audited once if the login fails).
     pub unknown_keys: Vec<String>,
+    /// The connection's span (client, session, identity) for everything the handler runs.
+    pub span: tracing::Span,
 }
 
 impl ClientHandler {
@@ -88,7 +90,8 @@ impl ClientHandler {
                 return Ok(());
             }
         };
-        tracing::Span::current().record("identity", authorized.identity.name.as_str());
+        self.span
+            .record("identity", authorized.identity.name.as_str());
         let conn = &authorized.connection;
         let options = conn.ssh.clone().unwrap_or_default();
         let username = conn.username.clone().unwrap_or_default();
@@ -132,7 +135,7 @@ impl ClientHandler {
             authorized.clone(),
             format!("{target_login}@{}", target.describe),
         );
-        tracing::Span::current().record("session", recorder.id().0.as_str());
+        self.span.record("session", recorder.id().0.as_str());
         info!(login = %target_login, "session started");
         let registration = self.ctx.pipeline.live().register(
             &recorder.id().0,
@@ -227,7 +230,8 @@ impl server::Handler for ClientHandler {
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
         let fp = keys::fingerprint(key.public_key);
-        match self.log_in(user, fp.clone()).await {
+        let span = self.span.clone();
+        match self.log_in(user, fp.clone()).instrument(span).await {
             Ok(()) => {
                 self.unknown_keys.clear();
                 Ok(Auth::Accept)
@@ -250,7 +254,8 @@ impl server::Handler for ClientHandler {
         };
         let (mut stop, gone) = open;
         let handle = session.handle();
-        tokio::spawn(async move {
+        let span = self.span.clone();
+        let watch = async move {
             let message = tokio::select! {
                 s = stop.wait_for(Option::is_some) => match s.ok().and_then(|s| s.clone()) {
                     Some(s) => format!("sluice: {}", s.message),
@@ -261,7 +266,8 @@ impl server::Handler for ClientHandler {
             let _ = handle
                 .disconnect(russh::Disconnect::ByApplication, message, "en".into())
                 .await;
-        });
+        };
+        tokio::spawn(watch.instrument(span));
         Ok(())
     }
 
@@ -276,7 +282,7 @@ impl server::Handler for ClientHandler {
             // Accepted at once, in order; the target's channel is opened by the relay (the
             // client's requests wait in the channel until it is).
             reply.accept().await;
-            tokio::spawn(async move {
+            let relay = async move {
                 match target.channel_open_session().await {
                     Ok(tc) => channel::run(shared, channel, tc, handle).await,
                     Err(e) => {
@@ -284,7 +290,8 @@ impl server::Handler for ClientHandler {
                         channel::refuse_all(channel, handle, why).await
                     }
                 }
-            });
+            };
+            tokio::spawn(relay.instrument(self.span.clone()));
         } else if let Some(why) = self.refusal() {
             reply.accept().await;
             tokio::spawn(channel::refuse_all(channel, handle, why));
@@ -411,7 +418,8 @@ impl server::Handler for ClientHandler {
             return Ok(());
         }
         let (host, orig) = (host.to_string(), originator_address.to_string());
-        tokio::spawn(async move {
+        let span = self.span.clone();
+        let relay = async move {
             match target
                 .channel_open_direct_tcpip(host, port, orig, originator_port)
                 .await
@@ -429,7 +437,8 @@ impl server::Handler for ClientHandler {
                         .await
                 }
             }
-        });
+        };
+        tokio::spawn(relay.instrument(span));
         Ok(())
     }
 }

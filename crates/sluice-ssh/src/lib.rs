@@ -115,6 +115,8 @@ async fn handle_client(tcp: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         peer,
         state: state.clone(),
         unknown_keys: Vec::new(),
+        // russh runs the handler on its own task: the handler carries the span itself.
+        span: tracing::Span::current(),
     };
     let mut shutdown = ctx.shutdown.clone();
     let ended: Result<(), String> =
