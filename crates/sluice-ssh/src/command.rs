@@ -161,6 +161,14 @@ fn push_command(words: &[String], out: &mut Vec<StatementFacts>) {
         .peekable();
     while let Some(program) = rest.next() {
         if is_redirection(program) {
+            // `> file` names its file in the next word; `>file` does not.
+            if program
+                .trim_start_matches(|c: char| c.is_ascii_digit() || c == '&')
+                .trim_start_matches(['<', '>'])
+                .is_empty()
+            {
+                rest.next();
+            }
             continue;
         }
         let name = program.rsplit('/').next().unwrap_or(program).to_string();
@@ -169,15 +177,26 @@ fn push_command(words: &[String], out: &mut Vec<StatementFacts>) {
         if !wraps {
             break;
         }
-        // Skip the wrapper's options (and `timeout`'s duration, `env`'s assignments).
+        // Skip the wrapper's options (with their arguments), `timeout`'s duration, `env`'s
+        // assignments and `chroot`'s directory.
+        let wrapper = classes.last().map(String::as_str).unwrap_or_default();
+        let mut operands_to_skip = usize::from(wrapper == "chroot");
         while let Some(next) = rest.peek() {
-            let skip = next.starts_with('-')
-                || is_assignment(next)
-                || (classes.last().is_some_and(|c| c == "timeout")
-                    && next.chars().next().is_some_and(|c| c.is_ascii_digit()));
+            if next.starts_with('-') && *next != "-" {
+                let takes_value = option_takes_value(wrapper, next);
+                rest.next();
+                if takes_value {
+                    rest.next();
+                }
+                continue;
+            }
+            let skip = is_assignment(next)
+                || (wrapper == "timeout" && next.starts_with(|c: char| c.is_ascii_digit()))
+                || operands_to_skip > 0;
             if !skip {
                 break;
             }
+            operands_to_skip = operands_to_skip.saturating_sub(1);
             rest.next();
         }
     }
@@ -187,6 +206,30 @@ fn push_command(words: &[String], out: &mut Vec<StatementFacts>) {
             ..StatementFacts::default()
         });
     }
+}
+
+/// Whether `option` of `wrapper` takes the next word as its value (`sudo -u root`).
+fn option_takes_value(wrapper: &str, option: &str) -> bool {
+    if option.starts_with("--") || option.len() != 2 {
+        // `--user=root`, `-uroot`: the value is attached.
+        return false;
+    }
+    let with_value: &str = match wrapper {
+        "sudo" => "ughpCDrtUT",
+        "doas" => "uC",
+        "env" => "uCS",
+        "timeout" => "sk",
+        "nice" => "n",
+        "ionice" => "cnp",
+        "xargs" => "IndPLsEa",
+        "stdbuf" => "ioe",
+        "su" => "sgG",
+        _ => "",
+    };
+    option[1..]
+        .chars()
+        .next()
+        .is_some_and(|c| with_value.contains(c))
 }
 
 fn is_assignment(word: &str) -> bool {
