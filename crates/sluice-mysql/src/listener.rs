@@ -4,7 +4,7 @@
 use crate::codec::caps;
 use crate::handshake::{self, ClientHello, Handshake, HandshakeConfig};
 use crate::kill::KillMap;
-use crate::relay::{self, KillScope, SessionPolicy, SessionState};
+use crate::relay::{self, KillScope, SessionState};
 use crate::tracker::{Tracker, TrackerSettings};
 use crate::upstream::{self, TargetSpec, Upstream, UpstreamError};
 use sluice_core::{EndReason, Fault, Outcome, Protocol, SessionEvent};
@@ -160,25 +160,11 @@ async fn run_session(mut hello: ClientHello, peer: SocketAddr, id: u32, ctx: &Ct
     }
     let recording = ctx.pipeline.recording();
     let authorized = recorder.authorized();
-    let registration = ctx.pipeline.live().register(
-        &recorder.id().0,
-        &authorized.identity.name,
-        &authorized.connection.name.0,
-    );
+    let registration = ctx.pipeline.register_live(&recorder);
     let withdraw = Arc::new(Notify::new());
     let policy = ctx
         .pipeline
-        .catalog()
-        .policy(&authorized.connection.name.0)
-        .map(|policy| SessionPolicy {
-            policy,
-            identity: Arc::new(authorized.identity.clone()),
-            analyses: ctx.analyses.clone(),
-            connection: authorized.connection.name.0.clone(),
-            session_id: recorder.id().0.clone(),
-            pipeline: ctx.pipeline.clone(),
-            withdraw: withdraw.clone(),
-        });
+        .session_policy(&recorder, &ctx.analyses, withdraw.clone());
     let masker = policy.as_ref().and_then(|p| p.policy.masker.clone());
     let mut tracker = Tracker::new(
         TrackerSettings {

@@ -62,6 +62,18 @@ impl Drop for Registration {
     }
 }
 
+impl crate::Pipeline {
+    /// Registers the session `recorder` records as live (kill, block, access expiry).
+    pub fn register_live(&self, recorder: &crate::Recorder) -> Registration {
+        let authorized = recorder.authorized();
+        self.live().register(
+            &recorder.id().0,
+            &authorized.identity.name,
+            &authorized.connection.name.0,
+        )
+    }
+}
+
 impl LiveSessions {
     /// How many sessions are live.
     pub fn count(&self) -> usize {

@@ -71,6 +71,31 @@ impl SessionPolicy {
     }
 }
 
+impl Pipeline {
+    /// The policy the session `recorder` records runs under, when its connection has one.
+    /// `withdraw` is notified when the client withdraws a held command.
+    pub fn session_policy(
+        &self,
+        recorder: &crate::Recorder,
+        analyses: &Arc<AnalysisCache>,
+        withdraw: Arc<Notify>,
+    ) -> Option<SessionPolicy> {
+        let authorized = recorder.authorized();
+        let connection = &authorized.connection.name.0;
+        self.catalog()
+            .policy(connection)
+            .map(|policy| SessionPolicy {
+                policy,
+                identity: Arc::new(authorized.identity.clone()),
+                connection: connection.clone(),
+                session_id: recorder.id().0.clone(),
+                pipeline: self.clone(),
+                withdraw,
+                analyses: analyses.clone(),
+            })
+    }
+}
+
 /// Why a policy could not be compiled.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {

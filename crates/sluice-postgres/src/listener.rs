@@ -5,7 +5,7 @@ use crate::analyze::AnalysisCache;
 use crate::cancel::CancelMap;
 use crate::codec::encode;
 use crate::handshake::{self, ClientHello, Handshake, HandshakeConfig};
-use crate::relay::{self, SessionPolicy, SessionState};
+use crate::relay::{self, SessionState};
 use crate::tracker::{Tracker, TrackerSettings};
 use crate::upstream::{self, TargetSpec, Upstream};
 use bytes::BytesMut;
@@ -158,25 +158,10 @@ async fn run_session(mut hello: ClientHello, peer: SocketAddr, ctx: &Ctx) {
         return;
     }
     let recording = ctx.pipeline.recording();
-    let authorized = recorder.authorized();
-    let registration = ctx.pipeline.live().register(
-        &recorder.id().0,
-        &authorized.identity.name,
-        &authorized.connection.name.0,
-    );
+    let registration = ctx.pipeline.register_live(&recorder);
     let policy = ctx
         .pipeline
-        .catalog()
-        .policy(&authorized.connection.name.0)
-        .map(|policy| SessionPolicy {
-            policy,
-            identity: Arc::new(authorized.identity.clone()),
-            connection: authorized.connection.name.0.clone(),
-            session_id: recorder.id().0.clone(),
-            pipeline: ctx.pipeline.clone(),
-            withdraw: key.withdraw.clone(),
-            analyses: ctx.analyses.clone(),
-        });
+        .session_policy(&recorder, &ctx.analyses, key.withdraw.clone());
     let mut tracker = Tracker::new(TrackerSettings {
         max_rows: recording.max_rows,
         max_value_len: recording.max_value_len,

@@ -115,6 +115,8 @@ impl Relay {
         let mut stop = self.shared.stop.clone();
         let mut input = TextCarry::default();
         let mut target_done = self.target_done.subscribe();
+        // Typed input is recorded for terminals (known here without asking `state`).
+        let mut terminal = false;
         loop {
             let stopped = tokio::select! {
                 m = client_r.wait() => Ok(m),
@@ -138,7 +140,7 @@ impl Relay {
             match msg {
                 ChannelMsg::Data { data } => {
                     self.up.fetch_add(data.len() as u64, Ordering::Relaxed);
-                    if self.kind() == Kind::Terminal {
+                    if terminal {
                         self.record_io("in", &mut input, &data).await;
                     }
                     if self.target_w.data_bytes(data).await.is_err() {
@@ -217,6 +219,7 @@ impl Relay {
                     let _ = self.target_w.signal(signal).await;
                 }
                 ChannelMsg::RequestShell { .. } => {
+                    terminal = true;
                     let pty = self.start(Kind::Terminal);
                     self.record_start("shell", None, None, pty).await;
                     let _ = self.target_w.request_shell(false).await;

@@ -9,14 +9,14 @@ use sluice_tunnel::agent::AllowList;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-/// Whether the connection's `forward_to` list allows `host:port`.
-pub(crate) fn allowed(forward_to: &[String], host: &str, port: u16) -> bool {
-    if forward_to.is_empty() {
-        return false;
-    }
-    let Ok(list) = AllowList::parse(forward_to) else {
-        return false;
-    };
+/// The connection's `forward_to` destinations, parsed once per session; an empty list (or
+/// one that does not parse, which config validation prevents) allows nothing.
+pub(crate) fn destinations(forward_to: &[String]) -> AllowList {
+    AllowList::parse(forward_to).unwrap_or_default()
+}
+
+/// Whether `list` allows `host:port`.
+pub(crate) fn allowed(list: &AllowList, host: &str, port: u16) -> bool {
     let ip = host.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     list.allows(host, ip, port)
 }
@@ -100,8 +100,8 @@ mod tests {
 
     #[test]
     fn forwarding_is_off_unless_listed() {
-        assert!(!allowed(&[], "127.0.0.1", 5432));
-        let list = vec!["127.0.0.1:5432".to_string(), "db.internal:*".to_string()];
+        assert!(!allowed(&destinations(&[]), "127.0.0.1", 5432));
+        let list = destinations(&["127.0.0.1:5432".to_string(), "db.internal:*".to_string()]);
         assert!(allowed(&list, "127.0.0.1", 5432));
         assert!(!allowed(&list, "127.0.0.1", 22));
         assert!(allowed(&list, "db.internal", 6379));

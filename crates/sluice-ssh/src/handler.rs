@@ -11,7 +11,7 @@ use russh::{Channel, ChannelId, ChannelOpenFailure};
 use sluice_core::{Outcome, Protocol};
 use sluice_pipeline::authorize::{ConnectAttempt, Credential};
 use sluice_pipeline::live::Registration;
-use sluice_pipeline::{OpenError, SessionPolicy};
+use sluice_pipeline::OpenError;
 use sluice_store::TokenError;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -137,25 +137,12 @@ impl ClientHandler {
         );
         self.span.record("session", recorder.id().0.as_str());
         info!(login = %target_login, "session started");
-        let registration = self.ctx.pipeline.live().register(
-            &recorder.id().0,
-            &authorized.identity.name,
-            &authorized.connection.name.0,
+        let registration = self.ctx.pipeline.register_live(&recorder);
+        let policy = self.ctx.pipeline.session_policy(
+            &recorder,
+            &self.ctx.analyses,
+            Arc::new(Notify::new()),
         );
-        let policy = self
-            .ctx
-            .pipeline
-            .catalog()
-            .policy(&authorized.connection.name.0)
-            .map(|policy| SessionPolicy {
-                policy,
-                identity: Arc::new(authorized.identity.clone()),
-                analyses: self.ctx.analyses.clone(),
-                connection: authorized.connection.name.0.clone(),
-                session_id: recorder.id().0.clone(),
-                pipeline: self.ctx.pipeline.clone(),
-                withdraw: Arc::new(Notify::new()),
-            });
         let shared = Arc::new(Shared::new(
             recorder,
             policy,
@@ -404,7 +391,7 @@ impl server::Handler for ClientHandler {
         };
         let destination = format!("{host}:{port}");
         let port16 = u16::try_from(port).unwrap_or(0);
-        if !forward::allowed(&shared.options.forward_to, host, port16) {
+        if !forward::allowed(&shared.forward_to, host, port16) {
             let reason =
                 format!("sluice: forwarding to {destination} is not allowed on this connection");
             if let Ok(r) = shared.recorder.lock() {

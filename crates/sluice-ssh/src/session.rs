@@ -19,6 +19,8 @@ pub(crate) struct Shared {
     pub policy: Option<SessionPolicy>,
     pub masker: Option<Arc<Masker>>,
     pub options: SshOptions,
+    /// `options.forward_to`, parsed.
+    pub forward_to: sluice_tunnel::agent::AllowList,
     /// Output bytes recorded per channel and stream; the rest is only counted.
     pub output_cap: u64,
     next_query: AtomicU64,
@@ -56,6 +58,7 @@ impl Shared {
     ) -> Shared {
         Shared {
             masker: policy.as_ref().and_then(|p| p.policy.masker.clone()),
+            forward_to: crate::forward::destinations(&options.forward_to),
             recorder: Mutex::new(Some(recorder)),
             policy,
             options,

@@ -2,12 +2,12 @@
 //! of SSH targets recorded on first contact (trust on first use). The store keeps key text
 //! and fingerprints only; parsing keys is the SSH adapter's job.
 
-use crate::tokens::TokenError;
+use crate::tokens::{IdentityRow, TokenError, IDENTITY_COLUMNS};
 use crate::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use sluice_core::time::now_micros;
-use sluice_core::{Identity, IdentityKind};
+use sluice_core::Identity;
 
 /// A registered identity key, as listed.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -106,35 +106,21 @@ pub fn identity_by_key(
 ) -> Result<Result<Identity, TokenError>, StoreError> {
     let row = db
         .query_row(
-            "SELECT i.name, i.kind, i.subject, i.groups_json, i.blocked_us, i.issuer
-             FROM identity_keys k JOIN identities i ON i.name = k.identity WHERE k.fingerprint = ?1",
+            &format!(
+                "SELECT {IDENTITY_COLUMNS} FROM identity_keys k
+                 JOIN identities i ON i.name = k.identity WHERE k.fingerprint = ?1"
+            ),
             [fingerprint],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<i64>>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                ))
-            },
+            |r| IdentityRow::read(r, 0),
         )
         .optional()?;
-    let Some((name, kind, subject, groups, blocked, issuer)) = row else {
+    let Some(identity) = row else {
         return Ok(Err(TokenError::Unknown));
     };
-    if blocked.is_some() {
+    if identity.blocked_us.is_some() {
         return Ok(Err(TokenError::Blocked));
     }
-    Ok(Ok(Identity {
-        name,
-        kind: IdentityKind::parse(&kind).unwrap_or(IdentityKind::ServiceAccount),
-        subject,
-        issuer,
-        groups: serde_json::from_str(&groups)?,
-        token_id: None,
-    }))
+    Ok(Ok(identity.into_identity(None)?))
 }
 
 /// What the store knows of a target's host key.
@@ -191,6 +177,7 @@ pub fn forget_host_key(db: &Connection, connection: &str) -> Result<usize, Store
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_core::IdentityKind;
 
     fn db() -> Connection {
         let dir = std::env::temp_dir().join(format!("sluice-sshkeys-{}", uuid::Uuid::new_v4()));

@@ -189,6 +189,48 @@ pub fn issue_token(
     Ok((info, Secret::new(token)))
 }
 
+/// The identity columns a query selects from `identities i`, in the order
+/// [`IdentityRow::read`] reads them.
+pub(crate) const IDENTITY_COLUMNS: &str =
+    "i.name, i.kind, i.subject, i.groups_json, i.blocked_us, i.issuer";
+
+/// An identity as stored, before it is admitted.
+pub(crate) struct IdentityRow {
+    name: String,
+    kind: String,
+    subject: Option<String>,
+    groups_json: String,
+    /// When it was blocked, if it is.
+    pub blocked_us: Option<i64>,
+    issuer: Option<String>,
+}
+
+impl IdentityRow {
+    /// Reads [`IDENTITY_COLUMNS`] starting at column `at`.
+    pub(crate) fn read(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<IdentityRow> {
+        Ok(IdentityRow {
+            name: r.get(at)?,
+            kind: r.get(at + 1)?,
+            subject: r.get(at + 2)?,
+            groups_json: r.get(at + 3)?,
+            blocked_us: r.get(at + 4)?,
+            issuer: r.get(at + 5)?,
+        })
+    }
+
+    /// The identity, authenticated by token `token_id` (or by other means when `None`).
+    pub(crate) fn into_identity(self, token_id: Option<String>) -> Result<Identity, StoreError> {
+        Ok(Identity {
+            name: self.name,
+            kind: IdentityKind::parse(&self.kind).unwrap_or(IdentityKind::ServiceAccount),
+            subject: self.subject,
+            issuer: self.issuer,
+            groups: serde_json::from_str(&self.groups_json)?,
+            token_id,
+        })
+    }
+}
+
 /// Resolves a presented token to its identity, or says why it is not accepted.
 pub fn authenticate(
     conn: &Connection,
@@ -197,29 +239,25 @@ pub fn authenticate(
     let hash = sha256(token.expose().as_bytes());
     let row = conn
         .query_row(
-            "SELECT t.id, t.expires_us, t.revoked_us, i.name, i.kind, i.subject, i.groups_json,
-                    i.blocked_us, i.issuer
-             FROM tokens t JOIN identities i ON i.name = t.identity WHERE t.hash = ?1",
+            &format!(
+                "SELECT t.id, t.expires_us, t.revoked_us, {IDENTITY_COLUMNS}
+                 FROM tokens t JOIN identities i ON i.name = t.identity WHERE t.hash = ?1"
+            ),
             [&hash[..]],
             |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, Option<i64>>(1)?,
                     r.get::<_, Option<i64>>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, Option<i64>>(7)?,
-                    r.get::<_, Option<String>>(8)?,
+                    IdentityRow::read(r, 3)?,
                 ))
             },
         )
         .optional()?;
-    let Some((id, expires, revoked, name, kind, subject, groups, blocked, issuer)) = row else {
+    let Some((id, expires, revoked, identity)) = row else {
         return Ok(Err(TokenError::Unknown));
     };
-    if blocked.is_some() {
+    if identity.blocked_us.is_some() {
         return Ok(Err(TokenError::Blocked));
     }
     if revoked.is_some() {
@@ -228,14 +266,7 @@ pub fn authenticate(
     if expires.is_some_and(|e| e <= now_micros()) {
         return Ok(Err(TokenError::Expired));
     }
-    Ok(Ok(Identity {
-        name,
-        kind: IdentityKind::parse(&kind).unwrap_or(IdentityKind::ServiceAccount),
-        subject,
-        issuer,
-        groups: serde_json::from_str(&groups)?,
-        token_id: Some(id),
-    }))
+    Ok(Ok(identity.into_identity(Some(id))?))
 }
 
 /// Lists all tokens, without secrets, newest first.

@@ -375,23 +375,7 @@ fn scp_and_sftp_move_50_mb_both_ways_intact() {
         .output()
         .unwrap();
     std::fs::write(&local, out.stdout).unwrap();
-    let port = s.gw.ssh.unwrap().port().to_string();
-    let base = |cmd: &str| {
-        let mut c = std::process::Command::new(cmd);
-        c.args(["-P", &port, "-i"]).arg(&s.key.private).args([
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "LogLevel=ERROR",
-        ]);
-        c
-    };
+    let base = |cmd: &str| common::ssh::client(cmd, &s.gw, &s.key);
     // scp (SFTP mode, the default) up and down.
     let remote = dir.join("remote-scp.bin");
     let st = base("scp")
@@ -434,20 +418,8 @@ fn scp_and_sftp_move_50_mb_both_ways_intact() {
         ),
     )
     .unwrap();
-    let mut c = std::process::Command::new("sftp");
-    c.args(["-P", &port, "-i"]).arg(&s.key.private).args([
-        "-o",
-        "IdentitiesOnly=yes",
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "LogLevel=ERROR",
-        "-b",
-    ]);
+    let mut c = common::ssh::client("sftp", &s.gw, &s.key);
+    c.arg("-b");
     let out = c.arg(&batch).arg("box@127.0.0.1").output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(sha256_of(&sftp_back), sha256_of(&local));
@@ -528,8 +500,9 @@ fn an_interactive_shell_works_in_a_terminal_and_is_recorded() {
     let tmux = common::unique("tmux");
     let port = s.gw.ssh.unwrap().port();
     let ssh = format!(
-        "ssh -tt -p {port} -i {} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR box@127.0.0.1",
-        s.key.private.display()
+        "ssh -tt -p {port} -i {} {} box@127.0.0.1",
+        s.key.private.display(),
+        common::ssh::CLIENT_OPTIONS.join(" ")
     );
     let tm = |args: &[&str]| {
         std::process::Command::new("tmux")

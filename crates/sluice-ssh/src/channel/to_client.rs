@@ -4,26 +4,53 @@
 use super::{signal_text, sleep_until, wait_true, Kind, Relay, HOLD};
 use crate::output::{StreamMasker, TextCarry};
 use bytes::Bytes;
-use russh::{ChannelMsg, ChannelReadHalf};
+use russh::{ChannelMsg, ChannelReadHalf, Sig};
 use sluice_core::SessionEvent;
+use sluice_mask::MaskCounts;
 use std::sync::atomic::Ordering;
 use tokio::time::Instant;
 
+/// One output stream (stdout or stderr) on its way to the client.
+struct Output {
+    /// `None` for stdout, the extended-data type for stderr.
+    ext: Option<u32>,
+    /// Masks the client's copy (when the connection masks it).
+    masker: Option<StreamMasker>,
+    text: TextCarry,
+    /// Bytes recorded so far (up to the session's cap).
+    recorded: u64,
+}
+
+impl Output {
+    fn new(ext: Option<u32>) -> Output {
+        Output {
+            ext,
+            masker: None,
+            text: TextCarry::default(),
+            recorded: 0,
+        }
+    }
+
+    fn holding(&self) -> bool {
+        self.masker.as_ref().is_some_and(StreamMasker::holding)
+    }
+}
+
+/// How the target's command ended.
+enum Ended {
+    Status(u32),
+    Signal {
+        signal: Sig,
+        core_dumped: bool,
+        message: String,
+        lang: String,
+    },
+}
+
 impl Relay {
     pub(super) async fn target_to_client(&self, mut target_r: ChannelReadHalf) {
-        let masker = |on: bool| {
-            self.shared
-                .masker
-                .clone()
-                .filter(|_| on)
-                .map(StreamMasker::new)
-        };
-        let mut out: Option<StreamMasker> = None;
-        let mut err: Option<StreamMasker> = None;
-        let mut maskers_set = false;
-        let mut out_text = TextCarry::default();
-        let mut err_text = TextCarry::default();
-        let mut recorded = [0u64; 2];
+        let mut streams = [Output::new(None), Output::new(Some(1))];
+        let mut kind = Kind::Pending;
         let mut deadline: Option<Instant> = None;
         let mut eof_owed = false;
         let mut client_done = self.client_done.subscribe();
@@ -33,86 +60,34 @@ impl Relay {
                 () = wait_true(&mut client_done) => None,
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     deadline = None;
-                    for (m, ext, text, rec) in [(&mut out, None, &mut out_text, 0), (&mut err, Some(1), &mut err_text, 1)] {
-                        if let Some(m) = m.as_mut() {
-                            let held = m.flush();
-                            self.deliver(ext, held, text, &mut recorded[rec]).await;
-                        }
-                    }
+                    self.flush(&mut streams, kind).await;
                     continue;
                 }
             };
-            if !maskers_set && self.kind() != Kind::Pending {
-                // Transfers are never masked: it would corrupt files.
-                let on = matches!(self.kind(), Kind::Terminal | Kind::Exec);
-                // The client's copy is masked only when the connection says so; the recording
-                // always is.
-                out = masker(on && self.shared.mask_client());
-                err = masker(on && self.shared.mask_client());
-                maskers_set = true;
+            if kind == Kind::Pending {
+                kind = self.kind();
+                // Transfers are never masked (it would corrupt files); the client's copy is
+                // masked only when the connection says so, the recording always is.
+                if matches!(kind, Kind::Terminal | Kind::Exec) && self.shared.mask_client() {
+                    for s in &mut streams {
+                        s.masker = self.shared.masker.clone().map(StreamMasker::new);
+                    }
+                }
             }
             let Some(msg) = msg else {
                 let _ = self.client_w.close().await;
                 break;
             };
-            match msg {
-                ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. }
-                    if data.is_empty() => {}
-                ChannelMsg::Data { data } => {
-                    self.down.fetch_add(data.len() as u64, Ordering::Relaxed);
-                    let data = match out.as_mut() {
-                        Some(m) => Bytes::from(m.push(&data)),
-                        None => data,
-                    };
-                    if out.as_ref().is_some_and(StreamMasker::holding) {
-                        deadline = Some(Instant::now() + HOLD);
-                    }
-                    if !self
-                        .deliver(None, data, &mut out_text, &mut recorded[0])
-                        .await
-                    {
-                        break;
-                    }
-                }
+            let (stream, data) = match msg {
+                ChannelMsg::Data { data } => (&mut streams[0], data),
                 ChannelMsg::ExtendedData { data, ext } => {
-                    self.down.fetch_add(data.len() as u64, Ordering::Relaxed);
-                    let data = match err.as_mut() {
-                        Some(m) => Bytes::from(m.push(&data)),
-                        None => data,
-                    };
-                    if err.as_ref().is_some_and(StreamMasker::holding) {
-                        deadline = Some(Instant::now() + HOLD);
-                    }
-                    if !self
-                        .deliver(Some(ext), data, &mut err_text, &mut recorded[1])
-                        .await
-                    {
-                        break;
-                    }
+                    streams[1].ext = Some(ext);
+                    (&mut streams[1], data)
                 }
                 ChannelMsg::ExitStatus { exit_status } => {
-                    self.flush_all(
-                        &mut out,
-                        &mut err,
-                        &mut out_text,
-                        &mut err_text,
-                        &mut recorded,
-                    )
-                    .await;
-                    self.shared
-                        .record(&SessionEvent::Exit {
-                            channel: self.number,
-                            status: Some(exit_status),
-                            signal: None,
-                        })
-                        .await;
-                    let _ = self
-                        .client
-                        .exit_status_request(self.client_w.id(), exit_status)
-                        .await;
-                    if std::mem::take(&mut eof_owed) {
-                        let _ = self.client_w.eof().await;
-                    }
+                    self.flush(&mut streams, kind).await;
+                    self.ended(Ended::Status(exit_status), &mut eof_owed).await;
+                    continue;
                 }
                 ChannelMsg::ExitSignal {
                     signal_name,
@@ -120,68 +95,47 @@ impl Relay {
                     error_message,
                     lang_tag,
                 } => {
-                    self.flush_all(
-                        &mut out,
-                        &mut err,
-                        &mut out_text,
-                        &mut err_text,
-                        &mut recorded,
-                    )
-                    .await;
-                    self.shared
-                        .record(&SessionEvent::Exit {
-                            channel: self.number,
-                            status: None,
-                            signal: Some(signal_text(&signal_name)),
-                        })
-                        .await;
-                    let _ = self
-                        .client
-                        .exit_signal_request(
-                            self.client_w.id(),
-                            signal_name,
-                            core_dumped,
-                            error_message,
-                            lang_tag,
-                        )
-                        .await;
-                    if std::mem::take(&mut eof_owed) {
-                        let _ = self.client_w.eof().await;
-                    }
+                    self.flush(&mut streams, kind).await;
+                    let signal = Ended::Signal {
+                        signal: signal_name,
+                        core_dumped,
+                        message: error_message,
+                        lang: lang_tag,
+                    };
+                    self.ended(signal, &mut eof_owed).await;
+                    continue;
                 }
                 ChannelMsg::Eof => {
                     // Passed on after the exit status: OpenSSH closes its end on EOF and would
                     // miss a status that comes later.
-                    self.flush_all(
-                        &mut out,
-                        &mut err,
-                        &mut out_text,
-                        &mut err_text,
-                        &mut recorded,
-                    )
-                    .await;
+                    self.flush(&mut streams, kind).await;
                     eof_owed = true;
+                    continue;
                 }
                 ChannelMsg::Close => {
-                    self.flush_all(
-                        &mut out,
-                        &mut err,
-                        &mut out_text,
-                        &mut err_text,
-                        &mut recorded,
-                    )
-                    .await;
+                    self.flush(&mut streams, kind).await;
                     if eof_owed {
                         let _ = self.client_w.eof().await;
                     }
                     let _ = self.client_w.close().await;
                     break;
                 }
-                _ => {}
+                _ => continue,
+            };
+            self.down.fetch_add(data.len() as u64, Ordering::Relaxed);
+            let data = match stream.masker.as_mut() {
+                Some(m) => Bytes::from(m.push(&data)),
+                None => data,
+            };
+            if stream.holding() {
+                deadline = Some(Instant::now() + HOLD);
+            }
+            if !self.deliver(stream, kind, data).await {
+                break;
             }
         }
-        let mut counts = sluice_mask::MaskCounts::default();
-        for m in [out, err].into_iter().flatten() {
+        let mut counts = MaskCounts::default();
+        for m in streams.iter().filter_map(|s| s.masker.as_ref()) {
             counts.add(&m.counts);
         }
         if counts.total() > 0 {
@@ -189,54 +143,74 @@ impl Relay {
         }
     }
 
-    async fn flush_all(
-        &self,
-        out: &mut Option<StreamMasker>,
-        err: &mut Option<StreamMasker>,
-        out_text: &mut TextCarry,
-        err_text: &mut TextCarry,
-        recorded: &mut [u64; 2],
-    ) {
-        if let Some(m) = out.as_mut().filter(|m| m.holding()) {
-            let held = m.flush();
-            self.deliver(None, held, out_text, &mut recorded[0]).await;
-        }
-        if let Some(m) = err.as_mut().filter(|m| m.holding()) {
-            let held = m.flush();
-            self.deliver(Some(1), held, err_text, &mut recorded[1])
-                .await;
+    /// Sends what the maskers hold back.
+    async fn flush(&self, streams: &mut [Output; 2], kind: Kind) {
+        for s in streams {
+            if let Some(held) = s
+                .masker
+                .as_mut()
+                .filter(|m| m.holding())
+                .map(StreamMasker::flush)
+            {
+                self.deliver(s, kind, Bytes::from(held)).await;
+            }
         }
     }
 
-    /// Sends output to the client (`ext` for stderr) and records it within the cap.
-    async fn deliver(
-        &self,
-        ext: Option<u32>,
-        data: impl Into<Bytes>,
-        text: &mut TextCarry,
-        recorded: &mut u64,
-    ) -> bool {
-        let data: Bytes = data.into();
+    /// Records how the command ended and tells the client, then the EOF it is owed.
+    async fn ended(&self, how: Ended, eof_owed: &mut bool) {
+        let id = self.client_w.id();
+        let (status, signal) = match &how {
+            Ended::Status(s) => (Some(*s), None),
+            Ended::Signal { signal, .. } => (None, Some(signal_text(signal))),
+        };
+        self.shared
+            .record(&SessionEvent::Exit {
+                channel: self.number,
+                status,
+                signal,
+            })
+            .await;
+        let _ = match how {
+            Ended::Status(s) => self.client.exit_status_request(id, s).await,
+            Ended::Signal {
+                signal,
+                core_dumped,
+                message,
+                lang,
+            } => {
+                self.client
+                    .exit_signal_request(id, signal, core_dumped, message, lang)
+                    .await
+            }
+        };
+        if std::mem::take(eof_owed) {
+            let _ = self.client_w.eof().await;
+        }
+    }
+
+    /// Sends output to the client and records it within the cap.
+    async fn deliver(&self, stream: &mut Output, kind: Kind, data: Bytes) -> bool {
         if data.is_empty() {
             return true;
         }
-        let kind = self.kind();
-        if matches!(kind, Kind::Terminal | Kind::Exec) && *recorded < self.shared.output_cap {
-            let room = (self.shared.output_cap - *recorded).min(data.len() as u64) as usize;
-            *recorded += room as u64;
-            let stream = if ext.is_some() { "err" } else { "out" };
+        let cap = self.shared.output_cap;
+        if matches!(kind, Kind::Terminal | Kind::Exec) && stream.recorded < cap {
+            let room = (cap - stream.recorded).min(data.len() as u64) as usize;
+            stream.recorded += room as u64;
+            let name = if stream.ext.is_some() { "err" } else { "out" };
             // The recording is masked even when the client's copy is not.
             let part = &data[..room];
             match (&self.shared.masker, self.shared.mask_client()) {
                 (Some(m), false) => {
                     let mut copy = part.to_vec();
-                    m.mask(&mut copy, &mut sluice_mask::MaskCounts::default());
-                    self.record_io(stream, text, &copy).await;
+                    m.mask(&mut copy, &mut MaskCounts::default());
+                    self.record_io(name, &mut stream.text, &copy).await;
                 }
-                _ => self.record_io(stream, text, part).await,
+                _ => self.record_io(name, &mut stream.text, part).await,
             }
         }
-        let sent = match ext {
+        let sent = match stream.ext {
             None => self.client_w.data_bytes(data).await,
             Some(e) => self.client_w.extended_data_bytes(e, data).await,
         };

@@ -141,28 +141,37 @@ impl Drop for Sshd {
     }
 }
 
-/// The OpenSSH client options every test uses toward the gateway.
-pub fn ssh_command(gw: &Gateway, key: &KeyPair, user: &str) -> Command {
-    let addr = gw.ssh.expect("the gateway has an SSH listener");
-    let mut c = Command::new("ssh");
-    c.args(["-p", &addr.port().to_string(), "-i"])
+/// The OpenSSH options every test uses toward the gateway: its key only, no host-key prompts
+/// (the gateway's host key is new in every test), no passwords.
+pub const CLIENT_OPTIONS: &[&str] = &[
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "LogLevel=ERROR",
+];
+
+/// `ssh`, `scp` or `sftp` aimed at the gateway's SSH port with `key` (host not yet given).
+pub fn client(program: &str, gw: &Gateway, key: &KeyPair) -> Command {
+    let port = gw.ssh.expect("the gateway has an SSH listener").port();
+    let port_flag = if program == "ssh" { "-p" } else { "-P" };
+    let mut c = Command::new(program);
+    c.args([port_flag, &port.to_string(), "-i"])
         .arg(&key.private)
-        .args([
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "LogLevel=ERROR",
-            "-l",
-            user,
-            "127.0.0.1",
-        ])
+        .args(CLIENT_OPTIONS)
         .stdin(Stdio::null());
+    c
+}
+
+/// `ssh` to `user` (a connection, or `login+connection`) at the gateway.
+pub fn ssh_command(gw: &Gateway, key: &KeyPair, user: &str) -> Command {
+    let mut c = client("ssh", gw, key);
+    c.args(["-l", user, "127.0.0.1"]);
     c
 }
 
