@@ -11,6 +11,8 @@ pub struct StatementFacts {
     pub tables: Vec<String>,
     /// Functions called, lower-case, schema-qualified when the statement qualified them.
     pub functions: Vec<String>,
+    /// Files touched (SFTP and scp operations), absolute when the gateway could resolve them.
+    pub paths: Vec<String>,
 }
 
 /// One command from a client: what the guard judges.

@@ -119,6 +119,10 @@ pub struct MatchConfig {
     /// Tables touched: `name`, `schema.name`, or globs (`audit.*`, `*secret*`).
     #[serde(default)]
     pub tables: Vec<String>,
+    /// File paths (SFTP and scp): globs where `*` stays within one path segment and `**`
+    /// crosses them (`/etc/**` is everything under `/etc`). Case-sensitive.
+    #[serde(default)]
+    pub paths: Vec<String>,
     /// Regular expression on the normalized text (case-insensitive).
     #[serde(default)]
     pub regex: Option<String>,

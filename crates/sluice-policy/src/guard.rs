@@ -13,7 +13,7 @@ pub const DEFAULT_REVIEW_TIMEOUT: Duration = Duration::from_secs(600);
 #[derive(Debug, thiserror::Error)]
 pub enum GuardError {
     /// A rule has no matcher (it would match everything by accident).
-    #[error("rule {0:?} has an empty match: give statements, functions, tables or regex")]
+    #[error("rule {0:?} has an empty match: give statements, functions, tables, paths or regex")]
     EmptyMatch(String),
     /// A rule's regex is invalid.
     #[error("rule {name:?}: invalid regex: {source}")]
@@ -63,6 +63,7 @@ struct Rule {
     statements: Vec<String>,
     functions: Vec<NamePattern>,
     tables: Vec<NamePattern>,
+    paths: Vec<String>,
     regex: Option<Regex>,
 }
 
@@ -133,7 +134,11 @@ impl Guard {
 
 fn compile(r: &RuleConfig, default_approvers: &[String]) -> Result<Rule, GuardError> {
     let m = &r.matches;
-    if m.statements.is_empty() && m.functions.is_empty() && m.tables.is_empty() && m.regex.is_none()
+    if m.statements.is_empty()
+        && m.functions.is_empty()
+        && m.tables.is_empty()
+        && m.paths.is_empty()
+        && m.regex.is_none()
     {
         return Err(GuardError::EmptyMatch(r.name.clone()));
     }
@@ -179,6 +184,7 @@ fn compile(r: &RuleConfig, default_approvers: &[String]) -> Result<Rule, GuardEr
             .collect(),
         functions: m.functions.iter().map(|s| NamePattern::new(s)).collect(),
         tables: m.tables.iter().map(|s| NamePattern::new(s)).collect(),
+        paths: m.paths.clone(),
         regex,
     })
 }
@@ -189,7 +195,11 @@ impl Rule {
             if !re.is_match(command.normalized) && !re.is_match(command.text) {
                 return false;
             }
-            if self.statements.is_empty() && self.functions.is_empty() && self.tables.is_empty() {
+            if self.statements.is_empty()
+                && self.functions.is_empty()
+                && self.tables.is_empty()
+                && self.paths.is_empty()
+            {
                 return true;
             }
         }
@@ -206,6 +216,12 @@ impl Rule {
                 || s.tables
                     .iter()
                     .any(|t| self.tables.iter().any(|p| p.matches(t))))
+            && (self.paths.is_empty()
+                || s.paths.iter().any(|f| {
+                    self.paths
+                        .iter()
+                        .any(|p| path_glob(p.as_bytes(), f.as_bytes()))
+                }))
     }
 }
 
@@ -233,6 +249,22 @@ impl NamePattern {
             name.rsplit('.').next().unwrap_or(&name)
         };
         glob(self.pattern.as_bytes(), candidate.as_bytes())
+    }
+}
+
+/// Matches a path against a glob: `*` within one segment, `**` across segments.
+fn path_glob(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) if p.get(1) == Some(&b'*') => {
+            path_glob(&p[2..], s) || (!s.is_empty() && path_glob(p, &s[1..]))
+        }
+        (Some(b'*'), _) => {
+            path_glob(&p[1..], s)
+                || (s.first().is_some_and(|c| *c != b'/') && path_glob(p, &s[1..]))
+        }
+        (Some(a), Some(b)) if a == b => path_glob(&p[1..], &s[1..]),
+        _ => false,
     }
 }
 

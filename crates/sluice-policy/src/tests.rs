@@ -28,6 +28,7 @@ fn facts(classes: &[&str], tables: &[&str], functions: &[&str]) -> StatementFact
         classes: classes.iter().map(|s| s.to_string()).collect(),
         tables: tables.iter().map(|s| s.to_string()).collect(),
         functions: functions.iter().map(|s| s.to_string()).collect(),
+        paths: Vec::new(),
     }
 }
 
@@ -184,4 +185,35 @@ fn invalid_rules_are_rejected() {
         }),
         Err(GuardError::Regex { .. })
     ));
+}
+
+#[test]
+fn path_globs_keep_single_stars_within_a_segment() {
+    let g = guard(vec![rule(
+        "no-etc-writes",
+        Action::Deny,
+        MatchConfig {
+            statements: vec!["file_write".into()],
+            paths: vec!["/etc/**".into(), "/srv/*.key".into()],
+            ..Default::default()
+        },
+    )]);
+    let write = |path: &str| StatementFacts {
+        paths: vec![path.to_string()],
+        ..facts(&["file_write"], &[], &[])
+    };
+    for denied in ["/etc/passwd", "/etc/ssh/sshd_config", "/srv/tls.key"] {
+        assert!(
+            matches!(check(&g, &[write(denied)]), Verdict::Deny(_)),
+            "{denied}"
+        );
+    }
+    for allowed in ["/etc", "/etcetera/x", "/srv/a/tls.key", "/tmp/etc/passwd"] {
+        assert_eq!(check(&g, &[write(allowed)]), Verdict::Allow, "{allowed}");
+    }
+    let read = StatementFacts {
+        paths: vec!["/etc/passwd".into()],
+        ..facts(&["file_read"], &[], &[])
+    };
+    assert_eq!(check(&g, &[read]), Verdict::Allow);
 }

@@ -6,8 +6,9 @@
 //! on its own writer, so a slow client never stops the other direction.
 
 use crate::output::TextCarry;
-
+use crate::terminal::Screen;
 mod to_client;
+mod typing;
 use crate::session::{Judged, Shared};
 use bytes::Bytes;
 use russh::{client, server, Channel, ChannelId, Sig};
@@ -47,6 +48,10 @@ struct Relay {
     client_w: ChannelWriteHalf<server::Msg>,
     target_w: ChannelWriteHalf<client::Msg>,
     state: Mutex<State>,
+    /// The terminal emulator of a shell with a pty, fed with its output.
+    screen: Mutex<Option<Screen>>,
+    /// Counts output chunks fed to `screen`: typed keys' echo arrives after they were sent.
+    output: tokio::sync::watch::Sender<u64>,
     up: AtomicU64,
     down: AtomicU64,
     /// Set when the client side is done: the target side stops waiting (russh does not always
@@ -80,6 +85,8 @@ pub(crate) async fn run(
             kind: Kind::Pending,
             pty: None,
         }),
+        screen: Mutex::new(None),
+        output: tokio::sync::watch::Sender::new(0),
         up: AtomicU64::new(0),
         down: AtomicU64::new(0),
         client_done: tokio::sync::watch::Sender::new(false),
@@ -113,9 +120,10 @@ impl Relay {
 
     async fn client_to_target(&self, mut client_r: ChannelReadHalf) {
         let mut stop = self.shared.stop.clone();
-        let mut input = TextCarry::default();
+        let mut typing = typing::Typing::default();
         let mut target_done = self.target_done.subscribe();
-        // Typed input is recorded for terminals (known here without asking `state`).
+        // Typed lines are judged and recorded for terminals (known here without asking
+        // `state`).
         let mut terminal = false;
         loop {
             let stopped = tokio::select! {
@@ -140,10 +148,12 @@ impl Relay {
             match msg {
                 ChannelMsg::Data { data } => {
                     self.up.fetch_add(data.len() as u64, Ordering::Relaxed);
-                    if terminal {
-                        self.record_io("in", &mut input, &data).await;
-                    }
-                    if self.target_w.data_bytes(data).await.is_err() {
+                    let sent = if terminal {
+                        self.type_keys(&mut typing, data).await
+                    } else {
+                        self.target_w.data_bytes(data).await.is_ok()
+                    };
+                    if !sent {
                         return;
                     }
                 }
@@ -203,6 +213,7 @@ impl Relay {
                     pix_width,
                     pix_height,
                 } => {
+                    self.with_screen(|s| s.resize(row_height, col_width));
                     let _ = self
                         .target_w
                         .window_change(col_width, row_height, pix_width, pix_height)
@@ -221,6 +232,9 @@ impl Relay {
                 ChannelMsg::RequestShell { .. } => {
                     terminal = true;
                     let pty = self.start(Kind::Terminal);
+                    if let (Some(p), Ok(mut screen)) = (&pty, self.screen.lock()) {
+                        *screen = Some(Screen::new(p.rows, p.cols));
+                    }
                     self.record_start("shell", None, None, pty).await;
                     let _ = self.target_w.request_shell(false).await;
                 }
@@ -228,7 +242,7 @@ impl Relay {
                     let text = String::from_utf8_lossy(&command).into_owned();
                     let judged = self
                         .shared
-                        .judge(&text, async |notice: String| self.tell(&notice).await)
+                        .judge(&text, None, async |notice: String| self.tell(&notice).await)
                         .await;
                     match judged {
                         Judged::Run(query) => {

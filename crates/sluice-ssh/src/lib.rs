@@ -24,6 +24,7 @@ pub mod keys;
 pub mod login;
 mod output;
 mod session;
+mod terminal;
 mod upstream;
 
 pub use keys::GatewayKeys;

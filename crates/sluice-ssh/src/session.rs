@@ -107,14 +107,22 @@ impl Shared {
         }
     }
 
-    /// Records `text` as a command and judges it. `notice` tells the user about a hold.
-    pub async fn judge(&self, text: &str, notice: impl AsyncFnOnce(String)) -> Judged {
+    /// Records `text` as a command and judges it. `redacted` replaces the text in the
+    /// recording and the review (input typed with echo off). `notice` tells the user about a
+    /// hold.
+    pub async fn judge(
+        &self,
+        text: &str,
+        redacted: Option<String>,
+        notice: impl AsyncFnOnce(String),
+    ) -> Judged {
         let id = self.next_query.fetch_add(1, Ordering::Relaxed);
-        let shown: Arc<str> = match &self.masker {
-            Some(m) => m
+        let shown: Arc<str> = match (redacted, &self.masker) {
+            (Some(r), _) => r.into(),
+            (None, Some(m)) => m
                 .mask_str(text, &mut MaskCounts::default())
                 .map_or_else(|| text.into(), Into::into),
-            None => text.into(),
+            (None, None) => text.into(),
         };
         let query = SessionEvent::Query(Box::new(Query {
             id,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::ssh::{ssh_command, ssh_exec, KeyPair, SshSetup};
+use common::ssh::{ssh_command, ssh_exec, KeyPair, SshSetup, Terminal};
 use common::wait_for;
 use serde_json::Value;
 use std::time::Duration;
@@ -497,52 +497,101 @@ fn local_forwarding_reaches_an_allowed_destination_only() {
 #[test]
 fn an_interactive_shell_works_in_a_terminal_and_is_recorded() {
     let s = SshSetup::new("box", "");
-    let tmux = common::unique("tmux");
-    let port = s.gw.ssh.unwrap().port();
-    let ssh = format!(
-        "ssh -tt -p {port} -i {} {} box@127.0.0.1",
-        s.key.private.display(),
-        common::ssh::CLIENT_OPTIONS.join(" ")
-    );
-    let tm = |args: &[&str]| {
-        std::process::Command::new("tmux")
-            .args(["-L", &tmux])
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    assert!(tm(&["new-session", "-d", "-x", "120", "-y", "30", &ssh])
-        .status
-        .success());
-    let screen = || text(&tm(&["capture-pane", "-p"]).stdout);
-    wait_for("the shell prompt", Duration::from_secs(20), || {
-        screen().contains("root@").then_some(())
+    let term = Terminal::open(&s, "box");
+    term.keys(&["echo interactive-$((6*7))", "Enter"]);
+    term.wait("the command's output", |screen| {
+        screen.lines().any(|l| l.trim() == "interactive-42")
     });
-    tm(&["send-keys", "echo interactive-$((6*7))", "Enter"]);
-    wait_for("the command's output", Duration::from_secs(20), || {
-        screen()
-            .lines()
-            .any(|l| l.trim() == "interactive-42")
-            .then_some(())
-    });
-    tm(&["send-keys", "exit", "Enter"]);
+    term.keys(&["exit", "Enter"]);
     let session = s.gw.wait_ended_session("box");
-    let _ = tm(&["kill-server"]);
     let events = s.gw.events(&session);
     let channel = kinds(&events, "channel")[0];
     assert_eq!(channel["purpose"], "shell");
     assert_eq!(channel["pty"]["cols"], 120);
-    let stream = |which: &str| -> String {
-        kinds(&events, "io")
-            .iter()
-            .filter(|e| e["stream"] == which)
-            .map(|e| e["data"].as_str().unwrap().to_string())
-            .collect()
-    };
     assert!(
-        stream("in").contains("echo interactive-$((6*7))\r"),
+        io_stream(&events, "in").contains("echo interactive-$((6*7))\r"),
         "{:?}",
-        stream("in")
+        io_stream(&events, "in")
     );
-    assert!(stream("out").contains("interactive-42"));
+    assert!(io_stream(&events, "out").contains("interactive-42"));
+    let commands: Vec<_> = kinds(&events, "query")
+        .iter()
+        .map(|q| q["text"].clone())
+        .collect();
+    assert_eq!(commands, ["echo interactive-$((6*7))", "exit"]);
+}
+
+/// A terminal stream's recorded text (`in` or `out`).
+fn io_stream(events: &[Value], which: &str) -> String {
+    kinds(events, "io")
+        .iter()
+        .filter(|e| e["stream"] == which)
+        .map(|e| e["data"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_denied_interactive_command_is_dropped_with_the_reason() {
+    let s = SshSetup::new("box", GUARD);
+    let victim = s.sshd.dir.join("victim");
+    std::fs::write(&victim, "keep me").unwrap();
+    let term = Terminal::open(&s, "box");
+    let denied = "denied by rule \"no-rm\": deleting files is not allowed here";
+    // Typed plainly.
+    term.keys(&[&format!("rm -f {}", victim.display()), "Enter"]);
+    term.wait("the denial", |screen| screen.matches(denied).count() == 1);
+    // Edited with keys only the screen shows the result of: Home, Delete, then "rm".
+    term.keys(&[
+        &format!("X -f {}", victim.display()),
+        "Home",
+        "DC",
+        "rm",
+        "Enter",
+    ]);
+    term.wait("the second denial", |screen| {
+        screen.matches(denied).count() == 2
+    });
+    // The shell is still there and runs what is allowed.
+    term.keys(&["echo still-$((1+1))", "Enter"]);
+    term.wait("the next command", |screen| {
+        screen.lines().any(|l| l.trim() == "still-2")
+    });
+    assert!(victim.exists());
+    term.keys(&["exit", "Enter"]);
+    let session = s.gw.wait_ended_session("box");
+    let events = s.gw.events(&session);
+    let guards = kinds(&events, "guard");
+    assert_eq!(guards.len(), 2, "{guards:?}");
+    assert!(guards
+        .iter()
+        .all(|g| g["action"] == "denied" && g["rule"] == "no-rm"));
+    let line = format!("rm -f {}", victim.display());
+    let commands: Vec<_> = kinds(&events, "query")
+        .iter()
+        .map(|q| q["text"].clone())
+        .collect();
+    assert_eq!(
+        commands[..2],
+        [line.as_str(), line.as_str()],
+        "{commands:?}"
+    );
+}
+
+#[test]
+fn input_typed_with_echo_off_is_judged_but_not_recorded() {
+    let s = SshSetup::new("box", GUARD);
+    let term = Terminal::open(&s, "box");
+    term.keys(&["read -s -p 'password: ' P; echo; echo got-${#P}", "Enter"]);
+    term.wait("the password prompt", |screen| {
+        screen.lines().any(|l| l.trim() == "password:")
+    });
+    term.keys(&["hunter2-secret", "Enter"]);
+    term.wait("the length", |screen| {
+        screen.lines().any(|l| l.trim() == "got-14")
+    });
+    term.keys(&["exit", "Enter"]);
+    let session = s.gw.wait_ended_session("box");
+    let all = serde_json::to_string(&s.gw.events(&session)).unwrap();
+    assert!(!all.contains("hunter2"), "the secret is in the recording");
+    assert!(all.contains("[input not echoed: 14 characters]"));
 }

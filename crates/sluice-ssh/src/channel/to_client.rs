@@ -123,6 +123,10 @@ impl Relay {
                 _ => continue,
             };
             self.down.fetch_add(data.len() as u64, Ordering::Relaxed);
+            if kind == Kind::Terminal && stream.ext.is_none() {
+                self.with_screen(|s| s.process(&data));
+                self.output.send_modify(|n| *n += 1);
+            }
             let data = match stream.masker.as_mut() {
                 Some(m) => Bytes::from(m.push(&data)),
                 None => data,

@@ -233,3 +233,69 @@ impl SshSetup {
         ssh_exec(&self.gw, &self.key, connection, command)
     }
 }
+
+/// An interactive `ssh -tt` to a connection, in a private tmux server's pane (tmux plays the
+/// person at the terminal: `send-keys` types, `capture-pane` reads the screen).
+pub struct Terminal {
+    tmux: String,
+}
+
+impl Terminal {
+    /// Opens a 120×30 terminal running ssh to `connection` and waits for the shell prompt.
+    pub fn open(s: &SshSetup, connection: &str) -> Terminal {
+        let port = s.gw.ssh.expect("the gateway has an SSH listener").port();
+        let ssh = format!(
+            "ssh -tt -p {port} -i {} {} {connection}@127.0.0.1",
+            s.key.private.display(),
+            CLIENT_OPTIONS.join(" ")
+        );
+        let t = Terminal {
+            tmux: unique("tmux"),
+        };
+        let started = t.tmux(&["new-session", "-d", "-x", "120", "-y", "30", &ssh]);
+        assert!(started.status.success(), "{started:?}");
+        t.wait("the shell prompt", |screen| screen.contains("root@"));
+        t
+    }
+
+    fn tmux(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-L", &self.tmux])
+            .args(args)
+            .output()
+            .expect("tmux runs")
+    }
+
+    /// Types keys (tmux key names such as `Enter`, `Home`, `DC` are keys, the rest text).
+    pub fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys"];
+        args.extend_from_slice(keys);
+        assert!(self.tmux(&args).status.success());
+    }
+
+    /// The visible screen.
+    pub fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p"]).stdout).into_owned()
+    }
+
+    /// Waits until the screen satisfies `done`, failing with the screen after 20 s.
+    pub fn wait(&self, what: &str, done: impl Fn(&str) -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let screen = self.screen();
+            if done(&screen) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}; the screen:\n{screen}"
+            );
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
+}

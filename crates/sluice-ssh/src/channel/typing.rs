@@ -1,0 +1,156 @@
+//! Terminal input: each line the user submits is judged before its Enter reaches the shell.
+//! A denied line is dropped (the shell gets Ctrl-C and draws a new prompt) with the reason
+//! in the terminal; a line held for review waits with a message until it is decided.
+
+use super::Relay;
+use crate::output::TextCarry;
+use crate::session::Judged;
+use crate::terminal::{LineInput, Screen, ScreenLine};
+use bytes::Bytes;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long the echo of typed keys may take before the screen is read anyway.
+const ECHO_WAIT: Duration = Duration::from_secs(1);
+/// Output quiet for this long after the echo began: the shell has drawn the line.
+const QUIET: Duration = Duration::from_millis(20);
+/// Keys kept back for the recording before they are written without waiting for Enter.
+const RAW_FLUSH: usize = 4096;
+
+/// The input side's state of a terminal channel.
+#[derive(Default)]
+pub(super) struct Typing {
+    line: LineInput,
+    /// The output count when keys were last sent: their echo is output after it.
+    sent_at: u64,
+    text: TextCarry,
+}
+
+/// A submitted line and how it is judged.
+struct Submitted {
+    text: String,
+    /// Replaces the text in the recording (typed with echo off).
+    redacted: Option<String>,
+    judge: bool,
+}
+
+impl Relay {
+    /// Passes terminal keys on, holding each Enter until its line's verdict. False when the
+    /// target is gone.
+    pub(super) async fn type_keys(&self, typing: &mut Typing, mut keys: Bytes) -> bool {
+        while !keys.is_empty() {
+            if typing.line.at_start() {
+                self.with_screen(Screen::mark_start);
+            }
+            let Some(at) = typing.line.feed(&keys) else {
+                if typing.line.raw().len() >= RAW_FLUSH {
+                    let raw = typing.line.take_raw();
+                    self.record_io("in", &mut typing.text, &raw).await;
+                }
+                return self.send_keys(typing, keys).await;
+            };
+            let before = keys.split_to(at);
+            let enter = keys.split_to(1);
+            if !before.is_empty() && !self.send_keys(typing, before).await {
+                return false;
+            }
+            let line = self.submitted(typing).await;
+            let mut raw = typing.line.take_raw();
+            match &line.redacted {
+                Some(r) => raw = format!("{r}\r").into_bytes(),
+                None => raw.extend_from_slice(&enter),
+            }
+            self.record_io("in", &mut typing.text, &raw).await;
+            typing.line.reset();
+            let key = if line.judge {
+                let notice = async |n: String| self.tell(&format!("\r\n{n}")).await;
+                match self.shared.judge(&line.text, line.redacted, notice).await {
+                    Judged::Run(_) => enter,
+                    Judged::Refused(message) => {
+                        self.tell(&format!("\r\n{message}\r\n")).await;
+                        Bytes::from_static(b"\x03")
+                    }
+                }
+            } else {
+                enter
+            };
+            if !self.send_keys(typing, key).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn send_keys(&self, typing: &mut Typing, keys: Bytes) -> bool {
+        typing.sent_at = *self.output.borrow();
+        self.target_w.data_bytes(keys).await.is_ok()
+    }
+
+    /// The line being submitted: the typed keys when the model followed them all, else the
+    /// screen's line once the shell has echoed the keys.
+    async fn submitted(&self, typing: &Typing) -> Submitted {
+        let line = &typing.line;
+        let modelled = line.text();
+        let Some(mut seen) = self.screen_line() else {
+            // No terminal emulator (a shell without a pty): the keys are the line.
+            return Submitted {
+                judge: !modelled.trim().is_empty(),
+                text: modelled,
+                redacted: None,
+            };
+        };
+        let typed = !modelled.trim().is_empty();
+        if !line.exact() || (typed && seen.text.is_empty() && !seen.secret_prompt) {
+            self.wait_for_echo(typing.sent_at).await;
+            seen = self.screen_line().unwrap_or(seen);
+        }
+        if seen.full_screen {
+            return Submitted {
+                text: String::new(),
+                redacted: None,
+                judge: false,
+            };
+        }
+        let not_echoed = seen.secret_prompt || (typed && seen.text.is_empty());
+        let text = if line.exact() || seen.text.is_empty() {
+            modelled
+        } else {
+            seen.text
+        };
+        Submitted {
+            judge: !text.trim().is_empty(),
+            redacted: not_echoed
+                .then(|| format!("[input not echoed: {} characters]", line.chars())),
+            text,
+        }
+    }
+
+    fn screen_line(&self) -> Option<ScreenLine> {
+        self.screen.lock().ok()?.as_ref().map(Screen::line)
+    }
+
+    /// Waits until output arrived after the keys were sent and then paused, or `ECHO_WAIT`.
+    async fn wait_for_echo(&self, sent_at: u64) {
+        let mut output = self.output.subscribe();
+        let deadline = Instant::now() + ECHO_WAIT;
+        loop {
+            let count = *output.borrow_and_update();
+            let until = if count > sent_at {
+                (Instant::now() + QUIET).min(deadline)
+            } else {
+                deadline
+            };
+            match tokio::time::timeout_at(until, output.changed()).await {
+                Ok(Ok(())) if Instant::now() < deadline => {}
+                _ => return,
+            }
+        }
+    }
+
+    /// Runs `f` on the terminal emulator, if the channel has one.
+    pub(super) fn with_screen(&self, f: impl FnOnce(&mut Screen)) {
+        if let Some(screen) = self.screen.lock().ok().as_mut().and_then(|s| s.as_mut()) {
+            f(screen);
+        }
+    }
+}
