@@ -5,9 +5,11 @@
 //! answered by its reason on stderr and exit status 1. Both directions run in one task, each waiting only
 //! on its own writer, so a slow client never stops the other direction.
 
+use crate::files::{scp::Scp, sftp::Sftp};
 use crate::output::TextCarry;
 use crate::terminal::Screen;
 mod to_client;
+mod transfer;
 mod typing;
 use crate::session::{Judged, Shared};
 use bytes::Bytes;
@@ -50,6 +52,11 @@ struct Relay {
     state: Mutex<State>,
     /// The terminal emulator of a shell with a pty, fed with its output.
     screen: Mutex<Option<Screen>>,
+    /// How a transfer channel's bytes are followed (SFTP packets, scp records).
+    files: Mutex<Option<transfer::Watch>>,
+    /// Held while whole SFTP packets are written to the client, so the gateway's own answers
+    /// go between the target's.
+    client_out: tokio::sync::Mutex<()>,
     /// Counts output chunks fed to `screen`: typed keys' echo arrives after they were sent.
     output: tokio::sync::watch::Sender<u64>,
     up: AtomicU64,
@@ -86,6 +93,8 @@ pub(crate) async fn run(
             pty: None,
         }),
         screen: Mutex::new(None),
+        files: Mutex::new(None),
+        client_out: tokio::sync::Mutex::new(()),
         output: tokio::sync::watch::Sender::new(0),
         up: AtomicU64::new(0),
         down: AtomicU64::new(0),
@@ -96,6 +105,7 @@ pub(crate) async fn run(
         relay.target_to_client(target_r).await;
         relay.target_done.send_replace(true);
     });
+    relay.finish_files().await;
     relay
         .shared
         .record(&SessionEvent::ChannelEnd {
@@ -111,6 +121,12 @@ impl Relay {
         self.state.lock().map_or(Kind::Pending, |s| s.kind)
     }
 
+    fn watch_files(&self, watch: transfer::Watch) {
+        if let Ok(mut files) = self.files.lock() {
+            *files = Some(watch);
+        }
+    }
+
     fn start(&self, kind: Kind) -> Option<Pty> {
         self.state.lock().ok().and_then(|mut s| {
             s.kind = kind;
@@ -121,10 +137,12 @@ impl Relay {
     async fn client_to_target(&self, mut client_r: ChannelReadHalf) {
         let mut stop = self.shared.stop.clone();
         let mut typing = typing::Typing::default();
+        let mut framing = bytes::BytesMut::new();
         let mut target_done = self.target_done.subscribe();
         // Typed lines are judged and recorded for terminals (known here without asking
         // `state`).
         let mut terminal = false;
+        let mut transfer = false;
         loop {
             let stopped = tokio::select! {
                 m = client_r.wait() => Ok(m),
@@ -150,10 +168,14 @@ impl Relay {
                     self.up.fetch_add(data.len() as u64, Ordering::Relaxed);
                     let sent = if terminal {
                         self.type_keys(&mut typing, data).await
+                    } else if transfer {
+                        self.upload(&mut framing, data).await.is_ok()
                     } else {
                         self.target_w.data_bytes(data).await.is_ok()
                     };
                     if !sent {
+                        let _ = self.client_w.close().await;
+                        let _ = self.target_w.close().await;
                         return;
                     }
                 }
@@ -246,10 +268,13 @@ impl Relay {
                         .await;
                     match judged {
                         Judged::Run(query) => {
-                            let kind = if is_scp(&text) {
-                                Kind::Transfer
-                            } else {
-                                Kind::Exec
+                            let kind = match Scp::new(self.number, &text) {
+                                Some(scp) => {
+                                    self.watch_files(transfer::Watch::Scp(Box::new(scp)));
+                                    transfer = true;
+                                    Kind::Transfer
+                                }
+                                None => Kind::Exec,
                             };
                             let pty = self.start(kind);
                             self.record_start("exec", Some(text), Some(query), pty)
@@ -263,6 +288,8 @@ impl Relay {
                     }
                 }
                 ChannelMsg::RequestSubsystem { name, .. } if name == "sftp" => {
+                    self.watch_files(transfer::Watch::Sftp(Sftp::new(self.number)));
+                    transfer = true;
                     let pty = self.start(Kind::Transfer);
                     self.record_start("subsystem", Some(name.clone()), None, pty)
                         .await;
@@ -380,15 +407,6 @@ pub(crate) fn env_allowed(allow: &[String], name: &str) -> bool {
     })
 }
 
-/// `scp` in legacy mode runs `scp -t`/`scp -f` on the target: a file transfer.
-fn is_scp(command: &str) -> bool {
-    let mut words = command.split_whitespace();
-    words
-        .next()
-        .is_some_and(|w| w.rsplit('/').next() == Some("scp"))
-        && words.any(|w| w.starts_with('-') && (w.contains('t') || w.contains('f')))
-}
-
 fn signal_text(sig: &Sig) -> String {
     match sig {
         Sig::Custom(s) => s.clone(),
@@ -407,13 +425,5 @@ mod tests {
         assert!(env_allowed(&allow, "LC_ALL"));
         assert!(!env_allowed(&allow, "LD_PRELOAD"));
         assert!(!env_allowed(&[], "LANG"));
-    }
-
-    #[test]
-    fn scp_transfers_are_recognized() {
-        assert!(is_scp("scp -t /tmp/x"));
-        assert!(is_scp("/usr/bin/scp -r -f dir"));
-        assert!(!is_scp("scpx -t"));
-        assert!(!is_scp("ls -t"));
     }
 }

@@ -200,9 +200,26 @@ fn push_command(words: &[String], out: &mut Vec<StatementFacts>) {
             rest.next();
         }
     }
+    let mut paths = Vec::new();
+    if classes.last().is_some_and(|p| p == "scp") {
+        // The target side of a legacy scp: `scp -t DIR` receives files, `scp -f FILE` sends.
+        let (options, operands): (Vec<&str>, Vec<&str>) = rest.partition(|w| w.starts_with('-'));
+        let flag = |f: char| {
+            options
+                .iter()
+                .any(|o| !o.starts_with("--") && o.contains(f))
+        };
+        for (flag_char, class) in [('t', "file_write"), ('f', "file_read")] {
+            if flag(flag_char) {
+                classes.push(class.to_string());
+                paths.extend(operands.iter().map(|p| (*p).to_string()));
+            }
+        }
+    }
     if !classes.is_empty() {
         out.push(StatementFacts {
             classes,
+            paths,
             ..StatementFacts::default()
         });
     }
@@ -292,6 +309,16 @@ mod tests {
         assert_eq!(programs("echo hi # rm -rf /"), vec![vec!["echo"]]);
         assert_eq!(programs("> out.txt ls"), vec![vec!["ls"]]);
         assert!(programs("   ").is_empty());
+    }
+
+    #[test]
+    fn a_legacy_scp_names_the_files_it_writes_or_reads() {
+        let facts = &analyze("scp -r -t /etc/ssh").statements[0];
+        assert_eq!(facts.classes, ["scp", "file_write"]);
+        assert_eq!(facts.paths, ["/etc/ssh"]);
+        let facts = &analyze("sudo scp -f /srv/1").statements[0];
+        assert_eq!(facts.classes, ["sudo", "scp", "file_read"]);
+        assert_eq!(facts.paths, ["/srv/1"]);
     }
 
     #[test]

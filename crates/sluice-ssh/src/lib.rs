@@ -18,6 +18,7 @@
 
 mod channel;
 mod command;
+mod files;
 mod forward;
 mod handler;
 pub mod keys;

@@ -6,6 +6,7 @@ use sluice_core::{Query, SessionEvent, SshOptions};
 use sluice_mask::{MaskCounts, Masker};
 use sluice_pipeline::reviews::{held_notice, new_review_id, Settled};
 use sluice_pipeline::{Recorder, SessionPolicy, Stop};
+use sluice_policy::analysis::Analysis;
 use sluice_policy::Verdict;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -95,6 +96,13 @@ impl Shared {
         durable.wait().await
     }
 
+    /// Whether the connection has guardrails to judge commands and file operations.
+    pub fn guarded(&self) -> bool {
+        self.policy
+            .as_ref()
+            .is_some_and(|p| p.policy.guard.is_some())
+    }
+
     /// Whether the client's copy of output is masked (not only the recording).
     pub fn mask_client(&self) -> bool {
         self.masker.as_ref().is_some_and(|m| m.mask_client())
@@ -114,6 +122,19 @@ impl Shared {
         &self,
         text: &str,
         redacted: Option<String>,
+        notice: impl AsyncFnOnce(String),
+    ) -> Judged {
+        // Not cached: the listener's cache folds numbers, and a path's digits matter here.
+        let analysis = command::analyze(text);
+        self.judge_analyzed(text, redacted, &analysis, notice).await
+    }
+
+    /// Records `text` as a command and judges `analysis` of it.
+    pub async fn judge_analyzed(
+        &self,
+        text: &str,
+        redacted: Option<String>,
+        analysis: &Analysis,
         notice: impl AsyncFnOnce(String),
     ) -> Judged {
         let id = self.next_query.fetch_add(1, Ordering::Relaxed);
@@ -145,7 +166,6 @@ impl Shared {
         let Some(guard) = &policy.policy.guard else {
             return Judged::Run(id);
         };
-        let analysis = policy.analyses.get_or(text, command::analyze);
         match guard.check(&analysis.command(text), &policy.identity.groups) {
             Verdict::Allow => Judged::Run(id),
             Verdict::Deny(hit) => {

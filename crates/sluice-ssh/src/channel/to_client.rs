@@ -53,6 +53,7 @@ impl Relay {
         let mut kind = Kind::Pending;
         let mut deadline: Option<Instant> = None;
         let mut eof_owed = false;
+        let mut framing = bytes::BytesMut::new();
         let mut client_done = self.client_done.subscribe();
         loop {
             let msg = tokio::select! {
@@ -134,7 +135,14 @@ impl Relay {
             if stream.holding() {
                 deadline = Some(Instant::now() + HOLD);
             }
-            if !self.deliver(stream, kind, data).await {
+            let delivered = if kind == Kind::Transfer && stream.ext.is_none() {
+                self.download(&mut framing, data).await.is_ok()
+            } else {
+                self.deliver(stream, kind, data).await
+            };
+            if !delivered {
+                let _ = self.client_w.close().await;
+                let _ = self.target_w.close().await;
                 break;
             }
         }
