@@ -2,7 +2,7 @@
 # Runs the whole sluice test suite on a fresh Debian machine: installs what the tests drive
 # (psql, the mariadb client, Python with psycopg 3, PyMySQL and mysql-connector-python, a JDK
 # with MariaDB Connector/J, Node
-# with npm oidc-provider and playwright-core, Chromium, OpenSSH server and tmux,
+# with npm oidc-provider and playwright-core, Chromium, OpenSSH server, tmux and asciinema,
 # the audit sinks' peers nats-server and rsyslog, moto as the S3 server),
 # makes sure the machine's PostgreSQL is up, then runs every
 # test of the workspace with cargo nextest (cargo test when nextest is absent).
@@ -33,6 +33,8 @@ command -v tinyproxy >/dev/null 2>&1 || apt_packages+=(tinyproxy)
 # SSH tests: a private OpenSSH sshd as the target, tmux to drive interactive ssh sessions.
 [[ -x /usr/sbin/sshd ]] || apt_packages+=(openssh-server)
 command -v tmux >/dev/null 2>&1 || apt_packages+=(tmux)
+# ... and asciinema plays the terminal recordings exported as asciicast.
+command -v asciinema >/dev/null 2>&1 || apt_packages+=(asciinema)
 # pg_query (PostgreSQL's own SQL parser, used by the guardrails) generates bindings with libclang.
 dpkg-query -W -f='${Status}' libclang-dev 2>/dev/null | grep -q 'ok installed' || apt_packages+=(libclang-dev)
 if ((${#apt_packages[@]})); then

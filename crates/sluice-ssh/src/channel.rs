@@ -334,8 +334,11 @@ impl Relay {
             .await;
     }
 
-    /// Writes a gateway message to the client's stderr.
+    /// Writes a gateway message to the client's stderr, and to the recording as what the
+    /// user saw.
     async fn tell(&self, message: &str) {
+        self.record_io("err", &mut TextCarry::default(), message.as_bytes())
+            .await;
         let _ = self
             .client_w
             .extended_data_bytes(1, Bytes::copy_from_slice(message.as_bytes()))

@@ -671,6 +671,28 @@ fn a_denied_interactive_command_is_dropped_with_the_reason() {
         [line.as_str(), line.as_str()],
         "{commands:?}"
     );
+    // The terminal exports as asciicast v2, and asciinema plays it: the user's screen,
+    // the gateway's messages included.
+    let cast = s.sshd.dir.join("session.cast");
+    let exported =
+        s.gw.cli_ok(&["sessions", "export", &session, "--format", "asciicast"]);
+    std::fs::write(&cast, exported).unwrap();
+    // (asciinema wants a terminal: `script` gives it a pty.)
+    let played = std::process::Command::new("script")
+        .args([
+            "-q",
+            "-e",
+            "-c",
+            &format!("asciinema cat {}", cast.display()),
+            "/dev/null",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(played.status.success(), "{}", text(&played.stderr));
+    let played = text(&played.stdout);
+    assert_eq!(played.matches(denied).count(), 2, "{played}");
+    assert!(played.contains("still-2"), "{played}");
 }
 
 #[test]

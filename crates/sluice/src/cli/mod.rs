@@ -3,6 +3,7 @@
 mod admin;
 mod agent;
 mod agents;
+mod asciicast;
 mod audit;
 mod bundle;
 mod client;

@@ -1,5 +1,6 @@
 //! Session commands: list, show, replay, export; and the audit tail.
 
+use super::asciicast;
 use super::client::{enc, Api};
 use super::render::{table, ts};
 use anyhow::{bail, Context};
@@ -39,21 +40,32 @@ pub enum SessionCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Play a session back at its recorded pace.
+    /// Play a session back at its recorded pace: a terminal session's screen as it was
+    /// (like `asciinema play`), other sessions as a timeline of statements and results.
     Replay {
         /// Session id.
         id: String,
         /// Speed factor (2 = twice as fast).
         #[arg(long, default_value_t = 1.0)]
         speed: f64,
+        /// The SSH channel to play (default: the first shell).
+        #[arg(long)]
+        channel: Option<u64>,
+        /// Print the timeline even for a terminal session.
+        #[arg(long)]
+        timeline: bool,
     },
     /// Export a session's recording.
     Export {
         /// Session id.
         id: String,
-        /// Format (jsonl).
+        /// `jsonl` (every stored event with its hash) or `asciicast` (a terminal, asciicast
+        /// v2 for `asciinema play`).
         #[arg(long, default_value = "jsonl")]
         format: String,
+        /// For asciicast: the SSH channel (default: the first shell).
+        #[arg(long)]
+        channel: Option<u64>,
     },
     /// End a live session now: its in-flight statement is cancelled on the target.
     Kill {
@@ -73,7 +85,12 @@ pub fn run(api: &Api, cmd: SessionCmd) -> anyhow::Result<()> {
             json,
         } => list(api, identity, connection, since, live, limit, json),
         SessionCmd::Show { id, json } => show(api, &id, json),
-        SessionCmd::Replay { id, speed } => replay(api, &id, speed),
+        SessionCmd::Replay {
+            id,
+            speed,
+            channel,
+            timeline,
+        } => replay(api, &id, speed, channel, timeline),
         SessionCmd::Kill { id } => {
             api.post(
                 &format!("/api/v1/sessions/{}/kill", enc(&id)),
@@ -82,11 +99,20 @@ pub fn run(api: &Api, cmd: SessionCmd) -> anyhow::Result<()> {
             println!("killed {id}");
             Ok(())
         }
-        SessionCmd::Export { id, format } => {
-            if format != "jsonl" {
-                bail!("unknown format {format:?}: use jsonl");
-            }
-            let text = api.get_text(&format!("/api/v1/sessions/{}/events", enc(&id)))?;
+        SessionCmd::Export {
+            id,
+            format,
+            channel,
+        } => {
+            let text = match format.as_str() {
+                "jsonl" => api.get_text(&format!("/api/v1/sessions/{}/events", enc(&id)))?,
+                "asciicast" => {
+                    let t = asciicast::terminal(&events(api, &id)?, channel)
+                        .with_context(|| format!("session {id} recorded no terminal output"))?;
+                    asciicast::to_asciicast(&t)
+                }
+                _ => bail!("unknown format {format:?}: use jsonl or asciicast"),
+            };
             std::io::stdout().write_all(text.as_bytes())?;
             Ok(())
         }
@@ -209,24 +235,58 @@ fn show(api: &Api, id: &str, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn replay(api: &Api, id: &str, speed: f64) -> anyhow::Result<()> {
+fn replay(
+    api: &Api,
+    id: &str,
+    speed: f64,
+    channel: Option<u64>,
+    timeline: bool,
+) -> anyhow::Result<()> {
     if !(speed > 0.0 && speed.is_finite()) {
         bail!("--speed must be a positive number");
     }
     let evs = events(api, id)?;
-    let mut prev: Option<i64> = None;
-    for e in &evs {
-        let t = e["ts_us"].as_i64().unwrap_or(0);
-        if let Some(p) = prev {
-            // Long idle gaps are shortened to 5 s, as terminal players do.
-            let gap = ((t - p).max(0) as f64 / speed).min(5_000_000.0);
-            std::thread::sleep(Duration::from_micros(gap as u64));
+    let terminal = (!timeline)
+        .then(|| asciicast::terminal(&evs, channel))
+        .flatten();
+    if let Some(t) = terminal {
+        let mut out = std::io::stdout().lock();
+        let mut pace = Pace::new(speed);
+        for f in t.frames.iter().filter(|f| f.code == "o") {
+            pace.wait_until(f.at_us);
+            out.write_all(f.data.as_bytes())?;
+            out.flush()?;
         }
-        prev = Some(t);
+        return Ok(());
+    }
+    let mut pace = Pace::new(speed);
+    for e in &evs {
+        pace.wait_until(e["ts_us"].as_i64().unwrap_or(0));
         print_event(e);
         std::io::stdout().flush()?;
     }
     Ok(())
+}
+
+/// Replays recorded time: waits out the gap since the previous event, divided by the speed;
+/// long idle gaps are shortened to 5 s, as terminal players do.
+struct Pace {
+    speed: f64,
+    prev: Option<i64>,
+}
+
+impl Pace {
+    fn new(speed: f64) -> Pace {
+        Pace { speed, prev: None }
+    }
+
+    fn wait_until(&mut self, at_us: i64) {
+        if let Some(p) = self.prev {
+            let gap = ((at_us - p).max(0) as f64 / self.speed).min(5_000_000.0);
+            std::thread::sleep(Duration::from_micros(gap as u64));
+        }
+        self.prev = Some(at_us);
+    }
 }
 
 fn print_event(e: &Value) {
