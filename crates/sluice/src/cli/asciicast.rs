@@ -149,7 +149,7 @@ mod tests {
             stored(
                 3_000_000,
                 json!({"kind": "io", "channel": 1, "stream": "out",
-                "data": "w7k=", "base64": true}),
+                "data": "w6k=", "base64": true}),
             ),
         ];
         let t = terminal(&events, None).unwrap();
