@@ -26,6 +26,9 @@ pub enum Credential {
     Token(Secret<String>),
     /// An SSH public key whose possession the client proved (its `SHA256:…` fingerprint).
     SshKey(String),
+    /// An SSH user certificate of the gateway's CA, checked by the adapter: the identity
+    /// it names.
+    SshCertificate(String),
 }
 
 /// An authenticated identity allowed to open a connection.
@@ -139,6 +142,7 @@ impl Pipeline {
         let identity = match &attempt.credential {
             Credential::Token(token) => self.authenticate(token).await,
             Credential::SshKey(fingerprint) => self.authenticate_key(fingerprint).await,
+            Credential::SshCertificate(name) => self.authenticate_name(name).await,
         };
         let identity = match identity {
             Ok(identity) => identity,
@@ -185,11 +189,24 @@ impl Pipeline {
     /// are refused.
     pub async fn authenticate_key(&self, fingerprint: &str) -> Result<Identity, OpenError> {
         let fp = fingerprint.to_string();
-        match self
-            .store()
-            .run(move |c| sluice_store::ssh_keys::identity_by_key(c, &fp))
+        self.stored_identity(move |c| sluice_store::ssh_keys::identity_by_key(c, &fp))
             .await
-        {
+    }
+
+    /// The identity a gateway-signed SSH certificate names; blocked identities are refused.
+    pub async fn authenticate_name(&self, name: &str) -> Result<Identity, OpenError> {
+        let name = name.to_string();
+        self.stored_identity(move |c| sluice_store::ssh_keys::identity_by_name(c, &name))
+            .await
+    }
+
+    async fn stored_identity<F>(&self, lookup: F) -> Result<Identity, OpenError>
+    where
+        F: FnOnce(&sluice_store::Db) -> Result<Result<Identity, TokenError>, StoreError>
+            + Send
+            + 'static,
+    {
+        match self.store().run(move |c| lookup(c)).await {
             Ok(Ok(identity)) => Ok(identity),
             Ok(Err(e)) => Err(OpenError::Credential(e)),
             Err(e) => Err(OpenError::Store(e)),

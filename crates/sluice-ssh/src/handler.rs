@@ -2,10 +2,11 @@
 //! the grant checked, the target opened, then each channel the client opens paired with a
 //! channel on the target.
 
-use crate::keys;
 use crate::session::Shared;
 use crate::upstream::{self, TargetHandler};
+use crate::{certs, keys};
 use crate::{channel, forward, login, Ctx};
+use russh::keys::Certificate;
 use russh::server::{self, Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelOpenFailure};
 use sluice_core::{Outcome, Protocol};
@@ -44,8 +45,9 @@ pub(crate) struct ClientHandler {
     pub ctx: Arc<Ctx>,
     pub peer: SocketAddr,
     pub state: Arc<Mutex<ConnState>>,
-    /// Keys offered that no identity has (audited once if the login fails).
-    pub unknown_keys: Vec<String>,
+    /// Why each key or certificate tried logged nobody in (audited once if no login
+    /// succeeds).
+    pub failed_logins: Vec<String>,
     /// The connection's span (client, session, identity) for everything the handler runs.
     pub span: tracing::Span,
 }
@@ -71,15 +73,34 @@ impl ClientHandler {
         }
     }
 
-    /// Authorizes the identity of `fingerprint` for the connection in `user` and opens the
-    /// target. `Err` means the key logs nobody in.
-    async fn log_in(&mut self, user: &str, fingerprint: String) -> Result<(), ()> {
+    /// Logs in with `credential`; `failure` is what the audit says if it logs nobody in.
+    async fn try_log_in(
+        &mut self,
+        user: &str,
+        credential: Credential,
+        failure: String,
+    ) -> Result<Auth, russh::Error> {
+        match self.log_in(user, credential).await {
+            Ok(()) => {
+                self.failed_logins.clear();
+                Ok(Auth::Accept)
+            }
+            Err(()) => {
+                self.failed_logins.push(failure);
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    /// Authorizes the identity of `credential` for the connection in `user` and opens the
+    /// target. `Err` means the credential logs nobody in.
+    async fn log_in(&mut self, user: &str, credential: Credential) -> Result<(), ()> {
         let wanted = login::parse(user);
         let attempt = ConnectAttempt {
             protocol: Protocol::Ssh,
             client_addr: self.peer,
             connection: wanted.connection.to_string(),
-            credential: Credential::SshKey(fingerprint),
+            credential,
         };
         let authorized = match self.ctx.pipeline.authorize(attempt).await {
             Ok(a) => a,
@@ -166,8 +187,8 @@ impl Drop for ClientHandler {
             .state
             .lock()
             .is_ok_and(|s| matches!(*s, ConnState::Authenticating));
-        if never_in && !self.unknown_keys.is_empty() {
-            crate::audit_unknown_keys(&self.ctx.pipeline, self.peer, &self.unknown_keys);
+        if never_in && !self.failed_logins.is_empty() {
+            crate::audit_failed_login(&self.ctx.pipeline, self.peer, &self.failed_logins);
         }
     }
 }
@@ -189,26 +210,11 @@ impl server::Handler for ClientHandler {
     async fn auth_publickey_offered(
         &mut self,
         _user: &str,
-        offer: PublicKeyOffer<'_>,
+        _offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        // Only keys registered to an identity may go on to prove possession.
-        let fp = keys::fingerprint(offer.public_key);
-        let lookup = fp.clone();
-        let known = self
-            .ctx
-            .pipeline
-            .store()
-            .run(move |db| sluice_store::ssh_keys::identity_by_key(db, &lookup))
-            .await
-            .is_ok_and(|found| found != Err(TokenError::Unknown));
-        if known {
-            Ok(Auth::Accept)
-        } else {
-            if !self.unknown_keys.contains(&fp) {
-                self.unknown_keys.push(fp);
-            }
-            Ok(Auth::reject())
-        }
+        // Every key may go on to prove possession: a certificate's key is offered here too,
+        // indistinguishable from a plain one, and is judged once signed.
+        Ok(Auth::Accept)
     }
 
     async fn auth_publickey(
@@ -218,13 +224,34 @@ impl server::Handler for ClientHandler {
     ) -> Result<Auth, Self::Error> {
         let fp = keys::fingerprint(key.public_key);
         let span = self.span.clone();
-        match self.log_in(user, fp.clone()).instrument(span).await {
-            Ok(()) => {
-                self.unknown_keys.clear();
-                Ok(Auth::Accept)
+        let credential = Credential::SshKey(fp.clone());
+        let failure = format!("{fp} is registered to no identity");
+        self.try_log_in(user, credential, failure)
+            .instrument(span)
+            .await
+    }
+
+    async fn auth_openssh_certificate(
+        &mut self,
+        user: &str,
+        cert: &Certificate,
+    ) -> Result<Auth, Self::Error> {
+        let span = self.span.clone();
+        let fp = certs::certified_fingerprint(cert);
+        let ca = self.ctx.keys.user_ca.public_key();
+        match certs::check(ca, cert, certs::unix_now()) {
+            Ok(name) => {
+                let failure = format!("the certificate of {name} ({fp}) names no identity");
+                let credential = Credential::SshCertificate(name);
+                self.try_log_in(user, credential, failure)
+                    .instrument(span)
+                    .await
             }
-            Err(()) => {
-                self.unknown_keys.push(fp);
+            Err(e) => {
+                let _in_span = span.enter();
+                info!(error = %e, "certificate refused");
+                self.failed_logins
+                    .push(format!("certificate {:?} ({fp}): {e}", cert.key_id()));
                 Ok(Auth::reject())
             }
         }

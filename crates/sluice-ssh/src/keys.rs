@@ -1,9 +1,10 @@
 //! The gateway's own SSH keys, and parsing the public keys operators register.
 //!
-//! Two Ed25519 keys live in `<data-dir>/ssh/` (OpenSSH format, 0600), generated on first
-//! start: `host_ed25519`, the host key clients see (pin it in `known_hosts`), and
+//! Three Ed25519 keys live in `<data-dir>/ssh/` (OpenSSH format, 0600), generated on first
+//! start: `host_ed25519`, the host key clients see (pin it in `known_hosts`),
 //! `client_ed25519`, the key the gateway logs in to targets with (`sluice ssh gateway-key`
-//! prints its public half for the targets' `authorized_keys`).
+//! prints its public half for the targets' `authorized_keys`), and `user_ca_ed25519`, the CA
+//! that signs identities' short-lived user certificates (`sluice ssh-cert`).
 
 use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::ssh_key::LineEnding;
@@ -33,6 +34,8 @@ pub struct GatewayKeys {
     pub host: PrivateKey,
     /// Used to log in to targets.
     pub client: PrivateKey,
+    /// Signs identities' user certificates.
+    pub user_ca: PrivateKey,
 }
 
 impl std::fmt::Debug for GatewayKeys {
@@ -55,12 +58,18 @@ impl GatewayKeys {
         Ok(GatewayKeys {
             host: load_or_create_key(&dir.join("host_ed25519"), "sluice-gateway-host")?,
             client: load_or_create_key(&dir.join("client_ed25519"), "sluice-gateway")?,
+            user_ca: load_or_create_key(&dir.join("user_ca_ed25519"), "sluice-user-ca")?,
         })
     }
 
     /// The client key's public half, one `authorized_keys` line.
     pub fn client_public(&self) -> String {
         public_line(self.client.public_key())
+    }
+
+    /// The user CA's public half (for `TrustedUserCAKeys` elsewhere, if wanted).
+    pub fn user_ca_public(&self) -> String {
+        public_line(self.user_ca.public_key())
     }
 
     /// The host key's public half, one `known_hosts`-style key.

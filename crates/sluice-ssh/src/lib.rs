@@ -16,6 +16,7 @@
 //! - `output.rs`: stream masking across packet boundaries, recorded text.
 //! - `keys.rs`: the gateway's host and client keys; `login.rs`: `login+connection`.
 
+pub mod certs;
 mod channel;
 mod command;
 mod files;
@@ -116,7 +117,7 @@ async fn handle_client(tcp: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         ctx: ctx.clone(),
         peer,
         state: state.clone(),
-        unknown_keys: Vec::new(),
+        failed_logins: Vec::new(),
         // russh runs the handler on its own task: the handler carries the span itself.
         span: tracing::Span::current(),
     };
@@ -198,14 +199,11 @@ async fn finish(open: handler::Open, ended: Result<(), String>, shutting_down: b
 }
 
 /// Audits a connection that never logged in although it offered keys.
-fn audit_unknown_keys(pipeline: &Pipeline, peer: SocketAddr, keys: &[String]) {
+fn audit_failed_login(pipeline: &Pipeline, peer: SocketAddr, failures: &[String]) {
     let mut e = audit::event("auth.connect", sluice_core::Outcome::Failure);
     e.source = Some(peer.to_string());
     e.protocol = Some("ssh".into());
-    e.reason = Some(format!(
-        "no identity has the offered keys ({})",
-        keys.join(", ")
-    ));
+    e.reason = Some(format!("public-key login failed: {}", failures.join("; ")));
     e.fault = Some(sluice_core::Fault::Client);
     pipeline.audit(e);
 }

@@ -23,6 +23,9 @@ pub(crate) struct LineInput {
     text: Vec<u8>,
     /// Every key since the line began was one the model follows.
     exact: bool,
+    /// Text typed since the last key the model does not follow: once the shell has echoed
+    /// it, it stands just left of the cursor.
+    tail: Vec<u8>,
     /// Inside a bracketed paste: Enter is text.
     paste: bool,
     esc: Esc,
@@ -47,6 +50,7 @@ impl Default for LineInput {
         LineInput {
             text: Vec::new(),
             exact: true,
+            tail: Vec::new(),
             paste: false,
             esc: Esc::None,
             started: false,
@@ -74,6 +78,11 @@ impl LineInput {
     /// Characters in the modelled line.
     pub fn chars(&self) -> usize {
         String::from_utf8_lossy(&self.text).chars().count()
+    }
+
+    /// Text typed since the last key the model does not follow.
+    pub fn tail(&self) -> String {
+        String::from_utf8_lossy(&self.tail).into_owned()
     }
 
     /// The raw keys of the line so far.
@@ -110,40 +119,49 @@ impl LineInput {
             Esc::Escape => match b {
                 b'[' => self.esc = Esc::Csi(Vec::new()),
                 b'O' => self.esc = Esc::Ss3,
-                _ => self.exact = false,
+                _ => self.inexact(),
             },
-            Esc::Ss3 => self.exact = false,
+            Esc::Ss3 => self.inexact(),
             Esc::Csi(mut params) => {
                 if (0x40..=0x7e).contains(&b) {
                     match (params.as_slice(), b) {
                         (b"200", b'~') => self.paste = true,
                         (b"201", b'~') => self.paste = false,
-                        _ => self.exact = false,
+                        _ => self.inexact(),
                     }
                 } else if params.len() < MAX_CSI {
                     params.push(b);
                     self.esc = Esc::Csi(params);
                 } else {
-                    self.exact = false;
+                    self.inexact();
                 }
             }
             Esc::None => self.plain(b),
         }
     }
 
+    /// A key the model does not follow: only the screen knows the line now.
+    fn inexact(&mut self) {
+        self.exact = false;
+        self.tail.clear();
+    }
+
     fn plain(&mut self, b: u8) {
         match b {
             0x1b => self.esc = Esc::Escape,
-            b'\r' | b'\n' => self.text.push(b'\n'),
+            b'\r' | b'\n' => {
+                self.text.push(b'\n');
+                self.tail.clear();
+            }
             0x7f | 0x08 => {
-                // One character: its continuation bytes, then its first byte.
-                while self.text.last().is_some_and(|c| (0x80..0xc0).contains(c)) {
-                    self.text.pop();
-                }
-                self.text.pop();
+                pop_char(&mut self.text);
+                pop_char(&mut self.tail);
             }
             // Ctrl-U: the whole line.
-            0x15 => self.text.clear(),
+            0x15 => {
+                self.text.clear();
+                self.tail.clear();
+            }
             // Ctrl-W: the word before the cursor.
             0x17 => {
                 while self.text.last().is_some_and(u8::is_ascii_whitespace) {
@@ -152,17 +170,30 @@ impl LineInput {
                 while self.text.last().is_some_and(|c| !c.is_ascii_whitespace()) {
                     self.text.pop();
                 }
+                self.tail.clear();
             }
             // Ctrl-C abandons the line; the shell draws a new prompt.
             0x03 => {
                 self.text.clear();
+                self.tail.clear();
                 self.exact = true;
                 self.started = false;
             }
-            b if b < 0x20 => self.exact = false,
-            b => self.text.push(b),
+            b if b < 0x20 => self.inexact(),
+            b => {
+                self.text.push(b);
+                self.tail.push(b);
+            }
         }
     }
+}
+
+/// Removes the last UTF-8 character: its continuation bytes, then its first byte.
+fn pop_char(text: &mut Vec<u8>) {
+    while text.last().is_some_and(|c| (0x80..0xc0).contains(c)) {
+        text.pop();
+    }
+    text.pop();
 }
 
 /// What the screen showed when a line began.
@@ -214,6 +245,17 @@ impl Screen {
         let (row, col) = screen.cursor_position();
         let prompt = screen.contents_between(row, 0, row, col);
         self.start = Some(Start { prompt });
+    }
+
+    /// Whether `typed` stands just left of the cursor: the shell has echoed it.
+    pub fn echoed(&self, typed: &str) -> bool {
+        let screen = self.parser.screen();
+        let (row, col) = screen.cursor_position();
+        let mut first = row;
+        while first > 0 && screen.row_wrapped(first - 1) {
+            first -= 1;
+        }
+        screen.contents_between(first, 0, row, col).ends_with(typed)
     }
 
     /// The logical line under the cursor (wrapped rows joined), without the prompt.

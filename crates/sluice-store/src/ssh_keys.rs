@@ -104,13 +104,31 @@ pub fn identity_by_key(
     db: &Connection,
     fingerprint: &str,
 ) -> Result<Result<Identity, TokenError>, StoreError> {
+    identity_where(
+        db,
+        "FROM identity_keys k JOIN identities i ON i.name = k.identity WHERE k.fingerprint = ?1",
+        fingerprint,
+    )
+}
+
+/// The identity named `name` (an SSH certificate names its identity); blocked identities
+/// are refused.
+pub fn identity_by_name(
+    db: &Connection,
+    name: &str,
+) -> Result<Result<Identity, TokenError>, StoreError> {
+    identity_where(db, "FROM identities i WHERE i.name = ?1", name)
+}
+
+fn identity_where(
+    db: &Connection,
+    from_where: &str,
+    param: &str,
+) -> Result<Result<Identity, TokenError>, StoreError> {
     let row = db
         .query_row(
-            &format!(
-                "SELECT {IDENTITY_COLUMNS} FROM identity_keys k
-                 JOIN identities i ON i.name = k.identity WHERE k.fingerprint = ?1"
-            ),
-            [fingerprint],
+            &format!("SELECT {IDENTITY_COLUMNS} {from_where}"),
+            [param],
             |r| IdentityRow::read(r, 0),
         )
         .optional()?;

@@ -69,21 +69,93 @@ fn a_key_nobody_registered_is_refused_and_audited() {
         "{}",
         text(&out.stderr)
     );
-    let fp = String::from_utf8(
-        std::process::Command::new("ssh-keygen")
-            .arg("-lf")
-            .arg(&stranger.public)
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let fp = fp.split_whitespace().nth(1).unwrap().to_string();
+    let fp = fingerprint_of(&stranger);
     s.gw.wait_audit("the refused key", |e| {
         e["action"] == "auth.connect"
             && e["outcome"] == "failure"
             && e["reason"].as_str().is_some_and(|r| r.contains(&fp))
     });
+}
+
+/// `SHA256:…` of a key, as `ssh-keygen -l` prints it.
+fn fingerprint_of(key: &KeyPair) -> String {
+    let out = std::process::Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(&key.public)
+        .output()
+        .unwrap();
+    text(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string()
+}
+
+/// `ssh-keygen -s CA` signing `key` with `validity` (`-V`): a certificate OpenSSH made.
+fn sign_with(ca: &std::path::Path, key: &KeyPair, name: &str, validity: &str) {
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(ca)
+        .args(["-I", name, "-n", name, "-V", validity])
+        .arg(&key.public)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_gateway_certificate_logs_in_until_it_expires() {
+    let s = SshSetup::new("box", "");
+    // A key registered to nobody: only the certificate vouches for it.
+    let key = KeyPair::new(&s.sshd.dir, "cert-user");
+    let public = key.public.to_str().unwrap();
+    let issued =
+        s.gw.cli_as(&s.token, &["ssh-cert", "--key", public, "--ttl", "1h"]);
+    assert!(issued.status.success(), "{}", text(&issued.stderr));
+    let cert = s.sshd.dir.join("cert-user-cert.pub");
+    assert!(text(&std::fs::read(&cert).unwrap()).starts_with("ssh-ed25519-cert-v01@openssh.com "));
+    let out = s.exec("box", "true");
+    assert!(out.status.success());
+    let out = ssh_exec(&s.gw, &key, "box", "echo by-certificate");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "by-certificate\n");
+    s.gw.wait_audit("the issued certificate", |e| {
+        e["action"] == "ssh.certificate.issue" && e["actor"]["name"] == s.identity.as_str()
+    });
+    // The same CA's certificate, expired (made with ssh-keygen and the gateway's CA key).
+    let ca = s.gw.dir.join("data/ssh/user_ca_ed25519");
+    sign_with(&ca, &key, &s.identity, "20200101:20200102");
+    let out = ssh_exec(&s.gw, &key, "box", "true");
+    assert_eq!(out.status.code(), Some(255));
+    assert!(text(&out.stderr).contains("Permission denied (publickey)"));
+    let fp = fingerprint_of(&key);
+    s.gw.wait_audit("the failed login", |e| {
+        e["action"] == "auth.connect"
+            && e["outcome"] == "failure"
+            && e["reason"].as_str().is_some_and(|r| r.contains(&fp))
+    });
+    // A certificate from another CA is refused, and the audit says why.
+    let other_ca = KeyPair::new(&s.sshd.dir, "other-ca");
+    sign_with(&other_ca.private, &key, &s.identity, "-5m:+1h");
+    let out = ssh_exec(&s.gw, &key, "box", "true");
+    assert_eq!(out.status.code(), Some(255));
+    s.gw.wait_audit("the foreign certificate", |e| {
+        e["action"] == "auth.connect"
+            && e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("not signed by this gateway's SSH CA"))
+    });
+    // A blocked identity's valid certificate gets the reason, not a session.
+    let issued = s.gw.cli_as(&s.token, &["ssh-cert", "--key", public]);
+    assert!(issued.status.success(), "{}", text(&issued.stderr));
+    s.gw.cli_ok(&["identities", "block", &s.identity]);
+    let out = ssh_exec(&s.gw, &key, "box", "true");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("blocked"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

@@ -170,6 +170,7 @@ pub fn router(state: ApiState) -> Router {
             axum::routing::delete(ssh::remove_key),
         )
         .route("/api/v1/ssh/gateway-key", get(ssh::gateway_key))
+        .route("/api/v1/ssh/certificates", post(ssh::issue_certificate))
         .route(
             "/api/v1/ssh/known-hosts/{connection}/forget",
             post(ssh::forget_host_key),

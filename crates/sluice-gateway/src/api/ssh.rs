@@ -1,7 +1,7 @@
 //! SSH endpoints: identities' public keys, the gateway's own keys, recorded target host keys.
 
 use super::admin::audit_change;
-use super::auth::{Admin, Peer};
+use super::auth::{Admin, Caller, Peer};
 use super::{ApiError, ApiState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -88,6 +88,8 @@ pub struct GatewayKeys {
     pub client_key: String,
     /// Clients see this host key (pin it in `known_hosts`).
     pub host_key: String,
+    /// Signs identities' user certificates.
+    pub user_ca: String,
 }
 
 /// `GET /api/v1/ssh/gateway-key`: the gateway's public SSH keys.
@@ -95,7 +97,75 @@ pub async fn gateway_key(State(state): State<ApiState>, Admin(_): Admin) -> Json
     Json(GatewayKeys {
         client_key: state.ssh_keys.client_public(),
         host_key: state.ssh_keys.host_public(),
+        user_ca: state.ssh_keys.user_ca_public(),
     })
+}
+
+/// Body of `POST /api/v1/ssh/certificates`.
+#[derive(Debug, Deserialize)]
+pub struct CertificateRequest {
+    /// The caller's public key (`ssh-ed25519 AAAA…`).
+    pub public_key: String,
+    /// Validity in seconds (default 8 hours, at most 24).
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+}
+
+/// A user certificate issued by the gateway's SSH CA.
+#[derive(Debug, Serialize)]
+pub struct IssuedCertificate {
+    /// The certificate line, for `id_ed25519-cert.pub` next to the key.
+    pub certificate: String,
+    /// The identity it logs in.
+    pub identity: String,
+    /// Serial number (in the audit trail).
+    pub serial: u64,
+    /// End of validity, Unix seconds.
+    pub valid_before: u64,
+}
+
+/// `POST /api/v1/ssh/certificates`: a short-lived user certificate for the calling
+/// identity's key.
+pub async fn issue_certificate(
+    State(state): State<ApiState>,
+    Caller(who): Caller,
+    Extension(peer): Extension<Peer>,
+    Json(req): Json<CertificateRequest>,
+) -> Result<Json<IssuedCertificate>, ApiError> {
+    use sluice_ssh::certs;
+    let key = sluice_ssh::keys::parse_public_key(&req.public_key)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let ttl = req
+        .ttl_secs
+        .map_or(certs::DEFAULT_TTL, std::time::Duration::from_secs);
+    let cert = certs::issue(
+        &state.ssh_keys.user_ca,
+        &key,
+        &who.name,
+        ttl,
+        certs::unix_now(),
+    )
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let issued = IssuedCertificate {
+        certificate: certs::certificate_line(&cert),
+        identity: who.name.clone(),
+        serial: cert.serial(),
+        valid_before: cert.valid_before(),
+    };
+    audit_change(
+        &state,
+        &who,
+        &peer,
+        "ssh.certificate.issue",
+        format!(
+            "{} {} serial {} until {}",
+            who.name,
+            sluice_ssh::keys::fingerprint(&key),
+            issued.serial,
+            issued.valid_before
+        ),
+    );
+    Ok(Json(issued))
 }
 
 /// `POST /api/v1/ssh/known-hosts/{connection}/forget`: forgets a target's recorded host key

@@ -10,10 +10,11 @@ use bytes::Bytes;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// How long the echo of typed keys may take before the screen is read anyway.
-const ECHO_WAIT: Duration = Duration::from_secs(1);
-/// Output quiet for this long after the echo began: the shell has drawn the line.
-const QUIET: Duration = Duration::from_millis(20);
+/// How long the echo of typed keys may take; a line edited beyond what the key model
+/// follows and not readable off the screen by then is refused.
+const ECHO_WAIT: Duration = Duration::from_secs(2);
+/// Output quiet for this long after the echo: the shell has drawn the line.
+const QUIET: Duration = Duration::from_millis(30);
 /// Keys kept back for the recording before they are written without waiting for Enter.
 const RAW_FLUSH: usize = 4096;
 
@@ -32,6 +33,9 @@ struct Submitted {
     /// Replaces the text in the recording (typed with echo off).
     redacted: Option<String>,
     judge: bool,
+    /// Edited with keys only the screen shows the effect of, and the screen never caught
+    /// up: the line cannot be known.
+    unreadable: bool,
 }
 
 impl Relay {
@@ -62,7 +66,11 @@ impl Relay {
             }
             self.record_io("in", &mut typing.text, &raw).await;
             typing.line.reset();
-            let key = if line.judge {
+            let key = if line.unreadable && self.shared.guarded() {
+                let message = "sluice: the edited command line could not be read off the terminal, so it was not run; type it again";
+                self.tell(&format!("\r\n{message}\r\n")).await;
+                Bytes::from_static(b"\x03")
+            } else if line.judge {
                 let notice = async |n: String| self.tell(&format!("\r\n{n}")).await;
                 match self.shared.judge(&line.text, line.redacted, notice).await {
                     Judged::Run(_) => enter,
@@ -97,11 +105,17 @@ impl Relay {
                 judge: !modelled.trim().is_empty(),
                 text: modelled,
                 redacted: None,
+                unreadable: false,
             };
         };
         let typed = !modelled.trim().is_empty();
-        if !line.exact() || (typed && seen.text.is_empty() && !seen.secret_prompt) {
-            self.wait_for_echo(typing.sent_at).await;
+        let mut unreadable = false;
+        let echoes = !seen.full_screen && !seen.secret_prompt;
+        if echoes && !line.exact() {
+            unreadable = !self.wait_for_echo(typing.sent_at, &line.tail()).await;
+            seen = self.screen_line().unwrap_or(seen);
+        } else if echoes && typed && seen.text.is_empty() {
+            self.wait_for_echo(typing.sent_at, "").await;
             seen = self.screen_line().unwrap_or(seen);
         }
         if seen.full_screen {
@@ -109,6 +123,7 @@ impl Relay {
                 text: String::new(),
                 redacted: None,
                 judge: false,
+                unreadable: false,
             };
         }
         let not_echoed = seen.secret_prompt || (typed && seen.text.is_empty());
@@ -122,6 +137,7 @@ impl Relay {
             redacted: not_echoed
                 .then(|| format!("[input not echoed: {} characters]", line.chars())),
             text,
+            unreadable,
         }
     }
 
@@ -129,20 +145,30 @@ impl Relay {
         self.screen.lock().ok()?.as_ref().map(Screen::line)
     }
 
-    /// Waits until output arrived after the keys were sent and then paused, or `ECHO_WAIT`.
-    async fn wait_for_echo(&self, sent_at: u64) {
+    /// Waits until the shell has echoed the keys: output arrived after they were sent,
+    /// `tail` (what was typed last) stands left of the cursor, and output paused. False when
+    /// that did not happen within `ECHO_WAIT`.
+    async fn wait_for_echo(&self, sent_at: u64, tail: &str) -> bool {
         let mut output = self.output.subscribe();
         let deadline = Instant::now() + ECHO_WAIT;
         loop {
             let count = *output.borrow_and_update();
-            let until = if count > sent_at {
+            let caught_up = count > sent_at
+                && (tail.is_empty()
+                    || self
+                        .screen
+                        .lock()
+                        .ok()
+                        .and_then(|s| s.as_ref().map(|s| s.echoed(tail)))
+                        .unwrap_or(false));
+            let until = if caught_up {
                 (Instant::now() + QUIET).min(deadline)
             } else {
                 deadline
             };
             match tokio::time::timeout_at(until, output.changed()).await {
                 Ok(Ok(())) if Instant::now() < deadline => {}
-                _ => return,
+                _ => return caught_up,
             }
         }
     }

@@ -28,6 +28,15 @@ fn editing_keys_the_model_follows() {
 }
 
 #[test]
+fn the_tail_is_what_was_typed_after_the_last_key_the_model_cannot_follow() {
+    let (line, _) = typed(b"X -f /v\x1b[H\x1b[3~rm");
+    assert!(!line.exact());
+    assert_eq!(line.tail(), "rm");
+    let (line, _) = typed(b"ls\t");
+    assert_eq!(line.tail(), "");
+}
+
+#[test]
 fn keys_the_model_does_not_follow_make_it_inexact() {
     for keys in [
         &b"ls\x1b[D-l"[..],
@@ -79,6 +88,7 @@ fn the_screen_line_is_what_follows_the_prompt() {
     s.process(b"X -rf /tmp/v\x1b[12D\x1b[P\x1b[2@rm");
     let line = s.line();
     assert_eq!(line.text, "rm -rf /tmp/v");
+    assert!(s.echoed("rm") && !s.echoed("rmx"));
     assert!(!line.secret_prompt && !line.full_screen);
 }
 

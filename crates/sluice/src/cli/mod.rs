@@ -13,6 +13,7 @@ mod login;
 mod render;
 mod reviews;
 mod sessions;
+mod ssh;
 mod verify;
 
 use anyhow::Context;
@@ -78,7 +79,20 @@ enum Command {
     Identities(identities::IdentityCmd),
     /// SSH: the gateway's keys, recorded target host keys.
     #[command(subcommand)]
-    Ssh(identities::SshCmd),
+    Ssh(ssh::SshCmd),
+    /// Get a short-lived SSH user certificate for your identity from the gateway's CA,
+    /// written next to your key (`~/.ssh/id_ed25519-cert.pub`), where `ssh` uses it.
+    SshCert {
+        /// Your public key (default: ~/.ssh/id_ed25519.pub, id_ecdsa.pub or id_rsa.pub).
+        #[arg(long)]
+        key: Option<std::path::PathBuf>,
+        /// Validity (default 8h, at most 24h).
+        #[arg(long)]
+        ttl: Option<String>,
+        /// Where to write the certificate (default: next to the key, `-cert.pub`).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Review held statements and access requests: list, show, approve, deny.
     #[command(subcommand)]
     Reviews(reviews::ReviewCmd),
@@ -216,7 +230,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 Command::Agents(c) => agents::run(&api, c),
                 Command::Sessions(c) => sessions::run(&api, c),
                 Command::Identities(c) => identities::run(&api, c),
-                Command::Ssh(c) => identities::ssh(&api, c),
+                Command::Ssh(c) => ssh::ssh(&api, c),
+                Command::SshCert { key, ttl, out } => ssh::ssh_cert(&api, key, ttl, out),
                 Command::Reviews(c) => reviews::run(&api, c),
                 Command::Access(c) => reviews::access(&api, c),
                 Command::Audit { limit, json } => sessions::audit(&api, limit, json),
