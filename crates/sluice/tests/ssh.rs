@@ -707,7 +707,11 @@ fn a_denied_interactive_command_is_dropped_with_the_reason() {
     let denied = "denied by rule \"no-rm\": deleting files is not allowed here";
     // Typed plainly.
     term.keys(&[&format!("rm -f {}", victim.display()), "Enter"]);
-    term.wait("the denial", |screen| screen.matches(denied).count() == 1);
+    // The reason, then the shell's new prompt (keys typed before it would reach the
+    // terminal driver, not the line editor).
+    term.wait("the denial and a new prompt", |screen| {
+        screen.matches(denied).count() == 1 && screen.trim_end().ends_with('#')
+    });
     // Edited with keys only the screen shows the result of: Home, Delete, then "rm".
     term.keys(&[
         &format!("X -f {}", victim.display()),
@@ -716,8 +720,8 @@ fn a_denied_interactive_command_is_dropped_with_the_reason() {
         "rm",
         "Enter",
     ]);
-    term.wait("the second denial", |screen| {
-        screen.matches(denied).count() == 2
+    term.wait("the second denial and a new prompt", |screen| {
+        screen.matches(denied).count() == 2 && screen.trim_end().ends_with('#')
     });
     // The shell is still there and runs what is allowed.
     term.keys(&["echo still-$((1+1))", "Enter"]);
