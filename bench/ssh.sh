@@ -10,15 +10,20 @@
 #   leg; the gateway's leg to the target negotiates its own default),
 #   setup     mean time of `ssh HOST true` over BENCH_SETUPS (20) connections (its ratio is
 #             sluice time / direct time: below 1 means faster through sluice).
-# The target of issue #6 is ≥ 0.9 of direct for both directions.
+#   keystroke round trip of one byte in an interactive shell (`ssh -tt`, the shell switched
+#             to raw `cat`; bench/ssh_keystroke.py), p50 and p99 over BENCH_KEYS (2000); through
+#             sluice every key passes the line model and every echo the terminal emulator.
+# The targets of issue #6: ≥ 0.9 of direct for both directions, ≤ 1 ms added keystroke p99.
 #
-# Run:  bench/ssh.sh            Knobs: BENCH_MIB (1024), BENCH_SETUPS (20), BENCH_KEEP=1
+# Run:  bench/ssh.sh            Knobs: BENCH_MIB (1024), BENCH_SETUPS (20), BENCH_KEYS (2000),
+#                               BENCH_KEEP=1
 # Needs: openssh-server and openssh-client, cargo, python3. Every process started is stopped.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MIB=${BENCH_MIB:-1024}
 SETUPS=${BENCH_SETUPS:-20}
+KEYS=${BENCH_KEYS:-2000}
 WORK=$(mktemp -d /tmp/sluice-ssh-bench.XXXXXX)
 SSHD_PID=""
 GW_PID=""
@@ -101,6 +106,10 @@ for path in direct gateway; do
   CIPHER=()
   t0=$(now); for _ in $(seq 1 "$SETUPS"); do $path true; done; t1=$(now)
   R[$path,setup]=$(python3 -c "print(f'{($t1-$t0)/$SETUPS*1000:.1f}')")
+  log "$path: $KEYS keystrokes"
+  read -r R[$path,k50] R[$path,k99] < <("$REPO/bench/ssh_keystroke.py" "$KEYS" \
+    $( [[ $path == direct ]] && echo ssh -tt "${OPTS[@]}" -p "$SSHD_PORT" root@127.0.0.1 \
+       || echo ssh -tt "${OPTS[@]}" -p "$SSH_PORT" bench@127.0.0.1 ))
 done
 
 printf '\n%-34s %10s %10s %7s\n' "SSH, $MIB MiB (MiB/s)" direct sluice ratio
@@ -112,3 +121,7 @@ for cipher in default aes256-gcm@openssh.com; do
 done
 printf '%-34s %10s %10s %7s\n' "connection setup (ms, mean)" "${R[direct,setup]}" "${R[gateway,setup]}" \
   "$(python3 -c "print(f'{${R[gateway,setup]}/${R[direct,setup]}:.2f}')")"
+for q in 50 99; do
+  d=${R[direct,k$q]}; g=${R[gateway,k$q]}
+  printf '%-34s %10s %10s %7s\n' "keystroke round trip p$q (µs)" "$d" "$g" "+$((g - d))"
+done

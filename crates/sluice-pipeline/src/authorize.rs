@@ -139,12 +139,7 @@ impl Pipeline {
         &self,
         attempt: &ConnectAttempt,
     ) -> (Option<Identity>, Result<Authorized, OpenError>) {
-        let identity = match &attempt.credential {
-            Credential::Token(token) => self.authenticate(token).await,
-            Credential::SshKey(fingerprint) => self.authenticate_key(fingerprint).await,
-            Credential::SshCertificate(name) => self.authenticate_name(name).await,
-        };
-        let identity = match identity {
+        let identity = match self.identify(&attempt.credential).await {
             Ok(identity) => identity,
             Err(e) => return (None, Err(e)),
         };
@@ -154,6 +149,15 @@ impl Pipeline {
             Err(e) => Err(e),
         };
         (Some(identity), result)
+    }
+
+    /// The identity a credential proves; blocked identities are refused.
+    pub async fn identify(&self, credential: &Credential) -> Result<Identity, OpenError> {
+        match credential {
+            Credential::Token(token) => self.authenticate(token).await,
+            Credential::SshKey(fingerprint) => self.authenticate_key(fingerprint).await,
+            Credential::SshCertificate(name) => self.authenticate_name(name).await,
+        }
     }
 
     /// Turns a presented credential (a gateway token, or a JWT from a trusted identity

@@ -27,6 +27,8 @@ pub(crate) enum ConnState {
     Refused(String),
     /// The target session is open.
     Open(Box<Open>),
+    /// Logged in as `jump`: channels to a connection name run a login of their own.
+    Jump,
     /// The session ended.
     Done,
 }
@@ -50,6 +52,8 @@ pub(crate) struct ClientHandler {
     pub failed_logins: Vec<String>,
     /// The connection's span (client, session, identity) for everything the handler runs.
     pub span: tracing::Span,
+    /// Set for a login inside a jump channel: the connection it goes to.
+    pub jump_to: Option<String>,
 }
 
 impl ClientHandler {
@@ -95,7 +99,13 @@ impl ClientHandler {
     /// Authorizes the identity of `credential` for the connection in `user` and opens the
     /// target. `Err` means the credential logs nobody in.
     async fn log_in(&mut self, user: &str, credential: Credential) -> Result<(), ()> {
-        let wanted = login::parse(user);
+        let wanted = match &self.jump_to {
+            Some(destination) => login::through_jump(user, destination),
+            None => login::parse(user),
+        };
+        if self.jump_to.is_none() && wanted.connection == login::JUMP && wanted.login.is_none() {
+            return self.log_in_to_jump(&credential).await;
+        }
         let attempt = ConnectAttempt {
             protocol: Protocol::Ssh,
             client_addr: self.peer,
@@ -116,7 +126,12 @@ impl ClientHandler {
         let conn = &authorized.connection;
         let options = conn.ssh.clone().unwrap_or_default();
         let username = conn.username.clone().unwrap_or_default();
-        let Some(target_login) = login::choose(wanted.login, &username, &options.logins) else {
+        let chosen = login::choose(wanted.login, &username, &options.logins);
+        let chosen = match (chosen, &self.jump_to) {
+            (None, Some(_)) => login::choose(None, &username, &options.logins),
+            (c, _) => c,
+        };
+        let Some(target_login) = chosen else {
             let why = format!(
                 "sluice: login {:?} is not allowed on connection {:?} (allowed: {})",
                 wanted.login.unwrap_or_default(),
@@ -178,6 +193,33 @@ impl ClientHandler {
             registration,
         })));
         Ok(())
+    }
+}
+
+impl ClientHandler {
+    /// A login that only jumps on: the identity is known, connections are opened (and
+    /// authorized) per jump channel.
+    async fn log_in_to_jump(&mut self, credential: &Credential) -> Result<(), ()> {
+        match self.ctx.pipeline.identify(credential).await {
+            Ok(identity) => {
+                self.span.record("identity", identity.name.as_str());
+                info!("logged in to jump");
+                self.set(ConnState::Jump);
+                Ok(())
+            }
+            Err(OpenError::Credential(TokenError::Unknown)) => Err(()),
+            Err(e) => {
+                info!(error = %e, "jump refused");
+                self.set(ConnState::Refused(refusal_text(&e)));
+                Ok(())
+            }
+        }
+    }
+
+    fn jumping(&self) -> bool {
+        self.state
+            .lock()
+            .is_ok_and(|s| matches!(*s, ConnState::Jump))
     }
 }
 
@@ -409,6 +451,14 @@ impl server::Handler for ClientHandler {
         reply: server::ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
+        if self.jumping() {
+            // `ssh -J jump@gateway CONNECTION`: the client speaks SSH to CONNECTION inside this
+            // channel, and the gateway is that SSH server too.
+            reply.accept().await;
+            let login = crate::jump(self.ctx.clone(), self.peer, channel, host.to_string());
+            tokio::spawn(login.instrument(self.span.clone()));
+            return Ok(());
+        }
         let Some((shared, target)) = self.open() else {
             let reason = self.refusal().unwrap_or_default();
             reply

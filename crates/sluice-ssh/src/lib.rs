@@ -39,7 +39,7 @@ use sluice_policy::analysis::AnalysisCache;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, Instrument};
 
@@ -105,12 +105,31 @@ pub async fn serve(
     sluice_pipeline::accept::accept_loop(listener, shutdown, move |tcp, peer| {
         let ctx = ctx.clone();
         let span = tracing::info_span!("ssh", client = %peer, session = tracing::field::Empty, identity = tracing::field::Empty);
-        tokio::spawn(handle_client(tcp, peer, ctx).instrument(span));
+        tokio::spawn(handle_client(tcp, peer, ctx, None).instrument(span));
     })
     .await;
 }
 
-async fn handle_client(tcp: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
+/// Runs the SSH login inside a jump channel to `destination` (boxed: a jump's login is a
+/// client connection of its own, and would otherwise make the future type recursive).
+pub(crate) fn jump(
+    ctx: Arc<Ctx>,
+    peer: SocketAddr,
+    channel: russh::Channel<russh::server::Msg>,
+    destination: String,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(handle_client(
+        channel.into_stream(),
+        peer,
+        ctx,
+        Some(destination),
+    ))
+}
+
+async fn handle_client<S>(stream: S, peer: SocketAddr, ctx: Arc<Ctx>, jump_to: Option<String>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let _drained = ctx.settings.drained.clone();
     let state = Arc::new(Mutex::new(ConnState::Authenticating));
     let handler = ClientHandler {
@@ -120,10 +139,11 @@ async fn handle_client(tcp: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         failed_logins: Vec::new(),
         // russh runs the handler on its own task: the handler carries the span itself.
         span: tracing::Span::current(),
+        jump_to,
     };
     let mut shutdown = ctx.shutdown.clone();
     let ended: Result<(), String> =
-        match russh::server::run_stream(ctx.config.clone(), tcp, handler).await {
+        match russh::server::run_stream(ctx.config.clone(), stream, handler).await {
             Err(e) => Err(e.to_string()),
             Ok(running) => {
                 let handle = running.handle();
@@ -158,7 +178,7 @@ async fn handle_client(tcp: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
             finish(*open, ended, shutting_down).await
         }
         // A connection that never logged in was audited by the handler if it offered keys.
-        ConnState::Authenticating | ConnState::Refused(_) | ConnState::Done => {}
+        ConnState::Authenticating | ConnState::Refused(_) | ConnState::Jump | ConnState::Done => {}
     }
 }
 

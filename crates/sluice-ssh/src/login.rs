@@ -10,6 +10,19 @@ pub struct Login<'a> {
     pub connection: &'a str,
 }
 
+/// The user name of a connection that only jumps on (`ssh -J jump@gateway connection`).
+pub const JUMP: &str = "jump";
+
+/// What an SSH login through a jump asks for: the connection is the jump's destination
+/// host, and the user name picks a target login when the connection allows it (else the
+/// default login: the client sends its local user name).
+pub fn through_jump<'a>(user: &'a str, destination: &'a str) -> Login<'a> {
+    Login {
+        login: Some(user),
+        connection: destination,
+    }
+}
+
 /// Splits `user` at its last `+`.
 pub fn parse(user: &str) -> Login<'_> {
     match user.rsplit_once('+') {

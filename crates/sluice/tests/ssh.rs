@@ -597,6 +597,62 @@ fn path_rules_refuse_sftp_and_scp_writes_with_the_reason() {
 }
 
 #[test]
+fn proxyjump_through_the_gateway_reaches_a_connection_recorded() {
+    let s = SshSetup::new("box", "");
+    let port = s.gw.ssh.unwrap().port();
+    let options = format!(
+        "  IdentityFile {}\n  IdentitiesOnly yes\n  StrictHostKeyChecking no\n  \
+         UserKnownHostsFile /dev/null\n  BatchMode yes\n  LogLevel ERROR\n",
+        s.key.private.display()
+    );
+    // `ssh -J` starts a second ssh for the jump; it reads the same config file.
+    let config = s.sshd.dir.join("jump_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host gw\n  HostName 127.0.0.1\n  Port {port}\n  User jump\n\
+             Host box nope\n  ProxyJump gw\nHost *\n{options}"
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new("ssh")
+        .arg("-F")
+        .arg(&config)
+        .args(["box", "echo through-the-jump"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "through-the-jump\n");
+    // One session, on the connection, by the identity; the jump itself is none.
+    let session = s.gw.wait_ended_session("box");
+    let events = s.gw.events(&session);
+    assert_eq!(
+        kinds(&events, "start")[0]["identity"]["name"],
+        s.identity.as_str()
+    );
+    assert_eq!(
+        kinds(&events, "channel")[0]["detail"],
+        "echo through-the-jump"
+    );
+    assert_eq!(s.gw.sessions().len(), 1);
+    // A jump to a connection that does not exist gets the reason.
+    let out = std::process::Command::new("ssh")
+        .arg("-F")
+        .arg(&config)
+        .args(["nope", "true"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("connection \"nope\" does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn local_forwarding_reaches_an_allowed_destination_only() {
     let policy = "    ssh:\n      forward_to: [\"127.0.0.1:5432\"]\n";
     let s = SshSetup::new("box", policy);
