@@ -52,6 +52,8 @@ struct Relay {
     state: Mutex<State>,
     /// The terminal emulator of a shell with a pty, fed with its output.
     screen: Mutex<Option<Screen>>,
+    /// The emulator failed on the output and was dropped.
+    screen_failed: std::sync::atomic::AtomicBool,
     /// How a transfer channel's bytes are followed (SFTP packets, scp records).
     files: Mutex<Option<transfer::Watch>>,
     /// Held while whole SFTP packets are written to the client, so the gateway's own answers
@@ -93,6 +95,7 @@ pub(crate) async fn run(
             pty: None,
         }),
         screen: Mutex::new(None),
+        screen_failed: std::sync::atomic::AtomicBool::new(false),
         files: Mutex::new(None),
         client_out: tokio::sync::Mutex::new(()),
         output: tokio::sync::watch::Sender::new(0),

@@ -221,22 +221,31 @@ pub(crate) struct ScreenLine {
 }
 
 impl Screen {
-    /// An empty screen of the client's terminal size.
+    /// An empty screen of the client's terminal size (a size the client left at zero is
+    /// 24×80; sizes are kept within what a real terminal shows).
     pub fn new(rows: u32, cols: u32) -> Screen {
+        let (rows, cols) = size(rows, cols);
         Screen {
-            parser: vt100::Parser::new(clamp(rows), clamp(cols), 0),
+            parser: vt100::Parser::new(rows, cols, 0),
             start: None,
         }
     }
 
-    /// Applies target output.
-    pub fn process(&mut self, output: &[u8]) {
-        self.parser.process(output);
+    /// Applies target output. False if the emulator failed on it (it is then of no use).
+    #[must_use]
+    pub fn process(&mut self, output: &[u8]) -> bool {
+        let parser = std::panic::AssertUnwindSafe(&mut self.parser);
+        std::panic::catch_unwind(move || {
+            let parser = parser;
+            parser.0.process(output);
+        })
+        .is_ok()
     }
 
     /// Follows a window change.
     pub fn resize(&mut self, rows: u32, cols: u32) {
-        self.parser.screen_mut().set_size(clamp(rows), clamp(cols));
+        let (rows, cols) = size(rows, cols);
+        self.parser.screen_mut().set_size(rows, cols);
     }
 
     /// Notes where the line being typed begins and the prompt left of it.
@@ -285,8 +294,17 @@ impl Screen {
     }
 }
 
-fn clamp(n: u32) -> u16 {
-    u16::try_from(n).unwrap_or(u16::MAX).max(1)
+/// Rows and columns for the emulator: 24×80 when the client sent zero (no terminal on its
+/// side), else between 4×20 and 300×600 (the emulator keeps every cell).
+fn size(rows: u32, cols: u32) -> (u16, u16) {
+    let fit = |n: u32, unknown: u16, min: u16, max: u16| -> u16 {
+        if n == 0 {
+            unknown
+        } else {
+            u16::try_from(n).unwrap_or(max).clamp(min, max)
+        }
+    };
+    (fit(rows, 24, 4, 300), fit(cols, 80, 20, 600))
 }
 
 /// Drops readline's incremental-search prompt, which replaces the shell's prompt while the

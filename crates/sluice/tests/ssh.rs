@@ -745,6 +745,40 @@ fn an_interactive_shell_works_in_a_terminal_and_is_recorded() {
     assert_eq!(commands, ["echo interactive-$((6*7))", "exit"]);
 }
 
+#[test]
+fn a_shell_driven_from_a_pipe_with_a_sizeless_pty_works() {
+    // `ssh -tt HOST < script`: a pty of 0×0, the keys all at once, before the prompt.
+    let s = SshSetup::new("box", GUARD);
+    let mut child = ssh_command(&s.gw, &s.key, "box")
+        .arg("-tt")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        b"echo piped-$((2+3))\recho piped-$((3+4))\rexit\r",
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let shown = text(&out.stdout);
+    // Lines typed ahead of the prompt run, as they do without the gateway.
+    assert!(
+        shown.contains("piped-5") && shown.contains("piped-7"),
+        "{shown}"
+    );
+    let session = s.gw.wait_ended_session("box");
+    let commands: Vec<_> = kinds(&s.gw.events(&session), "query")
+        .iter()
+        .map(|q| q["text"].clone())
+        .collect();
+    assert_eq!(
+        commands,
+        ["echo piped-$((2+3))", "echo piped-$((3+4))", "exit"]
+    );
+}
+
 /// A terminal stream's recorded text (`in` or `out`).
 fn io_stream(events: &[Value], which: &str) -> String {
     kinds(events, "io")

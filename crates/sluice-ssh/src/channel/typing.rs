@@ -7,8 +7,10 @@ use crate::output::TextCarry;
 use crate::session::Judged;
 use crate::terminal::{LineInput, Screen, ScreenLine};
 use bytes::Bytes;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::time::Instant;
+use tracing::warn;
 
 /// How long the echo of typed keys may take; a line edited beyond what the key model
 /// follows and not readable off the screen by then is refused.
@@ -24,6 +26,8 @@ pub(super) struct Typing {
     line: LineInput,
     /// The output count when keys were last sent: their echo is output after it.
     sent_at: u64,
+    /// The output count when the line began.
+    started_at: u64,
     text: TextCarry,
 }
 
@@ -45,6 +49,7 @@ impl Relay {
         while !keys.is_empty() {
             if typing.line.at_start() {
                 self.with_screen(Screen::mark_start);
+                typing.started_at = *self.output.borrow();
             }
             let Some(at) = typing.line.feed(&keys) else {
                 if typing.line.raw().len() >= RAW_FLUSH {
@@ -100,22 +105,22 @@ impl Relay {
         let line = &typing.line;
         let modelled = line.text();
         let Some(mut seen) = self.screen_line() else {
-            // No terminal emulator (a shell without a pty): the keys are the line.
+            // No terminal emulator (a shell without a pty, or the emulator failed): the
+            // keys are the line, if the model followed them.
             return Submitted {
                 judge: !modelled.trim().is_empty(),
                 text: modelled,
                 redacted: None,
-                unreadable: false,
+                unreadable: !line.exact() && self.screen_failed.load(Ordering::Relaxed),
             };
         };
         let typed = !modelled.trim().is_empty();
         let mut unreadable = false;
-        let echoes = !seen.full_screen && !seen.secret_prompt;
-        if echoes && !line.exact() {
+        // A line the model followed is judged at once: the Enter then reaches the terminal
+        // right behind its text, as without the gateway (keys typed ahead of the prompt sit
+        // in the terminal driver, which may drop a line whose Enter comes later).
+        if !line.exact() && !seen.full_screen && !seen.secret_prompt {
             unreadable = !self.wait_for_echo(typing.sent_at, &line.tail()).await;
-            seen = self.screen_line().unwrap_or(seen);
-        } else if echoes && typed && seen.text.is_empty() {
-            self.wait_for_echo(typing.sent_at, "").await;
             seen = self.screen_line().unwrap_or(seen);
         }
         if seen.full_screen {
@@ -126,7 +131,10 @@ impl Relay {
                 unreadable: false,
             };
         }
-        let not_echoed = seen.secret_prompt || (typed && seen.text.is_empty());
+        // Not echoed: a password prompt, or the shell drew output since the line began but
+        // none of the line.
+        let drew = *self.output.borrow() > typing.started_at;
+        let not_echoed = typed && (seen.secret_prompt || (drew && seen.text.is_empty()));
         let text = if line.exact() || seen.text.is_empty() {
             modelled
         } else {
@@ -170,6 +178,19 @@ impl Relay {
                 Ok(Ok(())) if Instant::now() < deadline => {}
                 _ => return caught_up,
             }
+        }
+    }
+
+    /// Feeds target output to the terminal emulator. If the emulator fails on it, the
+    /// channel goes on without one: lines the key model cannot follow are then refused.
+    pub(super) fn feed_screen(&self, output: &[u8]) {
+        let Ok(mut screen) = self.screen.lock() else {
+            return;
+        };
+        if screen.as_mut().is_some_and(|s| !s.process(output)) {
+            warn!("the terminal emulator failed; interactive lines are judged from the keys");
+            *screen = None;
+            self.screen_failed.store(true, Ordering::Relaxed);
         }
     }
 

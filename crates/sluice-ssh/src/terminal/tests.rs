@@ -118,3 +118,15 @@ fn password_prompts_and_full_screen_programs_are_told_apart() {
     s.mark_start();
     assert!(s.line().full_screen);
 }
+
+#[test]
+fn a_terminal_without_a_size_gets_a_usable_one() {
+    // `ssh -tt` from a pipe asks for a 0×0 pty; a huge one must not allocate millions of cells.
+    let mut s = Screen::new(0, 0);
+    assert!(s.process(b"$ echo a\r\na\r\n$ "));
+    assert_eq!(s.parser.screen().size(), (24, 80));
+    s.resize(100_000, 100_000);
+    assert_eq!(s.parser.screen().size(), (300, 600));
+    s.resize(1, 1);
+    assert!(s.process("x\r\n".repeat(50).as_bytes()));
+}
