@@ -75,7 +75,7 @@ fn an_escape_sequence_split_across_chunks_is_followed() {
 
 fn screen(output: &str) -> Screen {
     let mut s = Screen::new(24, 40);
-    s.process(output.as_bytes());
+    assert!(s.process(output.as_bytes()));
     s
 }
 
@@ -85,7 +85,7 @@ fn the_screen_line_is_what_follows_the_prompt() {
     s.mark_start();
     assert_eq!(s.line().text, "");
     // Typed "X -rf /tmp/v", then Home, Delete, "rm": the shell redraws the line.
-    s.process(b"X -rf /tmp/v\x1b[12D\x1b[P\x1b[2@rm");
+    assert!(s.process(b"X -rf /tmp/v\x1b[12D\x1b[P\x1b[2@rm"));
     let line = s.line();
     assert_eq!(line.text, "rm -rf /tmp/v");
     assert!(s.echoed("rm") && !s.echoed("rmx"));
@@ -97,7 +97,7 @@ fn a_wrapped_line_is_read_whole() {
     let mut s = screen("$ ");
     s.mark_start();
     let long = format!("echo {}", "a".repeat(60));
-    s.process(long.as_bytes());
+    assert!(s.process(long.as_bytes()));
     assert_eq!(s.line().text, long);
 }
 
@@ -105,7 +105,7 @@ fn a_wrapped_line_is_read_whole() {
 fn history_search_shows_the_command() {
     let mut s = screen("$ ");
     s.mark_start();
-    s.process(b"\r(reverse-i-search)`rm': rm -rf /srv");
+    assert!(s.process(b"\r(reverse-i-search)`rm': rm -rf /srv"));
     assert_eq!(s.line().text, "rm -rf /srv");
 }
 
