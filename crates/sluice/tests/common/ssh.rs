@@ -299,3 +299,30 @@ impl Drop for Terminal {
         let _ = self.tmux(&["kill-server"]);
     }
 }
+
+/// Lossy UTF-8 of a process's output.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The recorded events of one kind.
+pub fn kinds<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["kind"] == kind).collect()
+}
+
+/// Connection policy (indented keys) with a rule denying `rm`, a review rule for
+/// `systemctl restart`, and masking of the client's copy.
+pub const GUARD: &str = "    guardrails:
+      approvers: [security]
+      rules:
+        - name: no-rm
+          action: deny
+          reason: deleting files is not allowed here
+          match: { statements: [rm, shred] }
+        - name: review-restart
+          action: review
+          reason: restarts need approval
+          match: { regex: '^systemctl restart' }
+    masking:
+      mask_client: true
+";
