@@ -61,11 +61,7 @@ impl Relay {
                 }
                 Ok((at, None))
             });
-            let (ready, judged) = match scanned {
-                Some(Ok(found)) => found,
-                Some(Err(e)) => return Err(self.malformed(e).await),
-                None => return Err(Broken),
-            };
+            let (ready, judged) = self.scanned(scanned).await?;
             if ready > 0 {
                 self.send_up(framing.split_to(ready).freeze()).await?;
             }
@@ -129,11 +125,7 @@ impl Relay {
             }
             Ok((at, ops))
         });
-        let (ready, ops) = match scanned {
-            Some(Ok(found)) => found,
-            Some(Err(e)) => return Err(self.malformed(e).await),
-            None => return Err(Broken),
-        };
+        let (ready, ops) = self.scanned(scanned).await?;
         if ready > 0 {
             self.send_down(framing.split_to(ready).freeze()).await?;
         }
@@ -180,11 +172,18 @@ impl Relay {
         self.target_w.data_bytes(data).await.map_err(|_| Broken)
     }
 
-    async fn malformed(&self, e: wire::Malformed) -> Broken {
-        tracing::warn!(error = %e, "closing an SFTP channel");
-        self.tell(&format!("sluice: {e}; the channel is closed\n"))
-            .await;
-        Broken
+    /// What a scan of the framing found; a stream that is not SFTP closes the channel.
+    async fn scanned<T>(&self, scan: Option<Result<T, wire::Malformed>>) -> Result<T, Broken> {
+        match scan {
+            Some(Ok(found)) => Ok(found),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "closing an SFTP channel");
+                self.tell(&format!("sluice: {e}; the channel is closed\n"))
+                    .await;
+                Err(Broken)
+            }
+            None => Err(Broken),
+        }
     }
 
     /// Runs `f` on the channel's transfer watch, if it has one.
