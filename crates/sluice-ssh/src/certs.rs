@@ -123,7 +123,8 @@ mod tests {
     }
 
     #[test]
-    fn an_issued_certificate_logs_in_its_identity_while_valid() {
+    fn an_issued_certificate_logs_in_its_identity_while_valid(
+    ) -> Result<(), Box<dyn std::error::Error>> {
         let (ca, user) = (key(1), key(2));
         let now = 1_800_000_000;
         let cert = issue(
@@ -132,8 +133,7 @@ mod tests {
             "eng-1",
             Duration::from_secs(3600),
             now,
-        )
-        .unwrap();
+        )?;
         assert_eq!(check(ca.public_key(), &cert, now).as_deref(), Ok("eng-1"));
         assert_eq!(
             check(ca.public_key(), &cert, now + 3600),
@@ -152,10 +152,11 @@ mod tests {
             certified_fingerprint(&cert),
             keys::fingerprint(user.public_key())
         );
+        Ok(())
     }
 
     #[test]
-    fn validity_is_capped() {
+    fn validity_is_capped() -> Result<(), Box<dyn std::error::Error>> {
         let (ca, user) = (key(1), key(2));
         let cert = issue(
             &ca,
@@ -163,8 +164,8 @@ mod tests {
             "x",
             Duration::from_secs(999_999),
             100,
-        )
-        .unwrap();
+        )?;
         assert_eq!(cert.valid_before(), 100 + MAX_TTL.as_secs());
+        Ok(())
     }
 }

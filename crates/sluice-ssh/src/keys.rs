@@ -146,27 +146,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_are_generated_once_private_and_reloaded() {
+    fn keys_are_generated_once_private_and_reloaded() -> Result<(), Box<dyn std::error::Error>> {
         let dir = std::env::temp_dir().join(format!("sluice-sshkeys-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let first = GatewayKeys::load_or_create(&dir).unwrap();
-        let again = GatewayKeys::load_or_create(&dir).unwrap();
+        let first = GatewayKeys::load_or_create(&dir)?;
+        let again = GatewayKeys::load_or_create(&dir)?;
         assert_eq!(first.client_public(), again.client_public());
         assert_ne!(first.client_public(), first.host_public());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.join("client_ed25519"))
-                .unwrap()
+            let mode = std::fs::metadata(dir.join("client_ed25519"))?
                 .permissions()
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let parsed = parse_public_key(&first.client_public()).unwrap();
+        let parsed = parse_public_key(&first.client_public())?;
         assert_eq!(fingerprint(&parsed), fingerprint(first.client.public_key()));
         assert!(fingerprint(&parsed).starts_with("SHA256:"));
         assert!(parse_public_key("ssh-ed25519 not-base64").is_err());
         assert!(parse_public_key("").is_err());
         let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
     }
 }

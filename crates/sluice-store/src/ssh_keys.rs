@@ -197,65 +197,61 @@ mod tests {
     use super::*;
     use sluice_core::IdentityKind;
 
-    fn db() -> Connection {
+    fn db() -> Result<Connection, Box<dyn std::error::Error>> {
         let dir = std::env::temp_dir().join(format!("sluice-sshkeys-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        crate::schema::open(&dir.join("t.db")).unwrap()
+        std::fs::create_dir_all(&dir)?;
+        Ok(crate::schema::open(&dir.join("t.db"))?)
     }
 
     #[test]
-    fn keys_log_in_their_identity_until_it_is_blocked() {
-        let db = db();
-        crate::tokens::upsert_identity(&db, "alice", IdentityKind::User, &["dev".into()]).unwrap();
+    fn keys_log_in_their_identity_until_it_is_blocked() -> Result<(), Box<dyn std::error::Error>> {
+        let db = db()?;
+        crate::tokens::upsert_identity(&db, "alice", IdentityKind::User, &["dev".into()])?;
         assert!(matches!(
             add_identity_key(&db, "nobody", "SHA256:x", "ssh-ed25519 AAAA", "admin"),
             Err(StoreError::NotFound(_))
         ));
-        add_identity_key(&db, "alice", "SHA256:a", "ssh-ed25519 AAAA", "admin").unwrap();
+        add_identity_key(&db, "alice", "SHA256:a", "ssh-ed25519 AAAA", "admin")?;
         assert!(matches!(
             add_identity_key(&db, "alice", "SHA256:a", "ssh-ed25519 AAAA", "admin"),
             Err(StoreError::Conflict(_))
         ));
-        let who = identity_by_key(&db, "SHA256:a").unwrap().unwrap();
+        let who = identity_by_key(&db, "SHA256:a")??;
         assert_eq!(
             (who.name.as_str(), who.groups),
             ("alice", vec!["dev".to_string()])
         );
-        assert_eq!(
-            identity_by_key(&db, "SHA256:b").unwrap(),
-            Err(TokenError::Unknown)
-        );
-        crate::tokens::block(&db, "alice", None).unwrap();
-        assert_eq!(
-            identity_by_key(&db, "SHA256:a").unwrap(),
-            Err(TokenError::Blocked)
-        );
-        assert_eq!(list_identity_keys(&db, Some("alice")).unwrap().len(), 1);
-        remove_identity_key(&db, "alice", "SHA256:a").unwrap();
-        assert!(list_identity_keys(&db, None).unwrap().is_empty());
+        assert_eq!(identity_by_key(&db, "SHA256:b")?, Err(TokenError::Unknown));
+        crate::tokens::block(&db, "alice", None)?;
+        assert_eq!(identity_by_key(&db, "SHA256:a")?, Err(TokenError::Blocked));
+        assert_eq!(list_identity_keys(&db, Some("alice"))?.len(), 1);
+        remove_identity_key(&db, "alice", "SHA256:a")?;
+        assert!(list_identity_keys(&db, None)?.is_empty());
+        Ok(())
     }
 
     #[test]
-    fn the_first_host_key_is_recorded_then_enforced() {
-        let db = db();
+    fn the_first_host_key_is_recorded_then_enforced() -> Result<(), Box<dyn std::error::Error>> {
+        let db = db()?;
         assert_eq!(
-            check_host_key(&db, "c", "h", 22, "k1").unwrap(),
+            check_host_key(&db, "c", "h", 22, "k1")?,
             HostKeyCheck::Recorded
         );
         assert_eq!(
-            check_host_key(&db, "c", "h", 22, "k1").unwrap(),
+            check_host_key(&db, "c", "h", 22, "k1")?,
             HostKeyCheck::Known
         );
         assert_eq!(
-            check_host_key(&db, "c", "h", 22, "k2").unwrap(),
+            check_host_key(&db, "c", "h", 22, "k2")?,
             HostKeyCheck::Mismatch {
                 expected: "k1".into()
             }
         );
-        assert_eq!(forget_host_key(&db, "c").unwrap(), 1);
+        assert_eq!(forget_host_key(&db, "c")?, 1);
         assert_eq!(
-            check_host_key(&db, "c", "h", 22, "k2").unwrap(),
+            check_host_key(&db, "c", "h", 22, "k2")?,
             HostKeyCheck::Recorded
         );
+        Ok(())
     }
 }

@@ -40,16 +40,18 @@ fn sha256_hex(data: &[u8]) -> String {
 }
 
 #[test]
-fn frames_need_their_whole_length_and_a_sane_size() {
+fn frames_need_their_whole_length_and_a_sane_size() -> Result<(), Box<dyn std::error::Error>> {
     let packet = P::new(kind::CLOSE, 7).s(b"h").done();
-    assert_eq!(wire::frame_len(&packet[..5]).unwrap(), None);
-    assert_eq!(wire::frame_len(&packet).unwrap(), Some(packet.len()));
+    assert_eq!(wire::frame_len(&packet[..5])?, None);
+    assert_eq!(wire::frame_len(&packet)?, Some(packet.len()));
     assert!(wire::frame_len(&[0xff, 0xff, 0xff, 0xff, 0]).is_err());
     assert!(wire::frame_len(&[0, 0, 0, 0]).is_err());
+    Ok(())
 }
 
 #[test]
-fn an_upload_is_judged_at_open_and_recorded_at_close_with_its_hash() {
+fn an_upload_is_judged_at_open_and_recorded_at_close_with_its_hash(
+) -> Result<(), Box<dyn std::error::Error>> {
     let mut s = Sftp::new(3);
     // `realpath .` tells the home directory; relative paths resolve against it.
     assert_eq!(s.request(&P::new(kind::REALPATH, 1).s(b".").done()), None);
@@ -93,7 +95,7 @@ fn an_upload_is_judged_at_open_and_recorded_at_close_with_its_hash() {
     s.request(&P::new(kind::CLOSE, 9).s(b"H1").done());
     let op = s
         .response(&P::new(kind::STATUS, 9).u32(0).s(b"").s(b"").done())
-        .unwrap();
+        .ok_or("missing")?;
     assert_eq!(
         (op.channel, op.op.as_str(), op.path.as_str()),
         (3, "write", "/home/ops/up.bin")
@@ -103,6 +105,7 @@ fn an_upload_is_judged_at_open_and_recorded_at_close_with_its_hash() {
         op.sha256.as_deref(),
         Some(sha256_hex(b"hello world").as_str())
     );
+    Ok(())
 }
 
 #[test]
@@ -129,10 +132,10 @@ fn a_download_hashes_the_data_answers_in_request_order() {
 }
 
 #[test]
-fn path_operations_carry_the_targets_answer() {
+fn path_operations_carry_the_targets_answer() -> Result<(), Box<dyn std::error::Error>> {
     let mut s = Sftp::new(1);
     let rename = P::new(kind::RENAME, 4).s(b"/tmp/a").s(b"/tmp/b").done();
-    let request = s.request(&rename).unwrap();
+    let request = s.request(&rename).ok_or("missing")?;
     assert_eq!(
         (request.class(), request.text()),
         ("file_rename".into(), "rename /tmp/a /tmp/b".into())
@@ -145,7 +148,7 @@ fn path_operations_carry_the_targets_answer() {
                 .s(b"")
                 .done(),
         )
-        .unwrap();
+        .ok_or("missing")?;
     assert_eq!(
         (op.op.as_str(), op.to.as_deref()),
         ("rename", Some("/tmp/b"))
@@ -158,7 +161,7 @@ fn path_operations_carry_the_targets_answer() {
         .done();
     assert_eq!(s.request(&ext).map(|r| r.op), Some("rename"));
     let mkdir = P::new(kind::MKDIR, 6).s(b"/etc/new").u32(0).done();
-    let request = s.request(&mkdir).unwrap();
+    let request = s.request(&mkdir).ok_or("missing")?;
     let refused = s.refused(&request, "denied");
     assert_eq!(
         (refused.op.as_str(), refused.error.as_deref()),
@@ -169,15 +172,17 @@ fn path_operations_carry_the_targets_answer() {
         s.response(&P::new(kind::STATUS, 6).u32(0).s(b"").s(b"").done()),
         None
     );
+    Ok(())
 }
 
 #[test]
-fn the_gateways_refusal_is_a_status_packet() {
+fn the_gateways_refusal_is_a_status_packet() -> Result<(), Box<dyn std::error::Error>> {
     let packet = wire::status(9, wire::FX_PERMISSION_DENIED, "no");
-    assert_eq!(wire::frame_len(&packet).unwrap(), Some(packet.len()));
-    let mut p = wire::Packet::parse(&packet).unwrap();
+    assert_eq!(wire::frame_len(&packet)?, Some(packet.len()));
+    let mut p = wire::Packet::parse(&packet).ok_or("missing")?;
     assert_eq!((p.kind, p.id, p.body.u32()), (kind::STATUS, 9, Some(3)));
     assert_eq!(p.body.text().as_deref(), Some("no"));
+    Ok(())
 }
 
 #[test]
@@ -188,8 +193,8 @@ fn paths_resolve_dots_and_the_home_directory() {
 }
 
 #[test]
-fn a_legacy_scp_upload_records_each_file() {
-    let mut scp = Scp::new(2, "scp -r -t /srv/in").unwrap();
+fn a_legacy_scp_upload_records_each_file() -> Result<(), Box<dyn std::error::Error>> {
+    let mut scp = Scp::new(2, "scp -r -t /srv/in").ok_or("missing")?;
     assert!(scp.upload());
     let mut ops = Vec::new();
     for chunk in [
@@ -208,11 +213,13 @@ fn a_legacy_scp_upload_records_each_file() {
         Some(sha256_hex(b"hello").as_str())
     );
     assert_eq!(ops[0].op, "write");
+    Ok(())
 }
 
 #[test]
-fn a_legacy_scp_download_names_files_by_the_source_directory() {
-    let mut scp = Scp::new(2, "scp -f /var/log/syslog").unwrap();
+fn a_legacy_scp_download_names_files_by_the_source_directory(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut scp = Scp::new(2, "scp -f /var/log/syslog").ok_or("missing")?;
     assert!(!scp.upload());
     let ops = scp.feed(b"C0640 3 syslog\nabc\0");
     assert_eq!(
@@ -222,4 +229,5 @@ fn a_legacy_scp_download_names_files_by_the_source_directory() {
     assert!(Scp::new(2, "scp -v host").is_none());
     assert!(Scp::new(2, "scpx -t /tmp").is_none());
     assert!(Scp::new(2, "ls -t /tmp").is_none());
+    Ok(())
 }

@@ -118,7 +118,7 @@ mod tests {
     }
 
     #[test]
-    fn a_shell_channel_becomes_an_asciicast() {
+    fn a_shell_channel_becomes_an_asciicast() -> Result<(), Box<dyn std::error::Error>> {
         let events = vec![
             stored(1_000_000, json!({"kind": "start"})),
             stored(
@@ -152,12 +152,12 @@ mod tests {
                 "data": "w6k=", "base64": true}),
             ),
         ];
-        let t = terminal(&events, None).unwrap();
+        let t = terminal(&events, None).ok_or("missing")?;
         let cast = to_asciicast(&t);
-        let lines: Vec<Value> = cast
+        let lines = cast
             .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+            .map(serde_json::from_str)
+            .collect::<Result<Vec<Value>, _>>()?;
         assert_eq!(lines[0]["version"], 2);
         assert_eq!(
             (lines[0]["width"].as_u64(), lines[0]["height"].as_u64()),
@@ -171,8 +171,9 @@ mod tests {
         assert_eq!(lines.len(), 5);
         assert!(terminal(&events[..2], None).is_none());
         assert_eq!(
-            terminal(&events, Some(0)).unwrap().frames[0].data,
+            terminal(&events, Some(0)).ok_or("missing")?.frames[0].data,
             "not this"
         );
+        Ok(())
     }
 }
