@@ -166,13 +166,13 @@ mod tests {
     }
 
     #[test]
-    fn token_enrolls_once_and_revocation_sticks() {
+    fn token_enrolls_once_and_revocation_sticks() -> Result<(), Box<dyn std::error::Error>> {
         let db = db();
-        let (rec, token) = create(&db, "edge", None, 60_000_000, "admin").unwrap();
+        let (rec, token) = create(&db, "edge", None, 60_000_000, "admin")?;
         assert!(rec.public_key.is_none());
-        let token = token.unwrap();
+        let token = token.ok_or("missing")?;
         let key = [7u8; 32];
-        let rec = enroll(&db, &token, &key).unwrap();
+        let rec = enroll(&db, &token, &key)?;
         assert_eq!(rec.public_key.as_deref(), Some(&key[..]));
         assert!(matches!(
             enroll(&db, &token, &key),
@@ -182,23 +182,25 @@ mod tests {
             create(&db, "edge", None, 1, "admin"),
             Err(StoreError::Conflict(_))
         ));
-        assert!(revoke(&db, "edge").unwrap().revoked_us.is_some());
+        assert!(revoke(&db, "edge")?.revoked_us.is_some());
         assert!(matches!(revoke(&db, "nope"), Err(StoreError::NotFound(_))));
+        Ok(())
     }
 
     #[test]
-    fn expired_and_revoked_tokens_are_refused() {
+    fn expired_and_revoked_tokens_are_refused() -> Result<(), Box<dyn std::error::Error>> {
         let db = db();
-        let (_, token) = create(&db, "old", None, 0, "admin").unwrap();
+        let (_, token) = create(&db, "old", None, 0, "admin")?;
         assert!(matches!(
-            enroll(&db, &token.unwrap(), &[1; 32]),
+            enroll(&db, &token.ok_or("missing")?, &[1; 32]),
             Err(StoreError::Refused(m)) if m.contains("expired")
         ));
-        let (_, token) = create(&db, "gone", None, 60_000_000, "admin").unwrap();
-        revoke(&db, "gone").unwrap();
-        assert!(enroll(&db, &token.unwrap(), &[1; 32]).is_err());
-        let (rec, token) = create(&db, "pinned", Some(&[2; 32]), 0, "admin").unwrap();
+        let (_, token) = create(&db, "gone", None, 60_000_000, "admin")?;
+        revoke(&db, "gone")?;
+        assert!(enroll(&db, &token.ok_or("missing")?, &[1; 32]).is_err());
+        let (rec, token) = create(&db, "pinned", Some(&[2; 32]), 0, "admin")?;
         assert!(token.is_none());
         assert!(rec.enrolled_us.is_some());
+        Ok(())
     }
 }

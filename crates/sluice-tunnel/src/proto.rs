@@ -80,10 +80,10 @@ mod tests {
     use ring::signature::{Ed25519KeyPair, KeyPair};
 
     #[test]
-    fn proof_is_bound_to_name_and_connection() {
+    fn proof_is_bound_to_name_and_connection() -> Result<(), Box<dyn std::error::Error>> {
         let rng = ring::rand::SystemRandom::new();
-        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
-        let key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)?;
+        let key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())?;
         let binding = [9u8; 32];
         let sig = encode_key(key.sign(&signed_message("edge", &binding)).as_ref());
         let public = key.public_key().as_ref();
@@ -93,5 +93,6 @@ mod tests {
         assert!(!verify(public, "edge", &binding, "not base64!"));
         assert_eq!(decode_key(&encode_key(public)).as_deref(), Some(public));
         assert_eq!(decode_key("short"), None);
+        Ok(())
     }
 }

@@ -73,10 +73,10 @@ async fn tunnel(allow: &[String]) -> (Arc<Tunnels>, watch::Sender<bool>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn streams_relay_and_the_allow_list_decides() {
+async fn streams_relay_and_the_allow_list_decides() -> Result<(), Box<dyn std::error::Error>> {
     let echo = echo_server().await;
-    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let closed_port = closed.local_addr().unwrap().port();
+    let closed = TcpListener::bind("127.0.0.1:0").await?;
+    let closed_port = closed.local_addr()?.port();
     drop(closed);
     let (tunnels, _stop) = tunnel(&[
         format!("127.0.0.1:{echo}"),
@@ -84,10 +84,10 @@ async fn streams_relay_and_the_allow_list_decides() {
     ])
     .await;
 
-    let mut s = tunnels.dial("edge", "127.0.0.1", echo).await.unwrap();
-    s.write_all(b"hello through the tunnel").await.unwrap();
+    let mut s = tunnels.dial("edge", "127.0.0.1", echo).await?;
+    s.write_all(b"hello through the tunnel").await?;
     let mut buf = [0u8; 24];
-    s.read_exact(&mut buf).await.unwrap();
+    s.read_exact(&mut buf).await?;
     assert_eq!(&buf, b"hello through the tunnel");
     let status = tunnels.status();
     assert_eq!(status.len(), 1);
@@ -113,34 +113,36 @@ async fn streams_relay_and_the_allow_list_decides() {
         tunnels.dial("other", "127.0.0.1", echo).await,
         Err(DialError::NotConnected(_))
     ));
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_stream_does_not_stall_the_others() {
+async fn a_stalled_stream_does_not_stall_the_others() -> Result<(), Box<dyn std::error::Error>> {
     let echo = echo_server().await;
     let source = source_server(32 * 1024 * 1024).await;
     let (tunnels, _stop) = tunnel(&["127.0.0.1:*".to_string()]).await;
     // Nobody reads this stream: its window fills and the agent stops sending on it.
-    let stalled = tunnels.dial("edge", "127.0.0.1", source).await.unwrap();
-    let mut s = tunnels.dial("edge", "127.0.0.1", echo).await.unwrap();
+    let stalled = tunnels.dial("edge", "127.0.0.1", source).await?;
+    let mut s = tunnels.dial("edge", "127.0.0.1", echo).await?;
     for i in 0..50u32 {
-        s.write_all(&i.to_be_bytes()).await.unwrap();
+        s.write_all(&i.to_be_bytes()).await?;
         let mut b = [0u8; 4];
-        s.read_exact(&mut b).await.unwrap();
+        s.read_exact(&mut b).await?;
         assert_eq!(u32::from_be_bytes(b), i);
     }
     // The stalled stream still delivers everything once read.
     let mut stalled = stalled;
     let mut sink = tokio::io::sink();
-    let n = tokio::io::copy(&mut stalled, &mut sink).await.unwrap();
+    let n = tokio::io::copy(&mut stalled, &mut sink).await?;
     assert_eq!(n, 32 * 1024 * 1024);
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn disconnect_ends_streams_and_dials() {
+async fn disconnect_ends_streams_and_dials() -> Result<(), Box<dyn std::error::Error>> {
     let echo = echo_server().await;
     let (tunnels, _stop) = tunnel(&[format!("127.0.0.1:{echo}")]).await;
-    let mut s = tunnels.dial("edge", "127.0.0.1", echo).await.unwrap();
+    let mut s = tunnels.dial("edge", "127.0.0.1", echo).await?;
     assert!(tunnels.disconnect("edge"));
     let mut buf = [0u8; 1];
     let r = s.read(&mut buf).await;
@@ -153,4 +155,5 @@ async fn disconnect_ends_streams_and_dials() {
         Err(DialError::NotConnected(_))
     ));
     assert!(tunnels.status().is_empty());
+    Ok(())
 }

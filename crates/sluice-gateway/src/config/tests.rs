@@ -1,11 +1,12 @@
 use super::*;
 
 #[test]
-fn the_quickstart_config_is_valid() {
+fn the_quickstart_config_is_valid() -> Result<(), Box<dyn std::error::Error>> {
     let text = include_str!("../../../../examples/quickstart.yaml");
-    let cfg = Config::parse(text, "quickstart.yaml").unwrap();
+    let cfg = Config::parse(text, "quickstart.yaml")?;
     assert_eq!(cfg.connections()[0].name.0, "pg-demo");
     assert_eq!(cfg.grants()[0].group, "engineering");
+    Ok(())
 }
 
 #[test]

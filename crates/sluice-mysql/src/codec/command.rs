@@ -145,21 +145,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn commands_parse_and_short_ones_fail() {
+    fn commands_parse_and_short_ones_fail() -> Result<(), Box<dyn std::error::Error>> {
         assert_eq!(
-            Command::parse(b"\x03select 1").unwrap(),
+            Command::parse(b"\x03select 1")?,
             Command::Query(b"select 1")
         );
-        assert_eq!(
-            Command::parse(b"\x19\x05\0\0\0").unwrap(),
-            Command::StmtClose(5)
-        );
+        assert_eq!(Command::parse(b"\x19\x05\0\0\0")?, Command::StmtClose(5));
         assert!(Command::parse(b"\x19\x05").is_err());
         assert!(Command::parse(b"").is_err());
         assert_eq!(
             Command::parse(b"\x99").unwrap_err(),
             CodecError::UnknownCommand(0x99)
         );
-        assert!(!Command::parse(b"\x01").unwrap().expects_response());
+        assert!(!Command::parse(b"\x01")?.expects_response());
+        Ok(())
     }
 }

@@ -228,7 +228,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn greeting_round_trips() {
+    fn greeting_round_trips() -> Result<(), Box<dyn std::error::Error>> {
         let g = Greeting {
             version: "8.0.0-sluice".into(),
             connection_id: 7,
@@ -240,11 +240,12 @@ mod tests {
         };
         let mut out = Vec::new();
         g.encode(&mut out);
-        assert_eq!(Greeting::parse(&out).unwrap(), g);
+        assert_eq!(Greeting::parse(&out)?, g);
+        Ok(())
     }
 
     #[test]
-    fn login_round_trips_and_ssl_request_is_recognised() {
+    fn login_round_trips_and_ssl_request_is_recognised() -> Result<(), Box<dyn std::error::Error>> {
         let login = HandshakeResponse {
             capabilities: caps::GATEWAY,
             max_packet: 1 << 24,
@@ -257,22 +258,24 @@ mod tests {
         };
         let mut out = Vec::new();
         login.encode(&mut out);
-        assert_eq!(HandshakeResponse::parse(&out).unwrap(), login);
+        assert_eq!(HandshakeResponse::parse(&out)?, login);
         assert!(!is_ssl_request(&out));
         assert!(is_ssl_request(&out[..LOGIN_PREFIX]));
         for cut in 0..out.len() - 1 {
             // Any truncation is an error or a shorter (still valid) login, never a panic.
             let _ = HandshakeResponse::parse(&out[..cut]);
         }
+        Ok(())
     }
 
     #[test]
-    fn auth_switch_round_trips() {
+    fn auth_switch_round_trips() -> Result<(), Box<dyn std::error::Error>> {
         let mut out = Vec::new();
         encode_auth_switch(&mut out, "mysql_native_password", &[9; 20]);
         assert_eq!(
-            parse_auth_switch(&out).unwrap(),
+            parse_auth_switch(&out)?,
             ("mysql_native_password".to_string(), vec![9; 20])
         );
+        Ok(())
     }
 }

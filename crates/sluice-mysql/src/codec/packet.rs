@@ -135,39 +135,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_packet_needs_all_its_bytes() {
+    fn a_packet_needs_all_its_bytes() -> Result<(), Box<dyn std::error::Error>> {
         let mut out = Vec::new();
         put_packet(&mut out, 3, b"\x03select 1");
         for cut in 0..out.len() {
-            assert!(
-                next_packet(&out[..cut], 1 << 20).unwrap().is_none(),
-                "{cut}"
-            );
+            assert!(next_packet(&out[..cut], 1 << 20)?.is_none(), "{cut}");
         }
-        let p = next_packet(&out, 1 << 20).unwrap().unwrap();
+        let p = next_packet(&out, 1 << 20)?.ok_or("missing")?;
         assert_eq!(
             (p.seq, p.len(), &*p.payload()),
             (3, out.len(), &b"\x03select 1"[..])
         );
+        Ok(())
     }
 
     #[test]
-    fn payloads_over_16_mib_span_parts_and_join_back() {
+    fn payloads_over_16_mib_span_parts_and_join_back() -> Result<(), Box<dyn std::error::Error>> {
         for size in [MAX_PART - 1, MAX_PART, MAX_PART + 10, 2 * MAX_PART] {
             let payload: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
             let mut out = Vec::new();
             let next = put_packet(&mut out, 0, &payload);
             let parts = size / MAX_PART + 1;
             assert_eq!(next as usize, parts);
-            let p = next_packet(&out, usize::MAX).unwrap().unwrap();
+            let p = next_packet(&out, usize::MAX)?.ok_or("missing")?;
             assert_eq!(p.len(), out.len());
             assert_eq!(p.last_seq as usize, parts - 1);
             assert!(p.payload() == payload, "size {size}");
             let mut raw = out.clone();
             with_payload_mut(&mut raw, |b| b[size - 1] = b'!');
-            let changed = next_packet(&raw, usize::MAX).unwrap().unwrap().payload();
+            let changed = next_packet(&raw, usize::MAX)?.ok_or("missing")?.payload();
             assert_eq!(changed[size - 1], b'!');
             assert!(next_packet(&out, size - 1).is_err());
         }
+        Ok(())
     }
 }

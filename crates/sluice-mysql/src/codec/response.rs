@@ -144,24 +144,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn err_round_trips() {
+    fn err_round_trips() -> Result<(), Box<dyn std::error::Error>> {
         let mut out = Vec::new();
         encode_err(&mut out, 1142, "42000", "no");
-        let e = parse_err(&out).unwrap();
+        let e = parse_err(&out)?;
         assert_eq!(
             (e.code, e.sqlstate.as_str(), e.message.as_str()),
             (1142, "42000", "no")
         );
+        Ok(())
     }
 
     #[test]
-    fn ok_round_trips_and_eof_is_told_from_rows() {
+    fn ok_round_trips_and_eof_is_told_from_rows() -> Result<(), Box<dyn std::error::Error>> {
         let mut out = Vec::new();
         encode_ok(&mut out, 2);
-        assert_eq!(parse_ok(&out).unwrap().status, 2);
+        assert_eq!(parse_ok(&out)?.status, 2);
         assert!(is_eof(0xFE, 5, false));
         assert!(!is_eof(0xFE, 9, false));
         assert!(is_eof(0xFE, 40, true));
         assert!(!is_eof(0x00, 5, true));
+        Ok(())
     }
 }

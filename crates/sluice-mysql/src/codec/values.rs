@@ -162,12 +162,13 @@ mod tests {
     }
 
     #[test]
-    fn values_are_located_and_short_ones_fail() {
+    fn values_are_located_and_short_ones_fail() -> Result<(), Box<dyn std::error::Error>> {
         let mut r = Reader::new(b"\x03abc\x04\x01\x02\x03\x04", "row");
-        assert_eq!(read_value(&mut r, 253).unwrap().range, 1..4);
-        let f = read_value(&mut r, LONG).unwrap();
+        assert_eq!(read_value(&mut r, 253)?.range, 1..4);
+        let f = read_value(&mut r, LONG)?;
         assert_eq!((f.range, f.string), (4..8, false));
         assert!(read_value(&mut Reader::new(b"\x05ab", "row"), 253).is_err());
         assert!(read_value(&mut Reader::new(b"\x07\x01", "row"), DATETIME).is_err());
+        Ok(())
     }
 }

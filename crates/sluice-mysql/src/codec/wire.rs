@@ -176,7 +176,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lenenc_round_trips_every_width() {
+    fn lenenc_round_trips_every_width() -> Result<(), Box<dyn std::error::Error>> {
         for v in [
             0u64,
             250,
@@ -189,10 +189,11 @@ mod tests {
         ] {
             let mut out = Vec::new();
             put_lenenc(&mut out, v);
-            assert_eq!(Reader::new(&out, "t").lenenc().unwrap(), Some(v), "{v}");
+            assert_eq!(Reader::new(&out, "t").lenenc()?, Some(v), "{v}");
         }
-        assert_eq!(Reader::new(&[0xFB], "t").lenenc().unwrap(), None);
+        assert_eq!(Reader::new(&[0xFB], "t").lenenc()?, None);
         assert!(Reader::new(&[0xFC, 1], "t").lenenc().is_err());
+        Ok(())
     }
 
     #[test]

@@ -125,7 +125,7 @@ fn multi_result_query_is_masked_in_place_and_recorded_per_result() {
 }
 
 #[test]
-fn prepared_statement_rows_and_parameters() {
+fn prepared_statement_rows_and_parameters() -> Result<(), Box<dyn std::error::Error>> {
     let mut t = tracker(true);
     let mut out = Vec::new();
     t.on_command(
@@ -180,7 +180,7 @@ fn prepared_statement_rows_and_parameters() {
         SessionEvent::Query(q) => Some(q),
         _ => None,
     });
-    let q = query.expect("the execution is recorded");
+    let q = query.ok_or("missing")?;
     assert_eq!(&*q.text, "SELECT n, card FROM t WHERE id = ?");
     assert_eq!(q.params, Some(vec![Some("42".into())]));
     let result = out.iter().find_map(|e| match e {
@@ -188,15 +188,17 @@ fn prepared_statement_rows_and_parameters() {
         _ => None,
     });
     assert_eq!(
-        result.expect("a result").rows,
+        result.ok_or("missing")?.rows,
         vec![vec![Some("-3".into()), Some("**** **** **** 1111".into())]]
     );
     t.on_command(&Command::StmtClose(7), 3, &mut out);
     assert!(!t.statements.contains_key(&7));
+    Ok(())
 }
 
 #[test]
-fn a_cursor_ends_its_execution_even_with_deprecated_eof_and_fetches_are_its_results() {
+fn a_cursor_ends_its_execution_even_with_deprecated_eof_and_fetches_are_its_results(
+) -> Result<(), Box<dyn std::error::Error>> {
     let mut t = tracker(true);
     let mut out = Vec::new();
     t.on_command(
@@ -254,7 +256,7 @@ fn a_cursor_ends_its_execution_even_with_deprecated_eof_and_fetches_are_its_resu
             SessionEvent::Query(q) => Some(q.id),
             _ => None,
         })
-        .expect("the execution is recorded");
+        .ok_or("missing")?;
     let results: Vec<_> = out
         .iter()
         .filter_map(|e| match e {
@@ -268,4 +270,5 @@ fn a_cursor_ends_its_execution_even_with_deprecated_eof_and_fetches_are_its_resu
         results[0].rows,
         vec![vec![Some("5".into()), Some("*******".into())]]
     );
+    Ok(())
 }

@@ -39,7 +39,7 @@ fn review(required: u32) -> Review {
 }
 
 #[test]
-fn approvals_need_the_group_other_people_and_the_count() {
+fn approvals_need_the_group_other_people_and_the_count() -> Result<(), Box<dyn std::error::Error>> {
     let mut r = review(2);
     let alice = who("alice", &["security"]);
     assert!(matches!(
@@ -57,23 +57,24 @@ fn approvals_need_the_group_other_people_and_the_count() {
         Err(DecideError::NotApprover(_))
     ));
     let bob = who("bob", &["security"]);
-    apply_decision(&mut r, &bob, true, None, 1).unwrap();
+    apply_decision(&mut r, &bob, true, None, 1)?;
     assert_eq!(r.status, ReviewStatus::Pending);
     assert!(matches!(
         apply_decision(&mut r, &bob, true, None, 2),
         Err(DecideError::AlreadyApproved(_))
     ));
-    apply_decision(&mut r, &who("carol", &["security"]), true, None, 3).unwrap();
+    apply_decision(&mut r, &who("carol", &["security"]), true, None, 3)?;
     assert_eq!(r.status, ReviewStatus::Approved);
     assert_eq!(r.approvers(), ["bob", "carol"]);
     assert!(matches!(
         apply_decision(&mut r, &who("erin", &["security"]), false, None, 4),
         Err(DecideError::Closed { .. })
     ));
+    Ok(())
 }
 
 #[test]
-fn one_denial_closes_and_the_deadline_is_final() {
+fn one_denial_closes_and_the_deadline_is_final() -> Result<(), Box<dyn std::error::Error>> {
     let mut r = review(2);
     apply_decision(
         &mut r,
@@ -81,8 +82,7 @@ fn one_denial_closes_and_the_deadline_is_final() {
         false,
         Some("no".into()),
         1,
-    )
-    .unwrap();
+    )?;
     assert_eq!(r.status, ReviewStatus::Denied);
     assert_eq!(r.denial.as_ref().map(|d| d.by.as_str()), Some("bob"));
     let mut late = review(1);
@@ -93,6 +93,7 @@ fn one_denial_closes_and_the_deadline_is_final() {
             ..
         })
     ));
+    Ok(())
 }
 
 #[test]
@@ -104,10 +105,11 @@ fn without_approver_groups_admins_decide() {
 }
 
 #[test]
-fn approved_access_runs_for_the_asked_time() {
+fn approved_access_runs_for_the_asked_time() -> Result<(), Box<dyn std::error::Error>> {
     let mut r = review(1);
     r.kind = ReviewKind::Access;
     r.access_secs = Some(60);
-    apply_decision(&mut r, &who("bob", &["security"]), true, None, 10).unwrap();
+    apply_decision(&mut r, &who("bob", &["security"]), true, None, 10)?;
     assert_eq!(r.access_until_us, Some(10 + 60_000_000));
+    Ok(())
 }

@@ -272,16 +272,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn gateway_urls() {
-        let g = GatewayAddr::parse("https://gw.example:8443/").unwrap();
+    fn gateway_urls() -> Result<(), Box<dyn std::error::Error>> {
+        let g = GatewayAddr::parse("https://gw.example:8443/")?;
         assert_eq!((g.host.as_str(), g.port), ("gw.example", 8443));
         assert_eq!(g.url, "https://gw.example:8443");
-        let g = GatewayAddr::parse("https://[::1]:9443").unwrap();
+        let g = GatewayAddr::parse("https://[::1]:9443")?;
         assert_eq!((g.host.as_str(), g.port), ("::1", 9443));
         assert_eq!(g.authority(), "[::1]:9443");
-        assert_eq!(GatewayAddr::parse("https://gw").unwrap().port, 443);
+        assert_eq!(GatewayAddr::parse("https://gw")?.port, 443);
         for bad in ["http://gw:1", "https://:1", "https://gw:x", "gw:8443"] {
             assert!(GatewayAddr::parse(bad).is_err(), "{bad}");
         }
+        Ok(())
     }
 }

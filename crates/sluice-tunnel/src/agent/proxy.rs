@@ -116,16 +116,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn proxy_urls_and_exemptions() {
-        let p = Proxy::parse("http://u:p@proxy.corp:8080").unwrap();
+    fn proxy_urls_and_exemptions() -> Result<(), Box<dyn std::error::Error>> {
+        let p = Proxy::parse("http://u:p@proxy.corp:8080")?;
         assert_eq!((p.host.as_str(), p.port), ("proxy.corp", 8080));
         assert_eq!(p.auth.as_deref(), Some("dTpw"));
         assert_eq!(format!("{p:?}"), "http://proxy.corp:8080");
-        assert_eq!(Proxy::parse("http://proxy").unwrap().port, 3128);
+        assert_eq!(Proxy::parse("http://proxy")?.port, 3128);
         assert!(Proxy::parse("https://proxy:1").is_err());
         assert!(bypassed("localhost,.internal", "db.internal"));
         assert!(bypassed("internal", "gw.internal"));
         assert!(!bypassed("internal", "gwinternal"));
         assert!(bypassed("*", "anything"));
+        Ok(())
     }
 }

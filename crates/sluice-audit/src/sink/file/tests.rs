@@ -10,9 +10,9 @@ fn ev(seq: u64, len: usize) -> SpooledEvent {
 }
 
 #[test]
-fn rotates_by_size_and_keeps_n_files() {
+fn rotates_by_size_and_keeps_n_files() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("sluice-fs-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir)?;
     let path = dir.join("audit.jsonl");
     let mut s = FileSink::new(&config::FileSink {
         path: path.clone(),
@@ -20,7 +20,7 @@ fn rotates_by_size_and_keeps_n_files() {
         keep: 2,
     });
     for seq in 0..12 {
-        s.deliver(&[ev(seq, 80)]).unwrap();
+        s.deliver(&[ev(seq, 80)])?;
     }
     let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
     let current = read(&path);
@@ -35,4 +35,5 @@ fn rotates_by_size_and_keeps_n_files() {
     assert!(current.contains("\"seq\":11,"));
     assert!(one.lines().count() + two.lines().count() + current.lines().count() <= 12);
     let _ = std::fs::remove_dir_all(dir);
+    Ok(())
 }

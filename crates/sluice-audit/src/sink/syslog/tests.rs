@@ -161,7 +161,7 @@ fn messages() {
 }
 
 #[test]
-fn config_checks() {
+fn config_checks() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(split_host("logs.example:6514"), Some("logs.example"));
     assert_eq!(split_host("[::1]:514"), Some("::1"));
     assert_eq!(split_host("::1:514"), None);
@@ -187,11 +187,12 @@ fn config_checks() {
     bad.ca_file = Some("/nonexistent/ca.pem".into());
     assert!(matches!(SyslogSink::new(&bad), Err(SinkError::Config(_))));
     let not_pem = std::env::temp_dir().join(format!("sluice-syslog-{}.pem", std::process::id()));
-    std::fs::write(&not_pem, "not a certificate\n").unwrap();
+    std::fs::write(&not_pem, "not a certificate\n")?;
     bad.ca_file = Some(not_pem.clone());
     let err = SyslogSink::new(&bad);
-    std::fs::remove_file(&not_pem).unwrap();
+    std::fs::remove_file(&not_pem)?;
     assert!(matches!(err, Err(SinkError::Config(_))));
+    Ok(())
 }
 
 /// Reads one octet-counted frame.
@@ -208,17 +209,18 @@ fn read_frame(r: &mut impl BufRead) -> String {
 }
 
 #[test]
-fn plain_tcp_delivery_and_reconnect_after_collector_close() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let mut sink = SyslogSink::new(&cfg(&addr)).unwrap();
+fn plain_tcp_delivery_and_reconnect_after_collector_close() -> Result<(), Box<dyn std::error::Error>>
+{
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?.to_string();
+    let mut sink = SyslogSink::new(&cfg(&addr))?;
     let batch: Vec<_> = (1..=2)
         .map(|n| event(n, "auth.success", Outcome::Success))
         .collect();
-    sink.deliver(&batch).unwrap();
+    sink.deliver(&batch)?;
 
-    let (first, _) = listener.accept().unwrap();
-    first.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let (first, _) = listener.accept()?;
+    first.set_read_timeout(Some(IO_TIMEOUT))?;
     let mut r = io::BufReader::new(first);
     for ev in &batch {
         let msg = read_frame(&mut r);
@@ -229,23 +231,25 @@ fn plain_tcp_delivery_and_reconnect_after_collector_close() {
     // next batch notices and goes to a new connection instead of the dead one.
     drop(r);
     let next = [event(3, "auth.failure", Outcome::Failure)];
-    sink.deliver(&next).unwrap();
-    let (second, _) = listener.accept().unwrap();
-    second.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    sink.deliver(&next)?;
+    let (second, _) = listener.accept()?;
+    second.set_read_timeout(Some(IO_TIMEOUT))?;
     let msg = read_frame(&mut io::BufReader::new(second));
     assert!(
         msg.starts_with("<84>1 ") && msg.ends_with(&next[0].json),
         "{msg}"
     );
+    Ok(())
 }
 
 #[test]
-fn refused_connection_is_an_io_error() {
+fn refused_connection_is_an_io_error() -> Result<(), Box<dyn std::error::Error>> {
     let addr = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
+        let l = TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.to_string()
     };
-    let mut sink = SyslogSink::new(&cfg(&addr)).unwrap();
+    let mut sink = SyslogSink::new(&cfg(&addr))?;
     let batch = [event(1, "auth.success", Outcome::Success)];
     assert!(matches!(sink.deliver(&batch), Err(SinkError::Io(_))));
+    Ok(())
 }

@@ -1,15 +1,16 @@
 use super::*;
 
 #[test]
-fn parses_error_fields() {
+fn parses_error_fields() -> Result<(), Box<dyn std::error::Error>> {
     let body = b"SERROR\0VERROR\0C42P01\0Mrelation \"x\" does not exist\0\0";
-    let BackendMessage::Error(f) = BackendMessage::parse(b'E', body).unwrap() else {
+    let BackendMessage::Error(f) = BackendMessage::parse(b'E', body)? else {
         panic!("not an error");
     };
     assert_eq!(
         (f.severity, f.code, f.message),
         ("ERROR", "42P01", "relation \"x\" does not exist")
     );
+    Ok(())
 }
 
 #[test]

@@ -25,19 +25,20 @@ fn rejects_unknown_version_and_truncated_startup() {
 }
 
 #[test]
-fn parses_bind_with_null_and_text_params() {
+fn parses_bind_with_null_and_text_params() -> Result<(), Box<dyn std::error::Error>> {
     let mut body = b"p1\0s1\0".to_vec();
     body.extend_from_slice(&[0, 0, 0, 2]); // 0 formats, 2 params
     body.extend_from_slice(&2i32.to_be_bytes());
     body.extend_from_slice(b"42");
     body.extend_from_slice(&(-1i32).to_be_bytes());
     body.extend_from_slice(&[0, 1, 0, 1]); // 1 result format: binary
-    let FrontendMessage::Bind(b) = FrontendMessage::parse(b'B', &body).unwrap() else {
+    let FrontendMessage::Bind(b) = FrontendMessage::parse(b'B', &body)? else {
         panic!("not a bind");
     };
     assert_eq!((b.portal, b.statement), ("p1", "s1"));
     assert_eq!(b.params, vec![Some(&b"42"[..]), None]);
     assert_eq!(b.result_formats, vec![1]);
+    Ok(())
 }
 
 #[test]
