@@ -77,8 +77,8 @@ pub struct Connection {
     pub from_config: bool,
 }
 
-/// What an SSH connection allows beyond a shell and exec, and how its target is trusted.
-/// Everything is off unless listed; agent forwarding and `-R` are always refused.
+/// What an SSH connection allows beyond a shell and exec, how its target is trusted and how
+/// the gateway logs in to it. Everything is off unless set.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SshOptions {
@@ -95,6 +95,22 @@ pub struct SshOptions {
     /// Environment variables a client may pass (`LANG`, `LC_*`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
+    /// Let clients forward their SSH agent (`ssh -A`) to the target: anyone with root there
+    /// can use the client's keys while the session lasts.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub agent_forwarding: bool,
+    /// Let clients listen on the target and forward back (`ssh -R`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub remote_forwarding: bool,
+    /// Log in to the target with a short-lived certificate from the gateway's target CA
+    /// (the target trusts `sluice ssh gateway-key --target-ca` in `TrustedUserCAKeys`)
+    /// instead of the bare gateway key.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub certificate: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Gives the members of `group` access to `connection`.

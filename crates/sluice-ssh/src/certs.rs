@@ -43,6 +43,59 @@ pub fn issue(
     ttl: Duration,
     now: u64,
 ) -> Result<Certificate, CertError> {
+    let spec = Spec {
+        key_id: identity,
+        principal: identity,
+        extensions: &["permit-pty", "permit-port-forwarding"],
+        comment: format!("sluice {identity}"),
+    };
+    sign(ca, key, &spec, ttl.min(MAX_TTL), now)
+}
+
+/// How long the gateway's login certificate toward a target is valid: only the login needs it.
+pub const TARGET_TTL: Duration = Duration::from_secs(120);
+
+/// Signs the gateway's own login certificate toward a target, for `login` there. Its key id
+/// names the identity and connection, so the target's own log (`sshd`: "ID …") says who
+/// the gateway logged in for. Agent forwarding is permitted only when the connection allows it.
+pub fn issue_for_target(
+    target_ca: &PrivateKey,
+    gateway_key: &PublicKey,
+    login: &str,
+    identity: &str,
+    connection: &str,
+    agent_forwarding: bool,
+    now: u64,
+) -> Result<Certificate, CertError> {
+    let mut extensions = vec!["permit-pty", "permit-port-forwarding"];
+    if agent_forwarding {
+        extensions.push("permit-agent-forwarding");
+    }
+    let key_id = format!("sluice identity={identity} connection={connection}");
+    let spec = Spec {
+        key_id: &key_id,
+        principal: login,
+        extensions: &extensions,
+        comment: "sluice gateway".into(),
+    };
+    sign(target_ca, gateway_key, &spec, TARGET_TTL, now)
+}
+
+/// What a certificate says besides its key and validity.
+struct Spec<'a> {
+    key_id: &'a str,
+    principal: &'a str,
+    extensions: &'a [&'a str],
+    comment: String,
+}
+
+fn sign(
+    ca: &PrivateKey,
+    key: &PublicKey,
+    spec: &Spec<'_>,
+    ttl: Duration,
+    now: u64,
+) -> Result<Certificate, CertError> {
     let issue = |e: russh::keys::ssh_key::Error| CertError::Issue(e.to_string());
     let mut nonce = [0u8; 32];
     let mut serial = [0u8; 8];
@@ -50,22 +103,22 @@ pub fn issue(
     ring::rand::SecureRandom::fill(&rng, &mut nonce)
         .and_then(|()| ring::rand::SecureRandom::fill(&rng, &mut serial))
         .map_err(|_| CertError::Issue("no randomness".into()))?;
-    let ttl = ttl.min(MAX_TTL).as_secs();
     let mut b = Builder::new(
         nonce.to_vec(),
         key.key_data().clone(),
         now.saturating_sub(BACKDATE),
-        now + ttl,
+        now + ttl.as_secs(),
     )
     .map_err(issue)?;
     b.serial(u64::from_be_bytes(serial))
-        .and_then(|b| b.key_id(identity))
+        .and_then(|b| b.key_id(spec.key_id))
         .and_then(|b| b.cert_type(CertType::User))
-        .and_then(|b| b.valid_principal(identity))
-        .and_then(|b| b.extension("permit-pty", ""))
-        .and_then(|b| b.extension("permit-port-forwarding", ""))
-        .and_then(|b| b.comment(format!("sluice {identity}")))
+        .and_then(|b| b.valid_principal(spec.principal))
+        .and_then(|b| b.comment(spec.comment.clone()))
         .map_err(issue)?;
+    for name in spec.extensions {
+        b.extension(*name, "").map_err(issue)?;
+    }
     b.sign(ca).map_err(issue)
 }
 
@@ -166,6 +219,44 @@ mod tests {
             100,
         )?;
         assert_eq!(cert.valid_before(), 100 + MAX_TTL.as_secs());
+        Ok(())
+    }
+
+    #[test]
+    fn a_target_certificate_names_the_login_and_who_it_is_for(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let (target_ca, gateway) = (key(4), key(5));
+        let now = 1_800_000_000;
+        let cert = issue_for_target(
+            &target_ca,
+            gateway.public_key(),
+            "root",
+            "eng-1",
+            "web",
+            false,
+            now,
+        )?;
+        assert_eq!(cert.valid_principals(), ["root".to_string()]);
+        assert_eq!(cert.key_id(), "sluice identity=eng-1 connection=web");
+        assert_eq!(cert.valid_before(), now + TARGET_TTL.as_secs());
+        assert!(!cert.extensions().contains_key("permit-agent-forwarding"));
+        let with_agent = issue_for_target(
+            &target_ca,
+            gateway.public_key(),
+            "root",
+            "eng-1",
+            "web",
+            true,
+            now,
+        )?;
+        assert!(with_agent
+            .extensions()
+            .contains_key("permit-agent-forwarding"));
+        // It never logs anybody in to the gateway itself.
+        assert_eq!(
+            check(target_ca.public_key(), &cert, now),
+            Err(CertError::NoIdentity)
+        );
         Ok(())
     }
 }

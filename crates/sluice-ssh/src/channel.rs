@@ -254,6 +254,11 @@ impl Relay {
                 ChannelMsg::Signal { signal } => {
                     let _ = self.target_w.signal(signal).await;
                 }
+                ChannelMsg::AgentForward { .. } if self.shared.options.agent_forwarding => {
+                    self.shared
+                        .audit("ssh.agent_forward", sluice_core::Outcome::Success, None);
+                    let _ = self.target_w.agent_forward(false).await;
+                }
                 ChannelMsg::RequestShell { .. } => {
                     terminal = true;
                     let pty = self.start(Kind::Terminal);

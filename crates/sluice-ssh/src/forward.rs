@@ -1,8 +1,12 @@
-//! `-L` local forwarding: a `direct-tcpip` channel opened on the target toward a destination
-//! the connection allows (`ssh.forward_to`), its bytes relayed untouched and counted.
+//! Forwarded byte streams, relayed untouched and counted:
+//! - `-L` local forwarding: a `direct-tcpip` channel opened on the target toward a destination
+//!   the connection allows (`ssh.forward_to`);
+//! - `-R` remote forwarding (`ssh.remote_forwarding`): connections to a port the target
+//!   listens on for the client, opened back toward the client;
+//! - agent forwarding (`ssh.agent_forwarding`): the target's requests to the client's agent.
 
 use crate::session::Shared;
-use russh::{client, server, Channel};
+use russh::{client, server, Channel, ChannelOpenFailure};
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 use sluice_core::{ChannelStart, SessionEvent};
 use sluice_tunnel::agent::AllowList;
@@ -21,21 +25,77 @@ pub(crate) fn allowed(list: &AllowList, host: &str, port: u16) -> bool {
     list.allows(host, ip, port)
 }
 
-/// Relays a forwarded connection until both ends closed; records its start and its byte
-/// counts.
+/// The client side of a session, for channels the target opens toward the client.
+#[derive(Clone)]
+pub(crate) struct Inbound {
+    pub shared: Arc<Shared>,
+    pub client: server::Handle,
+}
+
+/// Opens the client's agent for an agent channel the target opened, and relays them.
+pub(crate) async fn agent(
+    inbound: Inbound,
+    target: Channel<client::Msg>,
+    reply: client::ChannelOpenHandle,
+) {
+    match inbound.client.channel_open_agent().await {
+        Ok(client) => {
+            reply.accept().await;
+            run(inbound.shared, client, target, "agent", None).await;
+        }
+        Err(_) => reply.reject(ChannelOpenFailure::ConnectFailed).await,
+    }
+}
+
+/// Opens on the client a connection that arrived at the port the target listens on for it
+/// (`-R`), and relays them.
+pub(crate) async fn remote(
+    inbound: Inbound,
+    target: Channel<client::Msg>,
+    reply: client::ChannelOpenHandle,
+    listen: (String, u32),
+    from: (String, u32),
+) {
+    let opened = inbound
+        .client
+        .channel_open_forwarded_tcpip(listen.0.clone(), listen.1, from.0.clone(), from.1)
+        .await;
+    match opened {
+        Ok(client) => {
+            reply.accept().await;
+            let detail = format!(
+                "{}:{} on the target, from {}:{}",
+                listen.0, listen.1, from.0, from.1
+            );
+            run(
+                inbound.shared,
+                client,
+                target,
+                "remote-forward",
+                Some(detail),
+            )
+            .await;
+        }
+        Err(_) => reply.reject(ChannelOpenFailure::ConnectFailed).await,
+    }
+}
+
+/// Relays a forwarded stream until both ends closed; records its start (`purpose`: `forward`,
+/// `remote-forward`, `agent`) and its byte counts.
 pub(crate) async fn run(
     shared: Arc<Shared>,
     client: Channel<server::Msg>,
     target: Channel<client::Msg>,
-    destination: String,
+    purpose: &str,
+    detail: Option<String>,
 ) {
     let _relaying = shared.channel_started();
     let number = u32::from(client.id());
     shared
         .record(&SessionEvent::Channel(Box::new(ChannelStart {
             channel: number,
-            purpose: "forward".into(),
-            detail: Some(destination),
+            purpose: purpose.into(),
+            detail,
             query: None,
             pty: None,
         })))

@@ -38,6 +38,8 @@ pub(crate) struct Open {
     pub shared: Arc<Shared>,
     pub target: Arc<russh::client::Handle<TargetHandler>>,
     pub target_gone: Arc<Notify>,
+    /// Where channels the target opens toward the client go, once the client's handle is known.
+    pub inbound: Arc<std::sync::OnceLock<forward::Inbound>>,
     /// Keeps the session in the live list (kill, block) until dropped.
     pub registration: Registration,
 }
@@ -190,6 +192,7 @@ impl ClientHandler {
             shared,
             target: Arc::new(target.handle),
             target_gone: target.gone,
+            inbound: target.inbound,
             registration,
         })));
         Ok(())
@@ -213,6 +216,13 @@ impl ClientHandler {
                 self.set(ConnState::Refused(refusal_text(&e)));
                 Ok(())
             }
+        }
+    }
+
+    /// Audits a refused request of the open session.
+    fn audit_refused(&self, action: &str, reason: String) {
+        if let Some((shared, _)) = self.open() {
+            shared.audit(action, Outcome::Failure, Some(reason));
         }
     }
 
@@ -303,13 +313,20 @@ impl server::Handler for ClientHandler {
         // Containment: a kill, a block or the target going away ends the connection with a
         // message OpenSSH prints.
         let Some(open) = self.state.lock().ok().and_then(|s| match &*s {
-            ConnState::Open(o) => Some((o.shared.stop.clone(), o.target_gone.clone())),
+            ConnState::Open(o) => {
+                Some((o.shared.clone(), o.target_gone.clone(), o.inbound.clone()))
+            }
             _ => None,
         }) else {
             return Ok(());
         };
-        let (mut stop, gone) = open;
+        let (shared, gone, inbound) = open;
+        let mut stop = shared.stop.clone();
         let handle = session.handle();
+        let _ = inbound.set(forward::Inbound {
+            shared,
+            client: handle.clone(),
+        });
         let span = self.span.clone();
         let watch = async move {
             let message = tokio::select! {
@@ -425,8 +442,79 @@ impl server::Handler for ClientHandler {
         _channel: ChannelId,
         _session: &mut Session,
     ) -> Result<bool, Self::Error> {
-        // Agent forwarding is off: the target would reach the client's keys.
-        Ok(false)
+        // Off unless the connection allows it: the target would reach the client's keys. The
+        // channel's relay passes an allowed request on to the target.
+        let allowed = self
+            .open()
+            .is_some_and(|(shared, _)| shared.options.agent_forwarding);
+        if !allowed {
+            self.audit_refused(
+                "ssh.agent_forward",
+                "agent forwarding is not allowed on this connection".into(),
+            );
+        }
+        Ok(allowed)
+    }
+
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        let Some((shared, target)) = self.open() else {
+            return Ok(false);
+        };
+        let wanted = format!("{address}:{port}");
+        if !shared.options.remote_forwarding {
+            self.audit_refused(
+                "ssh.remote_forward",
+                format!(
+                    "remote forwarding ({wanted} on the target) is not allowed on this connection"
+                ),
+            );
+            return Ok(false);
+        }
+        match target.tcpip_forward(address, *port).await {
+            Ok(bound) => {
+                if *port == 0 {
+                    *port = bound;
+                }
+                info!(
+                    address,
+                    port = *port,
+                    "the target listens for the client (-R)"
+                );
+                shared.audit(
+                    "ssh.remote_forward",
+                    Outcome::Success,
+                    Some(format!("{address}:{port} on the target")),
+                );
+                Ok(true)
+            }
+            Err(e) => {
+                shared.audit(
+                    "ssh.remote_forward",
+                    Outcome::Failure,
+                    Some(format!("the target refused to listen on {wanted}: {e}")),
+                );
+                Ok(false)
+            }
+        }
+    }
+
+    async fn cancel_tcpip_forward(
+        &mut self,
+        address: &str,
+        port: u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        match self.open() {
+            Some((shared, target)) if shared.options.remote_forwarding => {
+                Ok(target.cancel_tcpip_forward(address, port).await.is_ok())
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn x11_request(
@@ -471,11 +559,7 @@ impl server::Handler for ClientHandler {
         if !forward::allowed(&shared.forward_to, host, port16) {
             let reason =
                 format!("sluice: forwarding to {destination} is not allowed on this connection");
-            if let Ok(r) = shared.recorder.lock() {
-                if let Some(r) = r.as_ref() {
-                    r.audit("ssh.forward", Outcome::Failure, Some(reason.clone()));
-                }
-            }
+            shared.audit("ssh.forward", Outcome::Failure, Some(reason.clone()));
             reply
                 .reject(ChannelOpenFailure::Other { code: 1, reason })
                 .await;
@@ -490,7 +574,7 @@ impl server::Handler for ClientHandler {
             {
                 Ok(tc) => {
                     reply.accept().await;
-                    forward::run(shared, channel, tc, destination).await;
+                    forward::run(shared, channel, tc, "forward", Some(destination)).await;
                 }
                 Err(e) => {
                     reply

@@ -1,10 +1,12 @@
 //! The gateway's own SSH keys, and parsing the public keys operators register.
 //!
-//! Three Ed25519 keys live in `<data-dir>/ssh/` (OpenSSH format, 0600), generated on first
+//! Four Ed25519 keys live in `<data-dir>/ssh/` (OpenSSH format, 0600), generated on first
 //! start: `host_ed25519`, the host key clients see (pin it in `known_hosts`),
 //! `client_ed25519`, the key the gateway logs in to targets with (`sluice ssh gateway-key`
 //! prints its public half for the targets' `authorized_keys`), and `user_ca_ed25519`, the CA
-//! that signs identities' short-lived user certificates (`sluice ssh-cert`).
+//! that signs identities' short-lived user certificates (`sluice ssh-cert`), and
+//! `target_ca_ed25519`, the CA that signs the gateway's own login certificates toward targets
+//! that trust it (a separate CA: a target never accepts an identity's certificate directly).
 
 use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::ssh_key::LineEnding;
@@ -36,6 +38,8 @@ pub struct GatewayKeys {
     pub client: PrivateKey,
     /// Signs identities' user certificates.
     pub user_ca: PrivateKey,
+    /// Signs the gateway's login certificates toward targets.
+    pub target_ca: PrivateKey,
 }
 
 impl std::fmt::Debug for GatewayKeys {
@@ -59,6 +63,7 @@ impl GatewayKeys {
             host: load_or_create_key(&dir.join("host_ed25519"), "sluice-gateway-host")?,
             client: load_or_create_key(&dir.join("client_ed25519"), "sluice-gateway")?,
             user_ca: load_or_create_key(&dir.join("user_ca_ed25519"), "sluice-user-ca")?,
+            target_ca: load_or_create_key(&dir.join("target_ca_ed25519"), "sluice-target-ca")?,
         })
     }
 
@@ -70,6 +75,11 @@ impl GatewayKeys {
     /// The user CA's public half (for `TrustedUserCAKeys` elsewhere, if wanted).
     pub fn user_ca_public(&self) -> String {
         public_line(self.user_ca.public_key())
+    }
+
+    /// The target CA's public half, for targets' `TrustedUserCAKeys`.
+    pub fn target_ca_public(&self) -> String {
+        public_line(self.target_ca.public_key())
     }
 
     /// The host key's public half, one `known_hosts`-style key.

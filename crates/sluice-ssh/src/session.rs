@@ -96,6 +96,15 @@ impl Shared {
         durable.wait().await
     }
 
+    /// Audits `action` of this session (a forwarding asked for, a request refused).
+    pub fn audit(&self, action: &str, outcome: sluice_core::Outcome, detail: Option<String>) {
+        if let Ok(r) = self.recorder.lock() {
+            if let Some(r) = r.as_ref() {
+                r.audit(action, outcome, detail);
+            }
+        }
+    }
+
     /// Whether the connection has guardrails to judge commands and file operations.
     pub fn guarded(&self) -> bool {
         self.policy

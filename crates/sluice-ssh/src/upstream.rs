@@ -1,13 +1,18 @@
 //! The gateway's SSH client toward the target: dial (directly or through an agent), check the
 //! target's host key (pinned in the connection, or trusted on first use and enforced after),
-//! and log in with the credential the gateway holds (a password, or its own key).
+//! and log in with the credential the gateway holds (a password, its own key, or a
+//! certificate from its target CA). Channels the target opens toward the client (a forwarded
+//! agent, `-R` connections) are refused unless the connection allows them.
 
+use crate::certs;
+use crate::forward::{self, Inbound};
 use crate::keys::{self, GatewayKeys};
-use russh::client::{self, AuthResult, Handle};
+use russh::client::{self, AuthResult, ChannelOpenHandle, Handle};
 use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::{Channel, ChannelOpenFailure};
 use sluice_pipeline::{Authorized, DialError, Pipeline, Route};
 use sluice_store::ssh_keys::{check_host_key, HostKeyCheck};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tracing::info;
@@ -44,6 +49,17 @@ pub(crate) struct TargetHandler {
     pinned: Option<String>,
     refusal: Arc<Mutex<Option<String>>>,
     gone: Arc<Notify>,
+    inbound: Arc<OnceLock<Inbound>>,
+}
+
+/// Refuses a channel the target opened that the connection does not allow (logged: a target
+/// asking for the client's agent unasked is worth a look).
+fn prohibited(what: &str) -> ChannelOpenFailure {
+    info!(
+        channel = what,
+        "the target opened a channel this connection does not allow"
+    );
+    ChannelOpenFailure::AdministrativelyProhibited
 }
 
 impl client::Handler for TargetHandler {
@@ -100,6 +116,53 @@ impl client::Handler for TargetHandler {
         }
     }
 
+    async fn server_channel_open_agent_forward(
+        &mut self,
+        channel: Channel<client::Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        match self.inbound.get() {
+            Some(i) if i.shared.options.agent_forwarding => {
+                tokio::spawn(forward::agent(i.clone(), channel, reply));
+            }
+            _ => reply.reject(prohibited("agent")).await,
+        }
+        Ok(())
+    }
+
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: Channel<client::Msg>,
+        connected_address: &str,
+        connected_port: u32,
+        originator_address: &str,
+        originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        match self.inbound.get() {
+            Some(i) if i.shared.options.remote_forwarding => {
+                let listen = (connected_address.to_string(), connected_port);
+                let from = (originator_address.to_string(), originator_port);
+                tokio::spawn(forward::remote(i.clone(), channel, reply, listen, from));
+            }
+            _ => reply.reject(prohibited("forwarded-tcpip")).await,
+        }
+        Ok(())
+    }
+
+    async fn server_channel_open_forwarded_streamlocal(
+        &mut self,
+        _channel: Channel<client::Msg>,
+        _socket_path: &str,
+        reply: ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        reply.reject(prohibited("forwarded-streamlocal")).await;
+        Ok(())
+    }
+
     async fn disconnected(
         &mut self,
         reason: client::DisconnectReason<Self::Error>,
@@ -127,6 +190,8 @@ pub(crate) struct Target {
     pub describe: String,
     /// Notified when the target connection ends.
     pub gone: Arc<Notify>,
+    /// Set once the client side is known: channels the target opens go there.
+    pub inbound: Arc<OnceLock<Inbound>>,
 }
 
 /// The SSH client settings toward targets.
@@ -180,6 +245,7 @@ pub(crate) async fn connect(
     };
     let refusal = Arc::new(Mutex::new(None));
     let gone = Arc::new(Notify::new());
+    let inbound = Arc::new(OnceLock::new());
     let handler = TargetHandler {
         pipeline: pipeline.clone(),
         connection: conn.name.0.clone(),
@@ -188,6 +254,7 @@ pub(crate) async fn connect(
         pinned,
         refusal: refusal.clone(),
         gone: gone.clone(),
+        inbound: inbound.clone(),
     };
     let handshake = client::connect_stream(client_config(), stream, handler);
     let mut handle = match tokio::time::timeout(timeout, handshake).await {
@@ -205,15 +272,33 @@ pub(crate) async fn connect(
         .target_password(conn)
         .await
         .map_err(|e| UpstreamError::Credential(e.to_string()))?;
+    let options = conn.ssh.clone().unwrap_or_default();
+    let certificate = match (&password, options.certificate) {
+        (None, true) => Some(
+            certs::issue_for_target(
+                &gateway.target_ca,
+                gateway.client.public_key(),
+                login,
+                &authorized.identity.name,
+                &conn.name.0,
+                options.agent_forwarding,
+                certs::unix_now(),
+            )
+            .map_err(|e| UpstreamError::Credential(e.to_string()))?,
+        ),
+        _ => None,
+    };
+    let key = Arc::new(gateway.client.clone());
     let login_attempt = async {
-        match password {
-            Some(p) => {
+        match (password, certificate) {
+            (Some(p), _) => {
                 handle
                     .authenticate_password(login, p.expose().clone())
                     .await
             }
-            None => {
-                let key = PrivateKeyWithHashAlg::new(Arc::new(gateway.client.clone()), None);
+            (None, Some(cert)) => handle.authenticate_openssh_cert(login, key, cert).await,
+            (None, None) => {
+                let key = PrivateKeyWithHashAlg::new(key, None);
                 handle.authenticate_publickey(login, key).await
             }
         }
@@ -226,8 +311,12 @@ pub(crate) async fn connect(
             handle,
             describe,
             gone,
+            inbound,
         }),
         AuthResult::Failure { .. } => Err(UpstreamError::Login(match &conn.credential {
+            sluice_core::TargetCredential::None if options.certificate => format!(
+                "the target refused the gateway's certificate for login {login:?}; the target's sshd must trust the key `sluice ssh gateway-key --target-ca` prints (TrustedUserCAKeys)"
+            ),
             sluice_core::TargetCredential::None => format!(
                 "the target refused the gateway's key for login {login:?}; add the key `sluice ssh gateway-key` prints to ~{login}/.ssh/authorized_keys on the target"
             ),

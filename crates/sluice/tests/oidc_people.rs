@@ -23,13 +23,15 @@ fn start(op: &Provider) -> (TestDb, Gateway) {
     (db, gw)
 }
 
-/// The CLI as a person: no SLUICE_TOKEN, a private config dir, a cwd without sluice-data.
+/// The CLI as a person: no SLUICE_TOKEN, a private config dir and home, a cwd without
+/// sluice-data.
 fn cli(gw: &Gateway, config: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(common::bin());
     c.args(args)
         .current_dir(config)
         .env_remove("SLUICE_TOKEN")
         .env("SLUICE_CONFIG_DIR", config)
+        .env("HOME", config)
         .env("SLUICE_ADDR", format!("https://{}", gw.api))
         .env("SLUICE_CA", gw.data().join("tls/ca.pem"));
     c
@@ -116,8 +118,31 @@ fn a_person_logs_in_with_the_device_flow_and_groups_count_at_the_next_login() {
     let op = Provider::start();
     let (_db, gw) = start(&op);
     let home = config_dir();
+    // alice has an SSH key: the login gets her a certificate for it too.
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    let keygen = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(home.join(".ssh/id_ed25519"))
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{}", stderr(&keygen));
 
     let token = login(&gw, &op, &home, "alice");
+    let cert = Command::new("ssh-keygen")
+        .arg("-Lf")
+        .arg(home.join(".ssh/id_ed25519-cert.pub"))
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&cert.stdout);
+    assert!(cert.status.success(), "{}", stderr(&cert));
+    assert!(shown.contains("Key ID: \"alice\""), "{shown}");
+    assert!(
+        shown.contains("Type: ssh-ed25519-cert-v01@openssh.com user certificate"),
+        "{shown}"
+    );
+    gw.wait_audit("ssh.certificate.issue", |e| {
+        e["action"] == "ssh.certificate.issue" && e["actor"]["name"] == "alice"
+    });
     let ok = gw.psql(&token, "select 'signed-in'");
     assert!(ok.status.success(), "{}", stderr(&ok));
     let identity = gw.recorded_identity("pg");

@@ -90,6 +90,8 @@ pub struct GatewayKeys {
     pub host_key: String,
     /// Signs identities' user certificates.
     pub user_ca: String,
+    /// Signs the gateway's login certificates toward targets (their `TrustedUserCAKeys`).
+    pub target_ca: String,
 }
 
 /// `GET /api/v1/ssh/gateway-key`: the gateway's public SSH keys.
@@ -98,6 +100,7 @@ pub async fn gateway_key(State(state): State<ApiState>, Admin(_): Admin) -> Json
         client_key: state.ssh_keys.client_public(),
         host_key: state.ssh_keys.host_public(),
         user_ca: state.ssh_keys.user_ca_public(),
+        target_ca: state.ssh_keys.target_ca_public(),
     })
 }
 

@@ -83,6 +83,16 @@ pub enum ConnectionCmd {
         /// SSH: a destination `-L` forwarding may reach (`host:port`, `10.0.0.0/8:5432`).
         #[arg(long)]
         forward_to: Vec<String>,
+        /// SSH: let clients forward their agent to the target (`ssh -A`).
+        #[arg(long)]
+        agent_forwarding: bool,
+        /// SSH: let clients listen on the target and forward back (`ssh -R`).
+        #[arg(long)]
+        remote_forwarding: bool,
+        /// SSH: log in to the target with a short-lived certificate from the gateway's target
+        /// CA (`sluice ssh gateway-key --target-ca`) instead of the bare gateway key.
+        #[arg(long)]
+        certificate: bool,
     },
     /// List connections.
     List {
@@ -250,6 +260,9 @@ pub fn connections(api: &Api, cmd: ConnectionCmd) -> anyhow::Result<()> {
             host_key,
             logins,
             forward_to,
+            agent_forwarding,
+            remote_forwarding,
+            certificate,
         } => {
             let mut body = json!({
                 "name": name, "type": kind, "host": host, "port": port,
@@ -257,9 +270,18 @@ pub fn connections(api: &Api, cmd: ConnectionCmd) -> anyhow::Result<()> {
                 "password_env": password_env, "password_file": password_file,
                 "via": via,
             });
-            if host_key.is_some() || !logins.is_empty() || !forward_to.is_empty() {
-                body["ssh"] =
-                    json!({ "host_key": host_key, "logins": logins, "forward_to": forward_to });
+            let any_ssh = host_key.is_some()
+                || !logins.is_empty()
+                || !forward_to.is_empty()
+                || agent_forwarding
+                || remote_forwarding
+                || certificate;
+            if any_ssh {
+                body["ssh"] = json!({
+                    "host_key": host_key, "logins": logins, "forward_to": forward_to,
+                    "agent_forwarding": agent_forwarding, "remote_forwarding": remote_forwarding,
+                    "certificate": certificate,
+                });
             }
             api.post("/api/v1/connections", body)?;
             println!("added connection {name}");

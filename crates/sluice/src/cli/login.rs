@@ -63,7 +63,8 @@ fn store_private(file: PathBuf, contents: &str) -> anyhow::Result<PathBuf> {
     Ok(file)
 }
 
-/// Runs the device flow with the gateway's sign-in provider and stores the session token.
+/// Signs in with the gateway's sign-in provider (browser or device flow, or a stored refresh
+/// token), stores the session token and returns it.
 pub fn login(
     addr: &str,
     ca: Option<PathBuf>,
@@ -71,7 +72,7 @@ pub fn login(
     device: bool,
     open_browser: bool,
     fresh: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     // The sign-in endpoints need no token.
     let gateway = Api::new(addr, Some(String::new()), ca)?;
     let info: Value = gateway.get("/api/v1/login")?;
@@ -166,7 +167,7 @@ pub fn login(
         r["expires_in"],
         file.display()
     );
-    Ok(())
+    Ok(token.to_string())
 }
 
 /// The device flow: print a URL and a code, poll until the person confirmed them.

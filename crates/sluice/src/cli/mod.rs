@@ -129,6 +129,14 @@ enum Command {
         /// Provider name, when the gateway has several.
         #[arg(long)]
         provider: Option<String>,
+        /// The SSH public key to get a certificate for, written next to it as
+        /// `NAME-cert.pub` (default: the first of ~/.ssh/id_ed25519.pub, id_ecdsa.pub,
+        /// id_rsa.pub that exists).
+        #[arg(long)]
+        ssh_key: Option<PathBuf>,
+        /// Do not get an SSH certificate.
+        #[arg(long, conflicts_with = "ssh_key")]
+        no_ssh_cert: bool,
     },
     /// Revoke and delete the stored session token.
     Logout,
@@ -192,7 +200,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             no_browser,
             fresh,
             provider,
-        } => login::login(&args.addr, args.ca, provider, device, !no_browser, fresh),
+            ssh_key,
+            no_ssh_cert,
+        } => {
+            let token = login::login(
+                &args.addr,
+                args.ca.clone(),
+                provider,
+                device,
+                !no_browser,
+                fresh,
+            )?;
+            if no_ssh_cert {
+                return Ok(());
+            }
+            let api = client::Api::new(&args.addr, Some(token), args.ca)?;
+            ssh::certificate_at_login(&api, ssh_key)
+        }
         Command::Logout => login::logout(&args.addr, args.ca),
         Command::Agent(a) => agent::run(a, args.ca),
         Command::Connect {

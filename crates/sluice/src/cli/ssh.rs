@@ -13,8 +13,12 @@ pub enum SshCmd {
     /// Print the public key the gateway logs in to targets with (for their authorized_keys).
     GatewayKey {
         /// Print the gateway's host key instead (what clients see).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "target_ca")]
         host: bool,
+        /// Print the CA that signs the gateway's login certificates instead (for targets'
+        /// `TrustedUserCAKeys`, with connections that set `ssh.certificate`).
+        #[arg(long)]
+        target_ca: bool,
     },
     /// Forget a target's recorded host key after a legitimate change.
     ForgetHostKey {
@@ -26,9 +30,13 @@ pub enum SshCmd {
 /// Runs an SSH command.
 pub fn ssh(api: &Api, cmd: SshCmd) -> anyhow::Result<()> {
     match cmd {
-        SshCmd::GatewayKey { host } => {
+        SshCmd::GatewayKey { host, target_ca } => {
             let k: Value = api.get("/api/v1/ssh/gateway-key")?;
-            let field = if host { "host_key" } else { "client_key" };
+            let field = match (host, target_ca) {
+                (true, _) => "host_key",
+                (_, true) => "target_ca",
+                _ => "client_key",
+            };
             println!("{}", k[field].as_str().unwrap_or_default());
         }
         SshCmd::ForgetHostKey { connection } => {
@@ -83,6 +91,35 @@ pub fn ssh_cert(
     Ok(())
 }
 
+/// After `sluice login`: a certificate for `key` (or the user's usual key, if there is one),
+/// unless its `-cert.pub` file holds a certificate from elsewhere, which is left alone.
+pub fn certificate_at_login(api: &Api, key: Option<PathBuf>) -> anyhow::Result<()> {
+    let explicit = key.is_some();
+    let Some(key) = key.or_else(|| default_key().ok()) else {
+        return Ok(());
+    };
+    let existing = std::fs::read_to_string(certificate_path(&key)).unwrap_or_default();
+    if !explicit && !existing.trim().is_empty() && !issued_here(&existing) {
+        println!(
+            "left {} alone: it holds a certificate sluice did not issue (get one with `sluice ssh-cert --out FILE`)",
+            certificate_path(&key).display()
+        );
+        return Ok(());
+    }
+    // The sign-in itself succeeded: a certificate that could not be had is only a warning.
+    if let Err(e) = ssh_cert(api, Some(key), None, None) {
+        eprintln!("signed in, but got no SSH certificate: {e:#}");
+    }
+    Ok(())
+}
+
+/// Whether a `-cert.pub` line is one `sluice ssh-cert` wrote (its comment says so).
+fn issued_here(line: &str) -> bool {
+    line.split_whitespace()
+        .nth(2)
+        .is_some_and(|comment| comment == "sluice")
+}
+
 /// The first of the user's usual OpenSSH public keys that exists.
 fn default_key() -> anyhow::Result<PathBuf> {
     let home = std::env::var_os("HOME").context("HOME is not set: give --key")?;
@@ -105,6 +142,17 @@ fn certificate_path(key: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_certificates_sluice_wrote_are_replaced_at_login() {
+        assert!(super::issued_here(
+            "ssh-ed25519-cert-v01@openssh.com AAAA sluice eng-1\n"
+        ));
+        assert!(!super::issued_here(
+            "ssh-ed25519-cert-v01@openssh.com AAAA corp-ca\n"
+        ));
+        assert!(!super::issued_here("ssh-ed25519-cert-v01@openssh.com AAAA"));
+    }
+
     #[test]
     fn the_certificate_goes_where_openssh_looks_for_it() {
         assert_eq!(

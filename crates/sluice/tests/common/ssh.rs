@@ -52,7 +52,8 @@ pub struct Sshd {
     authorized: PathBuf,
 }
 
-fn free_port() -> u16 {
+/// A TCP port nothing listens on right now.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -75,6 +76,10 @@ impl Sshd {
         if !authorized.exists() {
             std::fs::write(&authorized, "").unwrap();
         }
+        let trusted_ca = dir.join("trusted_user_ca");
+        if !trusted_ca.exists() {
+            std::fs::write(&trusted_ca, "").unwrap();
+        }
         let log = std::fs::File::create(dir.join("sshd.log")).unwrap();
         // Its own config file: the machine's /etc/ssh/sshd_config is not ours to depend on.
         let config = dir.join("sshd_config");
@@ -84,10 +89,12 @@ impl Sshd {
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
                  StrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
                  KbdInteractiveAuthentication no\nUsePAM no\nMaxSessions 100\nMaxStartups 100\n\
-                 Subsystem sftp internal-sftp\nAcceptEnv LANG LC_* SECRET_*\nAllowTcpForwarding yes\n",
+                 Subsystem sftp internal-sftp\nAcceptEnv LANG LC_* SECRET_*\nAllowTcpForwarding yes\n\
+                 TrustedUserCAKeys {}\n",
                 host_key.private.display(),
                 dir.join("sshd.pid").display(),
-                authorized.display()
+                authorized.display(),
+                trusted_ca.display()
             ),
         )
         .unwrap();
@@ -123,6 +130,20 @@ impl Sshd {
         keys.push_str(public_line.trim());
         keys.push('\n');
         std::fs::write(&self.authorized, keys).unwrap();
+    }
+
+    /// Lets in whoever holds a certificate signed by `ca_line` (`TrustedUserCAKeys`).
+    pub fn trust_user_ca(&self, ca_line: &str) {
+        std::fs::write(
+            self.dir.join("trusted_user_ca"),
+            format!("{}\n", ca_line.trim()),
+        )
+        .unwrap();
+    }
+
+    /// What sshd logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
     }
 
     /// Restarts on the same port with a new host key (a target whose key changed).
