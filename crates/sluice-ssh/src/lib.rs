@@ -1,20 +1,22 @@
 //! The SSH adapter: sluice as a man-in-the-middle between OpenSSH clients and SSH targets.
 //!
 //! A client runs `ssh -p 12222 [login+]connection@gateway`. It logs in with a public key
-//! registered to its identity (`sluice identities keys add`); the gateway checks the grant,
-//! opens the target with the credential it holds (a password, or its own key), verifies the
-//! target's host key (pinned, or trusted on first use), and pairs every channel the client
-//! opens with one on the target:
+//! registered to its identity (`sluice identities keys add`) or a certificate of the gateway's
+//! user CA; the gateway checks the grant, opens the target with the credential it holds (a
+//! password, its own key, or a certificate from its target CA), verifies the target's host key
+//! (pinned, or trusted on first use), and pairs every channel the client opens with one on the
+//! target:
 //!
 //! - `handler.rs`: the server side (login, channel opens) and the session's containment.
 //! - `upstream.rs`: the client side toward the target (dial, host key, login).
 //! - `channel.rs`: one shell/exec/subsystem channel relayed: requests, guard, masking,
 //!   recording.
-//! - `forward.rs`: `-L` forwarding to allowed destinations.
+//! - `forward.rs`: `-L` to allowed destinations; `-R` and agent forwarding where enabled.
 //! - `session.rs`: what a session's channels share, and the guard's verdict on a command.
 //! - `command.rs`: the programs a shell command line runs, for the guard.
 //! - `output.rs`: stream masking across packet boundaries, recorded text.
-//! - `keys.rs`: the gateway's host and client keys; `login.rs`: `login+connection`.
+//! - `keys.rs`: the gateway's keys and CAs; `certs.rs`: the certificates they sign;
+//!   `login.rs`: `login+connection`.
 
 pub mod certs;
 mod channel;
