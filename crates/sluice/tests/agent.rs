@@ -487,3 +487,38 @@ fn the_agent_reconnects_by_itself_after_a_gateway_crash_and_stops_cleanly() {
     });
     assert!(agents(&gw)[0]["tunnel"].is_null());
 }
+
+#[test]
+fn ssh_sessions_go_through_the_agent_unchanged() {
+    // The agent runs in this namespace: the test's sshd listens on this loopback.
+    let s = common::ssh::SshSetup::new("box", "    via: edge\n");
+    let allow = format!("127.0.0.1:{}", s.sshd.addr.port());
+    let _agent = enrolled_agent(None, &s.gw, allow, &[]);
+    let out = s.exec("box", "echo through-the-tunnel; exit 3");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "through-the-tunnel"
+    );
+    let session = s.gw.wait_ended_session("box");
+    let start =
+        s.gw.events(&session)
+            .into_iter()
+            .find(|e| e["kind"] == "start")
+            .unwrap();
+    assert_eq!(
+        start["target"],
+        format!("root@127.0.0.1:{} via agent edge", s.sshd.addr.port())
+    );
+    assert!(
+        agents(&s.gw)[0]["tunnel"]["streams_total"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+}
