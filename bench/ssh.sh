@@ -6,8 +6,10 @@
 # 16 MiB cap per stream):
 #   download  `ssh HOST 'head -c SIZE /dev/zero' > /dev/null`   target → client
 #   upload    `head -c SIZE /dev/zero | ssh HOST 'cat > /dev/null'`   client → target
-#   each with the cipher negotiated by default and with aes256-gcm@openssh.com (on the client
-#   leg; the gateway's leg to the target negotiates its own default),
+#   each with the cipher negotiated by default (OpenSSH↔sshd: chacha20-poly1305; client↔sluice:
+#   aes128-gcm, as sluice offers only AES-GCM by default) and with aes256-gcm@openssh.com forced
+#   on the client leg (the same cipher both ways); sluice's leg to the target prefers AES-GCM.
+#   Beside each: the machine's busy cores during the transfer, and the gateway's own.
 #   setup     mean time of `ssh HOST true` over BENCH_SETUPS (20) connections (its ratio is
 #             sluice time / direct time: below 1 means faster through sluice).
 #   keystroke round trip of one byte in an interactive shell (`ssh -tt`, the shell switched
@@ -92,16 +94,25 @@ gateway() { ssh "${OPTS[@]}" ${CIPHER[@]+"${CIPHER[@]}"} -p "$SSH_PORT" bench@12
 now() { date +%s.%N; }
 rate() { python3 -c "print(f'{$MIB/($2-$1):.0f}')"; }
 
+# CPU: the machine's busy cores (of all) and the gateway's, over one transfer (/proc).
+busy() { awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
+gw_ticks() { awk '{print $14+$15}' "/proc/$GW_PID/stat"; }
+cpu_start() { read -r B0 T0 < <(busy); G0=$(gw_ticks); }
+cpu_end() { # key seconds
+  local b1 t1; read -r b1 t1 < <(busy)
+  R[$1,cpu]=$(python3 -c "print(f'{($b1-$B0)/($t1-$T0)*$(nproc):.2f}/{($(gw_ticks)-$G0)/$(getconf CLK_TCK)/$2:.2f}')")
+}
+
 declare -A R=()
 for path in direct gateway; do
   for cipher in default aes256-gcm@openssh.com; do
     CIPHER=(); [[ $cipher != default ]] && CIPHER=(-c "$cipher")
     log "$path $cipher: download $MIB MiB"
-    t0=$(now); $path "head -c ${MIB}M /dev/zero" >/dev/null; t1=$(now)
-    R[$path,$cipher,down]=$(rate "$t0" "$t1")
+    cpu_start; t0=$(now); $path "head -c ${MIB}M /dev/zero" >/dev/null; t1=$(now)
+    R[$path,$cipher,down]=$(rate "$t0" "$t1"); cpu_end "$path,$cipher,down" "$(python3 -c "print($t1-$t0)")"
     log "$path $cipher: upload $MIB MiB"
-    t0=$(now); head -c "${MIB}M" /dev/zero | $path 'cat > /dev/null'; t1=$(now)
-    R[$path,$cipher,up]=$(rate "$t0" "$t1")
+    cpu_start; t0=$(now); head -c "${MIB}M" /dev/zero | $path 'cat > /dev/null'; t1=$(now)
+    R[$path,$cipher,up]=$(rate "$t0" "$t1"); cpu_end "$path,$cipher,up" "$(python3 -c "print($t1-$t0)")"
   done
   CIPHER=()
   t0=$(now); for _ in $(seq 1 "$SETUPS"); do $path true; done; t1=$(now)
@@ -112,11 +123,12 @@ for path in direct gateway; do
        || echo ssh -tt "${OPTS[@]}" -p "$SSH_PORT" bench@127.0.0.1 ))
 done
 
-printf '\n%-34s %10s %10s %7s\n' "SSH, $MIB MiB (MiB/s)" direct sluice ratio
+printf '\n%-34s %10s %10s %7s   %-24s\n' "SSH, $MIB MiB (MiB/s)" direct sluice ratio "busy cores direct | sluice/gateway"
 for cipher in default aes256-gcm@openssh.com; do
   for dir in down up; do
     d=${R[direct,$cipher,$dir]}; g=${R[gateway,$cipher,$dir]}
-    printf '%-34s %10s %10s %7s\n' "$dir ($cipher)" "$d" "$g" "$(python3 -c "print(f'{$g/$d:.2f}')")"
+    printf '%-34s %10s %10s %7s   %-24s\n' "$dir ($cipher)" "$d" "$g" "$(python3 -c "print(f'{$g/$d:.2f}')")" \
+      "${R[direct,$cipher,$dir,cpu]%/*} | ${R[gateway,$cipher,$dir,cpu]}"
   done
 done
 printf '%-34s %10s %10s %7s\n' "connection setup (ms, mean)" "${R[direct,setup]}" "${R[gateway,setup]}" \

@@ -150,6 +150,10 @@ pub struct PgListener {
 pub struct SshListener {
     /// Address to bind.
     pub address: SocketAddr,
+    /// Ciphers offered to SSH clients (default: AES-GCM only; see
+    /// `sluice_ssh::DEFAULT_CLIENT_CIPHERS`).
+    #[serde(default)]
+    pub ciphers: Option<Vec<String>>,
 }
 
 /// The API listener (always TLS).
@@ -442,6 +446,12 @@ impl Config {
                 "recording.max_rows".into(),
                 "at most 100000".into(),
             ));
+        }
+        if let Some(ssh) = &self.listeners.ssh {
+            if let Some(names) = &ssh.ciphers {
+                sluice_ssh::client_ciphers(names)
+                    .map_err(|m| invalid("listeners.ssh.ciphers".into(), m))?;
+            }
         }
         self.validate_audit(&invalid)?;
         self.compiled_policies = policies;

@@ -229,7 +229,16 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
         ));
     }
     if let Some(listener) = ssh_listener {
+        // Checked when the config was loaded.
+        let ciphers = config
+            .listeners
+            .ssh
+            .as_ref()
+            .and_then(|l| l.ciphers.as_deref())
+            .and_then(|names| sluice_ssh::client_ciphers(names).ok())
+            .unwrap_or_else(|| sluice_ssh::DEFAULT_CLIENT_CIPHERS.to_vec());
         let settings = sluice_ssh::SshSettings {
+            ciphers,
             connect_timeout: Duration::from_secs(10),
             output_cap: config.recording.ssh_output_cap,
             drained: drained_tx.clone(),

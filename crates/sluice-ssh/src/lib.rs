@@ -55,9 +55,52 @@ pub(crate) const CHANNEL_BUFFER: usize = 256;
 /// How long a session's end waits for its channels to record theirs.
 const CHANNEL_DRAIN: Duration = Duration::from_secs(5);
 
+/// Ciphers offered to clients when the config names none: the AES-GCM AEADs, which every
+/// OpenSSH since 6.2 speaks and which run on the CPU's AES instructions. An SSH client picks
+/// the first of *its* list that the server offers, so offering ChaCha20-Poly1305 (OpenSSH's
+/// first choice) would make every default client use it, and its OpenSSH variant costs the
+/// gateway about twice the CPU per byte here (ring has no vectorised Poly1305 for it); see
+/// `bench/ssh.sh`. `listeners.ssh.ciphers` can add it, or AES-CTR for older clients.
+pub const DEFAULT_CLIENT_CIPHERS: &[russh::cipher::Name] =
+    &[russh::cipher::AES_128_GCM, russh::cipher::AES_256_GCM];
+
+/// Ciphers a config may offer to clients: authenticated encryption or CTR with a MAC (no CBC,
+/// no 3DES, no `none`).
+const ALLOWED_CLIENT_CIPHERS: &[russh::cipher::Name] = &[
+    russh::cipher::AES_128_GCM,
+    russh::cipher::AES_256_GCM,
+    russh::cipher::CHACHA20_POLY1305,
+    russh::cipher::AES_128_CTR,
+    russh::cipher::AES_192_CTR,
+    russh::cipher::AES_256_CTR,
+];
+
+/// The ciphers `names` (as OpenSSH spells them) for the client side, or why not.
+pub fn client_ciphers(names: &[String]) -> Result<Vec<russh::cipher::Name>, String> {
+    if names.is_empty() {
+        return Err("name at least one cipher".into());
+    }
+    names
+        .iter()
+        .map(|n| {
+            ALLOWED_CLIENT_CIPHERS
+                .iter()
+                .find(|c| c.as_ref() == n.as_str())
+                .copied()
+                .ok_or_else(|| {
+                    let allowed: Vec<&str> =
+                        ALLOWED_CLIENT_CIPHERS.iter().map(AsRef::as_ref).collect();
+                    format!("unsupported cipher {n:?} (one of: {})", allowed.join(", "))
+                })
+        })
+        .collect()
+}
+
 /// Settings of the SSH listener.
 #[derive(Clone, Debug)]
 pub struct SshSettings {
+    /// Ciphers offered to clients, in order.
+    pub ciphers: Vec<russh::cipher::Name>,
     /// Limit for opening and logging in to the target.
     pub connect_timeout: Duration,
     /// Output bytes recorded per channel and stream (the rest is counted).
@@ -94,6 +137,10 @@ pub async fn serve(
         channel_buffer_size: CHANNEL_BUFFER,
         nodelay: true,
         keepalive_interval: Some(Duration::from_secs(30)),
+        preferred: russh::Preferred {
+            cipher: std::borrow::Cow::Owned(settings.ciphers.clone()),
+            ..Default::default()
+        },
         ..Default::default()
     });
     let ctx = Arc::new(Ctx {

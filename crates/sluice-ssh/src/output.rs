@@ -65,7 +65,8 @@ impl StreamMasker {
 }
 
 /// Turns one stream's bytes into recorded text: UTF-8 kept as text (a character cut by a
-/// chunk boundary waits for its end), anything else base64.
+/// chunk boundary waits for its end), anything else base64, and so is UTF-8 that is mostly
+/// control bytes (`\0` runs, binary output), which JSON would blow up sixfold as `\u0000`.
 #[derive(Default)]
 pub struct TextCarry {
     partial: Vec<u8>,
@@ -77,6 +78,9 @@ impl TextCarry {
         let mut buf = std::mem::take(&mut self.partial);
         buf.extend_from_slice(bytes);
         match std::str::from_utf8(&buf) {
+            Ok(_) if binary_like(&buf) => {
+                (base64::engine::general_purpose::STANDARD.encode(&buf), true)
+            }
             Ok(s) => (s.to_string(), false),
             Err(e) if e.error_len().is_none() && buf.len() - e.valid_up_to() < 4 => {
                 // Ends inside a character: keep its start for the next chunk.
@@ -88,9 +92,32 @@ impl TextCarry {
     }
 }
 
+/// Whether more than one byte in eight is a control byte JSON escapes as `\uXXXX` (terminal
+/// text, escape sequences included, stays far below).
+fn binary_like(bytes: &[u8]) -> bool {
+    let escaped = bytes
+        .iter()
+        .filter(|&&b| b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t'))
+        .count();
+    escaped * 8 > bytes.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_stays_text_and_binary_output_is_base64() {
+        let mut carry = TextCarry::default();
+        let colored = "\x1b[1;32mok\x1b[0m  build finished in 3.2s\r\n";
+        assert_eq!(
+            carry.encode(colored.as_bytes()),
+            (colored.to_string(), false)
+        );
+        let (data, base64) = carry.encode(&[0u8; 48]);
+        assert!(base64);
+        assert_eq!(data, "A".repeat(64));
+    }
     use sluice_mask::MaskConfig;
 
     fn masker() -> Result<Arc<Masker>, sluice_mask::MaskError> {

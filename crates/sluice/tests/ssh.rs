@@ -176,6 +176,38 @@ fn the_gateway_logs_in_to_a_target_with_a_short_lived_certificate_from_its_ca() 
 }
 
 #[test]
+fn clients_get_aes_gcm_by_default() {
+    let s = SshSetup::new("box", "");
+    // OpenSSH prefers ChaCha20-Poly1305; the gateway offers only AES-GCM unless configured.
+    // (`ssh_command`'s LogLevel=ERROR would hide the negotiation.)
+    let ssh = |extra: &[&str]| {
+        std::process::Command::new("ssh")
+            .args(["-p", &s.gw.ssh.unwrap().port().to_string(), "-i"])
+            .arg(&s.key.private)
+            .args(["-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no"])
+            .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"])
+            .args(extra)
+            .args(["box@127.0.0.1", "true"])
+            .output()
+            .unwrap()
+    };
+    let out = ssh(&["-v"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("kex: server->client cipher: aes128-gcm@openssh.com"),
+        "{}",
+        text(&out.stderr)
+    );
+    let chacha = ssh(&["-c", "chacha20-poly1305@openssh.com"]);
+    assert!(!chacha.status.success());
+    assert!(
+        text(&chacha.stderr).contains("no matching cipher found"),
+        "{}",
+        text(&chacha.stderr)
+    );
+}
+
+#[test]
 fn no_grant_gets_a_clear_message_and_the_target_is_never_opened() {
     let s = SshSetup::new("box", "");
     let key2 = KeyPair::new(&s.sshd.dir, "outsider");

@@ -96,3 +96,27 @@ fn invalid_audit_settings_are_reported_where_they_are() {
     );
     assert!(ok.is_ok(), "{:?}", ok.err());
 }
+
+#[test]
+fn ssh_ciphers_are_checked_against_what_the_gateway_offers(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let config = |ciphers: &str| {
+        format!("listeners:\n  postgres:\n    address: 127.0.0.1:0\n  ssh:\n    address: 127.0.0.1:0\n    ciphers: {ciphers}\n")
+    };
+    Config::parse(
+        &config("[chacha20-poly1305@openssh.com, aes256-ctr]"),
+        "c.yaml",
+    )?;
+    let err = Config::parse(&config("[3des-cbc]"), "c.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("c.yaml: listeners.ssh.ciphers: unsupported cipher \"3des-cbc\""),
+        "{err}"
+    );
+    let err = Config::parse(&config("[]"), "c.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("name at least one cipher"), "{err}");
+    Ok(())
+}
