@@ -8,10 +8,11 @@
 use crate::session::Shared;
 use russh::{client, server, Channel, ChannelOpenFailure};
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
-use sluice_core::{ChannelStart, SessionEvent};
+use sluice_core::{ChannelStart, Outcome, SessionEvent};
 use sluice_tunnel::agent::AllowList;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+use tracing::info;
 
 /// The connection's `forward_to` destinations, parsed once per session; an empty list (or
 /// one that does not parse, which config validation prevents) allows nothing.
@@ -44,6 +45,43 @@ pub(crate) async fn agent(
             run(inbound.shared, client, target, "agent", None).await;
         }
         Err(_) => reply.reject(ChannelOpenFailure::ConnectFailed).await,
+    }
+}
+
+/// Asks the target to listen on `address:port` for the client (`-R`), when the connection
+/// allows it; `port` 0 becomes the port the target chose. Audited either way.
+pub(crate) async fn listen_on_target(
+    shared: &Shared,
+    target: &client::Handle<crate::upstream::TargetHandler>,
+    address: &str,
+    port: &mut u32,
+) -> bool {
+    let wanted = format!("{address}:{port}");
+    if !shared.options.remote_forwarding {
+        let why =
+            format!("remote forwarding ({wanted} on the target) is not allowed on this connection");
+        shared.audit("ssh.remote_forward", Outcome::Failure, Some(why));
+        return false;
+    }
+    match target.tcpip_forward(address, *port).await {
+        Ok(bound) => {
+            if *port == 0 {
+                *port = bound;
+            }
+            info!(
+                address,
+                port = *port,
+                "the target listens for the client (-R)"
+            );
+            let detail = format!("{address}:{port} on the target");
+            shared.audit("ssh.remote_forward", Outcome::Success, Some(detail));
+            true
+        }
+        Err(e) => {
+            let why = format!("the target refused to listen on {wanted}: {e}");
+            shared.audit("ssh.remote_forward", Outcome::Failure, Some(why));
+            false
+        }
     }
 }
 

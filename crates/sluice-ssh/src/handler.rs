@@ -465,42 +465,7 @@ impl server::Handler for ClientHandler {
         let Some((shared, target)) = self.open() else {
             return Ok(false);
         };
-        let wanted = format!("{address}:{port}");
-        if !shared.options.remote_forwarding {
-            self.audit_refused(
-                "ssh.remote_forward",
-                format!(
-                    "remote forwarding ({wanted} on the target) is not allowed on this connection"
-                ),
-            );
-            return Ok(false);
-        }
-        match target.tcpip_forward(address, *port).await {
-            Ok(bound) => {
-                if *port == 0 {
-                    *port = bound;
-                }
-                info!(
-                    address,
-                    port = *port,
-                    "the target listens for the client (-R)"
-                );
-                shared.audit(
-                    "ssh.remote_forward",
-                    Outcome::Success,
-                    Some(format!("{address}:{port} on the target")),
-                );
-                Ok(true)
-            }
-            Err(e) => {
-                shared.audit(
-                    "ssh.remote_forward",
-                    Outcome::Failure,
-                    Some(format!("the target refused to listen on {wanted}: {e}")),
-                );
-                Ok(false)
-            }
-        }
+        Ok(forward::listen_on_target(&shared, &target, address, port).await)
     }
 
     async fn cancel_tcpip_forward(
