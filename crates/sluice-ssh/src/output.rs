@@ -92,8 +92,8 @@ impl TextCarry {
     }
 }
 
-/// Whether more than one byte in eight is a control byte JSON escapes as `\uXXXX` (terminal
-/// text, escape sequences included, stays far below).
+/// Whether more than one byte in eight is a control byte that JSON writes as a six-byte `\u`
+/// escape (terminal text, escape sequences included, stays far below).
 fn binary_like(bytes: &[u8]) -> bool {
     let escaped = bytes
         .iter()
