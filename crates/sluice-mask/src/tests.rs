@@ -3,7 +3,10 @@
 use crate::{CustomDetector, Detector, MaskConfig, MaskCounts, Masker};
 
 fn all() -> Masker {
-    Masker::new(&MaskConfig::default()).expect("default config compiles")
+    match Masker::new(&MaskConfig::default()) {
+        Ok(m) => m,
+        Err(e) => panic!("the default config compiles: {e}"),
+    }
 }
 
 fn masked(m: &Masker, s: &str) -> (String, MaskCounts) {

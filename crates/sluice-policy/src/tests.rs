@@ -3,12 +3,15 @@
 use crate::*;
 
 fn guard(yaml_rules: Vec<RuleConfig>) -> Guard {
-    Guard::new(&GuardConfig {
+    let config = GuardConfig {
         rules: yaml_rules,
         approvers: vec!["security".into()],
         ..GuardConfig::default()
-    })
-    .expect("compiles")
+    };
+    match Guard::new(&config) {
+        Ok(g) => g,
+        Err(e) => panic!("the test's rules compile: {e}"),
+    }
 }
 
 fn rule(name: &str, action: Action, m: MatchConfig) -> RuleConfig {

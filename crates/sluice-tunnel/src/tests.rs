@@ -9,10 +9,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
+type TestResult<T> = Result<T, Box<dyn std::error::Error>>;
+
 /// A TCP server that echoes, and one that sends `n` bytes and closes.
-async fn echo_server() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
+async fn echo_server() -> TestResult<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").await?;
+    let port = l.local_addr()?.port();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = l.accept().await {
             tokio::spawn(async move {
@@ -21,12 +23,12 @@ async fn echo_server() -> u16 {
             });
         }
     });
-    port
+    Ok(port)
 }
 
-async fn source_server(n: usize) -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
+async fn source_server(n: usize) -> TestResult<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").await?;
+    let port = l.local_addr()?.port();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = l.accept().await {
             tokio::spawn(async move {
@@ -42,16 +44,16 @@ async fn source_server(n: usize) -> u16 {
             });
         }
     });
-    port
+    Ok(port)
 }
 
 /// A connected tunnel: the registry, and the agent's shutdown switch.
-async fn tunnel(allow: &[String]) -> (Arc<Tunnels>, watch::Sender<bool>) {
+async fn tunnel(allow: &[String]) -> TestResult<(Arc<Tunnels>, watch::Sender<bool>)> {
     let tunnels = Arc::new(Tunnels::new());
     let (gw_io, agent_io) = tokio::io::duplex(256 * 1024);
     let (up_tx, up_rx) = oneshot::channel();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let allow = Arc::new(AllowList::parse(allow).unwrap());
+    let allow = Arc::new(AllowList::parse(allow)?);
     tokio::spawn(serve::serve(
         TokioIo::new(agent_io),
         allow,
@@ -60,21 +62,22 @@ async fn tunnel(allow: &[String]) -> (Arc<Tunnels>, watch::Sender<bool>) {
         stop_rx,
     ));
     let t = tunnels.clone();
+    let peer = "127.0.0.1:1".parse()?;
     tokio::spawn(async move {
         let hello = AgentHello {
             name: "edge".into(),
             version: "test".into(),
-            peer: "127.0.0.1:1".parse().unwrap(),
+            peer,
         };
         t.serve(hello, TokioIo::new(gw_io)).await
     });
-    up_rx.await.expect("agent greeted");
-    (tunnels, stop_tx)
+    up_rx.await.map_err(|_| "the agent never greeted")?;
+    Ok((tunnels, stop_tx))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_relay_and_the_allow_list_decides() -> Result<(), Box<dyn std::error::Error>> {
-    let echo = echo_server().await;
+    let echo = echo_server().await?;
     let closed = TcpListener::bind("127.0.0.1:0").await?;
     let closed_port = closed.local_addr()?.port();
     drop(closed);
@@ -82,7 +85,7 @@ async fn streams_relay_and_the_allow_list_decides() -> Result<(), Box<dyn std::e
         format!("127.0.0.1:{echo}"),
         format!("127.0.0.1:{closed_port}"),
     ])
-    .await;
+    .await?;
 
     let mut s = tunnels.dial("edge", "127.0.0.1", echo).await?;
     s.write_all(b"hello through the tunnel").await?;
@@ -118,9 +121,9 @@ async fn streams_relay_and_the_allow_list_decides() -> Result<(), Box<dyn std::e
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_stream_does_not_stall_the_others() -> Result<(), Box<dyn std::error::Error>> {
-    let echo = echo_server().await;
-    let source = source_server(32 * 1024 * 1024).await;
-    let (tunnels, _stop) = tunnel(&["127.0.0.1:*".to_string()]).await;
+    let echo = echo_server().await?;
+    let source = source_server(32 * 1024 * 1024).await?;
+    let (tunnels, _stop) = tunnel(&["127.0.0.1:*".to_string()]).await?;
     // Nobody reads this stream: its window fills and the agent stops sending on it.
     let stalled = tunnels.dial("edge", "127.0.0.1", source).await?;
     let mut s = tunnels.dial("edge", "127.0.0.1", echo).await?;
@@ -140,8 +143,8 @@ async fn a_stalled_stream_does_not_stall_the_others() -> Result<(), Box<dyn std:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disconnect_ends_streams_and_dials() -> Result<(), Box<dyn std::error::Error>> {
-    let echo = echo_server().await;
-    let (tunnels, _stop) = tunnel(&[format!("127.0.0.1:{echo}")]).await;
+    let echo = echo_server().await?;
+    let (tunnels, _stop) = tunnel(&[format!("127.0.0.1:{echo}")]).await?;
     let mut s = tunnels.dial("edge", "127.0.0.1", echo).await?;
     assert!(tunnels.disconnect("edge"));
     let mut buf = [0u8; 1];

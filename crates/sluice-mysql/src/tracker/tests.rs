@@ -19,11 +19,14 @@ fn tracker(deprecate_eof: bool) -> Tracker {
             0
         },
     );
-    let masker = Masker::new(&MaskConfig {
+    let config = MaskConfig {
         columns: vec!["*secret*".into()],
         ..MaskConfig::default()
-    })
-    .expect("masker");
+    };
+    let masker = match Masker::new(&config) {
+        Ok(m) => m,
+        Err(e) => panic!("the test's masking config compiles: {e}"),
+    };
     t.set_masker(Some(Arc::new(masker)));
     t
 }
@@ -68,7 +71,9 @@ fn feed(t: &mut Tracker, payloads: &[Vec<u8>], out: &mut Vec<SessionEvent>) -> V
         .map(|p| {
             let mut raw = Vec::new();
             put_packet(&mut raw, 1, p);
-            t.on_server(&mut raw, 10, out).expect("valid packet");
+            if let Err(e) = t.on_server(&mut raw, 10, out) {
+                panic!("the tracker refused a valid packet: {e}");
+            }
             raw[4..].to_vec()
         })
         .collect()
