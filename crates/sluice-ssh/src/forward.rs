@@ -39,13 +39,8 @@ pub(crate) async fn agent(
     target: Channel<client::Msg>,
     reply: client::ChannelOpenHandle,
 ) {
-    match inbound.client.channel_open_agent().await {
-        Ok(client) => {
-            reply.accept().await;
-            run(inbound.shared, client, target, "agent", None).await;
-        }
-        Err(_) => reply.reject(ChannelOpenFailure::ConnectFailed).await,
-    }
+    let opened = inbound.client.channel_open_agent().await;
+    relay_back(opened, reply, inbound.shared, target, "agent", None).await;
 }
 
 /// Asks the target to listen on `address:port` for the client (`-R`), when the connection
@@ -98,21 +93,28 @@ pub(crate) async fn remote(
         .client
         .channel_open_forwarded_tcpip(listen.0.clone(), listen.1, from.0.clone(), from.1)
         .await;
+    let detail = format!(
+        "{}:{} on the target, from {}:{}",
+        listen.0, listen.1, from.0, from.1
+    );
+    let purpose = "remote-forward";
+    relay_back(opened, reply, inbound.shared, target, purpose, Some(detail)).await;
+}
+
+/// Answers the target's channel open with the client's: relays them when the client's opened,
+/// refuses the target's when not.
+async fn relay_back(
+    opened: Result<Channel<server::Msg>, russh::Error>,
+    reply: client::ChannelOpenHandle,
+    shared: Arc<Shared>,
+    target: Channel<client::Msg>,
+    purpose: &str,
+    detail: Option<String>,
+) {
     match opened {
         Ok(client) => {
             reply.accept().await;
-            let detail = format!(
-                "{}:{} on the target, from {}:{}",
-                listen.0, listen.1, from.0, from.1
-            );
-            run(
-                inbound.shared,
-                client,
-                target,
-                "remote-forward",
-                Some(detail),
-            )
-            .await;
+            run(shared, client, target, purpose, detail).await;
         }
         Err(_) => reply.reject(ChannelOpenFailure::ConnectFailed).await,
     }
