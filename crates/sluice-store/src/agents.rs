@@ -159,15 +159,15 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRecord> {
 mod tests {
     use super::*;
 
-    fn db() -> Connection {
+    fn db() -> Result<Connection, Box<dyn std::error::Error>> {
         let dir = std::env::temp_dir().join(format!("sluice-agents-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        crate::schema::open(&dir.join("db.sqlite")).unwrap()
+        std::fs::create_dir_all(&dir)?;
+        Ok(crate::schema::open(&dir.join("db.sqlite"))?)
     }
 
     #[test]
     fn token_enrolls_once_and_revocation_sticks() -> Result<(), Box<dyn std::error::Error>> {
-        let db = db();
+        let db = db()?;
         let (rec, token) = create(&db, "edge", None, 60_000_000, "admin")?;
         assert!(rec.public_key.is_none());
         let token = token.ok_or("missing")?;
@@ -189,7 +189,7 @@ mod tests {
 
     #[test]
     fn expired_and_revoked_tokens_are_refused() -> Result<(), Box<dyn std::error::Error>> {
-        let db = db();
+        let db = db()?;
         let (_, token) = create(&db, "old", None, 0, "admin")?;
         assert!(matches!(
             enroll(&db, &token.ok_or("missing")?, &[1; 32]),

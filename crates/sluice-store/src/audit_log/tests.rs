@@ -11,15 +11,15 @@ struct Log {
     keys: Arc<KeyRing>,
 }
 
-fn log() -> Log {
+fn log() -> Result<Log, Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("sluice-al-{}", hex(&random_bytes::<6>())));
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir)?;
     let db = dir.join("a.db");
-    crate::schema::open(&db).unwrap();
-    let keys = Arc::new(KeyRing::load(KeySource::Managed(dir.join("signing"))).unwrap());
-    let conn = crate::schema::open_existing(&db).unwrap();
-    keys.current().publish(&conn).unwrap();
-    Log { dir, db, keys }
+    crate::schema::open(&db)?;
+    let keys = Arc::new(KeyRing::load(KeySource::Managed(dir.join("signing")))?);
+    let conn = crate::schema::open_existing(&db)?;
+    keys.current().publish(&conn)?;
+    Ok(Log { dir, db, keys })
 }
 
 impl Drop for Log {
@@ -29,7 +29,7 @@ impl Drop for Log {
 }
 
 /// Writes `n` audit events through the writer, checkpointing after each group in `groups`.
-async fn write(l: &Log, groups: &[usize]) {
+async fn write(l: &Log, groups: &[usize]) -> Result<(), Box<dyn std::error::Error>> {
     let spool = Arc::new(SpoolSignal::default());
     let (w, thread) = RecordWriter::start(
         &l.db,
@@ -38,41 +38,36 @@ async fn write(l: &Log, groups: &[usize]) {
             spool: Some(spool.clone()),
             ..WriterSettings::default()
         },
-    )
-    .unwrap();
+    )?;
     for (g, n) in groups.iter().enumerate() {
         for i in 0..*n {
             let e = AuditEvent::new(format!("e-{g}-{i}"), "session.start", Outcome::Success);
             w.send(WriteOp::Audit(Box::new(e)));
         }
         w.send(WriteOp::Checkpoint);
-        w.flush().await.unwrap();
+        w.flush().await?;
     }
     drop(w);
-    thread.join().unwrap();
+    thread.join().map_err(|_| "writer thread panicked")?;
+    Ok(())
 }
 
-fn keys(l: &Log) -> BTreeMap<String, String> {
-    let conn = crate::schema::open_existing(&l.db).unwrap();
-    crate::signing::public_keys(&conn)
-        .unwrap()
-        .into_iter()
-        .collect()
+fn keys(l: &Log) -> Result<BTreeMap<String, String>, Box<dyn std::error::Error>> {
+    let conn = crate::schema::open_existing(&l.db)?;
+    Ok(crate::signing::public_keys(&conn)?.into_iter().collect())
 }
 
-fn read(l: &Log) -> (Vec<ChainedEvent>, Vec<Checkpoint>) {
-    let conn = crate::schema::open_existing(&l.db).unwrap();
-    (
-        after(&conn, 0, 10_000).unwrap(),
-        checkpoints(&conn, 1).unwrap(),
-    )
+fn read(l: &Log) -> Result<(Vec<ChainedEvent>, Vec<Checkpoint>), Box<dyn std::error::Error>> {
+    let conn = crate::schema::open_existing(&l.db)?;
+    Ok((after(&conn, 0, 10_000)?, checkpoints(&conn, 1)?))
 }
 
 #[tokio::test]
-async fn the_writer_chains_events_and_signs_checkpoints() {
-    let l = log();
-    write(&l, &[3, 2]).await;
-    let (events, cps) = read(&l);
+async fn the_writer_chains_events_and_signs_checkpoints() -> Result<(), Box<dyn std::error::Error>>
+{
+    let l = log()?;
+    write(&l, &[3, 2]).await?;
+    let (events, cps) = read(&l)?;
     assert_eq!(events.len(), 5);
     assert_eq!(
         events.iter().map(|e| e.seq).collect::<Vec<_>>(),
@@ -80,19 +75,20 @@ async fn the_writer_chains_events_and_signs_checkpoints() {
     );
     assert_eq!(cps.len(), 2);
     assert_eq!((cps[0].last_seq, cps[1].last_seq), (3, 5));
-    let ok = verify_segment(None, &events, &cps, &keys(&l)).unwrap();
+    let ok = verify_segment(None, &events, &cps, &keys(&l)?)?;
     assert_eq!((ok.events, ok.checkpoints, ok.unsealed), (5, 2, 0));
     // A segment starting after the first checkpoint verifies from it.
-    let ok = verify_segment(Some(&cps[0]), &events[3..], &cps[1..], &keys(&l)).unwrap();
+    let ok = verify_segment(Some(&cps[0]), &events[3..], &cps[1..], &keys(&l)?)?;
     assert_eq!(ok.events, 2);
+    Ok(())
 }
 
 #[tokio::test]
-async fn tampering_is_named() {
-    let l = log();
-    write(&l, &[4, 2]).await;
-    let (events, cps) = read(&l);
-    let k = keys(&l);
+async fn tampering_is_named() -> Result<(), Box<dyn std::error::Error>> {
+    let l = log()?;
+    write(&l, &[4, 2]).await?;
+    let (events, cps) = read(&l)?;
+    let k = keys(&l)?;
     let check = |ev: &[ChainedEvent], cp: &[Checkpoint]| verify_segment(None, ev, cp, &k);
 
     let mut edited = events.clone();
@@ -139,7 +135,7 @@ async fn tampering_is_named() {
     );
 
     // A checkpoint re-signed with another key.
-    let other = SigningKey::load_or_create(&l.dir.join("other")).unwrap();
+    let other = SigningKey::load_or_create(&l.dir.join("other"))?;
     let mut resigned = cps.clone();
     resigned[1].sig = other.sign(resigned[1].text().as_bytes());
     assert_eq!(
@@ -159,10 +155,10 @@ async fn tampering_is_named() {
     // A whole chain rewritten from an edited event on (without the key, checkpoints disagree).
     let mut rewritten = events.clone();
     rewritten[4].json = rewritten[4].json.replace("session.start", "session.kill");
-    let mut prev = crate::crypto::unhex(&rewritten[3].hash)
-        .unwrap()
+    let mut prev: [u8; 32] = crate::crypto::unhex(&rewritten[3].hash)
+        .ok_or("hash is not hex")?
         .try_into()
-        .unwrap();
+        .map_err(|_| "hash is not 32 bytes")?;
     for e in rewritten.iter_mut().skip(4) {
         prev = link(&prev, e.seq, &e.json);
         e.hash = hex(&prev);
@@ -171,16 +167,18 @@ async fn tampering_is_named() {
         check(&rewritten, &cps),
         Err(AuditChainError::CheckpointMismatch(2, 6))
     );
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_rotated_key_keeps_old_checkpoints_verifiable() {
-    let l = log();
-    write(&l, &[2]).await;
-    let new = l.keys.rotate().unwrap();
-    let conn = crate::schema::open_existing(&l.db).unwrap();
-    new.publish(&conn).unwrap();
-    write(&l, &[0]).await; // nothing new: no checkpoint
+async fn a_rotated_key_keeps_old_checkpoints_verifiable() -> Result<(), Box<dyn std::error::Error>>
+{
+    let l = log()?;
+    write(&l, &[2]).await?;
+    let new = l.keys.rotate()?;
+    let conn = crate::schema::open_existing(&l.db)?;
+    new.publish(&conn)?;
+    write(&l, &[0]).await?; // nothing new: no checkpoint
     {
         let spool = Arc::new(SpoolSignal::default());
         let (w, thread) = RecordWriter::start(
@@ -190,41 +188,42 @@ async fn a_rotated_key_keeps_old_checkpoints_verifiable() {
                 spool: Some(spool),
                 ..WriterSettings::default()
             },
-        )
-        .unwrap();
+        )?;
         w.send(WriteOp::Audit(Box::new(AuditEvent::new(
             "after-rotation".into(),
             "signing.rotate",
             Outcome::Success,
         ))));
         w.send(WriteOp::Checkpoint);
-        w.flush().await.unwrap();
+        w.flush().await?;
         drop(w);
-        thread.join().unwrap();
+        thread.join().map_err(|_| "writer thread panicked")?;
     }
-    let (events, cps) = read(&l);
+    let (events, cps) = read(&l)?;
     assert_eq!(cps.len(), 2);
     assert_ne!(cps[0].key_id, cps[1].key_id);
-    verify_segment(None, &events, &cps, &keys(&l)).unwrap();
+    verify_segment(None, &events, &cps, &keys(&l)?)?;
+    Ok(())
 }
 
 #[tokio::test]
-async fn events_logged_before_the_chain_are_chained_on_upgrade() {
-    let l = log();
+async fn events_logged_before_the_chain_are_chained_on_upgrade(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let l = log()?;
     {
-        let conn = crate::schema::open_existing(&l.db).unwrap();
+        let conn = crate::schema::open_existing(&l.db)?;
         for i in 0..3 {
             let e = AuditEvent::new(format!("old-{i}"), "session.start", Outcome::Success);
             conn.execute(
                 "INSERT INTO audit_legacy (id, ts_us, action, event_json) VALUES (?1, ?2, ?3, ?4)",
-                params![e.id, i, e.action, serde_json::to_string(&e).unwrap()],
-            )
-            .unwrap();
+                params![e.id, i, e.action, serde_json::to_string(&e)?],
+            )?;
         }
     }
-    write(&l, &[2]).await;
-    let (events, cps) = read(&l);
+    write(&l, &[2]).await?;
+    let (events, cps) = read(&l)?;
     assert_eq!(events.len(), 5);
     assert!(events[0].json.contains("old-0") && events[2].json.contains("old-2"));
-    verify_segment(None, &events, &cps, &keys(&l)).unwrap();
+    verify_segment(None, &events, &cps, &keys(&l)?)?;
+    Ok(())
 }
