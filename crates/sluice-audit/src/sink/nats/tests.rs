@@ -3,6 +3,17 @@ use super::*;
 use std::net::TcpListener;
 use std::thread;
 
+/// What a scripted server thread fails with (sent back across `join`).
+type ServerError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Waits for a scripted server thread and hands back what it recorded.
+fn join<T>(
+    server: thread::JoinHandle<Result<T, ServerError>>,
+) -> Result<T, Box<dyn std::error::Error>> {
+    let served = server.join().map_err(|_| "the server thread panicked")?;
+    served.map_err(|e| -> Box<dyn std::error::Error> { e })
+}
+
 fn cfg(url: &str) -> config::NatsSink {
     config::NatsSink {
         url: url.into(),
@@ -187,76 +198,77 @@ fn reply_indexes() {
 }
 
 #[test]
-fn headers_and_connect_options() {
+fn headers_and_connect_options() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(
         msg_id_headers("0b6c1e8e-1"),
         "NATS/1.0\r\nNats-Msg-Id: 0b6c1e8e-1\r\n\r\n"
     );
     assert_eq!(msg_id_headers("bad\r\nid"), "NATS/1.0\r\n\r\n");
-    let plain: serde_json::Value = serde_json::from_str(&connect_json(None)).unwrap();
+    let plain: serde_json::Value = serde_json::from_str(&connect_json(None))?;
     assert_eq!(plain["headers"], true);
     assert_eq!(plain["no_responders"], true);
     assert_eq!(plain["verbose"], false);
     assert!(plain.get("auth_token").is_none());
     let token = Secret::new("s3cret".to_string());
-    let with: serde_json::Value = serde_json::from_str(&connect_json(Some(&token))).unwrap();
+    let with: serde_json::Value = serde_json::from_str(&connect_json(Some(&token)))?;
     assert_eq!(with["auth_token"], "s3cret");
+    Ok(())
 }
+
+type FakeServer = (u16, thread::JoinHandle<Result<Vec<String>, ServerError>>);
 
 /// A scripted server: INFO, PONG to the PING, then for each HPUB of the batch the reply
 /// produced by `ack(n)` (with a server PING first, which the client must answer).
-fn fake_server(ack: fn(usize) -> String) -> (u16, thread::JoinHandle<Vec<String>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let handle = thread::spawn(move || {
-        let (sock, _) = listener.accept().unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut w = sock.try_clone().unwrap();
+fn fake_server(ack: fn(usize) -> String) -> Result<FakeServer, Box<dyn std::error::Error>> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let handle = thread::spawn(move || -> Result<Vec<String>, ServerError> {
+        let (sock, _) = listener.accept()?;
+        sock.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut w = sock.try_clone()?;
         let mut r = BufReader::new(sock);
-        w.write_all(b"INFO {\"server_id\":\"x\",\"headers\":true,\"max_payload\":1048576}\r\n")
-            .unwrap();
+        w.write_all(b"INFO {\"server_id\":\"x\",\"headers\":true,\"max_payload\":1048576}\r\n")?;
         let mut lines = Vec::new();
         let mut line = String::new();
         let mut published = 0;
         loop {
             line.clear();
-            if r.read_line(&mut line).unwrap() == 0 {
+            if r.read_line(&mut line)? == 0 {
                 break;
             }
             lines.push(line.trim_end().to_string());
             let parts: Vec<&str> = line.split_whitespace().collect();
             match parts.first().copied() {
-                Some("PING") => w.write_all(b"PONG\r\n").unwrap(),
+                Some("PING") => w.write_all(b"PONG\r\n")?,
                 Some("HPUB") => {
-                    let total: usize = parts[4].parse().unwrap();
+                    let total: usize = parts[4].parse()?;
                     let mut body = vec![0; total + 2];
-                    r.read_exact(&mut body).unwrap();
+                    r.read_exact(&mut body)?;
                     lines.push(String::from_utf8_lossy(&body).trim_end().to_string());
                     if published == 0 {
-                        w.write_all(b"PING\r\n").unwrap();
+                        w.write_all(b"PING\r\n")?;
                     }
                     let reply = ack(published);
                     let msg = format!("MSG {} 1 {}\r\n{reply}\r\n", parts[2], reply.len());
-                    w.write_all(msg.as_bytes()).unwrap();
+                    w.write_all(msg.as_bytes())?;
                     published += 1;
                 }
                 _ => {}
             }
         }
-        lines
+        Ok(lines)
     });
-    (port, handle)
+    Ok((port, handle))
 }
 
 #[test]
-fn batch_is_pipelined_and_acked_by_a_scripted_server() {
-    let (port, server) = fake_server(|n| format!(r#"{{"stream":"AUDIT","seq":{}}}"#, n + 1));
-    let mut sink = NatsSink::new(&cfg(&format!("nats://127.0.0.1:{port}"))).unwrap();
+fn batch_is_pipelined_and_acked_by_a_scripted_server() -> Result<(), Box<dyn std::error::Error>> {
+    let (port, server) = fake_server(|n| format!(r#"{{"stream":"AUDIT","seq":{}}}"#, n + 1))?;
+    let mut sink = NatsSink::new(&cfg(&format!("nats://127.0.0.1:{port}")))?;
     let batch: Vec<_> = (1..=3).map(event).collect();
-    sink.deliver(&batch).unwrap();
+    sink.deliver(&batch)?;
     drop(sink);
-    let lines = server.join().unwrap();
+    let lines = join(server)?;
     assert!(lines[0].starts_with("CONNECT {"), "{lines:?}");
     assert_eq!(lines[1], "PING");
     assert!(lines[2].starts_with("SUB _INBOX.") && lines[2].ends_with(".* 1"));
@@ -271,16 +283,17 @@ fn batch_is_pipelined_and_acked_by_a_scripted_server() {
         lines.iter().filter(|l| *l == "PONG").count() >= 1,
         "{lines:?}"
     );
+    Ok(())
 }
 
 #[test]
-fn one_negative_ack_refuses_the_batch() {
+fn one_negative_ack_refuses_the_batch() -> Result<(), Box<dyn std::error::Error>> {
     let (port, server) = fake_server(|n| match n {
         1 => r#"{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}"#
             .into(),
         n => format!(r#"{{"stream":"AUDIT","seq":{}}}"#, n + 1),
-    });
-    let mut sink = NatsSink::new(&cfg(&format!("nats://127.0.0.1:{port}"))).unwrap();
+    })?;
+    let mut sink = NatsSink::new(&cfg(&format!("nats://127.0.0.1:{port}")))?;
     let batch: Vec<_> = (1..=3).map(event).collect();
     let err = sink.deliver(&batch).unwrap_err();
     assert!(
@@ -289,13 +302,14 @@ fn one_negative_ack_refuses_the_batch() {
     );
     assert!(sink.conn.is_none(), "the connection is dropped on error");
     drop(sink);
-    server.join().unwrap();
+    join(server)?;
+    Ok(())
 }
 
 #[test]
-fn oversized_event_is_refused_before_sending() {
-    let (port, server) = fake_server(|_| r#"{"stream":"AUDIT","seq":1}"#.into());
-    let mut sink = NatsSink::new(&cfg(&format!("nats://127.0.0.1:{port}"))).unwrap();
+fn oversized_event_is_refused_before_sending() -> Result<(), Box<dyn std::error::Error>> {
+    let (port, server) = fake_server(|_| r#"{"stream":"AUDIT","seq":1}"#.into())?;
+    let mut sink = NatsSink::new(&cfg(&format!("nats://127.0.0.1:{port}")))?;
     let mut big = event(1);
     big.json = format!("\"{}\"", "x".repeat(1024 * 1024));
     let err = sink.deliver(&[big]).unwrap_err();
@@ -304,43 +318,46 @@ fn oversized_event_is_refused_before_sending() {
         "{err}"
     );
     drop(sink);
-    let lines = server.join().unwrap();
+    let lines = join(server)?;
     assert!(!lines.iter().any(|l| l.starts_with("HPUB")));
+    Ok(())
 }
 
 #[test]
-fn unreachable_server_is_an_io_error() {
+fn unreachable_server_is_an_io_error() -> Result<(), Box<dyn std::error::Error>> {
     let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
+        let l = TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
     };
-    let mut sink = NatsSink::new(&cfg(&format!("nats://127.0.0.1:{port}"))).unwrap();
+    let mut sink = NatsSink::new(&cfg(&format!("nats://127.0.0.1:{port}")))?;
     assert!(matches!(sink.deliver(&[event(1)]), Err(SinkError::Io(_))));
+    Ok(())
 }
 
 #[test]
-fn pings_that_came_while_idle_are_answered_before_the_next_batch() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+fn pings_that_came_while_idle_are_answered_before_the_next_batch(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
     let (pinged, on_ping) = std::sync::mpsc::channel();
-    let server = thread::spawn(move || {
-        let (sock, _) = listener.accept().unwrap();
-        sock.set_nodelay(true).unwrap();
-        let mut w = sock.try_clone().unwrap();
+    let server = thread::spawn(move || -> Result<Vec<String>, ServerError> {
+        let (sock, _) = listener.accept()?;
+        sock.set_nodelay(true)?;
+        let mut w = sock.try_clone()?;
         let mut r = BufReader::new(sock);
-        w.write_all(b"INFO {\"headers\":true}\r\n").unwrap();
+        w.write_all(b"INFO {\"headers\":true}\r\n")?;
         let (mut lines, mut line, mut acked) = (Vec::new(), String::new(), 0);
         while {
             line.clear();
-            r.read_line(&mut line).unwrap() > 0
+            r.read_line(&mut line)? > 0
         } {
             let parts: Vec<String> = line.split_whitespace().map(String::from).collect();
             lines.push(parts[0].clone());
             match parts[0].as_str() {
-                "PING" => w.write_all(b"PONG\r\n").unwrap(),
+                "PING" => w.write_all(b"PONG\r\n")?,
                 "HPUB" => {
-                    let mut body = vec![0; parts[4].parse::<usize>().unwrap() + 2];
-                    r.read_exact(&mut body).unwrap();
+                    let mut body = vec![0; parts[4].parse::<usize>()? + 2];
+                    r.read_exact(&mut body)?;
                     acked += 1;
                     let ack = format!("{{\"stream\":\"S\",\"seq\":{acked}}}");
                     let mut msg = format!("MSG {} 1 {}\r\n{ack}\r\n", parts[2], ack.len());
@@ -348,21 +365,22 @@ fn pings_that_came_while_idle_are_answered_before_the_next_batch() {
                         // While the client is idle, the server pings it.
                         msg.push_str("PING\r\n");
                     }
-                    w.write_all(msg.as_bytes()).unwrap();
+                    w.write_all(msg.as_bytes())?;
                     if acked == 1 {
-                        pinged.send(()).unwrap();
+                        pinged.send(())?;
                     }
                 }
                 _ => {}
             }
         }
-        lines
+        Ok(lines)
     });
-    let mut sink = NatsSink::new(&cfg(&format!("nats://127.0.0.1:{port}"))).unwrap();
-    sink.deliver(&[event(1)]).unwrap();
-    on_ping.recv().unwrap();
-    sink.deliver(&[event(2)]).unwrap();
+    let mut sink = NatsSink::new(&cfg(&format!("nats://127.0.0.1:{port}")))?;
+    sink.deliver(&[event(1)])?;
+    on_ping.recv()?;
+    sink.deliver(&[event(2)])?;
     drop(sink);
-    let lines = server.join().unwrap();
+    let lines = join(server)?;
     assert_eq!(lines, ["CONNECT", "PING", "SUB", "HPUB", "PONG", "HPUB"]);
+    Ok(())
 }

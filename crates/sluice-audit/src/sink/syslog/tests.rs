@@ -22,15 +22,19 @@ fn header() -> Header {
     }
 }
 
-fn event(seq: u64, action: &str, outcome: Outcome) -> SpooledEvent {
+fn event(
+    seq: u64,
+    action: &str,
+    outcome: Outcome,
+) -> Result<SpooledEvent, Box<dyn std::error::Error>> {
     let mut ev = AuditEvent::new(format!("ev-{seq}"), action, outcome);
     ev.ts_us = 1_700_000_000_123_456;
-    SpooledEvent {
+    Ok(SpooledEvent {
         seq,
         id: ev.id.clone(),
         ts_us: ev.ts_us,
-        json: serde_json::to_string(&ev).unwrap(),
-    }
+        json: serde_json::to_string(&ev)?,
+    })
 }
 
 #[test]
@@ -125,8 +129,8 @@ fn framing() {
 }
 
 #[test]
-fn messages() {
-    let ok = event(1, "session.start", Outcome::Success);
+fn messages() -> Result<(), Box<dyn std::error::Error>> {
+    let ok = event(1, "session.start", Outcome::Success)?;
     assert_eq!(
         format_message(&header(), &ok),
         format!(
@@ -135,7 +139,7 @@ fn messages() {
             ok.json
         )
     );
-    let failed = event(2, "auth.failure", Outcome::Failure);
+    let failed = event(2, "auth.failure", Outcome::Failure)?;
     let msg = format_message(&header(), &failed);
     assert!(msg.starts_with("<84>1 "), "{msg}");
     assert!(msg.contains(
@@ -143,7 +147,7 @@ fn messages() {
     ));
     assert!(msg.ends_with(&failed.json));
 
-    let odd = event(3, "we\"ird] act\\ion", Outcome::Success);
+    let odd = event(3, "we\"ird] act\\ion", Outcome::Success)?;
     let msg = format_message(&header(), &odd);
     assert!(msg.contains(r#"action="we\"ird\] act\\ion""#), "{msg}");
     assert!(msg.contains(" we\"ird]_act\\ion [sluice@"), "{msg}");
@@ -158,6 +162,7 @@ fn messages() {
         format_message(&header(), &not_audit),
         "<85>1 1970-01-01T00:00:00.000000Z gw1 sluice 42 - [sluice@32473 id=\"x\\]\"] {}"
     );
+    Ok(())
 }
 
 #[test]
@@ -196,16 +201,13 @@ fn config_checks() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Reads one octet-counted frame.
-fn read_frame(r: &mut impl BufRead) -> String {
+fn read_frame(r: &mut impl BufRead) -> Result<String, Box<dyn std::error::Error>> {
     let mut len = Vec::new();
-    r.read_until(b' ', &mut len).unwrap();
-    let len: usize = std::str::from_utf8(&len[..len.len() - 1])
-        .unwrap()
-        .parse()
-        .unwrap();
+    r.read_until(b' ', &mut len)?;
+    let len: usize = std::str::from_utf8(&len[..len.len() - 1])?.parse()?;
     let mut msg = vec![0; len];
-    r.read_exact(&mut msg).unwrap();
-    String::from_utf8(msg).unwrap()
+    r.read_exact(&mut msg)?;
+    Ok(String::from_utf8(msg)?)
 }
 
 #[test]
@@ -216,25 +218,25 @@ fn plain_tcp_delivery_and_reconnect_after_collector_close() -> Result<(), Box<dy
     let mut sink = SyslogSink::new(&cfg(&addr))?;
     let batch: Vec<_> = (1..=2)
         .map(|n| event(n, "auth.success", Outcome::Success))
-        .collect();
+        .collect::<Result<_, _>>()?;
     sink.deliver(&batch)?;
 
     let (first, _) = listener.accept()?;
     first.set_read_timeout(Some(IO_TIMEOUT))?;
     let mut r = io::BufReader::new(first);
     for ev in &batch {
-        let msg = read_frame(&mut r);
+        let msg = read_frame(&mut r)?;
         assert!(msg.starts_with("<85>1 "), "{msg}");
         assert!(msg.ends_with(&ev.json));
     }
     // The collector closes the connection (on loopback the FIN arrives with the close); the
     // next batch notices and goes to a new connection instead of the dead one.
     drop(r);
-    let next = [event(3, "auth.failure", Outcome::Failure)];
+    let next = [event(3, "auth.failure", Outcome::Failure)?];
     sink.deliver(&next)?;
     let (second, _) = listener.accept()?;
     second.set_read_timeout(Some(IO_TIMEOUT))?;
-    let msg = read_frame(&mut io::BufReader::new(second));
+    let msg = read_frame(&mut io::BufReader::new(second))?;
     assert!(
         msg.starts_with("<84>1 ") && msg.ends_with(&next[0].json),
         "{msg}"
@@ -249,7 +251,7 @@ fn refused_connection_is_an_io_error() -> Result<(), Box<dyn std::error::Error>>
         l.local_addr()?.to_string()
     };
     let mut sink = SyslogSink::new(&cfg(&addr))?;
-    let batch = [event(1, "auth.success", Outcome::Success)];
+    let batch = [event(1, "auth.success", Outcome::Success)?];
     assert!(matches!(sink.deliver(&batch), Err(SinkError::Io(_))));
     Ok(())
 }
