@@ -13,6 +13,8 @@ pub enum Protocol {
     Mysql,
     /// SSH 2 (shell, exec, scp, sftp, forwarding).
     Ssh,
+    /// A program the gateway runs for the client (`sluice exec`): a code-execution runtime.
+    Command,
 }
 
 impl Protocol {
@@ -22,6 +24,7 @@ impl Protocol {
             Protocol::Postgres => "postgres",
             Protocol::Mysql => "mysql",
             Protocol::Ssh => "ssh",
+            Protocol::Command => "command",
         }
     }
 
@@ -31,6 +34,7 @@ impl Protocol {
             "postgres" | "postgresql" => Some(Protocol::Postgres),
             "mysql" | "mariadb" => Some(Protocol::Mysql),
             "ssh" => Some(Protocol::Ssh),
+            "command" => Some(Protocol::Command),
             _ => None,
         }
     }
@@ -73,6 +77,9 @@ pub struct Connection {
     /// SSH settings (connections of type `ssh`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<SshOptions>,
+    /// The program and its environment (connections of type `command`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandOptions>,
     /// True when defined in the config file (read-only at runtime).
     pub from_config: bool,
 }
@@ -107,6 +114,62 @@ pub struct SshOptions {
     /// instead of the bare gateway key.
     #[serde(default, skip_serializing_if = "is_false")]
     pub certificate: bool,
+}
+
+/// What a `command` connection runs, with what, and within which limits. The program
+/// runs on the gateway host with a cleared environment: only `PATH`, `LANG`, `HOME` (the
+/// working directory), `env` and the injected secrets.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandOptions {
+    /// The program (a path, or a name looked up in `PATH`): `bash`, `python3`, a deploy script.
+    pub program: String,
+    /// Arguments always passed first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Let clients append arguments of their own (`sluice exec CONN -- ARGS`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub client_args: bool,
+    /// Plain environment variables.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Environment variables whose values are secrets the gateway holds. Their values are
+    /// masked wherever the program prints them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<InjectedSecret>,
+    /// Secrets written to files (mode 0600, in a directory removed after the run); the
+    /// variable `env` holds the file's path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<InjectedSecret>,
+    /// Working directory (default: a new empty directory, removed after the run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    /// Longest run (`30s`, `10m`); the program's process group is killed after it.
+    /// Default 10 minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Most output (stdout + stderr, bytes) a run may print before it is killed.
+    /// Default 64 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output: Option<u64>,
+    /// Largest stdin (bytes) a client may send. Default 16 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_input: Option<u64>,
+}
+
+/// A secret the gateway injects into a command's environment, from its own environment
+/// or a file on the gateway host. Only the reference is stored, never the value.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InjectedSecret {
+    /// The variable the program sees (`PGPASSWORD`, `AWS_SECRET_ACCESS_KEY`).
+    pub env: String,
+    /// The gateway's environment variable holding the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_env: Option<String>,
+    /// The file on the gateway host holding the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_file: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -283,6 +283,10 @@ pub enum EndReason {
     IdentityBlocked,
     /// The time-boxed access the session relied on expired.
     AccessExpired,
+    /// The session ran past a limit of its connection (run time, output size).
+    LimitExceeded,
+    /// The gateway refused what the session asked for (a denied or unapproved command run).
+    Refused,
 }
 
 impl EndReason {
@@ -299,6 +303,8 @@ impl EndReason {
             EndReason::Killed => "killed",
             EndReason::IdentityBlocked => "identity_blocked",
             EndReason::AccessExpired => "access_expired",
+            EndReason::LimitExceeded => "limit_exceeded",
+            EndReason::Refused => "refused",
         }
     }
 }

@@ -23,7 +23,9 @@ pub mod secret;
 pub mod time;
 
 pub use audit::{Actor, AuditEvent, Outcome};
-pub use connection::{Connection, Grant, Protocol, SshOptions, TargetCredential};
+pub use connection::{
+    CommandOptions, Connection, Grant, InjectedSecret, Protocol, SshOptions, TargetCredential,
+};
 pub use event::{
     ChannelIo, ChannelStart, EndReason, FileOp, Pty, Query, QueryResult, SessionEvent,
     StatementError, StatementOutcome,

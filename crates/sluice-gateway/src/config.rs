@@ -191,8 +191,8 @@ pub struct RecordingConfig {
     /// Longest recorded value in bytes.
     #[serde(default = "default_max_value_len")]
     pub max_value_len: usize,
-    /// Terminal and exec output recorded per SSH channel and stream, in bytes (the rest is
-    /// counted, not kept).
+    /// Terminal and exec output recorded per SSH channel or command run and stream, in bytes
+    /// (the rest is counted, not kept).
     #[serde(default = "default_ssh_output_cap")]
     pub ssh_output_cap: u64,
 }
@@ -248,12 +248,14 @@ pub struct WebhookConfig {
 pub struct ConnectionConfig {
     /// Name clients use.
     pub name: String,
-    /// Protocol (`postgres`, `mysql`, `ssh`).
+    /// Protocol (`postgres`, `mysql`, `ssh`, `command`).
     #[serde(rename = "type")]
     pub kind: String,
-    /// Target host.
+    /// Target host (not for `command`).
+    #[serde(default)]
     pub host: String,
-    /// Target port.
+    /// Target port (not for `command`).
+    #[serde(default)]
     pub port: u16,
     /// Target database.
     pub database: Option<String>,
@@ -269,6 +271,9 @@ pub struct ConnectionConfig {
     /// SSH settings: pinned host key, logins, forwarding destinations, environment.
     #[serde(default)]
     pub ssh: Option<sluice_core::SshOptions>,
+    /// What a `command` connection runs: program, environment, secrets, limits.
+    #[serde(default)]
+    pub command: Option<sluice_core::CommandOptions>,
     /// Guardrails: deny and review rules.
     #[serde(default)]
     pub guardrails: Option<sluice_policy::GuardConfig>,
@@ -303,11 +308,18 @@ pub fn build_connection(c: &ConnectionConfig, from_config: bool) -> Result<Conne
     }
     let protocol =
         Protocol::parse(&c.kind).ok_or_else(|| format!("unknown connection type {:?}", c.kind))?;
-    if c.host.is_empty() {
-        return Err("host must not be empty".into());
-    }
-    if c.port == 0 {
-        return Err("port must not be 0".into());
+    if protocol == Protocol::Command {
+        check_command(c)?;
+    } else {
+        if c.host.is_empty() {
+            return Err("host must not be empty".into());
+        }
+        if c.port == 0 {
+            return Err("port must not be 0".into());
+        }
+        if c.command.is_some() {
+            return Err("`command` settings are for connections of type command".into());
+        }
     }
     let credential = match (&c.password_env, &c.password_file) {
         (Some(_), Some(_)) => return Err("set password_env or password_file, not both".into()),
@@ -346,8 +358,62 @@ pub fn build_connection(c: &ConnectionConfig, from_config: bool) -> Result<Conne
             Protocol::Ssh => Some(c.ssh.clone().unwrap_or_default()),
             _ => None,
         },
+        command: c.command.clone(),
         from_config,
     })
+}
+
+/// The checks of a `command` connection: a program, secrets with one source each, limits
+/// that parse, and nothing that belongs to network targets.
+fn check_command(c: &ConnectionConfig) -> Result<(), String> {
+    let Some(cmd) = &c.command else {
+        return Err("a command connection needs `command: { program: … }`".into());
+    };
+    if !c.host.is_empty() || c.port != 0 || c.database.is_some() || c.username.is_some() {
+        return Err("a command connection runs a program on the gateway host: host, port, database and username do not apply".into());
+    }
+    if c.password_env.is_some() || c.password_file.is_some() {
+        return Err("a command connection takes its secrets in command.secrets and command.files, not password_env/password_file".into());
+    }
+    if c.via.is_some() {
+        return Err("command connections run on the gateway host; `via` an agent is not supported for them yet".into());
+    }
+    if cmd.program.trim().is_empty() {
+        return Err("command.program must not be empty".into());
+    }
+    let valid_var = |n: &str| {
+        !n.is_empty()
+            && !n.starts_with(|ch: char| ch.is_ascii_digit())
+            && n.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+    };
+    for name in cmd.env.keys() {
+        if !valid_var(name) {
+            return Err(format!("command.env: invalid variable name {name:?}"));
+        }
+    }
+    for (what, list) in [("secrets", &cmd.secrets), ("files", &cmd.files)] {
+        for s in list.iter() {
+            if !valid_var(&s.env) {
+                return Err(format!("command.{what}: invalid variable name {:?}", s.env));
+            }
+            if s.from_env.is_some() == s.from_file.is_some() {
+                return Err(format!(
+                    "command.{what}: {} needs exactly one of from_env, from_file",
+                    s.env
+                ));
+            }
+        }
+    }
+    if let Some(t) = &cmd.timeout {
+        match sluice_policy::parse_duration(t) {
+            Some(d) if !d.is_zero() => {}
+            _ => return Err(format!("command.timeout: invalid duration {t:?}: use e.g. 30s, 10m, 1h")),
+        }
+    }
+    if cmd.max_output == Some(0) || cmd.max_input == Some(0) {
+        return Err("command.max_output and command.max_input must be positive".into());
+    }
+    Ok(())
 }
 
 impl Config {

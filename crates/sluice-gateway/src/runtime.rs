@@ -307,6 +307,9 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
         retention,
         archive,
         ssh_keys: Arc::new(ssh_keys),
+        exec: sluice_exec::ExecSettings {
+            output_cap: config.recording.ssh_output_cap,
+        },
     };
     tokio::spawn(api::serve(
         api_listener,

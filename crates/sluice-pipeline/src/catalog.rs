@@ -97,6 +97,7 @@ mod tests {
             credential: TargetCredential::None,
             via: None,
             ssh: None,
+            command: None,
             from_config,
         }
     }

@@ -18,6 +18,7 @@
 //! - [`dial`]: reaching a target directly or through an agent's tunnel.
 //! - [`authorize`]: steps 1–2 and their audit events.
 //! - [`live`]: live sessions and their stop signals (kill, block, expiry).
+//! - [`output`]: masking a byte stream across chunk boundaries, and its recorded text.
 //! - [`policy`]: a connection's compiled guard, masker and access settings.
 //! - [`retention`]: deleting expired recordings, respecting legal holds.
 //! - [`reviews`]: held commands and access requests waiting for approvers.
@@ -33,6 +34,7 @@ pub mod authorize;
 pub mod catalog;
 pub mod dial;
 pub mod live;
+pub mod output;
 pub mod policy;
 pub mod recorder;
 pub mod retention;

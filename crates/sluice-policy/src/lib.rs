@@ -6,11 +6,14 @@
 //! the functions it calls). [`Guard::check`] returns a [`Verdict`]. The same rules therefore
 //! work for SQL from PostgreSQL and MySQL, and later for shell commands or Kubernetes verbs,
 //! which produce their own classes.
+//!
+//! [`shell`] is the one shell-line analyzer, shared by the SSH adapter and command runtimes.
 
 pub mod analysis;
 mod command;
 mod config;
 mod guard;
+pub mod shell;
 
 pub use command::{Command, StatementFacts};
 pub use config::{

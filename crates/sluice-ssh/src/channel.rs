@@ -6,7 +6,7 @@
 //! on its own writer, so a slow client never stops the other direction.
 
 use crate::files::{scp::Scp, sftp::Sftp};
-use crate::output::TextCarry;
+use sluice_pipeline::output::TextCarry;
 use crate::terminal::Screen;
 mod to_client;
 mod transfer;

@@ -13,20 +13,16 @@
 //!   recording.
 //! - `forward.rs`: `-L` to allowed destinations; `-R` and agent forwarding where enabled.
 //! - `session.rs`: what a session's channels share, and the guard's verdict on a command.
-//! - `command.rs`: the programs a shell command line runs, for the guard.
-//! - `output.rs`: stream masking across packet boundaries, recorded text.
 //! - `keys.rs`: the gateway's keys and CAs; `certs.rs`: the certificates they sign;
 //!   `login.rs`: `login+connection`.
 
 pub mod certs;
 mod channel;
-mod command;
 mod files;
 mod forward;
 mod handler;
 pub mod keys;
 pub mod login;
-mod output;
 mod session;
 mod terminal;
 mod upstream;

@@ -1,7 +1,7 @@
 //! One SSH connection's session: what its channels share (recorder, policy, counters) and
 //! the guard's verdict on a command, including holding it for review.
 
-use crate::command;
+use sluice_policy::shell as command;
 use sluice_core::{Query, SessionEvent, SshOptions};
 use sluice_mask::{MaskCounts, Masker};
 use sluice_pipeline::reviews::{held_notice, new_review_id, Settled};

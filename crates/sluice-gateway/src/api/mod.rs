@@ -7,6 +7,7 @@
 //! - [`sessions`]: sessions, recordings, audit log.
 //! - [`audit`]: the audit chain and checkpoints, key rotation, legal holds, retention, metrics.
 //! - [`containment`]: kill sessions, block identities.
+//! - [`exec`]: runs of `command` connections, streamed (the caller needs a grant, not admin).
 //! - [`exchange`]: token exchange (a trusted IdP's JWT for a gateway token; no bearer needed).
 //! - [`login`]: the sign-in providers for `sluice login`, and logout.
 //! - [`reviews`]: reviews (held commands, access requests) and their decisions.
@@ -18,6 +19,7 @@ pub mod audit;
 pub mod auth;
 pub mod containment;
 pub mod exchange;
+pub mod exec;
 pub mod login;
 pub mod reviews;
 pub mod sessions;
@@ -60,6 +62,8 @@ pub struct ApiState {
     pub archive: Option<Arc<crate::archive::Archive>>,
     /// The gateway's SSH keys (`sluice ssh gateway-key`, host key for clients).
     pub ssh_keys: Arc<sluice_ssh::GatewayKeys>,
+    /// How command runs are recorded.
+    pub exec: sluice_exec::ExecSettings,
 }
 
 impl ApiState {
@@ -199,6 +203,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/reviews/{id}/approve", post(reviews::approve))
         .route("/api/v1/reviews/{id}/deny", post(reviews::deny))
         .route("/api/v1/access-requests", post(reviews::request_access))
+        .route("/api/v1/exec/{connection}", post(exec::exec))
         .route("/api/v1/token/exchange", post(exchange::exchange))
         .route("/api/v1/login", get(login::providers))
         .route("/api/v1/logout", post(login::logout))

@@ -2,7 +2,7 @@
 //! EOF passed back in the order OpenSSH needs.
 
 use super::{signal_text, sleep_until, wait_true, Kind, Relay, HOLD};
-use crate::output::{StreamMasker, TextCarry};
+use sluice_pipeline::output::{StreamMasker, TextCarry};
 use bytes::Bytes;
 use russh::{ChannelMsg, ChannelReadHalf, Sig};
 use sluice_core::SessionEvent;

@@ -3,7 +3,7 @@
 //! in the terminal; a line held for review waits with a message until it is decided.
 
 use super::Relay;
-use crate::output::TextCarry;
+use sluice_pipeline::output::TextCarry;
 use crate::session::Judged;
 use crate::terminal::{LineInput, Screen, ScreenLine};
 use bytes::Bytes;

@@ -100,6 +100,14 @@ impl Api {
         Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
     }
 
+    /// POST raw bytes to `path`; the answer as a stream.
+    pub fn post_bytes(&self, path: &str, body: &[u8]) -> anyhow::Result<impl std::io::Read> {
+        let request = self
+            .request("POST", path)
+            .set("Content-Type", "application/octet-stream");
+        Ok(Self::check(request.send_bytes(body))?.into_reader())
+    }
+
     /// POST a form to `path`, returning the JSON answer.
     pub fn post_form(
         &self,

@@ -8,6 +8,7 @@ mod audit;
 mod bundle;
 mod client;
 mod connect;
+mod exec;
 mod identities;
 mod login;
 mod render;
@@ -113,6 +114,16 @@ enum Command {
         /// The gateway's PostgreSQL listener.
         #[arg(long, env = "SLUICE_PG_ADDR", default_value = "127.0.0.1:15432")]
         gateway: String,
+    },
+    /// Run a command connection's program on the gateway: stdin is its input (the script),
+    /// its output streams back, and the exit status is the program's (125: the gateway
+    /// refused or stopped the run; 124: it ran past its time limit).
+    Exec {
+        /// Connection name (of type command).
+        connection: String,
+        /// Arguments after the connection's own (where it takes them).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
     /// Sign in with your identity provider; the gateway session token is stored 0600 in
     /// your config dir and used by later commands.
@@ -256,6 +267,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 Command::Identities(c) => identities::run(&api, c),
                 Command::Ssh(c) => ssh::ssh(&api, c),
                 Command::SshCert { key, ttl, out } => ssh::ssh_cert(&api, key, ttl, out),
+                Command::Exec { connection, args } => exec::run(&api, &connection, &args),
                 Command::Reviews(c) => reviews::run(&api, c),
                 Command::Access(c) => reviews::access(&api, c),
                 Command::Audit { limit, json } => sessions::audit(&api, limit, json),

@@ -10,8 +10,8 @@
 //! with runs of blanks collapsed. What it cannot see: commands a script builds or reads at
 //! run time (`sh -c "$X"`, `eval`, a script file's content, aliases and functions).
 
-use sluice_policy::analysis::Analysis;
-use sluice_policy::StatementFacts;
+use crate::analysis::Analysis;
+use crate::StatementFacts;
 
 /// Programs that run the program named after their options.
 const WRAPPERS: &[&str] = &[

@@ -1,4 +1,5 @@
-//! Channel bytes on their way out: masked as a stream, and turned into recording events.
+//! Output bytes of a stream protocol (an SSH channel, a command's stdout): masked as a
+//! stream, and turned into recorded text.
 //!
 //! Sensitive values do not respect packet boundaries, so [`StreamMasker`] holds back the
 //! unfinished last line of a chunk (at most [`MAX_HOLD`] bytes) until the next chunk
