@@ -159,7 +159,13 @@ impl Judge<'_> {
         }
     }
 
-    fn guard_event(&mut self, query: u64, action: &str, hit: &sluice_policy::RuleHit, review: Option<String>) {
+    fn guard_event(
+        &mut self,
+        query: u64,
+        action: &str,
+        hit: &sluice_policy::RuleHit,
+        review: Option<String>,
+    ) {
         let _ = self.recorder.record(&SessionEvent::Guard {
             query,
             action: action.into(),
@@ -206,7 +212,10 @@ mod tests {
 
     #[test]
     fn other_programs_are_their_name_and_regex_sees_the_script() {
-        let (_, a) = analyze(&spec("python3", &["-"]), b"import shutil\nshutil.rmtree('/')\n");
+        let (_, a) = analyze(
+            &spec("python3", &["-"]),
+            b"import shutil\nshutil.rmtree('/')\n",
+        );
         assert_eq!(classes(&a), ["python3"]);
         assert!(a.normalized.contains("shutil.rmtree('/')"));
     }

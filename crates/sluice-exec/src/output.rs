@@ -141,8 +141,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_injected_secret_split_across_chunks_never_shows() -> Result<(), sluice_mask::MaskError>
-    {
+    fn an_injected_secret_split_across_chunks_never_shows() -> Result<(), sluice_mask::MaskError> {
         let secrets = secrets_masker(&["s3cr3t-Pa55".to_string()])?;
         let mut out = OutputStream::new(secrets, None, 1 << 20);
         let mut client = Vec::new();

@@ -8,7 +8,7 @@ use crate::process::{self, Running};
 use crate::spec::RunSpec;
 use crate::ExecSettings;
 use bytes::Bytes;
-use sluice_core::{ChannelStart, ChannelIo, EndReason, SessionEvent};
+use sluice_core::{ChannelIo, ChannelStart, EndReason, SessionEvent};
 use sluice_pipeline::{Authorized, Pipeline, Recorder, Stop};
 use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
@@ -39,12 +39,17 @@ pub async fn run(
     client: mpsc::Sender<ExecEvent>,
 ) {
     let connection = authorized.connection.clone();
-    let spec = match RunSpec::resolve(&connection.name.0, connection.command.as_ref(), request.args)
-    {
+    let spec = match RunSpec::resolve(
+        &connection.name.0,
+        connection.command.as_ref(),
+        request.args,
+    ) {
         Ok(s) => s,
         Err(e) => {
             pipeline.target_failed(&authorized, &e.to_string());
-            let _ = client.send(ExecEvent::refused(format!("sluice: {e}"))).await;
+            let _ = client
+                .send(ExecEvent::refused(format!("sluice: {e}")))
+                .await;
             return;
         }
     };
@@ -64,7 +69,9 @@ pub async fn run(
         Err(e) => {
             warn!(error = %e, "cannot build the injected secrets' masker");
             let _ = client
-                .send(ExecEvent::refused("sluice: the gateway could not prepare the run"))
+                .send(ExecEvent::refused(
+                    "sluice: the gateway could not prepare the run",
+                ))
                 .await;
             recorder.finish(EndReason::GatewayError, Some("secrets masker".into()));
             return;
@@ -294,7 +301,11 @@ impl Relay {
                     "sluice: the command printed more than its output limit ({} bytes) and was killed",
                     self.max_output
                 );
-                (EndReason::LimitExceeded, message.clone(), Some(ExecEvent::refused(message)))
+                (
+                    EndReason::LimitExceeded,
+                    message.clone(),
+                    Some(ExecEvent::refused(message)),
+                )
             }
             Ended::ClientGone => {
                 self.record_exit(None, Some(9));
@@ -303,7 +314,11 @@ impl Relay {
             }
             Ended::Failed(e) => {
                 let message = format!("sluice: waiting for the command failed: {e}");
-                (EndReason::GatewayError, message.clone(), Some(ExecEvent::refused(message)))
+                (
+                    EndReason::GatewayError,
+                    message.clone(),
+                    Some(ExecEvent::refused(message)),
+                )
             }
         };
         let _ = self.recorder.record(&SessionEvent::ChannelEnd {

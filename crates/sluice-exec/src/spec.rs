@@ -144,8 +144,11 @@ fn read_secret(s: &InjectedSecret, trim: bool) -> Result<Injected, SpecError> {
         reason,
     };
     let value = match (&s.from_env, &s.from_file) {
-        (Some(var), _) => std::env::var(var)
-            .map_err(|_| fail(format!("the gateway's environment variable {var} is not set")))?,
+        (Some(var), _) => std::env::var(var).map_err(|_| {
+            fail(format!(
+                "the gateway's environment variable {var} is not set"
+            ))
+        })?,
         (None, Some(path)) => std::fs::read_to_string(path)
             .map_err(|e| fail(format!("cannot read {path}: {}", e.kind())))?,
         (None, None) => return Err(fail("no source configured".into())),

@@ -407,7 +407,11 @@ fn check_command(c: &ConnectionConfig) -> Result<(), String> {
     if let Some(t) = &cmd.timeout {
         match sluice_policy::parse_duration(t) {
             Some(d) if !d.is_zero() => {}
-            _ => return Err(format!("command.timeout: invalid duration {t:?}: use e.g. 30s, 10m, 1h")),
+            _ => {
+                return Err(format!(
+                    "command.timeout: invalid duration {t:?}: use e.g. 30s, 10m, 1h"
+                ))
+            }
         }
     }
     if cmd.max_output == Some(0) || cmd.max_input == Some(0) {

@@ -6,8 +6,8 @@
 //! on its own writer, so a slow client never stops the other direction.
 
 use crate::files::{scp::Scp, sftp::Sftp};
-use sluice_pipeline::output::TextCarry;
 use crate::terminal::Screen;
+use sluice_pipeline::output::TextCarry;
 mod to_client;
 mod transfer;
 mod typing;

@@ -1,12 +1,12 @@
 //! One SSH connection's session: what its channels share (recorder, policy, counters) and
 //! the guard's verdict on a command, including holding it for review.
 
-use sluice_policy::shell as command;
 use sluice_core::{Query, SessionEvent, SshOptions};
 use sluice_mask::{MaskCounts, Masker};
 use sluice_pipeline::reviews::{held_notice, new_review_id, Settled};
 use sluice_pipeline::{Recorder, SessionPolicy, Stop};
 use sluice_policy::analysis::Analysis;
+use sluice_policy::shell as command;
 use sluice_policy::Verdict;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -198,7 +198,12 @@ fn python3_reads_its_script_from_stdin_and_arguments_are_refused_where_not_taken
         text(&out.stderr)
     );
     // `sh` does: they go after the connection's own.
-    let out = exec(&s.gw, &s.alice, &["sh", "--", "-c", "echo $0-$1", "a", "b"], "");
+    let out = exec(
+        &s.gw,
+        &s.alice,
+        &["sh", "--", "-c", "echo $0-$1", "a", "b"],
+        "",
+    );
     assert_eq!(text(&out.stdout), "a-b\n", "{}", text(&out.stderr));
 }
 
@@ -213,9 +218,15 @@ fn injected_secrets_reach_the_program_but_never_its_output_or_the_recording() {
     let out = exec(&s.gw, &s.alice, &["sh"], script);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.starts_with("token-ok\nleak: ******************\n-----BEGIN\n"), "{stdout}");
+    assert!(
+        stdout.starts_with("token-ok\nleak: ******************\n-----BEGIN\n"),
+        "{stdout}"
+    );
     assert!(!stdout.contains(DEPLOY_TOKEN));
-    assert!(!stdout.contains("QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"), "{stdout}");
+    assert!(
+        !stdout.contains("QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"),
+        "{stdout}"
+    );
     // The gateway's own environment does not leak into the program's.
     assert!(stdout.ends_with("0\n"), "{stdout}");
 
@@ -234,10 +245,18 @@ fn injected_secrets_reach_the_program_but_never_its_output_or_the_recording() {
 #[test]
 fn card_numbers_printed_by_a_script_are_masked_for_the_client_and_the_recording() {
     let s = setup();
-    let out = exec(&s.gw, &s.alice, &["sh"], "echo 'card: 4111 1111 1111 1111 ok'\n");
+    let out = exec(
+        &s.gw,
+        &s.alice,
+        &["sh"],
+        "echo 'card: 4111 1111 1111 1111 ok'\n",
+    );
     assert_eq!(text(&out.stdout), "card: **** **** **** 1111 ok\n");
     let (_, events) = ended(&s.gw, "sh");
-    assert_eq!(recorded_output(&events, "out"), "card: **** **** **** 1111 ok\n");
+    assert_eq!(
+        recorded_output(&events, "out"),
+        "card: **** **** **** 1111 ok\n"
+    );
     let masking = events.iter().find(|e| e["kind"] == "masking").unwrap();
     assert_eq!(masking["counts"]["card_number"], 1);
 }
@@ -246,7 +265,10 @@ fn card_numbers_printed_by_a_script_are_masked_for_the_client_and_the_recording(
 fn a_script_with_a_denied_line_never_runs_and_the_denial_is_recorded_and_audited() {
     let s = setup();
     let marker = std::env::temp_dir().join(unique("never-created"));
-    let script = format!("touch {}\nsudo rm -rf / --no-preserve-root\n", marker.display());
+    let script = format!(
+        "touch {}\nsudo rm -rf / --no-preserve-root\n",
+        marker.display()
+    );
     let out = exec(&s.gw, &s.alice, &["sh"], &script);
     assert_eq!(out.status.code(), Some(125));
     assert!(
@@ -276,9 +298,13 @@ fn a_held_script_waits_for_an_approver_and_then_runs() {
     let child = spawn(&s.gw, &s.alice, &["sh"], script);
     let review = s.gw.pending_review(&s.bob);
     assert_eq!(review["rule"], "restarts-need-approval");
-    assert!(review["statement"].as_str().unwrap().contains("systemctl --version"));
+    assert!(review["statement"]
+        .as_str()
+        .unwrap()
+        .contains("systemctl --version"));
     let id = review["id"].as_str().unwrap();
-    let ok = s.gw.cli_as(&s.bob, &["reviews", "approve", id, "--reason", "OPS-12"]);
+    let ok =
+        s.gw.cli_as(&s.bob, &["reviews", "approve", id, "--reason", "OPS-12"]);
     assert!(ok.status.success(), "{}", text(&ok.stderr));
 
     let out = child.wait_with_output().unwrap();
@@ -299,25 +325,39 @@ fn a_denied_review_does_not_run_the_script() {
     let child = spawn(&s.gw, &s.alice, &["sh"], &script);
     let review = s.gw.pending_review(&s.bob);
     let id = review["id"].as_str().unwrap();
-    let no = s.gw.cli_as(&s.bob, &["reviews", "deny", id, "--reason", "not now"]);
+    let no =
+        s.gw.cli_as(&s.bob, &["reviews", "deny", id, "--reason", "not now"]);
     assert!(no.status.success(), "{}", text(&no.stderr));
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(125));
-    assert!(text(&out.stderr).contains("not now"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not now"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(!marker.exists());
 }
 
 #[test]
 fn a_run_past_its_time_limit_is_killed_with_everything_it_started() {
     let s = setup();
-    let out = exec(&s.gw, &s.alice, &["slow"], "sleep 300 &\necho \"child $!\"\nwait\n");
+    let out = exec(
+        &s.gw,
+        &s.alice,
+        &["slow"],
+        "sleep 300 &\necho \"child $!\"\nwait\n",
+    );
     assert_eq!(out.status.code(), Some(124), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("ran past its time limit (2s) and was killed"),
         "{}",
         text(&out.stderr)
     );
-    let pid: u32 = text(&out.stdout).trim().trim_start_matches("child ").parse().unwrap();
+    let pid: u32 = text(&out.stdout)
+        .trim()
+        .trim_start_matches("child ")
+        .parse()
+        .unwrap();
     assert_gone(pid);
     let (session, events) = ended(&s.gw, "slow");
     assert_eq!(session["end_reason"], "limit_exceeded");
@@ -363,7 +403,11 @@ fn an_administrator_kills_a_running_script() {
     s.gw.cli_ok(&["sessions", "kill", id]);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(125));
-    assert!(text(&out.stderr).contains("killed"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("killed"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_gone(pid);
     let (session, _) = ended(&s.gw, "sh");
     assert_eq!(session["end_reason"], "killed");
@@ -403,14 +447,16 @@ fn refusals_before_a_run_are_clear_and_audited() {
 /// Waits until process `pid` is gone (or a zombie nobody waits for).
 fn assert_gone(pid: u32) {
     let stat = PathBuf::from(format!("/proc/{pid}/stat"));
-    wait_for("the program's process to be gone", Duration::from_secs(10), || {
-        match std::fs::read_to_string(&stat) {
+    wait_for(
+        "the program's process to be gone",
+        Duration::from_secs(10),
+        || match std::fs::read_to_string(&stat) {
             Err(_) => Some(()),
             Ok(s) => s
                 .rsplit(')')
                 .next()
                 .is_some_and(|rest| rest.trim_start().starts_with('Z'))
                 .then_some(()),
-        }
-    });
+        },
+    );
 }

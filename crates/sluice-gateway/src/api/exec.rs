@@ -52,16 +52,16 @@ pub async fn exec(
         Err(e) => return refusal(&e),
     };
     let max_input = sluice_exec::spec::max_input(authorized.connection.command.as_ref());
-    let stdin = match axum::body::to_bytes(body, usize::try_from(max_input).unwrap_or(usize::MAX))
-        .await
-    {
-        Ok(b) => b,
-        Err(_) => {
-            let message = format!("stdin is larger than this connection's limit ({max_input} bytes)");
-            state.pipeline.target_failed(&authorized, &message);
-            return error(StatusCode::PAYLOAD_TOO_LARGE, message);
-        }
-    };
+    let stdin =
+        match axum::body::to_bytes(body, usize::try_from(max_input).unwrap_or(usize::MAX)).await {
+            Ok(b) => b,
+            Err(_) => {
+                let message =
+                    format!("stdin is larger than this connection's limit ({max_input} bytes)");
+                state.pipeline.target_failed(&authorized, &message);
+                return error(StatusCode::PAYLOAD_TOO_LARGE, message);
+            }
+        };
     let args = query
         .into_iter()
         .filter(|(k, _)| k == "arg")

@@ -2,11 +2,11 @@
 //! EOF passed back in the order OpenSSH needs.
 
 use super::{signal_text, sleep_until, wait_true, Kind, Relay, HOLD};
-use sluice_pipeline::output::{StreamMasker, TextCarry};
 use bytes::Bytes;
 use russh::{ChannelMsg, ChannelReadHalf, Sig};
 use sluice_core::SessionEvent;
 use sluice_mask::MaskCounts;
+use sluice_pipeline::output::{StreamMasker, TextCarry};
 use std::sync::atomic::Ordering;
 use tokio::time::Instant;
 

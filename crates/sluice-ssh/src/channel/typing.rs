@@ -3,10 +3,10 @@
 //! in the terminal; a line held for review waits with a message until it is decided.
 
 use super::Relay;
-use sluice_pipeline::output::TextCarry;
 use crate::session::Judged;
 use crate::terminal::{LineInput, Screen, ScreenLine};
 use bytes::Bytes;
+use sluice_pipeline::output::TextCarry;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::time::Instant;
