@@ -84,6 +84,14 @@ function build() {
     extraTokenClaims: (ctx, token) => ({ groups: GROUPS[token.clientId] || [] }),
     jwks: { keys },
   });
+  // The gateway's browser sign-in for HTTP connections redirects back to
+  // https://127.0.0.1:PORT[/PREFIX]/.sluice/callback; a test gateway's port is only known once
+  // it runs, so the login client accepts that callback on any port.
+  const allowed = provider.Client.prototype.redirectUriAllowed;
+  provider.Client.prototype.redirectUriAllowed = function (uri) {
+    const gateway = /^https:\/\/127\.0\.0\.1:\d+(\/[A-Za-z0-9._~-]+)*\/\.sluice\/callback$/;
+    return (this.clientId === 'sluice-cli' && gateway.test(uri)) || allowed.call(this, uri);
+  };
   return provider.callback();
 }
 

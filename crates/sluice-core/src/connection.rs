@@ -15,6 +15,8 @@ pub enum Protocol {
     Ssh,
     /// A program the gateway runs for the client (`sluice exec`): a code-execution runtime.
     Command,
+    /// An internal HTTP service behind the gateway's HTTPS listener (identity-aware proxy).
+    Http,
 }
 
 impl Protocol {
@@ -25,6 +27,7 @@ impl Protocol {
             Protocol::Mysql => "mysql",
             Protocol::Ssh => "ssh",
             Protocol::Command => "command",
+            Protocol::Http => "http",
         }
     }
 
@@ -35,6 +38,7 @@ impl Protocol {
             "mysql" | "mariadb" => Some(Protocol::Mysql),
             "ssh" => Some(Protocol::Ssh),
             "command" => Some(Protocol::Command),
+            "http" => Some(Protocol::Http),
             _ => None,
         }
     }
@@ -80,6 +84,9 @@ pub struct Connection {
     /// The program and its environment (connections of type `command`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandOptions>,
+    /// How an HTTP service is reached through the gateway (connections of type `http`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpOptions>,
     /// True when defined in the config file (read-only at runtime).
     pub from_config: bool,
 }
@@ -155,6 +162,50 @@ pub struct CommandOptions {
     /// Largest stdin (bytes) a client may send. Default 16 MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_input: Option<u64>,
+}
+
+/// How clients reach an HTTP service through the gateway's HTTPS listener (by host name or
+/// by path prefix) and how the gateway authenticates to it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpOptions {
+    /// Requests whose `Host` is this name go to the service (`grafana.example.com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Requests under this path on the gateway's host go to the service, with the prefix
+    /// removed (`/grafana`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
+    /// How the gateway authenticates to the service with the credential it holds
+    /// (`password_env`/`password_file`): `none` (default), `bearer`, `basic` (with
+    /// `username`) or `header` (the value in [`HttpOptions::header`]).
+    #[serde(default)]
+    pub auth: HttpAuth,
+    /// Header carrying the credential for `auth: header` (`X-Api-Key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// Headers recorded besides `content-type`, `content-length`, `location` and
+    /// `user-agent` (credentials and cookies are never recorded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub record_headers: Vec<String>,
+    /// Request and response bodies recorded up to this many bytes each (default 64 KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body: Option<u64>,
+}
+
+/// How the gateway authenticates to an HTTP service.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpAuth {
+    /// No credential.
+    #[default]
+    None,
+    /// `Authorization: Bearer <secret>`.
+    Bearer,
+    /// `Authorization: Basic` with the connection's username and the secret.
+    Basic,
+    /// The secret in the header named by `header`.
+    Header,
 }
 
 /// A secret the gateway injects into a command's environment, from its own environment

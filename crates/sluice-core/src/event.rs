@@ -99,6 +99,8 @@ pub enum SessionEvent {
     },
     /// A file operation (SFTP, scp).
     File(Box<FileOp>),
+    /// An HTTP exchange: the response to the request recorded as [`SessionEvent::Query`].
+    Http(Box<HttpExchange>),
     /// How many values were masked in the session, by detector (recorded before the end).
     Masking {
         /// Counts by detector name.
@@ -129,6 +131,7 @@ impl SessionEvent {
             SessionEvent::Exit { .. } => "exit",
             SessionEvent::ChannelEnd { .. } => "channel_end",
             SessionEvent::File(_) => "file",
+            SessionEvent::Http(_) => "http",
             SessionEvent::Masking { .. } => "masking",
             SessionEvent::End { .. } => "end",
         }
@@ -199,6 +202,49 @@ pub struct FileOp {
     /// The target's error, if it failed (or the gateway's refusal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// An HTTP request and what answered it, masked, bodies capped.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpExchange {
+    /// The [`Query::id`] of the request line (`GET /path?query`).
+    pub query: u64,
+    /// Request method.
+    pub method: String,
+    /// Path and query as the service received them.
+    pub path: String,
+    /// Selected request headers (lower-case names).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub request_headers: std::collections::BTreeMap<String, String>,
+    /// The request body, masked, up to the cap (base64 when not text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<String>,
+    /// Request body bytes in all.
+    #[serde(default)]
+    pub request_bytes: u64,
+    /// The service's status, when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Selected response headers (lower-case names).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub response_headers: std::collections::BTreeMap<String, String>,
+    /// The response body, masked, up to the cap (base64 when not text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<String>,
+    /// Response body bytes in all (after masking).
+    #[serde(default)]
+    pub response_bytes: u64,
+    /// A body was longer than the cap.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    /// The exchange became a WebSocket (bytes counted both ways).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub websocket: bool,
+    /// Why the service did not answer, or the exchange broke off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Microseconds from forwarding the request to the end of the response.
+    pub duration_us: i64,
 }
 
 /// A statement sent by the client.

@@ -24,11 +24,12 @@ pub mod time;
 
 pub use audit::{Actor, AuditEvent, Outcome};
 pub use connection::{
-    CommandOptions, Connection, Grant, InjectedSecret, Protocol, SshOptions, TargetCredential,
+    CommandOptions, Connection, Grant, HttpAuth, HttpOptions, InjectedSecret, Protocol, SshOptions,
+    TargetCredential,
 };
 pub use event::{
-    ChannelIo, ChannelStart, EndReason, FileOp, Pty, Query, QueryResult, SessionEvent,
-    StatementError, StatementOutcome,
+    ChannelIo, ChannelStart, EndReason, FileOp, HttpExchange, Pty, Query, QueryResult,
+    SessionEvent, StatementError, StatementOutcome,
 };
 pub use fault::Fault;
 pub use identity::{Identity, IdentityKind};

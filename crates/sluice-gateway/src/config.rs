@@ -274,6 +274,9 @@ pub struct ConnectionConfig {
     /// What a `command` connection runs: program, environment, secrets, limits.
     #[serde(default)]
     pub command: Option<sluice_core::CommandOptions>,
+    /// How an `http` connection is routed (host name or path prefix) and authenticated.
+    #[serde(default)]
+    pub http: Option<sluice_core::HttpOptions>,
     /// Guardrails: deny and review rules.
     #[serde(default)]
     pub guardrails: Option<sluice_policy::GuardConfig>,
@@ -321,6 +324,11 @@ pub fn build_connection(c: &ConnectionConfig, from_config: bool) -> Result<Conne
             return Err("`command` settings are for connections of type command".into());
         }
     }
+    if protocol == Protocol::Http {
+        check_http(c)?;
+    } else if c.http.is_some() {
+        return Err("`http` settings are for connections of type http".into());
+    }
     let credential = match (&c.password_env, &c.password_file) {
         (Some(_), Some(_)) => return Err("set password_env or password_file, not both".into()),
         (Some(v), None) => TargetCredential::Env(v.clone()),
@@ -359,8 +367,59 @@ pub fn build_connection(c: &ConnectionConfig, from_config: bool) -> Result<Conne
             _ => None,
         },
         command: c.command.clone(),
+        http: c.http.clone(),
         from_config,
     })
+}
+
+/// The checks of an `http` connection: exactly one way to route to it, and what its
+/// authentication needs.
+fn check_http(c: &ConnectionConfig) -> Result<(), String> {
+    let Some(h) = &c.http else {
+        return Err(
+            "an http connection needs `http: { hostname: … }` or `http: { path_prefix: … }`".into(),
+        );
+    };
+    match (&h.hostname, &h.path_prefix) {
+        (Some(_), Some(_)) | (None, None) => {
+            return Err("http: set exactly one of hostname, path_prefix".into())
+        }
+        (Some(name), None) => {
+            let valid = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if !valid {
+                return Err(format!("http.hostname: invalid host name {name:?}"));
+            }
+        }
+        (None, Some(prefix)) => {
+            let valid = prefix.len() > 1
+                && prefix.starts_with('/')
+                && !prefix.ends_with('/')
+                && !prefix.contains(['?', '#', '*'])
+                && !["/api", "/healthz", "/.sluice"]
+                    .iter()
+                    .any(|r| prefix == r || prefix.starts_with(&format!("{r}/")));
+            if !valid {
+                return Err(format!("http.path_prefix: {prefix:?} must start with '/', not end with '/', and not be under /api, /healthz or /.sluice"));
+            }
+        }
+    }
+    match h.auth {
+        sluice_core::HttpAuth::None => {}
+        _ if c.password_env.is_none() && c.password_file.is_none() => {
+            return Err("http.auth needs the credential in password_env or password_file".into())
+        }
+        sluice_core::HttpAuth::Basic if c.username.is_none() => {
+            return Err("http.auth: basic needs username".into())
+        }
+        sluice_core::HttpAuth::Header if h.header.is_none() => {
+            return Err("http.auth: header needs http.header (the header's name)".into())
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// The checks of a `command` connection: a program, secrets with one source each, limits
@@ -433,6 +492,18 @@ impl Config {
             text.as_bytes(),
         )));
         Ok(cfg)
+    }
+
+    /// The names a generated server certificate covers: `tls.hostnames` and the host names
+    /// of `http` connections.
+    pub fn certificate_names(&self) -> Vec<String> {
+        let mut names = self.tls.hostnames.clone();
+        names.extend(
+            self.connections
+                .iter()
+                .filter_map(|c| c.http.as_ref()?.hostname.clone()),
+        );
+        names
     }
 
     /// SHA-256 (hex) of the file the config was loaded from (audited at start, so a changed

@@ -107,10 +107,10 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
             cert: cert.clone(),
             key: key.clone(),
         },
-        _ => tls::ensure_generated(&data_dir.join("tls"), &config.tls.hostnames)?,
+        _ => tls::ensure_generated(&data_dir.join("tls"), &config.certificate_names())?,
     };
     let pg_tls = TlsAcceptor::from(tls::server_config(&cert, &[])?);
-    let api_tls = TlsAcceptor::from(tls::server_config(&cert, &[b"http/1.1"])?);
+    let api_tls = TlsAcceptor::from(tls::server_config(&cert, &[b"h2", b"http/1.1"])?);
 
     let key_source = match (
         &config.audit.signing_key_file,
@@ -311,10 +311,12 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
             output_cap: config.recording.ssh_output_cap,
         },
     };
+    let web = api::web_login::WebLogin::new(state.clone());
     tokio::spawn(api::serve(
         api_listener,
         api_tls,
         api::router(state),
+        web,
         shutdown_rx,
     ));
 

@@ -48,22 +48,69 @@ pub struct CertPaths {
     pub key: PathBuf,
 }
 
-/// Generates `<tls_dir>/{ca.pem,ca-key.pem,server.pem,server-key.pem}` unless present.
+/// Generates `<tls_dir>/{ca.pem,ca-key.pem,server.pem,server-key.pem}` unless present. A
+/// generated server certificate names `localhost`, the loopback addresses and `hostnames`;
+/// when `hostnames` changed (a new `http` connection's host name), the server certificate is
+/// issued again by the same CA, so clients that trust `ca.pem` keep trusting it.
 pub fn ensure_generated(tls_dir: &Path, hostnames: &[String]) -> Result<CertPaths, TlsError> {
     let paths = CertPaths {
         cert: tls_dir.join("server.pem"),
         key: tls_dir.join("server-key.pem"),
     };
-    if paths.cert.exists() && paths.key.exists() {
-        return Ok(paths);
-    }
     let file_err = |p: &Path| {
         let path = p.display().to_string();
         move |source| TlsError::File { path, source }
     };
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+    for h in hostnames {
+        if !names.contains(h) {
+            names.push(h.clone());
+        }
+    }
+    let names_file = tls_dir.join("server-names");
+    let ca_pem = tls_dir.join("ca.pem");
+    let ca_key_pem = tls_dir.join("ca-key.pem");
+    if paths.cert.exists() && paths.key.exists() {
+        let recorded = std::fs::read_to_string(&names_file).ok();
+        let same = match &recorded {
+            Some(r) => r.lines().eq(names.iter().map(String::as_str)),
+            // Generated before names were recorded: the defaults and the configured ones.
+            None => true,
+        };
+        if same || !ca_key_pem.exists() {
+            return Ok(paths);
+        }
+    }
     std::fs::create_dir_all(tls_dir).map_err(file_err(tls_dir))?;
+    let ca_key = match std::fs::read_to_string(&ca_key_pem) {
+        Ok(pem) if ca_pem.exists() => KeyPair::from_pem(&pem)?,
+        _ => KeyPair::generate()?,
+    };
+    let ca = ca_params()?.self_signed(&ca_key)?;
+    if !ca_pem.exists() || !ca_key_pem.exists() {
+        std::fs::write(&ca_pem, ca.pem()).map_err(file_err(&ca_pem))?;
+        write_private(&ca_key_pem, ca_key.serialize_pem().as_bytes())
+            .map_err(file_err(&ca_key_pem))?;
+    }
+    let server_key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(names.clone())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "sluice gateway");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server = params.signed_by(&server_key, &ca, &ca_key)?;
+    let ca_text = std::fs::read_to_string(&ca_pem).map_err(file_err(&ca_pem))?;
+    write_private(&paths.key, server_key.serialize_pem().as_bytes())
+        .map_err(file_err(&paths.key))?;
+    std::fs::write(&paths.cert, format!("{}{ca_text}", server.pem()))
+        .map_err(file_err(&paths.cert))?;
+    std::fs::write(&names_file, names.join("\n")).map_err(file_err(&names_file))?;
+    Ok(paths)
+}
 
-    let ca_key = KeyPair::generate()?;
+/// The gateway CA's subject and uses (the same each time, so a CA rebuilt from its key
+/// issues certificates that chain to the `ca.pem` written first).
+fn ca_params() -> Result<CertificateParams, rcgen::Error> {
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params
@@ -74,27 +121,7 @@ pub fn ensure_generated(tls_dir: &Path, hostnames: &[String]) -> Result<CertPath
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    let ca = ca_params.self_signed(&ca_key)?;
-
-    let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
-    names.extend(hostnames.iter().cloned());
-    let server_key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(names)?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "sluice gateway");
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let server = params.signed_by(&server_key, &ca, &ca_key)?;
-
-    let ca_pem = tls_dir.join("ca.pem");
-    std::fs::write(&ca_pem, ca.pem()).map_err(file_err(&ca_pem))?;
-    let ca_key_pem = tls_dir.join("ca-key.pem");
-    write_private(&ca_key_pem, ca_key.serialize_pem().as_bytes()).map_err(file_err(&ca_key_pem))?;
-    write_private(&paths.key, server_key.serialize_pem().as_bytes())
-        .map_err(file_err(&paths.key))?;
-    std::fs::write(&paths.cert, format!("{}{}", server.pem(), ca.pem()))
-        .map_err(file_err(&paths.cert))?;
-    Ok(paths)
+    Ok(ca_params)
 }
 
 /// A rustls server config (ring provider) for the certificate at `paths`.

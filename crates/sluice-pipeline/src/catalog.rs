@@ -98,6 +98,7 @@ mod tests {
             via: None,
             ssh: None,
             command: None,
+            http: None,
             from_config,
         }
     }

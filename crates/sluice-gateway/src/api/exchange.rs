@@ -114,19 +114,7 @@ pub async fn exchange(
             return fail(e.to_string(), fault);
         }
     };
-    let ttl = identity
-        .issuer
-        .as_deref()
-        .and_then(|iss| state.pipeline.identity_providers()?.provider(iss))
-        .map_or(std::time::Duration::from_secs(3600), |p| p.token_ttl());
-    let (name, kind) = (identity.name.clone(), identity.kind);
-    let ttl_us = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
-    let issued = state
-        .pipeline
-        .store()
-        .run(move |c| tokens::issue_token(c, &name, kind, Some(ttl_us)))
-        .await;
-    let (info, token) = match issued {
+    let (info, token, ttl) = match issue_session_token(&state, &identity).await {
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(error = %e, "token exchange: store error");
@@ -155,4 +143,25 @@ pub async fn exchange(
         "identity": identity,
     }))
     .into_response()
+}
+
+/// A gateway token for a provider's identity, valid as long as its provider says
+/// (`token_ttl`, default one hour): what a sign-in ends with.
+pub async fn issue_session_token(
+    state: &ApiState,
+    identity: &sluice_core::Identity,
+) -> Result<(tokens::TokenInfo, Secret<String>, std::time::Duration), sluice_store::StoreError> {
+    let ttl = identity
+        .issuer
+        .as_deref()
+        .and_then(|iss| state.pipeline.identity_providers()?.provider(iss))
+        .map_or(std::time::Duration::from_secs(3600), |p| p.token_ttl());
+    let (name, kind) = (identity.name.clone(), identity.kind);
+    let ttl_us = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
+    let (info, token) = state
+        .pipeline
+        .store()
+        .run(move |c| tokens::issue_token(c, &name, kind, Some(ttl_us)))
+        .await?;
+    Ok((info, token, ttl))
 }

@@ -11,6 +11,7 @@
 //! - [`exchange`]: token exchange (a trusted IdP's JWT for a gateway token; no bearer needed).
 //! - [`login`]: the sign-in providers for `sluice login`, and logout.
 //! - [`reviews`]: reviews (held commands, access requests) and their decisions.
+//! - [`web_login`]: browser sign-in (OIDC code flow) for `http` connections.
 //! - [`ssh`]: identities' SSH keys, the gateway's SSH keys, recorded target host keys.
 
 pub mod admin;
@@ -24,13 +25,13 @@ pub mod login;
 pub mod reviews;
 pub mod sessions;
 pub mod ssh;
+pub mod web_login;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use sluice_core::{Connection, Grant};
 use sluice_pipeline::{Catalog, Pipeline};
 use sluice_store::{catalog, StoreError};
@@ -210,11 +211,15 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Serves the API over TLS until `shutdown` turns true.
+/// Serves the API and the HTTP connections over TLS (HTTP/1.1 and HTTP/2) until `shutdown`
+/// turns true. A request whose host or path belongs to an `http` connection goes to the
+/// proxy ([`sluice_http`]), under it `/.sluice/…` to the browser sign-in ([`web_login`]);
+/// everything else to the API.
 pub async fn serve(
     listener: TcpListener,
     tls: TlsAcceptor,
     app: Router,
+    web: web_login::WebLogin,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -232,6 +237,7 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let tls = tls.clone();
         let app = app.clone();
+        let web = web.clone();
         tokio::spawn(async move {
             let stream = match tls.accept(tcp).await {
                 Ok(s) => s,
@@ -241,22 +247,47 @@ pub async fn serve(
                 }
             };
             let binding = sluice_tunnel::proto::binding(stream.get_ref().1);
-            let service = TowerToHyperService::new(app.map_request(
+            let client = Arc::new(sluice_http::ClientConn::new(peer));
+            let service = hyper::service::service_fn(
                 move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(auth::Peer(peer));
-                    if let Some(b) = binding {
-                        req.extensions_mut().insert(agents::TlsBinding(b));
+                    let (app, web, client) = (app.clone(), web.clone(), client.clone());
+                    async move {
+                        let host = request_host(&req);
+                        if let Some(matched) = web.proxy.route(host.as_deref(), req.uri().path()) {
+                            let inner = matched.inner_path(req.uri().path()).to_string();
+                            let response = match inner.strip_prefix("/.sluice/") {
+                                Some(page) => web.handle(page, &matched, host, peer, req).await,
+                                None => web.proxy.handle(&client, matched, req).await,
+                            };
+                            return Ok::<_, std::convert::Infallible>(
+                                response.map(axum::body::Body::new),
+                            );
+                        }
+                        req.extensions_mut().insert(auth::Peer(peer));
+                        if let Some(b) = binding {
+                            req.extensions_mut().insert(agents::TlsBinding(b));
+                        }
+                        app.oneshot(req).await
                     }
-                    req
                 },
-            ));
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades()
+            );
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            if let Err(e) = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .await
             {
                 debug!(%peer, error = %e, "API connection ended with error");
             }
         });
     }
+}
+
+/// The host a request names: `Host` (HTTP/1.1) or the URI's authority (HTTP/2).
+fn request_host<B>(req: &axum::http::Request<B>) -> Option<String> {
+    req.headers()
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()))
 }
