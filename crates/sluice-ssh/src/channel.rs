@@ -6,11 +6,9 @@
 //! on its own writer, so a slow client never stops the other direction.
 
 use crate::files::{scp::Scp, sftp::Sftp};
-use crate::terminal::Screen;
 use sluice_pipeline::output::TextCarry;
 mod to_client;
 mod transfer;
-mod typing;
 use crate::session::{Judged, Shared};
 use bytes::Bytes;
 use russh::{client, server, Channel, ChannelId, Sig};
@@ -50,17 +48,13 @@ struct Relay {
     client_w: ChannelWriteHalf<server::Msg>,
     target_w: ChannelWriteHalf<client::Msg>,
     state: Mutex<State>,
-    /// The terminal emulator of a shell with a pty, fed with its output.
-    screen: Mutex<Option<Screen>>,
-    /// The emulator failed on the output and was dropped.
-    screen_failed: std::sync::atomic::AtomicBool,
+    /// The screen of a shell with a pty, followed for judging typed lines.
+    view: sluice_terminal::TerminalView,
     /// How a transfer channel's bytes are followed (SFTP packets, scp records).
     files: Mutex<Option<transfer::Watch>>,
     /// Held while whole SFTP packets are written to the client, so the gateway's own answers
     /// go between the target's.
     client_out: tokio::sync::Mutex<()>,
-    /// Counts output chunks fed to `screen`: typed keys' echo arrives after they were sent.
-    output: tokio::sync::watch::Sender<u64>,
     up: AtomicU64,
     down: AtomicU64,
     /// Set when the client side is done: the target side stops waiting (russh does not always
@@ -94,11 +88,9 @@ pub(crate) async fn run(
             kind: Kind::Pending,
             pty: None,
         }),
-        screen: Mutex::new(None),
-        screen_failed: std::sync::atomic::AtomicBool::new(false),
+        view: sluice_terminal::TerminalView::default(),
         files: Mutex::new(None),
         client_out: tokio::sync::Mutex::new(()),
-        output: tokio::sync::watch::Sender::new(0),
         up: AtomicU64::new(0),
         down: AtomicU64::new(0),
         client_done: tokio::sync::watch::Sender::new(false),
@@ -139,7 +131,7 @@ impl Relay {
 
     async fn client_to_target(&self, mut client_r: ChannelReadHalf) {
         let mut stop = self.shared.stop.clone();
-        let mut typing = typing::Typing::default();
+        let mut typing = sluice_terminal::Typing::default();
         let mut framing = bytes::BytesMut::new();
         let mut target_done = self.target_done.subscribe();
         // Typed lines are judged and recorded for terminals (known here without asking
@@ -170,7 +162,7 @@ impl Relay {
                 ChannelMsg::Data { data } => {
                     self.up.fetch_add(data.len() as u64, Ordering::Relaxed);
                     let sent = if terminal {
-                        self.type_keys(&mut typing, data).await
+                        sluice_terminal::type_keys(self, &self.view, &mut typing, data).await
                     } else if transfer {
                         self.upload(&mut framing, data).await.is_ok()
                     } else {
@@ -238,7 +230,7 @@ impl Relay {
                     pix_width,
                     pix_height,
                 } => {
-                    self.with_screen(|s| s.resize(row_height, col_width));
+                    self.view.resize(row_height, col_width);
                     let _ = self
                         .target_w
                         .window_change(col_width, row_height, pix_width, pix_height)
@@ -262,8 +254,8 @@ impl Relay {
                 ChannelMsg::RequestShell { .. } => {
                     terminal = true;
                     let pty = self.start(Kind::Terminal);
-                    if let (Some(p), Ok(mut screen)) = (&pty, self.screen.lock()) {
-                        *screen = Some(Screen::new(p.rows, p.cols));
+                    if let Some(p) = &pty {
+                        self.view.open(p.rows, p.cols);
                     }
                     self.record_start("shell", None, None, pty).await;
                     let _ = self.target_w.request_shell(false).await;
@@ -436,5 +428,32 @@ mod tests {
         assert!(env_allowed(&allow, "LC_ALL"));
         assert!(!env_allowed(&allow, "LD_PRELOAD"));
         assert!(!env_allowed(&[], "LANG"));
+    }
+}
+
+/// The shell's side of interactive line judging.
+impl sluice_terminal::Side for Relay {
+    async fn send_keys(&self, keys: Bytes) -> bool {
+        self.target_w.data_bytes(keys).await.is_ok()
+    }
+
+    async fn tell(&self, message: &str) {
+        Relay::tell(self, message).await;
+    }
+
+    async fn record_input(&self, text: &mut TextCarry, raw: &[u8]) {
+        self.record_io("in", text, raw).await;
+    }
+
+    async fn judge(&self, text: &str, redacted: Option<String>) -> sluice_terminal::LineVerdict {
+        let notice = async |n: String| Relay::tell(self, &format!("\r\n{n}")).await;
+        match self.shared.judge(text, redacted, notice).await {
+            Judged::Run(_) => sluice_terminal::LineVerdict::Run,
+            Judged::Refused(message) => sluice_terminal::LineVerdict::Refused(message),
+        }
+    }
+
+    fn guarded(&self) -> bool {
+        self.shared.guarded()
     }
 }

@@ -24,7 +24,6 @@ mod handler;
 pub mod keys;
 pub mod login;
 mod session;
-mod terminal;
 mod upstream;
 
 pub use keys::GatewayKeys;

@@ -125,8 +125,7 @@ impl Relay {
             };
             self.down.fetch_add(data.len() as u64, Ordering::Relaxed);
             if kind == Kind::Terminal && stream.ext.is_none() {
-                self.feed_screen(&data);
-                self.output.send_modify(|n| *n += 1);
+                self.view.feed(&data);
             }
             let data = match stream.masker.as_mut() {
                 Some(m) => Bytes::from(m.push(&data)),

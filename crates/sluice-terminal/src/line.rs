@@ -18,7 +18,7 @@ const MAX_CSI: usize = 16;
 
 /// The keys typed since the last Enter, through a minimal line-editor model.
 #[derive(Debug)]
-pub(crate) struct LineInput {
+pub struct LineInput {
     /// The line as the model sees it (UTF-8 bytes).
     text: Vec<u8>,
     /// Every key since the line began was one the model follows.
@@ -204,14 +204,14 @@ struct Start {
 }
 
 /// A terminal emulator over the target's output.
-pub(crate) struct Screen {
+pub struct Screen {
     parser: vt100::Parser,
     start: Option<Start>,
 }
 
 /// The line under the cursor, as the screen shows it.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct ScreenLine {
+pub struct ScreenLine {
     /// The text after the prompt.
     pub text: String,
     /// Whether the prompt asks for a secret (`password:`), so the input is not echoed.
