@@ -417,20 +417,6 @@ fn signal_text(sig: &Sig) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn env_allow_list_takes_names_and_prefixes() {
-        let allow = vec!["LANG".to_string(), "LC_*".to_string()];
-        assert!(env_allowed(&allow, "LANG"));
-        assert!(env_allowed(&allow, "LC_ALL"));
-        assert!(!env_allowed(&allow, "LD_PRELOAD"));
-        assert!(!env_allowed(&[], "LANG"));
-    }
-}
-
 /// The shell's side of interactive line judging.
 impl sluice_terminal::Side for Relay {
     async fn send_keys(&self, keys: Bytes) -> bool {
@@ -455,5 +441,19 @@ impl sluice_terminal::Side for Relay {
 
     fn guarded(&self) -> bool {
         self.shared.guarded()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_allow_list_takes_names_and_prefixes() {
+        let allow = vec!["LANG".to_string(), "LC_*".to_string()];
+        assert!(env_allowed(&allow, "LANG"));
+        assert!(env_allowed(&allow, "LC_ALL"));
+        assert!(!env_allowed(&allow, "LD_PRELOAD"));
+        assert!(!env_allowed(&[], "LANG"));
     }
 }
