@@ -6,16 +6,15 @@
 //! are for SSH. For other programs (`python3`, `psql`) the statement class is the program's
 //! name, and regex rules see the whole text.
 
-use crate::event::ExecEvent;
 use crate::spec::RunSpec;
 use sluice_core::{Query, SessionEvent};
 use sluice_mask::{MaskCounts, Masker};
 use sluice_pipeline::reviews::{held_notice, new_review_id, Settled};
-use sluice_pipeline::{Recorder, SessionPolicy, Stop};
+use sluice_pipeline::{Durable, Recorder, SessionPolicy, Stop};
 use sluice_policy::analysis::Analysis;
-use sluice_policy::{shell, Verdict};
-use std::sync::Arc;
-use tokio::sync::{mpsc, watch};
+use sluice_policy::{shell, RuleHit, Verdict};
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 /// Programs whose script is shell.
@@ -51,6 +50,20 @@ pub fn analyze(spec: &RunSpec, stdin: &[u8]) -> (String, Analysis) {
     (text, analysis)
 }
 
+/// The analysis of one line typed into a terminal of `program`.
+pub fn analyze_line(program: &str, line: &str) -> Analysis {
+    let name = program.rsplit('/').next().unwrap_or(program);
+    if SHELLS.contains(&name) {
+        shell::analyze(line)
+    } else {
+        Analysis {
+            statements: Vec::new(),
+            normalized: line.split_whitespace().collect::<Vec<_>>().join(" "),
+            unparsable: None,
+        }
+    }
+}
+
 /// The guard's answer for a run.
 pub enum Judged {
     /// Run it; the recorded query's id.
@@ -61,36 +74,45 @@ pub enum Judged {
     Stopped(Stop),
 }
 
-/// What judging a run needs from its session.
+/// What judging a command needs from its session.
 pub struct Judge<'a> {
     /// The session's recorder.
-    pub recorder: &'a mut Recorder,
+    pub recorder: &'a Mutex<Recorder>,
+    /// The query id the command is recorded under.
+    pub id: u64,
     /// The connection's policy, if any.
     pub policy: Option<&'a SessionPolicy>,
     /// Masks the recorded text (injected secrets, then the connection's rules).
     pub maskers: [Option<&'a Arc<Masker>>; 2],
     /// Containment.
     pub stop: watch::Receiver<Option<Stop>>,
-    /// The client, for the notice of a hold.
-    pub client: &'a mpsc::Sender<ExecEvent>,
 }
 
 impl Judge<'_> {
-    /// Records `text` as the run's query (masked) and judges `analysis` of it.
-    pub async fn judge(mut self, text: &str, analysis: &Analysis) -> Judged {
-        let mut shown = text.to_string();
+    /// Records `text` (or `redacted` in its place) as a query, masked, and judges `analysis`
+    /// of it. `notice` tells the person about a hold; `gone` completes when the person went
+    /// away while waiting (the review is withdrawn).
+    pub async fn judge(
+        mut self,
+        text: &str,
+        redacted: Option<String>,
+        analysis: &Analysis,
+        notice: impl AsyncFnOnce(String),
+        gone: impl std::future::Future<Output = ()>,
+    ) -> Judged {
+        let mut shown = redacted.unwrap_or_else(|| text.to_string());
         for m in self.maskers.into_iter().flatten() {
             if let Some(masked) = m.mask_str(&shown, &mut MaskCounts::default()) {
                 shown = masked;
             }
         }
-        let id = 1;
+        let id = self.id;
         let query = SessionEvent::Query(Box::new(Query {
             id,
             text: shown.as_str().into(),
             params: None,
         }));
-        if !self.recorder.record(&query).wait().await {
+        if !self.record(&query).wait().await {
             return Judged::Refused(
                 "sluice: the command could not be recorded, so it was not run".into(),
             );
@@ -98,7 +120,7 @@ impl Judge<'_> {
         let Some(policy) = self.policy else {
             return Judged::Run(id);
         };
-        if self.recorder.audit_closed() {
+        if self.audit_closed() {
             return Judged::Refused(
                 "sluice: the audit trail is unavailable and the gateway is configured to fail closed".into(),
             );
@@ -110,7 +132,7 @@ impl Judge<'_> {
             Verdict::Allow => return Judged::Run(id),
             Verdict::Deny(hit) => {
                 self.guard_event(id, "denied", &hit, None);
-                info!(rule = %hit.rule, "command run denied");
+                info!(rule = %hit.rule, "command denied");
                 return Judged::Refused(format!(
                     "sluice: denied by rule \"{}\": {}",
                     hit.rule, hit.reason
@@ -125,16 +147,15 @@ impl Judge<'_> {
         let hold = policy.command_hold(review.clone(), &hit, shown);
         let settled = match policy.pipeline.hold_command(hold).await {
             Err(e) => {
-                warn!(error = %e, "could not file a review; refusing the run");
+                warn!(error = %e, "could not file a review; refusing the command");
                 Settled::not_filed(&review, &hit)
             }
             Ok(mut held_cmd) => {
-                let message = format!("{held}\n{waiting}");
-                let _ = self.client.send(ExecEvent::Notice { message }).await;
+                notice(format!("{held}\n{waiting}")).await;
                 let stopped = tokio::select! {
                     r = held_cmd.decision() => Ok(r),
                     _ = self.stop.wait_for(Option::is_some) => Err(()),
-                    _ = self.client.closed() => Err(()),
+                    () = gone => Err(()),
                 };
                 match stopped {
                     Ok(r) => Settled::of(&r, timeout),
@@ -143,7 +164,7 @@ impl Judge<'_> {
             }
         };
         let d = &settled.decided;
-        let _ = self.recorder.record(&SessionEvent::Decision {
+        let _ = self.record(&SessionEvent::Decision {
             query: id,
             review: d.review.clone(),
             decision: d.decision.to_string(),
@@ -159,14 +180,19 @@ impl Judge<'_> {
         }
     }
 
-    fn guard_event(
-        &mut self,
-        query: u64,
-        action: &str,
-        hit: &sluice_policy::RuleHit,
-        review: Option<String>,
-    ) {
-        let _ = self.recorder.record(&SessionEvent::Guard {
+    fn record(&self, event: &SessionEvent) -> Durable {
+        match self.recorder.lock() {
+            Ok(mut r) => r.record(event),
+            Err(poisoned) => poisoned.into_inner().record(event),
+        }
+    }
+
+    fn audit_closed(&self) -> bool {
+        self.recorder.lock().is_ok_and(|r| r.audit_closed())
+    }
+
+    fn guard_event(&self, query: u64, action: &str, hit: &RuleHit, review: Option<String>) {
+        let _ = self.record(&SessionEvent::Guard {
             query,
             action: action.into(),
             rule: hit.rule.clone(),

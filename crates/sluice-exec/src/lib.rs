@@ -18,6 +18,7 @@
 //! - [`process`]: starting the program (cleared environment, secret files) and killing it.
 //! - [`output`]: masking and capping one output stream.
 //! - [`run`]: one run from authorization to its recorded end.
+//! - [`terminal`]: interactive runs on a pty (`sluice connect`), each typed line judged.
 
 pub mod event;
 pub mod judge;
@@ -25,6 +26,7 @@ pub mod output;
 pub mod process;
 pub mod run;
 pub mod spec;
+pub mod terminal;
 
 pub use event::{ExecEvent, Stream};
 pub use run::{run, ExecRequest};

@@ -32,16 +32,38 @@ pub struct Running {
 impl Running {
     /// Kills the program and everything it started (its process group).
     pub fn kill_group(&mut self) {
-        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
-            // The group may already be gone (ESRCH); nothing else can fail here.
-            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-        let _ = self.child.start_kill();
+        kill_group(&mut self.child);
     }
 }
 
-/// Starts `spec`'s program.
-pub fn start(spec: &RunSpec) -> io::Result<Running> {
+/// A program started on a pseudo-terminal (`sluice connect`): the session leader of a
+/// session of its own, the pty its controlling terminal.
+pub struct RunningPty {
+    /// The process.
+    pub child: Child,
+    /// The pty's controlling side.
+    pub pty: pty_process::Pty,
+    _private: tempfile::TempDir,
+}
+
+/// Kills `child` and everything it started (its process group).
+pub fn kill_group(child: &mut Child) {
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        // The group may already be gone (ESRCH); nothing else can fail here.
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    let _ = child.start_kill();
+}
+
+/// The environment and directories of a run.
+struct Prepared {
+    private: tempfile::TempDir,
+    workdir: std::path::PathBuf,
+    env: Vec<(String, std::ffi::OsString)>,
+}
+
+/// Creates the private directory, writes the secret files, and lists the environment.
+fn prepare(spec: &RunSpec) -> io::Result<Prepared> {
     let private = tempfile::Builder::new().prefix("sluice-exec-").tempdir()?;
     let workdir = match &spec.workdir {
         Some(dir) => std::path::PathBuf::from(dir),
@@ -51,24 +73,17 @@ pub fn start(spec: &RunSpec) -> io::Result<Running> {
             dir
         }
     };
-    let mut cmd = Command::new(&spec.program);
-    cmd.args(&spec.args)
-        .env_clear()
-        .env("PATH", PATH)
-        .env("LANG", "C.UTF-8")
-        .env("HOME", &workdir)
-        .current_dir(&workdir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    for (k, v) in &spec.env {
-        cmd.env(k, v);
-    }
-    for s in &spec.secrets {
-        cmd.env(&s.env, s.value.expose());
-    }
+    let mut env: Vec<(String, std::ffi::OsString)> = vec![
+        ("PATH".into(), PATH.into()),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("HOME".into(), workdir.clone().into()),
+    ];
+    env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.into())));
+    env.extend(
+        spec.secrets
+            .iter()
+            .map(|s| (s.env.clone(), s.value.expose().into())),
+    );
     if !spec.files.is_empty() {
         let secrets = private.path().join("secrets");
         std::fs::create_dir(&secrets)?;
@@ -80,9 +95,29 @@ pub fn start(spec: &RunSpec) -> io::Result<Running> {
                 .mode(0o600)
                 .open(&path)
                 .and_then(|mut f| io::Write::write_all(&mut f, s.value.expose().as_bytes()))?;
-            cmd.env(&s.env, &path);
+            env.push((s.env.clone(), path.into()));
         }
     }
+    Ok(Prepared {
+        private,
+        workdir,
+        env,
+    })
+}
+
+/// Starts `spec`'s program with pipes for stdin, stdout and stderr.
+pub fn start(spec: &RunSpec) -> io::Result<Running> {
+    let p = prepare(spec)?;
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .env_clear()
+        .envs(p.env)
+        .current_dir(&p.workdir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
     let mut child = cmd.spawn()?;
     let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
@@ -94,6 +129,31 @@ pub fn start(spec: &RunSpec) -> io::Result<Running> {
         stdin: Some(stdin),
         stdout,
         stderr,
-        _private: private,
+        _private: p.private,
+    })
+}
+
+/// Starts `spec`'s program on a new pty of `rows` × `cols` with `TERM=term`.
+pub fn start_pty(spec: &RunSpec, term: &str, rows: u16, cols: u16) -> io::Result<RunningPty> {
+    let p = prepare(spec)?;
+    let (pty, pts) = pty_process::open().map_err(io::Error::other)?;
+    pty.resize(pty_process::Size::new(rows, cols))
+        .map_err(io::Error::other)?;
+    let child = pty_process::Command::new(&spec.program)
+        .args(&spec.args)
+        .env_clear()
+        .envs(p.env)
+        .env("TERM", term)
+        .current_dir(&p.workdir)
+        .kill_on_drop(true)
+        .spawn(pts)
+        .map_err(|e| match e {
+            pty_process::Error::Io(e) => e,
+            other => io::Error::other(other),
+        })?;
+    Ok(RunningPty {
+        child,
+        pty,
+        _private: p.private,
     })
 }

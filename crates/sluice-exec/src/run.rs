@@ -11,7 +11,7 @@ use bytes::Bytes;
 use sluice_core::{ChannelIo, ChannelStart, EndReason, SessionEvent};
 use sluice_pipeline::{Authorized, Pipeline, Recorder, Stop};
 use std::os::unix::process::ExitStatusExt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, Notify};
@@ -53,8 +53,7 @@ pub async fn run(
             return;
         }
     };
-    let mut recorder =
-        pipeline.start_session(authorized, format!("{} (gateway host)", spec.program));
+    let recorder = pipeline.start_session(authorized, format!("{} (gateway host)", spec.program));
     let _ = client
         .send(ExecEvent::Session {
             id: recorder.id().0.clone(),
@@ -78,15 +77,25 @@ pub async fn run(
         }
     };
     let (text, analysis) = judge::analyze(&spec, &request.stdin);
+    let shared = Mutex::new(recorder);
     let verdict = Judge {
-        recorder: &mut recorder,
+        recorder: &shared,
+        id: 1,
         policy: policy.as_ref(),
         maskers: [secrets.as_ref(), rules.as_ref()],
         stop: registration.stop.clone(),
-        client: &client,
     }
-    .judge(&text, &analysis)
+    .judge(
+        &text,
+        None,
+        &analysis,
+        async |message| {
+            let _ = client.send(ExecEvent::Notice { message }).await;
+        },
+        client.closed(),
+    )
     .await;
+    let mut recorder = shared.into_inner().unwrap_or_else(|p| p.into_inner());
     let query = match verdict {
         Judged::Run(id) => id,
         Judged::Refused(message) => {

@@ -460,3 +460,75 @@ fn assert_gone(pid: u32) {
         },
     );
 }
+
+#[test]
+fn sluice_connect_opens_a_terminal_whose_lines_are_judged_masked_and_recorded() {
+    let s = setup();
+    let command = format!(
+        "env SLUICE_ADDR=https://{} SLUICE_TOKEN={} SLUICE_CA={} {} connect sh; echo \"connect exited $?\"; sleep 600",
+        s.gw.api,
+        s.alice,
+        s.gw.data().join("tls/ca.pem").display(),
+        common::bin()
+    );
+    // The gateway's bash, as root on this machine: Debian's prompt ends in `#`.
+    let term = common::ssh::Terminal::run(&command, |screen| {
+        screen.trim_end().ends_with('#') || screen.trim_end().ends_with('$')
+    });
+    term.keys(&["echo interactive-$((6*7))", "Enter"]);
+    term.wait("the command's output", |screen| {
+        screen.lines().any(|l| l.trim() == "interactive-42")
+    });
+    term.keys(&["rm -rf / --no-preserve-root", "Enter"]);
+    term.wait("the denial", |screen| {
+        screen
+            .contains("denied by rule \"no-rm-root\": removing the root file system is not allowed")
+    });
+    term.keys(&["echo \"token=$DEPLOY_TOKEN\"", "Enter"]);
+    term.wait("the masked secret", |screen| {
+        screen.contains("token=******************")
+    });
+    term.keys(&["exit 4", "Enter"]);
+    term.wait("sluice connect's exit", |screen| {
+        screen.contains("connect exited 4")
+    });
+    assert!(!term.screen().contains(DEPLOY_TOKEN));
+
+    let (session, events) = ended(&s.gw, "sh");
+    assert_eq!(session["end_reason"], "target_closed");
+    let channel = events.iter().find(|e| e["kind"] == "channel").unwrap();
+    assert_eq!(channel["purpose"], "shell");
+    assert_eq!(channel["pty"]["cols"], 120);
+    let lines: Vec<&str> = events
+        .iter()
+        .filter(|e| e["kind"] == "query")
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "bash",
+            "echo interactive-$((6*7))",
+            "rm -rf / --no-preserve-root",
+            "echo \"token=$DEPLOY_TOKEN\"",
+            "exit 4"
+        ]
+    );
+    let guard = events.iter().find(|e| e["kind"] == "guard").unwrap();
+    assert_eq!(guard["rule"], "no-rm-root");
+    assert!(recorded_output(&events, "out").contains("interactive-42"));
+    assert!(!serde_json::to_string(&events)
+        .unwrap()
+        .contains(DEPLOY_TOKEN));
+    let exit = events.iter().find(|e| e["kind"] == "exit").unwrap();
+    assert_eq!(exit["status"], 4);
+    // The session plays back as a terminal recording.
+    let cast = s.gw.cli_ok(&[
+        "sessions",
+        "export",
+        session["id"].as_str().unwrap(),
+        "--format",
+        "asciicast",
+    ]);
+    assert!(cast.contains("interactive-42"), "{cast}");
+}

@@ -13,6 +13,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use sluice_core::{Protocol, Secret};
+use sluice_exec::terminal::{run_terminal, wire, TerminalRequest};
 use sluice_exec::{ExecEvent, ExecRequest};
 use sluice_pipeline::authorize::{ConnectAttempt, Credential};
 use sluice_pipeline::OpenError;
@@ -34,22 +35,9 @@ pub async fn exec(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    let attempt = ConnectAttempt {
-        protocol: Protocol::Command,
-        client_addr: peer.0,
-        connection,
-        credential: Credential::Token(Secret::new(token)),
-    };
-    let authorized = match state.pipeline.authorize(attempt).await {
+    let authorized = match authorize(&state, peer, connection, &headers).await {
         Ok(a) => a,
-        Err(e) => return refusal(&e),
+        Err(refused) => return refused,
     };
     let max_input = sluice_exec::spec::max_input(authorized.connection.command.as_ref());
     let stdin =
@@ -90,6 +78,131 @@ pub async fn exec(
         HeaderValue::from_static("application/x-ndjson"),
     );
     response
+}
+
+/// `GET /api/v1/exec/{connection}/terminal` with `Upgrade: sluice-terminal/1`: an
+/// interactive session of the connection's program on a pty (`sluice connect`), framed as
+/// [`sluice_exec::terminal::wire`] says. `?rows=&cols=&term=` size the terminal; `?arg=`
+/// as for runs.
+pub async fn terminal(
+    State(state): State<ApiState>,
+    Extension(peer): Extension<Peer>,
+    Path(connection): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+    mut req: axum::extract::Request,
+) -> Response {
+    let asked = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case(wire::PROTOCOL));
+    if !asked {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("a terminal needs Upgrade: {}", wire::PROTOCOL),
+        );
+    }
+    // `sluice connect` asks here first for any connection: a known one of another type is
+    // answered (to a caller with a good credential) before any access is attempted, so
+    // the CLI can use that protocol's tunnel instead, and nothing is audited as refused.
+    let other = state
+        .pipeline
+        .catalog()
+        .connection(&connection)
+        .map(|c| c.protocol)
+        .filter(|p| *p != Protocol::Command);
+    if let Some(protocol) = other {
+        let token = Secret::new(bearer(req.headers()));
+        if state.pipeline.authenticate(&token).await.is_ok() {
+            let mut r = error(
+                StatusCode::CONFLICT,
+                format!(
+                    "connection {connection:?} is a {} connection, not command",
+                    protocol.as_str()
+                ),
+            );
+            if let Ok(v) = HeaderValue::from_str(protocol.as_str()) {
+                r.headers_mut().insert("x-sluice-protocol", v);
+            }
+            return r;
+        }
+    }
+    let authorized = match authorize(&state, peer, connection, req.headers()).await {
+        Ok(a) => a,
+        Err(refused) => return refused,
+    };
+    let value = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let size = |k: &str, default: u16| value(k).and_then(|v| v.parse().ok()).unwrap_or(default);
+    let request = TerminalRequest {
+        args: query
+            .iter()
+            .filter(|(k, _)| k == "arg")
+            .map(|(_, v)| v.clone())
+            .collect(),
+        term: value("term")
+            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
+            .unwrap_or("xterm-256color")
+            .to_string(),
+        rows: size("rows", 24),
+        cols: size("cols", 80),
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let span = tracing::info_span!(
+        "terminal",
+        client = %peer.0,
+        identity = %authorized.identity.name,
+        connection = %authorized.connection.name.0,
+    );
+    let (pipeline, settings) = (state.pipeline.clone(), state.exec);
+    tokio::spawn(
+        async move {
+            match on_upgrade.await {
+                Ok(io) => {
+                    let io = hyper_util::rt::TokioIo::new(io);
+                    run_terminal(pipeline, authorized, request, settings, io).await;
+                }
+                Err(e) => tracing::debug!(error = %e, "terminal upgrade failed"),
+            }
+        }
+        .instrument(span),
+    );
+    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static(wire::PROTOCOL));
+    response
+}
+
+/// Authorizes the bearer credential of `headers` for `connection` (audited either way).
+async fn authorize(
+    state: &ApiState,
+    peer: Peer,
+    connection: String,
+    headers: &HeaderMap,
+) -> Result<sluice_pipeline::Authorized, Response> {
+    let token = bearer(headers);
+    let attempt = ConnectAttempt {
+        protocol: Protocol::Command,
+        client_addr: peer.0,
+        connection,
+        credential: Credential::Token(Secret::new(token)),
+    };
+    state
+        .pipeline
+        .authorize(attempt)
+        .await
+        .map_err(|e| refusal(&e))
+}
+
+/// The bearer credential of a request (empty when there is none: refused as such).
+fn bearer(headers: &HeaderMap) -> String {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 /// A refused run, with the status a REST client expects.

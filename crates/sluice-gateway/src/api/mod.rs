@@ -205,6 +205,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/reviews/{id}/deny", post(reviews::deny))
         .route("/api/v1/access-requests", post(reviews::request_access))
         .route("/api/v1/exec/{connection}", post(exec::exec))
+        .route("/api/v1/exec/{connection}/terminal", get(exec::terminal))
         .route("/api/v1/token/exchange", post(exchange::exchange))
         .route("/api/v1/login", get(login::providers))
         .route("/api/v1/logout", post(login::logout))

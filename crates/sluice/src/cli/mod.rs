@@ -15,6 +15,7 @@ mod render;
 mod reviews;
 mod sessions;
 mod ssh;
+mod terminal;
 mod verify;
 
 use anyhow::Context;
@@ -100,11 +101,16 @@ enum Command {
     /// Ask for time-boxed access to a connection.
     #[command(subcommand)]
     Access(reviews::AccessCmd),
-    /// Open a local port that tunnels to a connection with your identity (for GUIs and ORMs
-    /// that cannot carry a token); local clients need no password.
+    /// Command connections: an interactive session of the connection's program in this
+    /// terminal (each line judged, the session recorded). PostgreSQL connections: a local
+    /// port that tunnels to the connection with your identity (for GUIs and ORMs that cannot
+    /// carry a token); local clients need no password.
     Connect {
         /// Connection name.
         connection: String,
+        /// Arguments for a command connection's program (where it takes them).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
         /// Local port (0 picks a free one).
         #[arg(long, default_value_t = 0)]
         port: u16,
@@ -232,20 +238,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::Agent(a) => agent::run(a, args.ca),
         Command::Connect {
             connection,
+            args: extra,
             port,
             bind,
             gateway,
-        } => connect::run(
-            connection,
-            if bind.contains(':') {
-                format!("[{bind}]:{port}")
-            } else {
-                format!("{bind}:{port}")
-            },
-            gateway,
-            args.token,
-            args.ca,
-        ),
+        } => match terminal::run(
+            &args.addr,
+            &connection,
+            &extra,
+            args.token.clone(),
+            args.ca.clone(),
+        )? {
+            terminal::Opened::Ran(code) => std::process::exit(code),
+            terminal::Opened::NotCommand => connect::run(
+                connection,
+                if bind.contains(':') {
+                    format!("[{bind}]:{port}")
+                } else {
+                    format!("{bind}:{port}")
+                },
+                gateway,
+                args.token,
+                args.ca,
+            ),
+        },
         Command::Verify {
             session,
             public_key,

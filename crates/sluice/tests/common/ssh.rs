@@ -270,12 +270,18 @@ impl Terminal {
             s.key.private.display(),
             CLIENT_OPTIONS.join(" ")
         );
+        Terminal::run(&ssh, |screen| screen.contains("root@"))
+    }
+
+    /// Opens a 120×30 terminal running the shell command line `command` and waits until
+    /// the screen shows it is `ready`.
+    pub fn run(command: &str, ready: impl Fn(&str) -> bool) -> Terminal {
         let t = Terminal {
             tmux: unique("tmux"),
         };
-        let started = t.tmux(&["new-session", "-d", "-x", "120", "-y", "30", &ssh]);
+        let started = t.tmux(&["new-session", "-d", "-x", "120", "-y", "30", command]);
         assert!(started.status.success(), "{started:?}");
-        t.wait("the shell prompt", |screen| screen.contains("root@"));
+        t.wait("the program to be ready", ready);
         t
     }
 
