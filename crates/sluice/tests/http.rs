@@ -650,3 +650,57 @@ fn a_person_signs_in_through_the_identity_provider_in_a_browser() {
         e["action"] == "auth.login" && e["outcome"] == "success" && e["connection"] == "app"
     });
 }
+
+#[test]
+fn a_service_is_reached_through_an_agent_and_by_identity_provider_tokens() {
+    let op = Provider::start();
+    let svc = Service::start();
+    let dir = std::env::temp_dir().join(unique("sluice-http-agent"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("service-key");
+    std::fs::write(&key, SERVICE_KEY).unwrap();
+    let extra = format!(
+        "identity_providers:\n  - name: corp\n    issuer: {}\n    audience: {}\n    groups_claim: groups\n",
+        op.issuer,
+        common::oidc::AUDIENCE
+    );
+    let config = config(svc.port, &key, &extra).replace(
+        "  - name: internal\n",
+        &format!(
+            "  - name: edge-app\n    type: http\n    host: 127.0.0.1\n    port: {}\n    via: edge\n    http: {{ path_prefix: /edge }}\n  - name: internal\n",
+            svc.port
+        ),
+    )
+    .replace(
+        "  - { group: engineering, connection: gone }\n",
+        "  - { group: engineering, connection: gone }\n  - { group: engineering, connection: edge-app }\n",
+    );
+    let gw = Gateway::start_in(dir, &config);
+    let enroll = gw.cli_ok(&["agents", "add", "edge"]).trim().to_string();
+    let state = std::env::temp_dir().join(unique("sluice-agent-state"));
+    let mut agent = common::private_net::AgentProc::start(
+        None,
+        &[&gw],
+        &state,
+        &[format!("127.0.0.1:{}", svc.port)],
+        &["--token", &enroll],
+    );
+    agent.wait_up(1);
+    // A machine's JWT from the identity provider, as the bearer token.
+    let jwt = op.client_credentials("ci-runner");
+    let (status, _, body) = curl(&gw, &["-H", &bearer(&jwt), &url(&gw, "/edge/whoami")]);
+    assert_eq!(status, 200, "{body}");
+    let seen: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(seen["path"], "/whoami");
+    assert_eq!(seen["headers"]["x-forwarded-user"], "corp:ci-runner");
+    let session = gw.wait_ended_session("edge-app");
+    let start = gw
+        .events(&session)
+        .into_iter()
+        .find(|e| e["kind"] == "start")
+        .unwrap();
+    assert_eq!(
+        start["target"],
+        format!("127.0.0.1:{} via agent edge", svc.port)
+    );
+}
