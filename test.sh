@@ -3,7 +3,7 @@
 # (psql, the mariadb client, Python with psycopg 3, PyMySQL and mysql-connector-python, a JDK
 # with MariaDB Connector/J, Node
 # with npm oidc-provider and playwright-core, Chromium, OpenSSH server, tmux and asciinema,
-# the audit sinks' peers nats-server and rsyslog, moto as the S3 server),
+# the audit sinks' peers nats-server and rsyslog, moto as the S3 server, curl),
 # makes sure the machine's PostgreSQL is up, then runs every
 # test of the workspace with cargo nextest (cargo test when nextest is absent).
 set -euo pipefail
@@ -26,6 +26,8 @@ command -v nats-server >/dev/null 2>&1 || apt_packages+=(nats-server)
 [[ -x /usr/sbin/rsyslogd ]] || apt_packages+=(rsyslog)
 dpkg-query -W -f='${Status}' rsyslog-gnutls 2>/dev/null | grep -q 'ok installed' || apt_packages+=(rsyslog-gnutls)
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
+# HTTP tests: curl is the client (HTTP/1.1 and HTTP/2).
+command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
 # Agent tests put a private PostgreSQL and the agent in a network namespace (ip netns, veth).
 command -v ip >/dev/null 2>&1 || apt_packages+=(iproute2)
 # ... and reach the gateway through a real HTTP egress proxy.
