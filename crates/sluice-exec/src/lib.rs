@@ -24,6 +24,7 @@ pub mod event;
 pub mod judge;
 pub mod output;
 pub mod process;
+pub mod remote;
 pub mod run;
 pub mod spec;
 pub mod terminal;

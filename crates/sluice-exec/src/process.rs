@@ -8,42 +8,173 @@ use nix::unistd::Pid;
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::process::Stdio;
-use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot};
 
 /// What the program may inherit from the gateway's environment besides what the
 /// connection injects.
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// A started program.
-pub struct Running {
-    /// The process (the leader of its own process group).
-    pub child: Child,
-    /// Its standard input, until written and closed.
-    pub stdin: Option<ChildStdin>,
-    /// Standard output.
-    pub stdout: ChildStdout,
-    /// Standard error.
-    pub stderr: ChildStderr,
-    /// The private directory (secret files; the working directory unless configured),
-    /// removed when this is dropped.
-    _private: tempfile::TempDir,
+/// How a program ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Exit {
+    /// Exit status, when it exited.
+    pub code: Option<i32>,
+    /// Signal number, when a signal ended it.
+    pub signal: Option<i32>,
 }
 
-impl Running {
-    /// Kills the program and everything it started (its process group).
-    pub fn kill_group(&mut self) {
-        kill_group(&mut self.child);
+impl From<std::process::ExitStatus> for Exit {
+    fn from(s: std::process::ExitStatus) -> Exit {
+        use std::os::unix::process::ExitStatusExt;
+        Exit {
+            code: s.code(),
+            signal: s.signal(),
+        }
     }
 }
 
-/// A program started on a pseudo-terminal (`sluice connect`): the session leader of a
-/// session of its own, the pty its controlling terminal.
-pub struct RunningPty {
-    /// The process.
-    pub child: Child,
-    /// The pty's controlling side.
-    pub pty: pty_process::Pty,
-    _private: tempfile::TempDir,
+/// Boxed reading and writing halves, so a program on the gateway host and one on an agent's
+/// look the same to the relay.
+pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
+/// See [`Reader`].
+pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// A started program, on the gateway host or on an agent's.
+pub struct Started {
+    /// Standard input (pipes; `None` on a pty, whose input is [`Started::pty`]).
+    pub stdin: Option<Writer>,
+    /// Standard output, or what the pty shows.
+    pub stdout: Reader,
+    /// Standard error (empty on a pty).
+    pub stderr: Reader,
+    /// The pty's input and size, for interactive runs.
+    pub pty: Option<PtyInput>,
+    /// Waiting for the end, and killing.
+    pub handle: Handle,
+}
+
+/// The input side of a pty.
+pub enum PtyInput {
+    /// A pty on the gateway host.
+    Local(pty_process::OwnedWritePty),
+    /// A pty on an agent's host: frames toward it.
+    Remote(mpsc::Sender<Vec<u8>>),
+}
+
+impl PtyInput {
+    /// Writes keys; false when the pty is gone.
+    pub async fn write(&mut self, keys: &[u8]) -> bool {
+        match self {
+            PtyInput::Local(w) => w.write_all(keys).await.is_ok(),
+            PtyInput::Remote(tx) => tx
+                .send(crate::remote::frame(crate::remote::STDIN, keys))
+                .await
+                .is_ok(),
+        }
+    }
+
+    /// Follows a window change.
+    pub async fn resize(&self, rows: u16, cols: u16) {
+        match self {
+            PtyInput::Local(w) => {
+                let _ = w.resize(pty_process::Size::new(rows, cols));
+            }
+            PtyInput::Remote(tx) => {
+                let _ = tx.send(crate::remote::resize(rows, cols)).await;
+            }
+        }
+    }
+}
+
+/// Waits for a program's end and kills it.
+pub struct Handle {
+    inner: HandleInner,
+    /// The private directory (secret files; the working directory unless configured),
+    /// removed when the handle is dropped.
+    _private: Option<tempfile::TempDir>,
+}
+
+enum HandleInner {
+    Local(Child),
+    Remote {
+        control: mpsc::Sender<Vec<u8>>,
+        exit: Option<oneshot::Receiver<Result<Exit, String>>>,
+    },
+}
+
+impl Handle {
+    /// A handle of a program on an agent's host.
+    pub fn remote(
+        control: mpsc::Sender<Vec<u8>>,
+        exit: oneshot::Receiver<Result<Exit, String>>,
+    ) -> Handle {
+        Handle {
+            inner: HandleInner::Remote {
+                control,
+                exit: Some(exit),
+            },
+            _private: None,
+        }
+    }
+
+    /// Waits until the program has ended.
+    pub async fn wait(&mut self) -> io::Result<Exit> {
+        match &mut self.inner {
+            HandleInner::Local(child) => child.wait().await.map(Exit::from),
+            HandleInner::Remote { exit, .. } => match exit.take() {
+                Some(rx) => match rx.await {
+                    Ok(Ok(e)) => Ok(e),
+                    Ok(Err(why)) => Err(io::Error::other(why)),
+                    Err(_) => Err(io::Error::other(
+                        "the agent's stream ended without an exit status",
+                    )),
+                },
+                None => Err(io::Error::other("already waited for")),
+            },
+        }
+    }
+
+    /// Kills the program and everything it started (its process group or session).
+    pub fn kill(&mut self) {
+        self.killer().kill();
+    }
+
+    /// What kills the program, apart from the handle (to kill while waiting).
+    pub fn killer(&self) -> Killer {
+        match &self.inner {
+            HandleInner::Local(child) => {
+                Killer::Local(child.id().and_then(|p| i32::try_from(p).ok()))
+            }
+            HandleInner::Remote { control, .. } => Killer::Remote(control.clone()),
+        }
+    }
+}
+
+/// Kills a program: its process group here, or through its agent.
+#[derive(Clone)]
+pub enum Killer {
+    /// The process group of the program on this host (`None` once reaped).
+    Local(Option<i32>),
+    /// The program on an agent's host.
+    Remote(mpsc::Sender<Vec<u8>>),
+}
+
+impl Killer {
+    /// Kills the program and everything it started.
+    pub fn kill(&self) {
+        match self {
+            Killer::Local(Some(pid)) => {
+                // The group may already be gone (ESRCH); nothing else can fail here.
+                let _ = killpg(Pid::from_raw(*pid), Signal::SIGKILL);
+            }
+            Killer::Local(None) => {}
+            Killer::Remote(control) => {
+                let _ = control.try_send(crate::remote::frame(crate::remote::KILL, b""));
+            }
+        }
+    }
 }
 
 /// Kills `child` and everything it started (its process group).
@@ -105,8 +236,8 @@ fn prepare(spec: &RunSpec) -> io::Result<Prepared> {
     })
 }
 
-/// Starts `spec`'s program with pipes for stdin, stdout and stderr.
-pub fn start(spec: &RunSpec) -> io::Result<Running> {
+/// Starts `spec`'s program on this host with pipes for stdin, stdout and stderr.
+pub fn start(spec: &RunSpec) -> io::Result<Started> {
     let p = prepare(spec)?;
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
@@ -124,17 +255,21 @@ pub fn start(spec: &RunSpec) -> io::Result<Running> {
     else {
         return Err(io::Error::other("the program's pipes were not set up"));
     };
-    Ok(Running {
-        child,
-        stdin: Some(stdin),
-        stdout,
-        stderr,
-        _private: p.private,
+    Ok(Started {
+        stdin: Some(Box::new(stdin)),
+        stdout: Box::new(stdout),
+        stderr: Box::new(stderr),
+        pty: None,
+        handle: Handle {
+            inner: HandleInner::Local(child),
+            _private: Some(p.private),
+        },
     })
 }
 
-/// Starts `spec`'s program on a new pty of `rows` × `cols` with `TERM=term`.
-pub fn start_pty(spec: &RunSpec, term: &str, rows: u16, cols: u16) -> io::Result<RunningPty> {
+/// Starts `spec`'s program on this host on a new pty of `rows` × `cols` with `TERM=term`:
+/// the leader of a session of its own, the pty its controlling terminal.
+pub fn start_pty(spec: &RunSpec, term: &str, rows: u16, cols: u16) -> io::Result<Started> {
     let p = prepare(spec)?;
     let (pty, pts) = pty_process::open().map_err(io::Error::other)?;
     pty.resize(pty_process::Size::new(rows, cols))
@@ -151,9 +286,15 @@ pub fn start_pty(spec: &RunSpec, term: &str, rows: u16, cols: u16) -> io::Result
             pty_process::Error::Io(e) => e,
             other => io::Error::other(other),
         })?;
-    Ok(RunningPty {
-        child,
-        pty,
-        _private: p.private,
+    let (reader, writer) = pty.into_split();
+    Ok(Started {
+        stdin: None,
+        stdout: Box::new(reader),
+        stderr: Box::new(tokio::io::empty()),
+        pty: Some(PtyInput::Local(writer)),
+        handle: Handle {
+            inner: HandleInner::Local(child),
+            _private: Some(p.private),
+        },
     })
 }

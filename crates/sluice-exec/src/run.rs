@@ -4,16 +4,16 @@
 use crate::event::{ExecEvent, Stream, EXIT_REFUSED, EXIT_TIMED_OUT};
 use crate::judge::{self, Judge, Judged};
 use crate::output::{secrets_masker, OutputStream};
-use crate::process::{self, Running};
+use crate::process::{self, Exit, Started};
+use crate::remote;
 use crate::spec::RunSpec;
 use crate::ExecSettings;
 use bytes::Bytes;
 use sluice_core::{ChannelIo, ChannelStart, EndReason, SessionEvent};
 use sluice_pipeline::{Authorized, Pipeline, Recorder, Stop};
-use std::os::unix::process::ExitStatusExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -53,7 +53,7 @@ pub async fn run(
             return;
         }
     };
-    let recorder = pipeline.start_session(authorized, format!("{} (gateway host)", spec.program));
+    let recorder = pipeline.start_session(authorized, spec.runs_on(connection.via.as_deref()));
     let _ = client
         .send(ExecEvent::Session {
             id: recorder.id().0.clone(),
@@ -105,15 +105,30 @@ pub async fn run(
         }
         Judged::Stopped(stop) => return end_stopped(recorder, &client, stop).await,
     };
-    let mut running = match process::start(&spec) {
-        Ok(r) => r,
-        Err(e) => {
-            let message = format!("sluice: cannot start {}: {e}", spec.program);
-            let exit_code = if e.kind() == std::io::ErrorKind::NotFound {
+    let started = match &connection.via {
+        Some(agent) => remote::start(&pipeline, agent, &spec, None)
+            .await
+            .map_err(|why| {
+                (
+                    format!(
+                        "sluice: cannot run {} on agent {agent}: {why}",
+                        spec.program
+                    ),
+                    EXIT_REFUSED,
+                )
+            }),
+        None => process::start(&spec).map_err(|e| {
+            let code = if e.kind() == std::io::ErrorKind::NotFound {
                 127
             } else {
                 EXIT_REFUSED
             };
+            (format!("sluice: cannot start {}: {e}", spec.program), code)
+        }),
+    };
+    let mut started = match started {
+        Ok(r) => r,
+        Err((message, exit_code)) => {
             let _ = client
                 .send(ExecEvent::Error {
                     message: message.clone(),
@@ -140,7 +155,7 @@ pub async fn run(
         printed: 0,
         max_output: spec.max_output,
     };
-    let stdin = running.stdin.take();
+    let stdin = started.stdin.take();
     let feed = tokio::spawn(async move {
         if let Some(mut stdin) = stdin {
             // A program that exits without reading its input closes the pipe: not an error.
@@ -148,7 +163,7 @@ pub async fn run(
         }
     });
     let ended = relay
-        .pump(&mut running, registration.stop.clone(), spec.timeout)
+        .pump(&mut started, registration.stop.clone(), spec.timeout)
         .await;
     feed.abort();
     let rule_names = rules
@@ -161,7 +176,7 @@ pub async fn run(
 /// Why the output relay stopped.
 enum Ended {
     /// The program exited.
-    Exited(std::process::ExitStatus),
+    Exited(Exit),
     /// Containment stopped the session.
     Stopped(Stop),
     /// The time limit passed.
@@ -188,7 +203,7 @@ impl Relay {
     /// Relays output until the program exits or something stops it (then kills it).
     async fn pump(
         &mut self,
-        running: &mut Running,
+        started: &mut Started,
         mut stop: watch::Receiver<Option<Stop>>,
         timeout: Duration,
     ) -> Ended {
@@ -199,19 +214,19 @@ impl Relay {
         let ended = loop {
             let holding = self.out.holding() || self.err.holding();
             tokio::select! {
-                n = read(&mut running.stdout, &mut out_buf), if out_open => match n {
+                n = read(&mut started.stdout, &mut out_buf), if out_open => match n {
                     0 => out_open = false,
                     n => if !self.output(Stream::Stdout, &out_buf[..n]).await {
                         break Ended::TooMuchOutput;
                     },
                 },
-                n = read(&mut running.stderr, &mut err_buf), if err_open => match n {
+                n = read(&mut started.stderr, &mut err_buf), if err_open => match n {
                     0 => err_open = false,
                     n => if !self.output(Stream::Stderr, &err_buf[..n]).await {
                         break Ended::TooMuchOutput;
                     },
                 },
-                status = running.child.wait(), if !out_open && !err_open => break match status {
+                status = started.handle.wait(), if !out_open && !err_open => break match status {
                     Ok(s) => Ended::Exited(s),
                     Err(e) => Ended::Failed(e),
                 },
@@ -224,8 +239,8 @@ impl Relay {
             }
         };
         if !matches!(ended, Ended::Exited(_)) {
-            running.kill_group();
-            let _ = running.child.wait().await;
+            started.handle.kill();
+            let _ = started.handle.wait().await;
         }
         self.flush().await;
         ended
@@ -275,15 +290,15 @@ impl Relay {
     async fn end(mut self, ended: Ended, rule_names: &[String], timeout: Duration) {
         let (reason, detail, event) = match ended {
             Ended::Exited(status) => {
-                self.record_exit(status.code(), status.signal());
-                let detail = match (status.code(), status.signal()) {
+                self.record_exit(status.code, status.signal);
+                let detail = match (status.code, status.signal) {
                     (Some(c), _) => format!("the command exited with status {c}"),
                     (None, Some(s)) => format!("the command was ended by signal {s}"),
                     (None, None) => "the command ended".into(),
                 };
                 let event = ExecEvent::Exit {
-                    code: status.code(),
-                    signal: status.signal(),
+                    code: status.code,
+                    signal: status.signal,
                 };
                 (EndReason::TargetClosed, detail, Some(event))
             }
@@ -322,7 +337,7 @@ impl Relay {
                 (EndReason::ClientDisconnected, detail, None)
             }
             Ended::Failed(e) => {
-                let message = format!("sluice: waiting for the command failed: {e}");
+                let message = format!("sluice: the command failed to run: {e}");
                 (
                     EndReason::GatewayError,
                     message.clone(),
@@ -374,7 +389,7 @@ fn killed() -> Stop {
 }
 
 /// Reads into `buf`; a read error ends the stream like EOF.
-async fn read(r: &mut (impl AsyncRead + Unpin), buf: &mut [u8]) -> usize {
+async fn read(r: &mut process::Reader, buf: &mut [u8]) -> usize {
     r.read(buf).await.unwrap_or(0)
 }
 

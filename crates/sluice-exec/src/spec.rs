@@ -106,6 +106,15 @@ impl RunSpec {
             .join(" ")
     }
 
+    /// Where the run happens, as the recording's target: `bash on the gateway host`,
+    /// `bash via agent edge`.
+    pub fn runs_on(&self, via: Option<&str>) -> String {
+        match via {
+            Some(agent) => format!("{} via agent {agent}", self.program),
+            None => format!("{} on the gateway host", self.program),
+        }
+    }
+
     /// Every injected secret value, and every line of multi-line ones (a key file printed
     /// line by line): what the output must never show.
     pub fn secret_values(&self) -> Vec<String> {

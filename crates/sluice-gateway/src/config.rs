@@ -423,7 +423,8 @@ fn check_http(c: &ConnectionConfig) -> Result<(), String> {
 }
 
 /// The checks of a `command` connection: a program, secrets with one source each, limits
-/// that parse, and nothing that belongs to network targets.
+/// that parse, and nothing that belongs to network targets (`via` runs it on the agent's
+/// host).
 fn check_command(c: &ConnectionConfig) -> Result<(), String> {
     let Some(cmd) = &c.command else {
         return Err("a command connection needs `command: { program: … }`".into());
@@ -433,9 +434,6 @@ fn check_command(c: &ConnectionConfig) -> Result<(), String> {
     }
     if c.password_env.is_some() || c.password_file.is_some() {
         return Err("a command connection takes its secrets in command.secrets and command.files, not password_env/password_file".into());
-    }
-    if c.via.is_some() {
-        return Err("command connections run on the gateway host; `via` an agent is not supported for them yet".into());
     }
     if cmd.program.trim().is_empty() {
         return Err("command.program must not be empty".into());

@@ -164,7 +164,15 @@ async fn tunnel(allowed_port: u16) -> Result<Arc<Tunnels>, BoxError> {
     let allow = Arc::new(AllowList::parse(&[format!("127.0.0.1:{allowed_port}")])?);
     tokio::spawn(async move {
         let _keep = _stop_tx;
-        serve::serve(TokioIo::new(tls), allow, "bench".into(), up_tx, stop_rx).await
+        serve::serve(
+            TokioIo::new(tls),
+            allow,
+            None,
+            "bench".into(),
+            up_tx,
+            stop_rx,
+        )
+        .await
     });
     up_rx.await?;
     Ok(tunnels)

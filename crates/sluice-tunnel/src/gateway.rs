@@ -201,12 +201,23 @@ impl Tunnels {
         host: &str,
         port: u16,
     ) -> Result<TunnelStream, DialError> {
+        self.open(agent, crate::proto::authority(host, port)).await
+    }
+
+    /// Opens a stream on which `agent` runs a program (`sluice agent --allow-exec`); what
+    /// to run is the first thing sent on it.
+    pub async fn exec(&self, agent: &str) -> Result<TunnelStream, DialError> {
+        self.open(agent, crate::proto::EXEC_AUTHORITY.to_string())
+            .await
+    }
+
+    /// Opens a `CONNECT target` stream through `agent`'s tunnel.
+    async fn open(&self, agent: &str, target: String) -> Result<TunnelStream, DialError> {
         let tunnel = self
             .lock()
             .get(agent)
             .cloned()
             .ok_or_else(|| DialError::NotConnected(agent.to_string()))?;
-        let target = crate::proto::authority(host, port);
         let broken = |reason: String| DialError::Tunnel {
             agent: agent.to_string(),
             reason,

@@ -74,6 +74,10 @@ pub fn decode_key(text: &str) -> Option<Vec<u8>> {
     (key.len() == 32).then_some(key)
 }
 
+/// The `CONNECT` authority of a stream on which the agent runs a program instead of dialing a
+/// destination (a reserved name, RFC 6761 `.invalid`, that no allow-list entry can match).
+pub const EXEC_AUTHORITY: &str = "exec.sluice.invalid:1";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,6 +57,7 @@ async fn tunnel(allow: &[String]) -> TestResult<(Arc<Tunnels>, watch::Sender<boo
     tokio::spawn(serve::serve(
         TokioIo::new(agent_io),
         allow,
+        None,
         "test".into(),
         up_tx,
         stop_rx,

@@ -522,3 +522,120 @@ fn ssh_sessions_go_through_the_agent_unchanged() {
             >= 1
     );
 }
+
+#[test]
+fn commands_run_on_the_agents_host_and_only_those_it_allows() {
+    let Some(net) = PrivateNet::create() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(unique("sluice-agent-exec"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("token");
+    std::fs::write(&secret, "agent-run-s3cret-77").unwrap();
+    let config = format!(
+        r#"listeners:
+  postgres:
+    address: 127.0.0.1:0
+  api:
+    address: {host}:0
+{tls}connections:
+  - name: remote-sh
+    type: command
+    via: edge
+    command:
+      program: bash
+      secrets: [{{ env: TOKEN, from_file: {secret} }}]
+    guardrails:
+      rules:
+        - {{ name: no-rm, action: deny, match: {{ statements: [rm] }} }}
+  - name: remote-py
+    type: command
+    via: edge
+    command: {{ program: python3, args: ["-"] }}
+grants:
+  - {{ group: engineering, connection: remote-sh }}
+  - {{ group: engineering, connection: remote-py }}
+"#,
+        host = net.host_ip,
+        tls = net.gateway_config(),
+        secret = secret.display(),
+    );
+    let gw = Gateway::start_in(dir, &config);
+    let _agent = enrolled_agent(
+        Some(&net),
+        &gw,
+        "127.0.0.1:9".into(),
+        &["--allow-exec", "bash"],
+    );
+    let token = gw.service_account("engineering");
+    let exec = |connection: &str, script: &str| {
+        let mut child = std::process::Command::new(common::bin())
+            .args(["exec", connection])
+            .env("SLUICE_ADDR", format!("https://{}", gw.api))
+            .env("SLUICE_TOKEN", &token)
+            .env("SLUICE_CA", gw.data().join("tls/ca.pem"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    };
+    // The namespace's own address shows only where the agent runs.
+    let script = format!(
+        "ip -o -4 addr show | grep -c ' {}/'\necho \"t=$TOKEN\"\necho oops >&2\nexit 5\n",
+        net.ns_ip
+    );
+    let out = exec("remote-sh", &script);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(5), "{stdout} {stderr}");
+    assert_eq!(stdout, "1\nt=*******************\n");
+    assert_eq!(stderr, "oops\n");
+    let session = gw.wait_ended_session("remote-sh");
+    let events = gw.events(&session);
+    let start = events.iter().find(|e| e["kind"] == "start").unwrap();
+    assert_eq!(start["target"], "bash via agent edge");
+    assert!(!serde_json::to_string(&events)
+        .unwrap()
+        .contains("agent-run-s3cret-77"));
+
+    // An interactive session on a pty at the agent's host.
+    let command = format!(
+        "env SLUICE_ADDR=https://{} SLUICE_TOKEN={} SLUICE_CA={} {} connect remote-sh; echo \"connect exited $?\"; sleep 600",
+        gw.api,
+        token,
+        gw.data().join("tls/ca.pem").display(),
+        common::bin()
+    );
+    let term = common::ssh::Terminal::run(&command, |screen| {
+        screen.trim_end().ends_with('#') || screen.trim_end().ends_with('$')
+    });
+    term.keys(&[
+        &format!("ip -o -4 addr show | grep -c ' {}/'", net.ns_ip),
+        "Enter",
+    ]);
+    term.wait("the count", |screen| {
+        screen.lines().any(|l| l.trim() == "1")
+    });
+    term.keys(&["exit 3", "Enter"]);
+    term.wait("sluice connect's exit", |screen| {
+        screen.contains("connect exited 3")
+    });
+
+    // Guardrails are the gateway's: a denied script never reaches the agent.
+    let out = exec("remote-sh", "rm -rf /tmp/x\n");
+    assert_eq!(out.status.code(), Some(125));
+    // The agent runs only what it allows.
+    let out = exec("remote-py", "print(1)\n");
+    assert_eq!(out.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("program \"python3\" is not in this agent's --allow-exec"),
+        "{stderr}"
+    );
+}

@@ -10,7 +10,8 @@ pub mod wire;
 use crate::event::{ExecEvent, EXIT_REFUSED, EXIT_TIMED_OUT};
 use crate::judge::{self, Judge, Judged};
 use crate::output::{secrets_masker, OutputStream};
-use crate::process;
+use crate::process::{self, Exit, PtyInput, Started};
+use crate::remote::{self, PtyAsk};
 use crate::spec::RunSpec;
 use crate::ExecSettings;
 use bytes::Bytes;
@@ -19,7 +20,6 @@ use sluice_mask::Masker;
 use sluice_pipeline::output::TextCarry;
 use sluice_pipeline::{Authorized, Pipeline, Recorder, SessionPolicy, Stop};
 use sluice_terminal::{LineVerdict, Side, TerminalView, Typing};
-use std::os::unix::process::ExitStatusExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -85,6 +85,7 @@ async fn session<R: AsyncRead + Unpin>(
     client: mpsc::Sender<Vec<u8>>,
 ) {
     let options = authorized.connection.command.clone();
+    let via = authorized.connection.via.clone();
     let spec = match RunSpec::resolve(
         &authorized.connection.name.0,
         options.as_ref(),
@@ -104,8 +105,7 @@ async fn session<R: AsyncRead + Unpin>(
         .as_ref()
         .and_then(|o| o.max_output)
         .unwrap_or(u64::MAX);
-    let recorder =
-        pipeline.start_session(authorized, format!("{} (gateway host, pty)", spec.program));
+    let recorder = pipeline.start_session(authorized, spec.runs_on(via.as_deref()));
     event(
         &client,
         &ExecEvent::Session {
@@ -148,10 +148,28 @@ async fn session<R: AsyncRead + Unpin>(
             .await;
         }
     };
-    let running = match process::start_pty(&spec, &request.term, request.rows, request.cols) {
+    let started = match &via {
+        Some(agent) => {
+            let ask = PtyAsk {
+                term: request.term.clone(),
+                rows: request.rows,
+                cols: request.cols,
+            };
+            remote::start(&pipeline, agent, &spec, Some(ask))
+                .await
+                .map_err(|why| {
+                    format!(
+                        "sluice: cannot run {} on agent {agent}: {why}",
+                        spec.program
+                    )
+                })
+        }
+        None => process::start_pty(&spec, &request.term, request.rows, request.cols)
+            .map_err(|e| format!("sluice: cannot start {}: {e}", spec.program)),
+    };
+    let started = match started {
         Ok(r) => r,
-        Err(e) => {
-            let message = format!("sluice: cannot start {}: {e}", spec.program);
+        Err(message) => {
             finish(recorder, EndReason::TargetError, message.clone());
             return event(&client, &ExecEvent::refused(message)).await;
         }
@@ -168,9 +186,13 @@ async fn session<R: AsyncRead + Unpin>(
             rows: u32::from(request.rows),
         }),
     })));
-    let process::RunningPty { mut child, pty, .. } = running;
-    let (pty_r, pty_w) = pty.into_split();
-    *side.pty.lock().await = Some(pty_w);
+    let Started {
+        stdout: pty_r,
+        pty: pty_w,
+        mut handle,
+        ..
+    } = started;
+    *side.pty.lock().await = pty_w;
     let view = TerminalView::default();
     view.open(u32::from(request.rows), u32::from(request.cols));
     let mut out = OutputStream::new(secrets, rules.clone(), settings.output_cap);
@@ -181,7 +203,7 @@ async fn session<R: AsyncRead + Unpin>(
         () = side.input(&view, client_r) => Ended::ClientGone,
         over = side.output(&view, &mut out, pty_r, &printed, max_output) => match over {
             true => Ended::TooMuchOutput,
-            false => match child.wait().await {
+            false => match handle.wait().await {
                 Ok(status) => Ended::Exited(status),
                 Err(e) => Ended::Failed(e.to_string()),
             },
@@ -195,8 +217,8 @@ async fn session<R: AsyncRead + Unpin>(
         () = tokio::time::sleep_until(deadline) => Ended::TimedOut(timeout),
     };
     if !matches!(ended, Ended::Exited(_)) {
-        process::kill_group(&mut child);
-        let _ = child.wait().await;
+        handle.kill();
+        let _ = handle.wait().await;
     }
     let rest = out.flush();
     side.deliver(rest).await;
@@ -230,7 +252,7 @@ fn finish(recorder: Mutex<Recorder>, reason: EndReason, detail: String) {
 
 /// Why an interactive session ended.
 enum Ended {
-    Exited(std::process::ExitStatus),
+    Exited(Exit),
     Stopped(Stop),
     TimedOut(Duration),
     TooMuchOutput,
@@ -244,14 +266,14 @@ impl Ended {
         let killed = |side: &PtySide<'_>| side.record_exit(None, Some(9));
         match self {
             Ended::Exited(status) => {
-                side.record_exit(status.code(), status.signal());
-                let detail = match status.code() {
+                side.record_exit(status.code, status.signal);
+                let detail = match status.code {
                     Some(c) => format!("the program exited with status {c}"),
                     None => "the program was ended by a signal".into(),
                 };
                 let e = ExecEvent::Exit {
-                    code: status.code(),
-                    signal: status.signal(),
+                    code: status.code,
+                    signal: status.signal,
                 };
                 (EndReason::TargetClosed, detail, e)
             }
@@ -313,7 +335,7 @@ struct PtySide<'a> {
     program: String,
     next_id: AtomicU64,
     client: mpsc::Sender<Vec<u8>>,
-    pty: tokio::sync::Mutex<Option<pty_process::OwnedWritePty>>,
+    pty: tokio::sync::Mutex<Option<PtyInput>>,
 }
 
 impl PtySide<'_> {
@@ -406,7 +428,7 @@ impl PtySide<'_> {
                         continue;
                     };
                     if let Some(w) = self.pty.lock().await.as_ref() {
-                        let _ = w.resize(pty_process::Size::new(rows, cols));
+                        w.resize(rows, cols).await;
                     }
                     view.resize(u32::from(rows), u32::from(cols));
                     self.record(&SessionEvent::Resize {
@@ -462,7 +484,7 @@ impl PtySide<'_> {
 impl Side for PtySide<'_> {
     async fn send_keys(&self, keys: Bytes) -> bool {
         match self.pty.lock().await.as_mut() {
-            Some(w) => w.write_all(&keys).await.is_ok(),
+            Some(w) => w.write(&keys).await,
             None => false,
         }
     }

@@ -35,6 +35,21 @@ pub struct AgentSettings {
     pub token: Option<String>,
     /// Destinations it may dial.
     pub allow: Arc<AllowList>,
+    /// Runs programs for command connections (`--allow-exec`); `None` refuses them.
+    pub exec: Option<Arc<dyn ExecService>>,
+}
+
+/// A stream on which the agent runs a program for the gateway.
+pub type ExecStream = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
+
+/// Runs programs on the agent's host for command connections `via` this agent. The agent
+/// itself only hands the stream over; what may run is the service's to decide.
+pub trait ExecService: Send + Sync {
+    /// Serves one run on `stream` until it ends.
+    fn serve(
+        &self,
+        stream: ExecStream,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
 }
 
 /// Why the agent cannot run.
@@ -69,6 +84,7 @@ pub async fn run(
             settings.tls.clone(),
             settings.state.clone(),
             settings.allow.clone(),
+            settings.exec.clone(),
             shutdown.clone(),
         )));
     }
@@ -106,6 +122,7 @@ async fn hold_tunnel(
     tls: Arc<rustls::ClientConfig>,
     state: Arc<AgentState>,
     allow: Arc<AllowList>,
+    exec: Option<Arc<dyn ExecService>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = MIN_BACKOFF;
@@ -126,8 +143,14 @@ async fn hold_tunnel(
                         false
                     }
                 };
-                let served =
-                    serve::serve(io, allow.clone(), gw.url.clone(), up_tx, shutdown.clone());
+                let served = serve::serve(
+                    io,
+                    allow.clone(),
+                    exec.clone(),
+                    gw.url.clone(),
+                    up_tx,
+                    shutdown.clone(),
+                );
                 let (result, was_up) = tokio::join!(served, announce);
                 if was_up {
                     backoff = MIN_BACKOFF;

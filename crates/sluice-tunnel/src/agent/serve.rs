@@ -2,8 +2,9 @@
 //! allow-list, dialed, and relayed.
 
 use super::allow::AllowList;
+use super::ExecService;
 use crate::gateway::{CONNECTION_WINDOW, HEARTBEAT, HEARTBEAT_TIMEOUT, STREAM_WINDOW};
-use crate::proto::HELLO_PATH;
+use crate::proto::{EXEC_AUTHORITY, HELLO_PATH};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -27,6 +28,7 @@ const DRAIN: Duration = Duration::from_secs(5);
 pub async fn serve<I>(
     io: I,
     allow: Arc<AllowList>,
+    exec: Option<Arc<dyn ExecService>>,
     gateway: String,
     up: oneshot::Sender<()>,
     mut shutdown: watch::Receiver<bool>,
@@ -38,9 +40,10 @@ where
     let up = Arc::new(up);
     let service = hyper::service::service_fn(move |req| {
         let allow = allow.clone();
+        let exec = exec.clone();
         let up = up.clone();
         let gateway = gateway.clone();
-        async move { Ok::<_, Infallible>(handle(req, &allow, &up, &gateway).await) }
+        async move { Ok::<_, Infallible>(handle(req, &allow, exec, &up, &gateway).await) }
     });
     let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
@@ -64,6 +67,7 @@ type Up = std::sync::Mutex<Option<oneshot::Sender<()>>>;
 async fn handle(
     mut req: Request<Incoming>,
     allow: &AllowList,
+    exec: Option<Arc<dyn ExecService>>,
     up: &Up,
     gateway: &str,
 ) -> Response<Full<Bytes>> {
@@ -75,6 +79,24 @@ async fn handle(
     }
     if req.method() != Method::CONNECT {
         return answer(StatusCode::METHOD_NOT_ALLOWED, "only CONNECT".into());
+    }
+    if req.uri().authority().map(|a| a.as_str()) == Some(EXEC_AUTHORITY) {
+        let Some(exec) = exec else {
+            warn!(%gateway, "command run refused: this agent runs no commands");
+            return answer(
+                StatusCode::FORBIDDEN,
+                "this agent runs no commands (start it with --allow-exec PROGRAM)".into(),
+            );
+        };
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        // The service decides what may run; the stream is handed over once upgraded.
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(up) => exec.serve(TokioIo::new(up)).await,
+                Err(e) => warn!(error = %e, "command stream was not opened"),
+            }
+        });
+        return answer(StatusCode::OK, String::new());
     }
     let Some((host, port)) = req
         .uri()

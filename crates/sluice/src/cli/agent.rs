@@ -1,5 +1,6 @@
 //! `sluice agent`: the agent process. It dials out to the gateways, so the network it sits in
-//! needs no inbound access, and relays the streams they open to the destinations it allows.
+//! needs no inbound access, relays the streams they open to the destinations it allows, and
+//! runs the programs it allows for command connections `via` it.
 
 use anyhow::{bail, Context};
 use clap::Args as ClapArgs;
@@ -24,6 +25,11 @@ pub struct AgentArgs {
     /// `db.internal:5432`, `127.0.0.1:*`); repeat. Nothing else is dialed.
     #[arg(long = "allow")]
     allow: Vec<String>,
+    /// A program the agent may run for command connections `via` it (`bash`,
+    /// `/usr/local/bin/deploy`; the name exactly as the connection's `command.program`, or
+    /// `*` for any); repeat. Without one, no command runs here.
+    #[arg(long = "allow-exec")]
+    allow_exec: Vec<String>,
     /// Agent config file (YAML: gateways, allow, state_dir, ca).
     #[arg(long, short)]
     config: Option<PathBuf>,
@@ -49,6 +55,8 @@ struct AgentFile {
     gateways: Vec<String>,
     #[serde(default)]
     allow: Vec<String>,
+    #[serde(default)]
+    allow_exec: Vec<String>,
     state_dir: Option<PathBuf>,
     ca: Option<PathBuf>,
 }
@@ -93,9 +101,18 @@ pub fn run(args: AgentArgs, ca: Option<PathBuf>) -> anyhow::Result<()> {
     }
     let entries: Vec<&String> = file.allow.iter().chain(args.allow.iter()).collect();
     let allow = AllowList::parse(&entries)?;
-    if allow.is_empty() {
-        bail!("the allow-list is empty: pass --allow host-or-CIDR:port for each destination");
+    let programs: Vec<String> = file
+        .allow_exec
+        .iter()
+        .chain(args.allow_exec.iter())
+        .cloned()
+        .collect();
+    if allow.is_empty() && programs.is_empty() {
+        bail!("the allow-list is empty: pass --allow host-or-CIDR:port for each destination (or --allow-exec PROGRAM)");
     }
+    let exec: Option<Arc<dyn agent::ExecService>> = (!programs.is_empty()).then(|| {
+        Arc::new(sluice_exec::remote::AgentExec::new(programs)) as Arc<dyn agent::ExecService>
+    });
     let mut tls = super::client::tls_config(ca.or(file.ca))?;
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
 
@@ -126,6 +143,7 @@ pub fn run(args: AgentArgs, ca: Option<PathBuf>) -> anyhow::Result<()> {
             state: Arc::new(state),
             token: args.token,
             allow: Arc::new(allow),
+            exec,
         };
         agent::run(settings, stop_rx).await
     })?;
