@@ -273,6 +273,58 @@ mod tests {
     }
 
     #[test]
+    fn the_service_gets_the_gateways_credential_and_forwarded_headers_of_its_own(
+    ) -> Result<(), hyper::http::Error> {
+        let req = hyper::Request::builder()
+            .uri("/x")
+            .header("authorization", "Bearer client-token")
+            .header("x-forwarded-user", "root")
+            .header("connection", "keep-alive, x-drop")
+            .header("accept", "application/json")
+            .body(())?;
+        let (parts, ()) = req.into_parts();
+        let mut conn = Connection {
+            name: sluice_core::ConnectionName("svc".into()),
+            protocol: sluice_core::Protocol::Http,
+            host: "10.0.0.7".into(),
+            port: 3000,
+            database: None,
+            username: Some("deploy".into()),
+            credential: sluice_core::TargetCredential::None,
+            via: None,
+            ssh: None,
+            command: None,
+            http: Some(sluice_core::HttpOptions {
+                auth: HttpAuth::Basic,
+                ..Default::default()
+            }),
+            from_config: true,
+        };
+        let peer: SocketAddr = ([192, 0, 2, 9], 5000).into();
+        let secret = Secret::new("pw".to_string());
+        let out = toward_service(&parts, &conn, "alice", peer, "", Some(&secret), false);
+        assert_eq!(out["authorization"], "Basic ZGVwbG95OnB3");
+        assert_eq!(out["x-forwarded-user"], "alice");
+        assert_eq!(out["x-forwarded-for"], "192.0.2.9");
+        assert_eq!(out["host"], "10.0.0.7:3000");
+        assert_eq!(out["accept"], "application/json");
+        assert!(out.get("connection").is_none());
+        conn.http = Some(sluice_core::HttpOptions {
+            auth: HttpAuth::Header,
+            header: Some("X-Api-Key".into()),
+            ..Default::default()
+        });
+        let out = toward_service(&parts, &conn, "alice", peer, "/p", Some(&secret), true);
+        assert_eq!(out["x-api-key"], "pw");
+        assert!(
+            out.get("authorization").is_none(),
+            "the client's token never passes"
+        );
+        assert_eq!(out["x-forwarded-prefix"], "/p");
+        Ok(())
+    }
+
+    #[test]
     fn a_bearer_token_wins_over_the_cookie() {
         let mut h = HeaderMap::new();
         h.insert(

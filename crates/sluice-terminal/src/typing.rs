@@ -21,6 +21,9 @@ use tracing::warn;
 const ECHO_WAIT: Duration = Duration::from_secs(2);
 /// Output quiet for this long after the echo: the program has drawn the line.
 const QUIET: Duration = Duration::from_millis(30);
+/// How long a line typed ahead of a prompt the program has just drawn may take to show up
+/// before it counts as typed with echo off.
+const AHEAD_WAIT: Duration = Duration::from_millis(500);
 /// Keys kept back for the recording before they are written without waiting for Enter.
 const RAW_FLUSH: usize = 4096;
 
@@ -113,9 +116,9 @@ impl TerminalView {
     /// Waits until the program has echoed the keys: output arrived after they were sent,
     /// `tail` (what was typed last) stands left of the cursor, and output paused. False when
     /// that did not happen within `ECHO_WAIT`.
-    async fn wait_for_echo(&self, sent_at: u64, tail: &str) -> bool {
+    async fn wait_for_echo(&self, sent_at: u64, tail: &str, wait: Duration) -> bool {
         let mut output = self.output.subscribe();
-        let deadline = Instant::now() + ECHO_WAIT;
+        let deadline = Instant::now() + wait;
         loop {
             let count = *output.borrow_and_update();
             let caught_up = count > sent_at
@@ -247,7 +250,9 @@ async fn submitted(view: &TerminalView, typing: &Typing) -> Submitted {
     // right behind its text, as without the gateway (keys typed ahead of the prompt sit
     // in the terminal driver, which may drop a line whose Enter comes later).
     if !line.exact() && !seen.full_screen && !seen.secret_prompt {
-        unreadable = !view.wait_for_echo(typing.sent_at, &line.tail()).await;
+        unreadable = !view
+            .wait_for_echo(typing.sent_at, &line.tail(), ECHO_WAIT)
+            .await;
         seen = view.screen_line().unwrap_or(seen);
     }
     if seen.full_screen {
@@ -261,7 +266,17 @@ async fn submitted(view: &TerminalView, typing: &Typing) -> Submitted {
     // Not echoed: a password prompt, or the program drew output since the line began but
     // none of the line.
     let drew = view.output_count() > typing.started_at;
-    let not_echoed = typed && (seen.secret_prompt || (drew && seen.text.is_empty()));
+    let mut not_echoed = typed && (seen.secret_prompt || (drew && seen.text.is_empty()));
+    if not_echoed && !seen.secret_prompt && line.exact() {
+        // Typed ahead of a prompt the program has just drawn: the echo may be on its way.
+        if view
+            .wait_for_echo(typing.sent_at, &line.tail(), AHEAD_WAIT)
+            .await
+        {
+            seen = view.screen_line().unwrap_or(seen);
+            not_echoed = seen.text.is_empty();
+        }
+    }
     let text = if line.exact() || seen.text.is_empty() {
         modelled
     } else {

@@ -480,9 +480,12 @@ fn sluice_connect_opens_a_terminal_whose_lines_are_judged_masked_and_recorded() 
         screen.lines().any(|l| l.trim() == "interactive-42")
     });
     term.keys(&["rm -rf / --no-preserve-root", "Enter"]);
-    term.wait("the denial", |screen| {
+    // The reason, then the shell's new prompt (keys typed before it would reach the
+    // terminal driver, not the line editor, as without the gateway).
+    term.wait("the denial and a new prompt", |screen| {
         screen
             .contains("denied by rule \"no-rm-root\": removing the root file system is not allowed")
+            && screen.trim_end().ends_with('#')
     });
     term.keys(&["echo \"token=$DEPLOY_TOKEN\"", "Enter"]);
     term.wait("the masked secret", |screen| {
