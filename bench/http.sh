@@ -58,6 +58,9 @@ rows = [{"id": i, "name": f"customer {i}", "email": f"c{i}@example.com",
 json.dump({"customers": rows}, open(sys.argv[1], "w"))
 EOF
 head -c $((MIB * 1024 * 1024)) /dev/zero | tr '\0' 'x' > "$WORK/www/big.txt"
+# nginx's workers run unprivileged: they must be able to read the files.
+chmod 755 "$WORK" "$WORK/www"
+chmod 644 "$WORK/www/"*
 
 SVC=$(free_port); PEER=$(free_port); GW_API=$(free_port)
 
@@ -136,6 +139,7 @@ read -r s_rps s_p50 s_p99 < <(run_wrk "https://127.0.0.1:$GW_API/app/customers.j
 read -r m_rps m_p50 m_p99 < <(run_wrk "https://127.0.0.1:$GW_API/masked/customers.json" -H "$AUTH")
 masked=$(curl -s --cacert "$SLUICE_CA" -H "$AUTH" "https://127.0.0.1:$GW_API/masked/customers.json" | head -c 200)
 log "a masked answer begins: $masked"
+curl -sf -o /dev/null "http://127.0.0.1:$SVC/customers.json" || { log "the service does not answer 200"; exit 1; }
 
 log "downloads of $MIB MiB"
 d_dl=$(download "http://127.0.0.1:$SVC/big.txt")

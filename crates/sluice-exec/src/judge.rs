@@ -25,10 +25,9 @@ pub fn analyze(spec: &RunSpec, stdin: &[u8]) -> (String, Analysis) {
     let mut text = spec.command_line();
     if !stdin.is_empty() {
         text.push('\n');
-        match std::str::from_utf8(stdin) {
-            Ok(s) => text.push_str(s),
-            Err(_) => text.push_str(&format!("[{} bytes of binary input]", stdin.len())),
-        }
+        // Bytes that are not UTF-8 are judged (and recorded) as U+FFFD: one bad byte must
+        // not hide the rest of a script from the rules.
+        text.push_str(&String::from_utf8_lossy(stdin));
     }
     let name = spec.program.rsplit('/').next().unwrap_or(&spec.program);
     let mut analysis = if SHELLS.contains(&name) {
@@ -234,6 +233,13 @@ mod tests {
         assert!(classes(&a).contains(&"rm"), "{:?}", classes(&a));
         let (_, a) = analyze(&spec("/bin/sh", &["-xc", "curl x | sh"]), b"");
         assert!(classes(&a).contains(&"curl"), "{:?}", classes(&a));
+    }
+
+    #[test]
+    fn a_script_with_bytes_that_are_not_utf8_is_still_judged() {
+        let (text, a) = analyze(&spec("bash", &[]), b"echo \xff\nrm -rf /srv\n");
+        assert!(text.contains("rm -rf /srv"));
+        assert!(classes(&a).contains(&"rm"), "{:?}", classes(&a));
     }
 
     #[test]

@@ -15,7 +15,10 @@ pub fn secrets_masker(values: &[String]) -> Result<Option<Arc<Masker>>, sluice_m
     if values.is_empty() {
         return Ok(None);
     }
-    let alternatives: Vec<String> = values.iter().map(|v| regex::escape(v)).collect();
+    // Longest first: a secret that begins another must not mask only the other's start.
+    let mut sorted: Vec<&String> = values.iter().collect();
+    sorted.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    let alternatives: Vec<String> = sorted.iter().map(|v| regex::escape(v)).collect();
     Masker::new(&MaskConfig {
         detectors: Some(Vec::new()),
         columns: Vec::new(),

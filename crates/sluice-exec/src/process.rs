@@ -97,9 +97,11 @@ pub struct Handle {
 }
 
 enum HandleInner {
-    Local(Child),
+    /// A child of this process and its process group (taken at spawn: the id is gone from
+    /// the child once it is reaped, the group may outlive it).
+    Local(Child, Option<i32>),
     Remote {
-        control: mpsc::Sender<Vec<u8>>,
+        control: mpsc::UnboundedSender<Vec<u8>>,
         exit: Option<oneshot::Receiver<Result<Exit, String>>>,
     },
 }
@@ -107,7 +109,7 @@ enum HandleInner {
 impl Handle {
     /// A handle of a program on an agent's host.
     pub fn remote(
-        control: mpsc::Sender<Vec<u8>>,
+        control: mpsc::UnboundedSender<Vec<u8>>,
         exit: oneshot::Receiver<Result<Exit, String>>,
     ) -> Handle {
         Handle {
@@ -119,20 +121,33 @@ impl Handle {
         }
     }
 
+    fn local(child: Child, private: tempfile::TempDir) -> Handle {
+        let group = child.id().and_then(|p| i32::try_from(p).ok());
+        Handle {
+            inner: HandleInner::Local(child, group),
+            _private: Some(private),
+        }
+    }
+
     /// Waits until the program has ended.
     pub async fn wait(&mut self) -> io::Result<Exit> {
         match &mut self.inner {
-            HandleInner::Local(child) => child.wait().await.map(Exit::from),
-            HandleInner::Remote { exit, .. } => match exit.take() {
-                Some(rx) => match rx.await {
+            HandleInner::Local(child, _) => child.wait().await.map(Exit::from),
+            // Polled in place: a `select!` may drop this future and wait again later.
+            HandleInner::Remote { exit, .. } => {
+                let Some(rx) = exit.as_mut() else {
+                    return Err(io::Error::other("the program's end was already reported"));
+                };
+                let result = rx.await;
+                *exit = None;
+                match result {
                     Ok(Ok(e)) => Ok(e),
                     Ok(Err(why)) => Err(io::Error::other(why)),
                     Err(_) => Err(io::Error::other(
                         "the agent's stream ended without an exit status",
                     )),
-                },
-                None => Err(io::Error::other("already waited for")),
-            },
+                }
+            }
         }
     }
 
@@ -144,9 +159,7 @@ impl Handle {
     /// What kills the program, apart from the handle (to kill while waiting).
     pub fn killer(&self) -> Killer {
         match &self.inner {
-            HandleInner::Local(child) => {
-                Killer::Local(child.id().and_then(|p| i32::try_from(p).ok()))
-            }
+            HandleInner::Local(_, group) => Killer::Local(*group),
             HandleInner::Remote { control, .. } => Killer::Remote(control.clone()),
         }
     }
@@ -155,10 +168,10 @@ impl Handle {
 /// Kills a program: its process group here, or through its agent.
 #[derive(Clone)]
 pub enum Killer {
-    /// The process group of the program on this host (`None` once reaped).
+    /// The process group of the program on this host.
     Local(Option<i32>),
-    /// The program on an agent's host.
-    Remote(mpsc::Sender<Vec<u8>>),
+    /// The program on an agent's host: frames that go before any input.
+    Remote(mpsc::UnboundedSender<Vec<u8>>),
 }
 
 impl Killer {
@@ -171,19 +184,10 @@ impl Killer {
             }
             Killer::Local(None) => {}
             Killer::Remote(control) => {
-                let _ = control.try_send(crate::remote::frame(crate::remote::KILL, b""));
+                let _ = control.send(crate::remote::frame(crate::remote::KILL, b""));
             }
         }
     }
-}
-
-/// Kills `child` and everything it started (its process group).
-pub fn kill_group(child: &mut Child) {
-    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-        // The group may already be gone (ESRCH); nothing else can fail here.
-        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-    }
-    let _ = child.start_kill();
 }
 
 /// The environment and directories of a run.
@@ -260,10 +264,7 @@ pub fn start(spec: &RunSpec) -> io::Result<Started> {
         stdout: Box::new(stdout),
         stderr: Box::new(stderr),
         pty: None,
-        handle: Handle {
-            inner: HandleInner::Local(child),
-            _private: Some(p.private),
-        },
+        handle: Handle::local(child, p.private),
     })
 }
 
@@ -292,9 +293,6 @@ pub fn start_pty(spec: &RunSpec, term: &str, rows: u16, cols: u16) -> io::Result
         stdout: Box::new(reader),
         stderr: Box::new(tokio::io::empty()),
         pty: Some(PtyInput::Local(writer)),
-        handle: Handle {
-            inner: HandleInner::Local(child),
-            _private: Some(p.private),
-        },
+        handle: Handle::local(child, p.private),
     })
 }

@@ -79,7 +79,34 @@ pub struct RemoteSpec {
     pty: Option<PtyAsk>,
 }
 
+/// Variables a command may not set on an agent: they would run another program than the one
+/// `--allow-exec` allows (`PATH`, the loader's and shells' start-up hooks).
+const GUARDED_VARIABLES: &[&str] = &[
+    "PATH",
+    "BASH_ENV",
+    "ENV",
+    "PROMPT_COMMAND",
+    "SHELLOPTS",
+    "IFS",
+];
+
 impl RemoteSpec {
+    /// A variable name this spec may not use: guarded, or not a plain name (secret files are
+    /// named after their variable).
+    fn forbidden_name(&self) -> Option<&str> {
+        let plain = |n: &str| {
+            !n.is_empty()
+                && !n.starts_with(|c: char| c.is_ascii_digit())
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        self.env
+            .iter()
+            .chain(&self.secrets)
+            .chain(&self.files)
+            .map(|(n, _)| n.as_str())
+            .find(|n| !plain(n) || n.starts_with("LD_") || GUARDED_VARIABLES.contains(n))
+    }
+
     fn of(spec: &RunSpec, pty: Option<PtyAsk>) -> RemoteSpec {
         let pairs = |list: &[Injected]| {
             list.iter()
@@ -139,8 +166,27 @@ pub async fn start(
         .await
         .map_err(|e| format!("agent {agent}: {e}"))?;
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
+    // Kills go ahead of queued input.
+    let (control, mut urgent) = mpsc::unbounded_channel::<Vec<u8>>();
+    // The stream stays open while the run's handle lives (the end of the input is not the
+    // end of the run: the agent kills a run whose gateway went away).
     tokio::spawn(async move {
-        while let Some(f) = rx.recv().await {
+        let mut input_open = true;
+        loop {
+            let f = tokio::select! {
+                biased;
+                f = urgent.recv() => match f {
+                    Some(f) => f,
+                    None => break,
+                },
+                f = rx.recv(), if input_open => match f {
+                    Some(f) => f,
+                    None => {
+                        input_open = false;
+                        continue;
+                    }
+                },
+            };
             if wr.write_all(&f).await.is_err() {
                 return;
             }
@@ -158,6 +204,8 @@ pub async fn start(
                 Some(f) => f,
                 None => break Err(format!("the stream to agent {agent_name} closed")),
             };
+            // Output nobody reads any more (the run is ending) is skipped, so the exit
+            // status behind it still arrives.
             match f {
                 (STDOUT, data) => {
                     let _ = out_w.write_all(&data).await;
@@ -208,7 +256,7 @@ pub async fn start(
         stdout: Box::new(out_r),
         stderr: Box::new(err_r),
         pty: interactive.then(|| PtyInput::Remote(tx.clone())),
-        handle: process::Handle::remote(tx, exit_rx),
+        handle: process::Handle::remote(control, exit_rx),
     })
 }
 
@@ -275,6 +323,14 @@ async fn serve_run<S: AsyncRead + AsyncWrite + Send + 'static>(allow: Vec<String
         let _ = writer.await;
         return;
     };
+    if let Some(name) = spec.forbidden_name() {
+        warn!(variable = %name, "command refused: a variable it may not set");
+        let why = format!("the command may not set {name:?} on this agent");
+        let _ = tx.send(frame(FAILED, why.as_bytes())).await;
+        drop(tx);
+        let _ = writer.await;
+        return;
+    }
     if !allow.iter().any(|a| a == "*" || *a == spec.program) {
         warn!(program = %spec.program, "command refused: not in --allow-exec");
         let why = format!(
@@ -314,13 +370,26 @@ async fn relay<R: AsyncRead + Unpin>(
     tx: mpsc::Sender<Vec<u8>>,
 ) {
     let Started {
-        mut stdin,
+        stdin,
         stdout,
         stderr,
         mut pty,
         mut handle,
     } = started;
     let killer = handle.killer();
+    // Input is written by a task of its own: a program that does not read it must not stop
+    // this loop from draining its output or hearing a kill.
+    let (input, mut input_rx) = mpsc::unbounded_channel::<Option<bytes::Bytes>>();
+    let mut input = Some(input);
+    if let Some(mut w) = stdin {
+        tokio::spawn(async move {
+            while let Some(Some(data)) = input_rx.recv().await {
+                if w.write_all(&data).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
     let outputs = async {
         tokio::join!(
             pump(stdout, STDOUT, tx.clone()),
@@ -335,16 +404,21 @@ async fn relay<R: AsyncRead + Unpin>(
             _ = &mut outputs, if !outputs_done => outputs_done = true,
             exit = handle.wait(), if outputs_done => break exit,
             f = next_frame(rd, &mut decoder), if gateway_open => match f {
-                Some((STDIN, data)) => match (&mut stdin, &mut pty) {
-                    (Some(w), _) => {
-                        let _ = w.write_all(&data).await;
-                    }
-                    (None, Some(p)) => {
+                Some((STDIN, data)) => match &mut pty {
+                    Some(p) => {
                         p.write(&data).await;
                     }
-                    (None, None) => {}
+                    None => {
+                        if let Some(i) = &input {
+                            let _ = i.send(Some(data));
+                        }
+                    }
                 },
-                Some((STDIN_EOF, _)) => stdin = None,
+                Some((STDIN_EOF, _)) => {
+                    if let Some(i) = input.take() {
+                        let _ = i.send(None);
+                    }
+                }
                 Some((RESIZE, p)) => {
                     if let (Some(pty), Ok((rows, cols))) = (&pty, crate::terminal::wire::parse_resize(&p)) {
                         pty.resize(rows, cols).await;

@@ -20,6 +20,9 @@ use tracing::{info, warn};
 
 /// How long a line without its end is held back for masking before it goes out anyway.
 const IDLE_FLUSH: Duration = Duration::from_millis(50);
+/// How long output may still arrive after the program exited, while something it started
+/// holds its pipes open.
+const EXIT_GRACE: Duration = Duration::from_millis(200);
 
 /// What a client asks to run.
 pub struct ExecRequest {
@@ -150,6 +153,8 @@ pub async fn run(
     let mut relay = Relay {
         recorder,
         client,
+        stop: registration.stop.clone(),
+        deadline: Instant::now() + spec.timeout,
         out: OutputStream::new(secrets.clone(), rules.clone(), settings.output_cap),
         err: OutputStream::new(secrets, rules.clone(), settings.output_cap),
         printed: 0,
@@ -162,9 +167,7 @@ pub async fn run(
             let _ = stdin.write_all(&request.stdin).await;
         }
     });
-    let ended = relay
-        .pump(&mut started, registration.stop.clone(), spec.timeout)
-        .await;
+    let ended = relay.pump(&mut started).await;
     feed.abort();
     let rule_names = rules
         .as_ref()
@@ -193,6 +196,8 @@ enum Ended {
 struct Relay {
     recorder: Recorder,
     client: mpsc::Sender<ExecEvent>,
+    stop: watch::Receiver<Option<Stop>>,
+    deadline: Instant,
     out: OutputStream,
     err: OutputStream,
     printed: u64,
@@ -201,36 +206,44 @@ struct Relay {
 
 impl Relay {
     /// Relays output until the program exits or something stops it (then kills it).
-    async fn pump(
-        &mut self,
-        started: &mut Started,
-        mut stop: watch::Receiver<Option<Stop>>,
-        timeout: Duration,
-    ) -> Ended {
-        let deadline = Instant::now() + timeout;
+    /// Whatever the program left running (a daemon holding its stdout) is killed with it.
+    async fn pump(&mut self, started: &mut Started) -> Ended {
         let (mut out_buf, mut err_buf) = (vec![0u8; 32 * 1024], vec![0u8; 32 * 1024]);
         let (mut out_open, mut err_open) = (true, true);
+        let mut exited: Option<Exit> = None;
         let client = self.client.clone();
+        let mut stop = self.stop.clone();
+        let deadline = self.deadline;
         let ended = loop {
+            if let (Some(e), false, false) = (exited, out_open, err_open) {
+                break Ended::Exited(e);
+            }
             let holding = self.out.holding() || self.err.holding();
             tokio::select! {
                 n = read(&mut started.stdout, &mut out_buf), if out_open => match n {
                     0 => out_open = false,
-                    n => if !self.output(Stream::Stdout, &out_buf[..n]).await {
-                        break Ended::TooMuchOutput;
+                    n => if let Err(e) = self.output(Stream::Stdout, &out_buf[..n]).await {
+                        break e;
                     },
                 },
                 n = read(&mut started.stderr, &mut err_buf), if err_open => match n {
                     0 => err_open = false,
-                    n => if !self.output(Stream::Stderr, &err_buf[..n]).await {
-                        break Ended::TooMuchOutput;
+                    n => if let Err(e) = self.output(Stream::Stderr, &err_buf[..n]).await {
+                        break e;
                     },
                 },
-                status = started.handle.wait(), if !out_open && !err_open => break match status {
-                    Ok(s) => Ended::Exited(s),
-                    Err(e) => Ended::Failed(e),
+                status = started.handle.wait(), if exited.is_none() => match status {
+                    Ok(s) => exited = Some(s),
+                    Err(e) => break Ended::Failed(e),
                 },
-                _ = tokio::time::sleep(IDLE_FLUSH), if holding => self.flush().await,
+                // The program has exited but something it started still holds its output:
+                // what is in the pipes has a moment to arrive, then the run is over.
+                _ = tokio::time::sleep(EXIT_GRACE), if exited.is_some() => {
+                    break Ended::Exited(exited.unwrap_or_default());
+                }
+                _ = tokio::time::sleep(IDLE_FLUSH), if holding => if let Err(e) = self.flush().await {
+                    break e;
+                },
                 s = async { stop.wait_for(Option::is_some).await.ok().and_then(|s| s.clone()) } => {
                     break Ended::Stopped(s.unwrap_or_else(killed));
                 }
@@ -238,37 +251,46 @@ impl Relay {
                 _ = client.closed() => break Ended::ClientGone,
             }
         };
-        if !matches!(ended, Ended::Exited(_)) {
-            started.handle.kill();
+        started.handle.kill();
+        if exited.is_none() {
+            // Nothing reads the output any more: an agent's relay must not wait for it.
+            started.stdout = Box::new(tokio::io::empty());
+            started.stderr = Box::new(tokio::io::empty());
             let _ = started.handle.wait().await;
         }
-        self.flush().await;
+        let _ = self.flush().await;
         ended
     }
 
-    /// Masks, records and sends one chunk; `false` once the output limit is passed.
-    async fn output(&mut self, stream: Stream, raw: &[u8]) -> bool {
+    /// Masks, records and sends one chunk; fails once the output limit is passed, or when
+    /// the run ends while the client does not take the output.
+    async fn output(&mut self, stream: Stream, raw: &[u8]) -> Result<(), Ended> {
         self.printed += raw.len() as u64;
         if self.printed > self.max_output {
-            return false;
+            return Err(Ended::TooMuchOutput);
         }
         let masked = match stream {
             Stream::Stdout => self.out.push(raw),
             Stream::Stderr => self.err.push(raw),
         };
-        self.deliver(stream, masked).await;
-        true
+        self.deliver(stream, masked).await
     }
 
     /// Sends out what both streams held back.
-    async fn flush(&mut self) {
+    async fn flush(&mut self) -> Result<(), Ended> {
         let out = self.out.flush();
-        self.deliver(Stream::Stdout, out).await;
+        self.deliver(Stream::Stdout, out).await?;
         let err = self.err.flush();
-        self.deliver(Stream::Stderr, err).await;
+        self.deliver(Stream::Stderr, err).await
     }
 
-    async fn deliver(&mut self, stream: Stream, masked: crate::output::Masked) {
+    /// Records masked output and sends it. A client that stops reading holds the program
+    /// back (its pipes fill), but never a kill, a block or the time limit.
+    async fn deliver(
+        &mut self,
+        stream: Stream,
+        masked: crate::output::Masked,
+    ) -> Result<(), Ended> {
         if let Some((data, base64)) = masked.record {
             let _ = self.recorder.record(&SessionEvent::Io(Box::new(ChannelIo {
                 channel: 0,
@@ -277,12 +299,17 @@ impl Relay {
                 base64,
             })));
         }
-        if !masked.client.is_empty() {
-            // A client that went away is noticed by the relay loop.
-            let _ = self
-                .client
-                .send(ExecEvent::output(stream, &masked.client))
-                .await;
+        if masked.client.is_empty() {
+            return Ok(());
+        }
+        let event = ExecEvent::output(stream, &masked.client);
+        let mut stop = self.stop.clone();
+        tokio::select! {
+            sent = self.client.send(event) => sent.map_err(|_| Ended::ClientGone),
+            s = async { stop.wait_for(Option::is_some).await.ok().and_then(|s| s.clone()) } => {
+                Err(Ended::Stopped(s.unwrap_or_else(killed)))
+            }
+            _ = tokio::time::sleep_until(self.deadline) => Err(Ended::TimedOut),
         }
     }
 
@@ -360,6 +387,8 @@ impl Relay {
         info!(reason = reason.as_str(), "command run ended");
         self.recorder.finish(reason, Some(detail));
         if let Some(event) = event {
+            // The last word, after the recording has ended: a client that stopped reading
+            // holds only this task.
             let _ = self.client.send(event).await;
         }
     }

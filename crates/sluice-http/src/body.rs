@@ -5,12 +5,13 @@
 use crate::json;
 use crate::session::HttpSession;
 use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
+use http_body_util::combinators::{BoxBody, UnsyncBoxBody};
 use hyper::body::{Body, Frame, SizeHint};
 use serde_json::Value;
 use sluice_core::{HttpExchange, SessionEvent};
 use sluice_mask::{MaskCounts, Masker};
 use sluice_pipeline::output::StreamMasker;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -21,7 +22,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// A request body toward a service.
 pub type ReqBody = BoxBody<Bytes, BoxError>;
 /// A response body toward a client.
-pub type RespBody = BoxBody<Bytes, BoxError>;
+pub type RespBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// The capped copy of a body.
 #[derive(Default)]
@@ -163,11 +164,10 @@ fn render(
     if c.bytes.is_empty() {
         return None;
     }
-    if is_json(content_type) && !c.truncated {
+    // Field by field only when something masks: otherwise the text is kept as it came.
+    if let (Some(m), true, false) = (masker, is_json(content_type), c.truncated) {
         if let Ok(mut doc) = serde_json::from_slice::<Value>(&c.bytes) {
-            if let Some(m) = masker {
-                json::mask(&mut doc, m, counts);
-            }
+            json::mask(&mut doc, m, counts);
             return serde_json::to_string(&doc).ok();
         }
     }
@@ -234,7 +234,8 @@ pub struct ResponseBody<B> {
     capture: Capture,
     cap: usize,
     exchange: Option<Exchange>,
-    stop: tokio::sync::watch::Receiver<Option<sluice_pipeline::Stop>>,
+    /// Completes when containment stops the session (an idle stream ends too).
+    stopped: Option<Pin<Box<dyn Future<Output = Option<sluice_pipeline::Stop>> + Send>>>,
     done: bool,
 }
 
@@ -246,7 +247,15 @@ impl<B> ResponseBody<B> {
             masker: masker.map(StreamMasker::new),
             capture: exchange.response.clone(),
             cap,
-            stop: exchange.session.stop_signal(),
+            stopped: Some({
+                let mut rx = exchange.session.stop_signal();
+                Box::pin(async move {
+                    rx.wait_for(Option::is_some)
+                        .await
+                        .ok()
+                        .and_then(|s| s.clone())
+                })
+            }),
             exchange: Some(exchange),
             done: false,
         }
@@ -285,11 +294,15 @@ where
         if this.done {
             return Poll::Ready(None);
         }
-        let stopped = this.stop.borrow().clone();
-        if let Some(stop) = stopped {
-            this.done = true;
-            this.finish(false);
-            return Poll::Ready(Some(Err(stop.message.into())));
+        if let Some(fut) = this.stopped.as_mut() {
+            if let Poll::Ready(stop) = fut.as_mut().poll(cx) {
+                this.stopped = None;
+                if let Some(stop) = stop {
+                    this.done = true;
+                    this.finish(false);
+                    return Poll::Ready(Some(Err(stop.message.into())));
+                }
+            }
         }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => match frame.into_data() {

@@ -30,13 +30,17 @@ const DROPPED: &[&str] = &[
     "x-forwarded-proto",
     "x-forwarded-prefix",
     "x-forwarded-user",
+    // Methods in disguise: the guard judges the request's own method.
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
 ];
 
 /// Headers every recording keeps (credentials and cookies never).
 const RECORDED: &[&str] = &["content-type", "content-length", "location", "user-agent"];
 
-/// The credential of a request: a bearer token, else the browser session cookie.
-pub fn credential(headers: &HeaderMap) -> Option<String> {
+/// The credential of a request: a bearer token, else the browser session cookie (`true`).
+pub fn credential(headers: &HeaderMap) -> Option<(String, bool)> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -46,7 +50,69 @@ pub fn credential(headers: &HeaderMap) -> Option<String> {
         })
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty());
-    bearer.or_else(|| session_cookie(headers))
+    match bearer {
+        Some(b) => Some((b, false)),
+        None => session_cookie(headers).map(|c| (c, true)),
+    }
+}
+
+/// Fails for a path that a service could read as another one: empty or dot segments,
+/// backslashes, percent-encoded characters that need no encoding (letters, digits, `/`, `.`).
+pub fn normalized(path: &str) -> Result<(), &'static str> {
+    let encoded_plain = path.match_indices('%').any(|(i, _)| {
+        let hex = path.get(i + 1..i + 3).unwrap_or("");
+        u8::from_str_radix(hex, 16).map_or(true, |b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'\\' | b'-' | b'_' | b'~')
+        })
+    });
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let last = segments.len().saturating_sub(1);
+    let bad_segment = segments
+        .iter()
+        .enumerate()
+        .any(|(i, seg)| *seg == "." || *seg == ".." || (seg.is_empty() && i < last));
+    if encoded_plain || bad_segment || path.contains('\\') {
+        return Err("the request path is not in normal form (`//`, `.` or `..` segments, a backslash, or characters encoded that need no encoding)");
+    }
+    Ok(())
+}
+
+/// Whether a request with a cookie credential may act: reads (`GET`, `HEAD`, `OPTIONS`)
+/// that are not WebSocket handshakes always; anything else only from the service's own
+/// origin (`Origin` equal to the host, or `Sec-Fetch-Site: same-origin`/`none`).
+pub fn same_origin<B>(req: &hyper::Request<B>) -> bool {
+    let safe = matches!(
+        *req.method(),
+        hyper::Method::GET | hyper::Method::HEAD | hyper::Method::OPTIONS
+    );
+    if safe && !is_websocket(req.headers()) {
+        return true;
+    }
+    let h = req.headers();
+    let host = h
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    if let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        return host.is_some_and(|host| origin.eq_ignore_ascii_case(&format!("https://{host}")));
+    }
+    match h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        Some(site) => matches!(site, "same-origin" | "none"),
+        // Neither header: not a browser's cross-site request.
+        None => true,
+    }
+}
+
+/// The headers a `Connection` header names (hop-by-hop by that naming), lower-case.
+fn connection_listed(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty() && t != "upgrade" && t != "keep-alive" && t != "close")
+        .collect()
 }
 
 /// The value of the session cookie, if the request carries it.
@@ -80,8 +146,9 @@ pub fn toward_service(
     mask_client: bool,
 ) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(parts.headers.len() + 6);
+    let listed = connection_listed(&parts.headers);
     for (name, value) in &parts.headers {
-        if DROPPED.contains(&name.as_str()) {
+        if DROPPED.contains(&name.as_str()) || listed.iter().any(|l| l == name.as_str()) {
             continue;
         }
         if name == header::COOKIE {
@@ -160,6 +227,7 @@ pub fn toward_service(
 /// The service's headers toward the client (`upgrade`: keep the WebSocket handshake's).
 pub fn toward_client(headers: &HeaderMap, upgrade: bool) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(headers.len());
+    let listed = connection_listed(headers);
     for (name, value) in headers {
         let hop = matches!(
             name.as_str(),
@@ -170,8 +238,13 @@ pub fn toward_client(headers: &HeaderMap, upgrade: bool) -> HeaderMap {
                 | "trailer"
                 | "transfer-encoding"
                 | "upgrade"
-        );
-        if !hop {
+        ) || listed.iter().any(|l| l == name.as_str());
+        // A service cannot set the gateway's session cookie.
+        let ours = name == header::SET_COOKIE
+            && value
+                .to_str()
+                .is_ok_and(|v| v.trim_start().starts_with(&format!("{SESSION_COOKIE}=")));
+        if !hop && !ours {
             out.append(name.clone(), value.clone());
         }
     }
@@ -261,7 +334,7 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_static("theme=dark; sluice_session=abc; lang=en"),
         );
-        assert_eq!(credential(&h).as_deref(), Some("abc"));
+        assert_eq!(credential(&h), Some(("abc".to_string(), true)));
         let rest = without_session_cookie(&HeaderValue::from_static(
             "theme=dark; sluice_session=abc; lang=en",
         ));
@@ -325,6 +398,25 @@ mod tests {
     }
 
     #[test]
+    fn paths_a_service_could_read_otherwise_are_refused() {
+        for good in ["/", "/admin/users", "/a/b/", "/search%20x", "/q%3Fx"] {
+            assert!(normalized(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "//admin/x",
+            "/a/../admin",
+            "/./admin",
+            "/%61dmin",
+            "/a%2fb",
+            "/a%2Eb",
+            "/a\\b",
+            "/a//b",
+        ] {
+            assert!(normalized(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn a_bearer_token_wins_over_the_cookie() {
         let mut h = HeaderMap::new();
         h.insert(
@@ -335,6 +427,6 @@ mod tests {
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer tok"),
         );
-        assert_eq!(credential(&h).as_deref(), Some("tok"));
+        assert_eq!(credential(&h), Some(("tok".to_string(), false)));
     }
 }

@@ -32,15 +32,31 @@ impl HttpProxy {
         matched: Matched,
         mut req: Request<Incoming>,
     ) -> Response<RespBody> {
-        let Some(credential) = headers::credential(req.headers()) else {
-            return self.sign_in(&matched, &req);
+        let Some((credential, from_cookie)) = headers::credential(req.headers()) else {
+            let r = self.sign_in(&matched, &req);
+            return drained(req.into_body(), r).await;
         };
+        // Rules match paths as written: a path a service would read differently (`//`,
+        // dot segments, encoded letters or slashes) is refused rather than guessed at.
+        if let Err(why) = headers::normalized(req.uri().path()) {
+            let r = json_error(StatusCode::BAD_REQUEST, format!("sluice: {why}"));
+            return drained(req.into_body(), r).await;
+        }
+        // A browser's cookie is sent by other sites' pages too: changes and WebSockets
+        // must come from the service's own origin.
+        if from_cookie && !headers::same_origin(&req) {
+            let r = json_error(
+                StatusCode::FORBIDDEN,
+                "sluice: a request from another site cannot use this sign-in".into(),
+            );
+            return drained(req.into_body(), r).await;
+        }
         let session = match conn
             .session(&self.pipeline, &matched, Secret::new(credential))
             .await
         {
             Ok(s) => s,
-            Err(e) => return refused(&e),
+            Err(e) => return drained(req.into_body(), refused(&e)).await,
         };
         let client_upgrade =
             headers::is_websocket(req.headers()).then(|| hyper::upgrade::on(&mut req));
@@ -109,7 +125,7 @@ impl HttpProxy {
                 if let Ok(v) = HeaderValue::from_str(&rule) {
                     r.headers_mut().insert("x-sluice-rule", v);
                 }
-                r
+                drained(body, r).await
             }
             Judged::Held { review, message } => {
                 let body = serde_json::json!({
@@ -220,7 +236,11 @@ impl Forward {
             record: HttpExchange {
                 query: self.query,
                 method: parts.method.to_string(),
-                path: self.path_and_query.clone(),
+                path: self
+                    .masker
+                    .as_ref()
+                    .and_then(|m| m.mask_str(&self.path_and_query, &mut MaskCounts::default()))
+                    .unwrap_or_else(|| self.path_and_query.clone()),
                 request_headers: headers::recorded(&parts.headers, connection),
                 ..HttpExchange::default()
             },
@@ -326,12 +346,12 @@ impl Forward {
                 self.session.add_masked(counts.by_name(m.custom_names()));
                 headers.insert(CONTENT_LENGTH, HeaderValue::from(masked.len()));
                 ResponseBody::new(Full::new(masked).map_err(never), None, exchange, self.cap)
-                    .boxed()
+                    .boxed_unsync()
             }
             Some(m) if body::is_text(content_type.as_deref()) => {
-                ResponseBody::new(incoming, Some(m.clone()), exchange, self.cap).boxed()
+                ResponseBody::new(incoming, Some(m.clone()), exchange, self.cap).boxed_unsync()
             }
-            _ => ResponseBody::new(incoming, None, exchange, self.cap).boxed(),
+            _ => ResponseBody::new(incoming, None, exchange, self.cap).boxed_unsync(),
         };
         if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
             headers.insert(CONTENT_TYPE, ct);
@@ -363,12 +383,35 @@ fn refused(e: &SessionError) -> Response<RespBody> {
     json_error(status, format!("sluice: {e}"))
 }
 
+/// How much of a refused request's body is read before the answer, so that the client
+/// reads the answer instead of a reset connection.
+const DRAIN_LIMIT: usize = 64 * 1024;
+
+/// Answers `r` after reading what is left of `body` (up to [`DRAIN_LIMIT`], for at most a
+/// second; a larger or slower body gets the answer and a closed connection).
+async fn drained<B>(mut body: B, r: Response<RespBody>) -> Response<RespBody>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Unpin,
+{
+    let read = async {
+        let mut seen = 0;
+        while seen < DRAIN_LIMIT {
+            match body.frame().await {
+                Some(Ok(f)) => seen += f.data_ref().map_or(0, Bytes::len),
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), read).await;
+    r
+}
+
 fn full(bytes: Bytes) -> ReqBody {
     Full::new(bytes).map_err(never).boxed()
 }
 
 fn empty() -> RespBody {
-    Full::new(Bytes::new()).map_err(never).boxed()
+    Full::new(Bytes::new()).map_err(never).boxed_unsync()
 }
 
 /// The error of a body that cannot fail.
@@ -379,7 +422,7 @@ fn never(e: std::convert::Infallible) -> body::BoxError {
 /// A JSON answer.
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<RespBody> {
     let bytes = Bytes::from(serde_json::to_vec(value).unwrap_or_default());
-    let mut r = Response::new(Full::new(bytes).map_err(never).boxed());
+    let mut r = Response::new(Full::new(bytes).map_err(never).boxed_unsync());
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -64,6 +64,8 @@ impl ClientConn {
         if let Some(session) = existing {
             match session.check(pipeline, &credential).await {
                 Ok(()) => return Ok(session),
+                // A killed session stays refused for the rest of the client connection.
+                Err(e @ SessionError::Stopped(_)) => return Err(e),
                 Err(e) => {
                     if let Ok(mut m) = self.sessions.lock() {
                         m.remove(&key);

@@ -145,13 +145,18 @@ fn ca(gw: &Gateway) -> PathBuf {
 /// appended as a last line `\n<status> <version>`.
 fn curl(gw: &Gateway, args: &[&str]) -> (u16, String, String) {
     let out = Command::new("curl")
-        .args(["-s", "--cacert"])
+        .args(["-sS", "--cacert"])
         .arg(ca(gw))
         .args(["-w", "\n%{http_code} %{http_version}"])
         .args(args)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = if text.ends_with(" 0") {
+        format!("{}{}", String::from_utf8_lossy(&out.stderr), text)
+    } else {
+        text
+    };
     let (body, last) = text.rsplit_once('\n').unwrap();
     let (status, version) = last.split_once(' ').unwrap();
     (
@@ -338,6 +343,25 @@ fn a_denied_request_never_reaches_the_service() {
         body.contains("denied by rule \\\"no-admin-deletes\\\": deleting through the admin API is not allowed"),
         "{body}"
     );
+    // Paths a service could read as the same one are refused, not guessed at.
+    for sneaky in [
+        "/app//admin/users/7",
+        "/app/x/../admin/users/7",
+        "/app/%61dmin/users/7",
+    ] {
+        let (status, _, body) = curl(
+            &s.gw,
+            &[
+                "--path-as-is",
+                "-X",
+                "DELETE",
+                "-H",
+                &bearer(&s.alice),
+                &url(&s.gw, sneaky),
+            ],
+        );
+        assert_eq!(status, 400, "{sneaky}: {body}");
+    }
     // Other methods on the same path, and DELETE elsewhere, pass.
     let (status, _, _) = curl(
         &s.gw,
@@ -703,4 +727,38 @@ fn a_service_is_reached_through_an_agent_and_by_identity_provider_tokens() {
         start["target"],
         format!("127.0.0.1:{} via agent edge", svc.port)
     );
+}
+
+#[test]
+fn the_browser_cookie_acts_only_from_the_services_own_origin() {
+    let s = setup();
+    let cookie = format!("Cookie: sluice_session={}", s.alice);
+    let target = url(&s.gw, "/app/upload");
+    // A page of another site posting with the person's cookie.
+    let (status, _, body) = curl(
+        &s.gw,
+        &[
+            "-X",
+            "POST",
+            "-H",
+            &cookie,
+            "-H",
+            "Origin: https://evil.example",
+            "-d",
+            "x",
+            &target,
+        ],
+    );
+    assert_eq!(status, 403, "{body}");
+    // The service's own pages may.
+    let own = format!("Origin: https://localhost:{}", s.gw.api.port());
+    let (status, _, body) = curl(
+        &s.gw,
+        &["-X", "POST", "-H", &cookie, "-H", &own, "-d", "x", &target],
+    );
+    assert_eq!(status, 200, "{body}");
+    // Reads need no origin; a service cannot plant the gateway's cookie.
+    let (status, _, _) = curl(&s.gw, &["-H", &cookie, &url(&s.gw, "/app/whoami")]);
+    assert_eq!(status, 200);
+    assert_eq!(s.svc.calls(), ["POST /upload", "GET /whoami"]);
 }

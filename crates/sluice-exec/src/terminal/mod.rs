@@ -117,7 +117,15 @@ async fn session<R: AsyncRead + Unpin>(
     let analyses = Arc::new(sluice_policy::analysis::AnalysisCache::default());
     let policy = pipeline.session_policy(&recorder, &analyses, Arc::new(Notify::new()));
     let rules = policy.as_ref().and_then(|p| p.policy.masker.clone());
-    let secrets = secrets_masker(&spec.secret_values()).ok().flatten();
+    let secrets = match secrets_masker(&spec.secret_values()) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot build the injected secrets' masker");
+            let message = "sluice: the gateway could not prepare the session".to_string();
+            recorder.finish(EndReason::GatewayError, Some(message.clone()));
+            return event(&client, &ExecEvent::refused(message)).await;
+        }
+    };
     let recorder = Mutex::new(recorder);
     let side = PtySide {
         recorder: &recorder,

@@ -212,6 +212,11 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// How long a client may take for its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a client may take to send a request's headers (HTTP/1.1).
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Serves the API and the HTTP connections over TLS (HTTP/1.1 and HTTP/2) until `shutdown`
 /// turns true. A request whose host or path belongs to an `http` connection goes to the
 /// proxy ([`sluice_http`]), under it `/.sluice/…` to the browser sign-in ([`web_login`]);
@@ -240,10 +245,14 @@ pub async fn serve(
         let app = app.clone();
         let web = web.clone();
         tokio::spawn(async move {
-            let stream = match tls.accept(tcp).await {
-                Ok(s) => s,
-                Err(e) => {
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
                     debug!(%peer, error = %e, "API TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    debug!(%peer, "API TLS handshake timed out");
                     return;
                 }
             };
@@ -272,8 +281,12 @@ pub async fn serve(
                     }
                 },
             );
-            let builder =
+            let mut builder =
                 hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
             if let Err(e) = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .await

@@ -14,7 +14,6 @@
 use super::exchange::issue_session_token;
 use super::ApiState;
 use base64::Engine;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, LOCATION, SET_COOKIE};
 use hyper::{Request, Response, StatusCode};
@@ -31,6 +30,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The cookie binding a sign-in in progress to the browser that started it.
+const LOGIN_COOKIE: &str = "sluice_login";
 /// How long a started sign-in may take.
 const PENDING_TTL: Duration = Duration::from_secs(600);
 /// Most sign-ins in progress at once (older ones are dropped first).
@@ -79,7 +80,7 @@ impl WebLogin {
         let query: HashMap<String, String> = req.uri().query().map(parse_query).unwrap_or_default();
         match (req.method().as_str(), page) {
             ("GET", "login") => self.login(matched, host, &query).await,
-            ("GET", "callback") => self.callback(matched, peer, &query).await,
+            ("GET", "callback") => self.callback(matched, peer, &query, req.headers()).await,
             ("POST", "logout") => self.logout(matched, peer, req).await,
             _ => json_error(StatusCode::NOT_FOUND, "sluice: no such page".into()),
         }
@@ -120,7 +121,7 @@ impl WebLogin {
         };
         let back_to = query
             .get("return")
-            .filter(|r| r.starts_with('/') && !r.starts_with("//"))
+            .filter(|r| local_path(r))
             .cloned()
             .unwrap_or_else(|| format!("{}/", matched.prefix));
         let state = b64(&random_bytes::<24>());
@@ -136,10 +137,13 @@ impl WebLogin {
         if let Ok(mut p) = self.pending.lock() {
             p.retain(|_, v| v.started.elapsed() < PENDING_TTL);
             if p.len() >= MAX_PENDING {
-                p.clear();
+                return json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "sluice: too many sign-ins in progress; try again in a few minutes".into(),
+                );
             }
             p.insert(
-                state,
+                state.clone(),
                 Pending {
                     verifier,
                     issuer: provider.issuer.clone(),
@@ -150,7 +154,14 @@ impl WebLogin {
                 },
             );
         }
-        redirect(&location, None)
+        // The state is bound to this browser: a callback URL someone else started does not
+        // sign it in (login CSRF).
+        let cookie = format!(
+            "{LOGIN_COOKIE}={state}; Path={}; Max-Age={}; Secure; HttpOnly; SameSite=Lax",
+            cookie_path(matched),
+            PENDING_TTL.as_secs()
+        );
+        redirect(&location, &[cookie])
     }
 
     async fn callback(
@@ -158,9 +169,15 @@ impl WebLogin {
         matched: &Matched,
         peer: SocketAddr,
         query: &HashMap<String, String>,
+        headers: &hyper::HeaderMap,
     ) -> Response<RespBody> {
-        let pending = query
-            .get("state")
+        let state = query.get("state");
+        let bound = state.is_some_and(|s| cookie(headers, LOGIN_COOKIE).as_deref() == Some(s));
+        if !bound {
+            return self
+                .sign_in_failed(peer, "this browser did not start the sign-in; start again");
+        }
+        let pending = state
             .and_then(|s| self.pending.lock().ok()?.remove(s))
             .filter(|p| p.started.elapsed() < PENDING_TTL);
         let Some(pending) = pending else {
@@ -213,7 +230,11 @@ impl WebLogin {
             cookie_path(matched),
             ttl.as_secs()
         );
-        redirect(&pending.back_to, Some(cookie))
+        let done = format!(
+            "{LOGIN_COOKIE}=; Path={}; Max-Age=0; Secure; HttpOnly; SameSite=Lax",
+            cookie_path(matched)
+        );
+        redirect(&pending.back_to, &[cookie, done])
     }
 
     async fn logout(
@@ -244,12 +265,11 @@ impl WebLogin {
             }
             self.state.pipeline.audit(e);
         }
-        drop(req.into_body().collect().await);
         let clear = format!(
             "{SESSION_COOKIE}=; Path={}; Max-Age=0; Secure; HttpOnly; SameSite=Lax",
             cookie_path(matched)
         );
-        redirect(&format!("{}/", matched.prefix), Some(clear))
+        redirect(&format!("{}/", matched.prefix), &[clear])
     }
 
     /// The provider's discovery document, fetched once.
@@ -347,8 +367,8 @@ fn provider_down(state: &ApiState, why: String) -> Response<RespBody> {
     )
 }
 
-/// A 302 to `location`, setting `cookie` when given.
-fn redirect(location: &str, cookie: Option<String>) -> Response<RespBody> {
+/// A 302 to `location`, setting `cookies`.
+fn redirect(location: &str, cookies: &[String]) -> Response<RespBody> {
     let mut r = sluice_http::proxy::json(
         StatusCode::FOUND,
         &serde_json::json!({ "location": location }),
@@ -356,10 +376,22 @@ fn redirect(location: &str, cookie: Option<String>) -> Response<RespBody> {
     if let Ok(v) = HeaderValue::from_str(location) {
         r.headers_mut().insert(LOCATION, v);
     }
-    if let Some(v) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        r.headers_mut().insert(SET_COOKIE, v);
+    for v in cookies.iter().filter_map(|c| HeaderValue::from_str(c).ok()) {
+        r.headers_mut().append(SET_COOKIE, v);
     }
     r
+}
+
+/// The value of cookie `name`.
+fn cookie(headers: &hyper::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(hyper::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
 }
 
 /// The cookie's path: the prefix, or the whole host.
@@ -369,6 +401,15 @@ fn cookie_path(matched: &Matched) -> &str {
     } else {
         &matched.prefix
     }
+}
+
+/// Whether `r` is a path on this host (not `//other`, `/\\other`, or anything a browser
+/// would read as another host after dropping control characters).
+fn local_path(r: &str) -> bool {
+    r.starts_with('/')
+        && !r.starts_with("//")
+        && !r.contains('\\')
+        && !r.chars().any(char::is_control)
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -403,4 +444,23 @@ fn unescape(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_paths_on_this_host_are_returned_to() {
+        assert!(local_path("/app/whoami?x=1"));
+        for other in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "https://evil.example",
+            "",
+        ] {
+            assert!(!local_path(other), "{other:?}");
+        }
+    }
 }
