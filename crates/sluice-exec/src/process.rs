@@ -181,11 +181,42 @@ impl Killer {
             Killer::Local(Some(pid)) => {
                 // The group may already be gone (ESRCH); nothing else can fail here.
                 let _ = killpg(Pid::from_raw(*pid), Signal::SIGKILL);
+                kill_session(*pid);
             }
             Killer::Local(None) => {}
             Killer::Remote(control) => {
                 let _ = control.send(crate::remote::frame(crate::remote::KILL, b""));
             }
+        }
+    }
+}
+
+/// Kills every process of the session `sid` leads (a program on a pty leads its own session:
+/// an interactive shell puts each job in a process group of its own, in that session).
+/// Reads `/proc`, which is memory, not disk.
+fn kill_session(sid: i32) {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // After the command name (which may hold spaces and parentheses): state, ppid, pgrp,
+        // session.
+        let session = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(3))
+            .and_then(|s| s.parse::<i32>().ok());
+        if session == Some(sid) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
 }

@@ -40,6 +40,8 @@ pub const EXIT: u8 = 33;
 /// The run could not start, and why (agent → gateway, last).
 pub const FAILED: u8 = 34;
 
+/// How long output may still arrive after the program exited.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
 /// Room in each output pipe between the tunnel and the relay.
 const PIPE: usize = 64 * 1024;
 
@@ -399,10 +401,20 @@ async fn relay<R: AsyncRead + Unpin>(
     let mut outputs = std::pin::pin!(outputs);
     let mut outputs_done = false;
     let mut gateway_open = true;
+    let mut exited: Option<std::io::Result<Exit>> = None;
     let exit = loop {
+        if outputs_done && exited.is_some() {
+            break exited.take();
+        }
         tokio::select! {
             _ = &mut outputs, if !outputs_done => outputs_done = true,
-            exit = handle.wait(), if outputs_done => break exit,
+            exit = handle.wait(), if exited.is_none() => {
+                // What the program started ends with it (jobs of a shell on a pty, daemons
+                // holding its output); its last output still gets through.
+                killer.kill();
+                exited = Some(exit);
+            }
+            _ = tokio::time::sleep(EXIT_GRACE), if exited.is_some() => break exited.take(),
             f = next_frame(rd, &mut decoder), if gateway_open => match f {
                 Some((STDIN, data)) => match &mut pty {
                     Some(p) => {
@@ -434,13 +446,14 @@ async fn relay<R: AsyncRead + Unpin>(
             },
         }
     };
-    let json = match exit {
-        Ok(e) => serde_json::to_vec(&e).unwrap_or_default(),
-        Err(e) => {
-            let _ = tx.send(frame(FAILED, e.to_string().as_bytes())).await;
-            return;
-        }
-    };
+    let json =
+        match exit.unwrap_or_else(|| Err(std::io::Error::other("the program's end was lost"))) {
+            Ok(e) => serde_json::to_vec(&e).unwrap_or_default(),
+            Err(e) => {
+                let _ = tx.send(frame(FAILED, e.to_string().as_bytes())).await;
+                return;
+            }
+        };
     let _ = tx.send(frame(EXIT, &json)).await;
 }
 

@@ -491,10 +491,19 @@ fn sluice_connect_opens_a_terminal_whose_lines_are_judged_masked_and_recorded() 
     term.wait("the masked secret", |screen| {
         screen.contains("token=******************")
     });
+    // A background job, in a process group of its own, ends with the session.
+    term.keys(&["sleep 300 & echo \"job $!\"", "Enter"]);
+    let job: u32 = wait_for("the job's pid", Duration::from_secs(20), || {
+        term.screen()
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("job ")?.parse().ok())
+    });
     term.keys(&["exit 4", "Enter"]);
     term.wait("sluice connect's exit", |screen| {
         screen.contains("connect exited 4")
     });
+    assert_gone(job);
+
     assert!(!term.screen().contains(DEPLOY_TOKEN));
 
     let (session, events) = ended(&s.gw, "sh");
@@ -514,6 +523,7 @@ fn sluice_connect_opens_a_terminal_whose_lines_are_judged_masked_and_recorded() 
             "echo interactive-$((6*7))",
             "rm -rf / --no-preserve-root",
             "echo \"token=$DEPLOY_TOKEN\"",
+            "sleep 300 & echo \"job $!\"",
             "exit 4"
         ]
     );

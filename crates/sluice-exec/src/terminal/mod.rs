@@ -32,6 +32,8 @@ use tracing::info;
 const TERMINAL_TIMEOUT: Duration = Duration::from_secs(8 * 3600);
 /// How long an unfinished output line waits for its end before it goes out anyway.
 const IDLE_FLUSH: Duration = Duration::from_millis(10);
+/// How long what the program printed last may take to arrive once it has exited.
+const EXIT_GRACE: Duration = Duration::from_millis(200);
 
 /// What a client asks for.
 pub struct TerminalRequest {
@@ -207,14 +209,20 @@ async fn session<R: AsyncRead + Unpin>(
     let printed = AtomicU64::new(0);
     let deadline = Instant::now() + timeout;
     let mut stop = registration.stop.clone();
+    let mut pty_r = pty_r;
     let ended = tokio::select! {
         () = side.input(&view, client_r) => Ended::ClientGone,
-        over = side.output(&view, &mut out, pty_r, &printed, max_output) => match over {
+        over = side.output(&view, &mut out, &mut pty_r, &printed, max_output) => match over {
             true => Ended::TooMuchOutput,
             false => match handle.wait().await {
                 Ok(status) => Ended::Exited(status),
                 Err(e) => Ended::Failed(e.to_string()),
             },
+        },
+        // The program exited while something it started holds the terminal open.
+        status = handle.wait() => match status {
+            Ok(status) => Ended::Exited(status),
+            Err(e) => Ended::Failed(e.to_string()),
         },
         s = async { stop.wait_for(Option::is_some).await.ok().and_then(|s| s.clone()) } => {
             Ended::Stopped(s.unwrap_or_else(|| Stop {
@@ -224,8 +232,13 @@ async fn session<R: AsyncRead + Unpin>(
         }
         () = tokio::time::sleep_until(deadline) => Ended::TimedOut(timeout),
     };
-    if !matches!(ended, Ended::Exited(_)) {
-        handle.kill();
+    // Jobs the session left running (each in a process group of its own) end with it; what
+    // the program printed last is still read.
+    handle.kill();
+    if matches!(ended, Ended::Exited(_)) {
+        let rest = side.output(&view, &mut out, &mut pty_r, &printed, u64::MAX);
+        let _ = tokio::time::timeout(EXIT_GRACE, rest).await;
+    } else {
         let _ = handle.wait().await;
     }
     let rest = out.flush();
@@ -460,7 +473,7 @@ impl PtySide<'_> {
         &self,
         view: &TerminalView,
         out: &mut OutputStream,
-        mut pty_r: R,
+        pty_r: &mut R,
         printed: &AtomicU64,
         max_output: u64,
     ) -> bool {
