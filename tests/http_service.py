@@ -1,7 +1,8 @@
 """A real internal HTTP service for sluice's HTTP tests (Python's http.server, HTTP/1.1
 keep-alive, plus a WebSocket echo written to RFC 6455).
 
-Starts on 127.0.0.1 on a free port and prints one JSON line: {"port": N}.
+Starts on 127.0.0.1 on a free port and prints one JSON line: {"port": N}. With
+`--tls CERT KEY` it speaks HTTPS with that certificate.
 
   GET  /whoami           the request as the service saw it (headers, path, query)
   GET  /customers        JSON with a card number, an email and a password field
@@ -140,6 +141,11 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if len(sys.argv) == 4 and sys.argv[1] == "--tls":
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     print(json.dumps({"port": server.server_address[1]}), flush=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     # Ends when the test closes our stdin (or dies).

@@ -191,6 +191,16 @@ pub struct HttpOptions {
     /// Request and response bodies recorded up to this many bytes each (default 64 KiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_body: Option<u64>,
+    /// The service speaks HTTPS: the gateway verifies its certificate against `ca_file`
+    /// (default: the system's bundle) for `server_name` (default: `host`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tls: bool,
+    /// PEM certificates the service's certificate must chain to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// The name the service's certificate must carry, when not `host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
 }
 
 /// How the gateway authenticates to an HTTP service.

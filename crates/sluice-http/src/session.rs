@@ -108,14 +108,19 @@ pub struct HttpSession {
 impl HttpSession {
     fn open(pipeline: &Pipeline, authorized: Authorized) -> HttpSession {
         let route = Route::of(&authorized.connection);
-        let recorder = pipeline.start_session(authorized.clone(), route.to_string());
+        let scheme = match authorized.connection.http.as_ref().is_some_and(|h| h.tls) {
+            true => "https://",
+            false => "http://",
+        };
+        let recorder = pipeline.start_session(authorized.clone(), format!("{scheme}{route}"));
+        let pool = Pool::new(&authorized.connection);
         let registration = pipeline.register_live(&recorder);
         let analyses = Arc::new(sluice_policy::analysis::AnalysisCache::default());
         let policy = pipeline.session_policy(&recorder, &analyses, Arc::default());
         HttpSession {
             authorized,
             policy,
-            pool: Pool::new(route),
+            pool,
             recorder: Mutex::new(Some(recorder)),
             next_query: AtomicU64::new(1),
             registration,

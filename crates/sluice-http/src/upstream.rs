@@ -22,20 +22,73 @@ pub enum UpstreamError {
     /// The HTTP exchange failed.
     #[error("the service failed: {0}")]
     Http(#[from] hyper::Error),
+    /// TLS toward the service failed (its certificate, the CA file).
+    #[error("TLS to the service failed: {0}")]
+    Tls(String),
+}
+
+/// TLS toward a service: the client config (its roots) and the name to verify.
+struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    name: rustls_pki_types::ServerName<'static>,
+}
+
+impl Tls {
+    /// The TLS settings of `options`, for a service at `host`.
+    fn of(options: &sluice_core::HttpOptions, host: &str) -> Result<Tls, UpstreamError> {
+        use rustls_pki_types::pem::PemObject;
+        let fail = |e: String| UpstreamError::Tls(e);
+        let file = options
+            .ca_file
+            .as_deref()
+            .unwrap_or("/etc/ssl/certs/ca-certificates.crt");
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_file_iter(file)
+            .map_err(|e| fail(format!("cannot read {file}: {e}")))?
+        {
+            let cert = cert.map_err(|e| fail(format!("invalid PEM in {file}: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| fail(format!("invalid certificate in {file}: {e}")))?;
+        }
+        let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| fail(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let name = options.server_name.as_deref().unwrap_or(host).to_string();
+        let name = rustls_pki_types::ServerName::try_from(name)
+            .map_err(|e| fail(format!("invalid server name: {e}")))?;
+        Ok(Tls {
+            connector: tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)),
+            name,
+        })
+    }
 }
 
 /// A session's connections to its service.
 pub struct Pool {
     route: Route,
     idle: Mutex<Vec<SendRequest<ReqBody>>>,
+    /// TLS toward the service (`http.tls`), or why it cannot be set up.
+    tls: Option<Result<Tls, String>>,
 }
 
 impl Pool {
-    /// An empty pool toward `route`.
-    pub fn new(route: Route) -> Pool {
+    /// An empty pool toward `connection`'s service.
+    pub fn new(connection: &sluice_core::Connection) -> Pool {
+        let tls = connection
+            .http
+            .as_ref()
+            .filter(|h| h.tls)
+            .map(|h| Tls::of(h, &connection.host).map_err(|e| e.to_string()));
         Pool {
-            route,
+            route: Route::of(connection),
             idle: Mutex::new(Vec::new()),
+            tls,
         }
     }
 
@@ -72,12 +125,31 @@ impl Pool {
 
     async fn dial(&self, pipeline: &Pipeline) -> Result<SendRequest<ReqBody>, UpstreamError> {
         let stream = pipeline.dial(&self.route).await?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                debug!(error = %e, "service connection ended with an error");
+        match &self.tls {
+            None => handshake(stream).await,
+            Some(Err(why)) => Err(UpstreamError::Tls(why.clone())),
+            Some(Ok(tls)) => {
+                let stream = tls
+                    .connector
+                    .connect(tls.name.clone(), stream)
+                    .await
+                    .map_err(|e| UpstreamError::Tls(e.to_string()))?;
+                handshake(stream).await
             }
-        });
-        Ok(sender)
+        }
     }
+}
+
+/// HTTP/1.1 over `io`, its connection driven by a task of its own.
+async fn handshake<I>(io: I) -> Result<SendRequest<ReqBody>, UpstreamError>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            debug!(error = %e, "service connection ended with an error");
+        }
+    });
+    Ok(sender)
 }

@@ -20,13 +20,20 @@ const SERVICE_KEY: &str = "svc-key-Qm7Lp2Vx9Rt4";
 struct Service {
     child: Child,
     port: u16,
+    tls: bool,
 }
 
 impl Service {
     fn start() -> Service {
+        Service::start_with(&[])
+    }
+
+    /// The service with extra arguments (`--tls CERT KEY`).
+    fn start_with(args: &[&str]) -> Service {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/http_service.py");
         let mut child = Command::new("python3")
             .arg(script)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -39,13 +46,16 @@ impl Service {
         Service {
             child,
             port: v["port"].as_u64().unwrap() as u16,
+            tls: args.first() == Some(&"--tls"),
         }
     }
 
     /// Every request the service received ("METHOD /path").
     fn calls(&self) -> Vec<String> {
+        let scheme = if self.tls { "https" } else { "http" };
         let out = Command::new("curl")
-            .args(["-s", &format!("http://127.0.0.1:{}/calls", self.port)])
+            // The test's own look at its own service: no verification needed.
+            .args(["-sk", &format!("{scheme}://127.0.0.1:{}/calls", self.port)])
             .output()
             .unwrap();
         serde_json::from_slice(&out.stdout).unwrap()
@@ -725,7 +735,7 @@ fn a_service_is_reached_through_an_agent_and_by_identity_provider_tokens() {
         .unwrap();
     assert_eq!(
         start["target"],
-        format!("127.0.0.1:{} via agent edge", svc.port)
+        format!("http://127.0.0.1:{} via agent edge", svc.port)
     );
 }
 
@@ -761,4 +771,129 @@ fn the_browser_cookie_acts_only_from_the_services_own_origin() {
     let (status, _, _) = curl(&s.gw, &["-H", &cookie, &url(&s.gw, "/app/whoami")]);
     assert_eq!(status, 200);
     assert_eq!(s.svc.calls(), ["POST /upload", "GET /whoami"]);
+}
+
+#[test]
+fn an_https_service_is_verified_against_its_ca() {
+    let dir = std::env::temp_dir().join(unique("sluice-https-svc"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key, ca) = (
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+        dir.join("ca.pem"),
+    );
+    let ext = dir.join("ext.cnf");
+    std::fs::write(
+        &ext,
+        "subjectAltName=DNS:svc.internal\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(&dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // A CA of the test's, and the service's certificate from it.
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "1",
+                "-subj",
+                "/CN=test-ca",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=svc.internal",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "req.csr",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "req.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "cert.pem",
+    ]);
+    let svc = Service::start_with(&["--tls", cert.to_str().unwrap(), key.to_str().unwrap()]);
+    let config = format!(
+        r#"listeners:
+  postgres:
+    address: 127.0.0.1:0
+  api:
+    address: 127.0.0.1:0
+connections:
+  - name: secure
+    type: http
+    host: 127.0.0.1
+    port: {port}
+    http: {{ path_prefix: /secure, tls: true, ca_file: {ca}, server_name: svc.internal }}
+  - name: untrusted
+    type: http
+    host: 127.0.0.1
+    port: {port}
+    http: {{ path_prefix: /untrusted, tls: true }}
+grants:
+  - {{ group: engineering, connection: secure }}
+  - {{ group: engineering, connection: untrusted }}
+"#,
+        port = svc.port,
+        ca = ca.display(),
+    );
+    let gw = Gateway::start_in(dir, &config);
+    let token = gw.service_account("engineering");
+    let (status, _, body) = curl(&gw, &["-H", &bearer(&token), &url(&gw, "/secure/whoami")]);
+    assert_eq!(status, 200, "{body}");
+    let seen: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(seen["path"], "/whoami");
+    // A certificate the system's CAs do not vouch for is refused.
+    let (status, _, body) = curl(
+        &gw,
+        &["-H", &bearer(&token), &url(&gw, "/untrusted/whoami")],
+    );
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("TLS to the service failed"), "{body}");
+    assert_eq!(svc.calls(), ["GET /whoami"]);
 }
