@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a session trusts its credential before checking it again (revoked tokens,
-/// blocked identities).
+/// blocked identities; grants are checked at every request).
 const RECHECK: Duration = Duration::from_secs(30);
 
 /// A session's key: the connection name and the SHA-256 of the credential.
@@ -202,6 +202,18 @@ impl HttpSession {
     ) -> Result<(), SessionError> {
         if let Some(stop) = self.stopped() {
             return Err(SessionError::Stopped(stop));
+        }
+        // A grant removed at runtime takes effect at the next request.
+        let connection = &self.authorized.connection.name.0;
+        if pipeline
+            .catalog()
+            .grant_for(&self.authorized.identity, connection)
+            .is_none()
+        {
+            return Err(SessionError::Open(OpenError::NoGrant {
+                identity: self.authorized.identity.name.clone(),
+                connection: connection.clone(),
+            }));
         }
         let due = self
             .checked
