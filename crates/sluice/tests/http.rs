@@ -155,7 +155,8 @@ fn ca(gw: &Gateway) -> PathBuf {
 /// appended as a last line `\n<status> <version>`.
 fn curl(gw: &Gateway, args: &[&str]) -> (u16, String, String) {
     let out = Command::new("curl")
-        .args(["-sS", "--cacert"])
+        // A hang fails with curl's message instead of stalling the suite.
+        .args(["-sS", "--max-time", "60", "--cacert"])
         .arg(ca(gw))
         .args(["-w", "\n%{http_code} %{http_version}"])
         .args(args)
