@@ -2,6 +2,7 @@
 //! PostgreSQL, and helpers to drive real clients (psql, psycopg, the sluice CLI).
 #![allow(dead_code)]
 
+pub mod http;
 pub mod mysql;
 pub mod oidc;
 pub mod private_net;
