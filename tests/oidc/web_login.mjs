@@ -4,29 +4,14 @@
 // back on URL. Then it opens URL again (the session cookie alone must do) and, when given,
 // AGAIN as well. Usage: node web_login.mjs URL USER [AGAIN].
 // Prints {"first": <body text>, "second": <body text>, "again": <body text>, "cookies": [...]}.
-import { chromium } from 'playwright-core';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { open, signIn } from './chromium.mjs';
 
 const [url, user, again] = process.argv.slice(2);
-const profile = mkdtempSync(join(tmpdir(), 'sluice-chromium-'));
-const browser = await chromium.launchPersistentContext(profile, {
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  ignoreHTTPSErrors: true,
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  ],
-});
+const { browser, close } = await open({ ignoreHTTPSErrors: true });
 try {
   const page = await browser.newPage();
   await page.goto(url);
-  await page.fill('input[name="login"]', user);
-  await page.fill('input[name="password"]', 'any');
-  await page.click('button[type="submit"]');
-  await page.waitForSelector('button[type="submit"]');
+  await signIn(page, user);
   await Promise.all([
     page.waitForURL((u) => u.toString() === url),
     page.click('button[type="submit"]'),
@@ -44,6 +29,5 @@ try {
   }));
   console.log(JSON.stringify({ first, second, again: third, cookies }));
 } finally {
-  await browser.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
 }
