@@ -17,6 +17,7 @@
 //! - [`judge`]: the guard's view of a run and its verdict (deny / review).
 //! - [`process`]: starting the program (cleared environment, secret files) and killing it.
 //! - [`output`]: masking and capping one output stream.
+//! - [`session`]: a run's session: recorder, live registration, policy, maskers.
 //! - [`run`]: one run from authorization to its recorded end.
 //! - [`terminal`]: interactive runs on a pty (`sluice connect`), each typed line judged.
 
@@ -26,6 +27,7 @@ pub mod output;
 pub mod process;
 pub mod remote;
 pub mod run;
+pub mod session;
 pub mod spec;
 pub mod terminal;
 

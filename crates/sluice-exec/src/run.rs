@@ -3,20 +3,21 @@
 
 use crate::event::{ExecEvent, Stream, EXIT_REFUSED, EXIT_TIMED_OUT};
 use crate::judge::{self, Judge, Judged};
-use crate::output::{secrets_masker, OutputStream};
+use crate::output::OutputStream;
 use crate::process::{self, Exit, Started};
 use crate::remote;
+use crate::session::RunSession;
 use crate::spec::RunSpec;
 use crate::ExecSettings;
 use bytes::Bytes;
 use sluice_core::{ChannelIo, ChannelStart, EndReason, SessionEvent};
 use sluice_pipeline::{Authorized, Pipeline, Recorder, Stop};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::info;
 
 /// How long a line without its end is held back for masking before it goes out anyway.
 const IDLE_FLUSH: Duration = Duration::from_millis(50);
@@ -56,29 +57,24 @@ pub async fn run(
             return;
         }
     };
-    let recorder = pipeline.start_session(authorized, spec.runs_on(connection.via.as_deref()));
+    let RunSession {
+        recorder,
+        registration,
+        policy,
+        rules,
+        secrets,
+    } = match RunSession::open(&pipeline, authorized, &spec, connection.via.as_deref()) {
+        Ok(s) => s,
+        Err(message) => {
+            let _ = client.send(ExecEvent::refused(message)).await;
+            return;
+        }
+    };
     let _ = client
         .send(ExecEvent::Session {
             id: recorder.id().0.clone(),
         })
         .await;
-    let registration = pipeline.register_live(&recorder);
-    let analyses = Arc::new(sluice_policy::analysis::AnalysisCache::default());
-    let policy = pipeline.session_policy(&recorder, &analyses, Arc::new(Notify::new()));
-    let rules = policy.as_ref().and_then(|p| p.policy.masker.clone());
-    let secrets = match secrets_masker(&spec.secret_values()) {
-        Ok(m) => m,
-        Err(e) => {
-            warn!(error = %e, "cannot build the injected secrets' masker");
-            let _ = client
-                .send(ExecEvent::refused(
-                    "sluice: the gateway could not prepare the run",
-                ))
-                .await;
-            recorder.finish(EndReason::GatewayError, Some("secrets masker".into()));
-            return;
-        }
-    };
     let (text, analysis) = judge::analyze(&spec, &request.stdin);
     let shared = Mutex::new(recorder);
     let verdict = Judge {

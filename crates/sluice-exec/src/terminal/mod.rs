@@ -9,9 +9,10 @@ pub mod wire;
 
 use crate::event::{ExecEvent, EXIT_REFUSED, EXIT_TIMED_OUT};
 use crate::judge::{self, Judge, Judged};
-use crate::output::{secrets_masker, OutputStream};
+use crate::output::OutputStream;
 use crate::process::{self, Exit, PtyInput, Started};
 use crate::remote::{self, PtyAsk};
+use crate::session::RunSession;
 use crate::spec::RunSpec;
 use crate::ExecSettings;
 use bytes::Bytes;
@@ -24,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::info;
 
@@ -107,7 +108,16 @@ async fn session<R: AsyncRead + Unpin>(
         .as_ref()
         .and_then(|o| o.max_output)
         .unwrap_or(u64::MAX);
-    let recorder = pipeline.start_session(authorized, spec.runs_on(via.as_deref()));
+    let RunSession {
+        recorder,
+        registration,
+        policy,
+        rules,
+        secrets,
+    } = match RunSession::open(&pipeline, authorized, &spec, via.as_deref()) {
+        Ok(s) => s,
+        Err(message) => return event(&client, &ExecEvent::refused(message)).await,
+    };
     event(
         &client,
         &ExecEvent::Session {
@@ -115,19 +125,6 @@ async fn session<R: AsyncRead + Unpin>(
         },
     )
     .await;
-    let registration = pipeline.register_live(&recorder);
-    let analyses = Arc::new(sluice_policy::analysis::AnalysisCache::default());
-    let policy = pipeline.session_policy(&recorder, &analyses, Arc::new(Notify::new()));
-    let rules = policy.as_ref().and_then(|p| p.policy.masker.clone());
-    let secrets = match secrets_masker(&spec.secret_values()) {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot build the injected secrets' masker");
-            let message = "sluice: the gateway could not prepare the session".to_string();
-            recorder.finish(EndReason::GatewayError, Some(message.clone()));
-            return event(&client, &ExecEvent::refused(message)).await;
-        }
-    };
     let recorder = Mutex::new(recorder);
     let side = PtySide {
         recorder: &recorder,
