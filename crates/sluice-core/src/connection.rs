@@ -17,6 +17,9 @@ pub enum Protocol {
     Command,
     /// An internal HTTP service behind the gateway's HTTPS listener (identity-aware proxy).
     Http,
+    /// A Kubernetes API server, reached by kubectl at `/kube/<connection>` on the gateway's
+    /// HTTPS listener.
+    Kubernetes,
 }
 
 impl Protocol {
@@ -28,6 +31,7 @@ impl Protocol {
             Protocol::Ssh => "ssh",
             Protocol::Command => "command",
             Protocol::Http => "http",
+            Protocol::Kubernetes => "kubernetes",
         }
     }
 
@@ -39,6 +43,7 @@ impl Protocol {
             "ssh" => Some(Protocol::Ssh),
             "command" => Some(Protocol::Command),
             "http" => Some(Protocol::Http),
+            "kubernetes" | "k8s" => Some(Protocol::Kubernetes),
             _ => None,
         }
     }
@@ -87,6 +92,9 @@ pub struct Connection {
     /// How an HTTP service is reached through the gateway (connections of type `http`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpOptions>,
+    /// How the gateway talks to a Kubernetes API server (connections of type `kubernetes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubeOptions>,
     /// True when defined in the config file (read-only at runtime).
     pub from_config: bool,
 }
@@ -201,6 +209,34 @@ pub struct HttpOptions {
     /// The name the service's certificate must carry, when not `host`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_name: Option<String>,
+}
+
+/// How the gateway reaches a Kubernetes API server and acts on it. The gateway authenticates
+/// with the bearer token in `password_env`/`password_file`, or with a client certificate.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeOptions {
+    /// PEM certificates the API server's certificate must chain to (default: the system's
+    /// bundle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// The name the API server's certificate must carry, when not `host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// PEM client certificate the gateway presents (with `client_key_file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_file: Option<String>,
+    /// PEM private key of `client_cert_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_file: Option<String>,
+    /// Act as the identity: every request carries `Impersonate-User` (the identity's name)
+    /// and `Impersonate-Group` (its groups), so the cluster's RBAC applies to the person.
+    /// The gateway's own credential then needs the `impersonate` permission.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub impersonate: bool,
+    /// Request and response bodies recorded up to this many bytes each (default 64 KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body: Option<u64>,
 }
 
 /// How the gateway authenticates to an HTTP service.

@@ -24,8 +24,8 @@ pub mod time;
 
 pub use audit::{Actor, AuditEvent, Outcome};
 pub use connection::{
-    CommandOptions, Connection, Grant, HttpAuth, HttpOptions, InjectedSecret, Protocol, SshOptions,
-    TargetCredential,
+    CommandOptions, Connection, Grant, HttpAuth, HttpOptions, InjectedSecret, KubeOptions,
+    Protocol, SshOptions, TargetCredential,
 };
 pub use event::{
     ChannelIo, ChannelStart, EndReason, FileOp, HttpExchange, Pty, Query, QueryResult,

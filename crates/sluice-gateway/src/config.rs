@@ -277,6 +277,10 @@ pub struct ConnectionConfig {
     /// How an `http` connection is routed (host name or path prefix) and authenticated.
     #[serde(default)]
     pub http: Option<sluice_core::HttpOptions>,
+    /// How a `kubernetes` connection reaches its API server (CA, client certificate) and
+    /// whether it impersonates the identity.
+    #[serde(default)]
+    pub kubernetes: Option<sluice_core::KubeOptions>,
     /// Guardrails: deny and review rules.
     #[serde(default)]
     pub guardrails: Option<sluice_policy::GuardConfig>,
@@ -329,6 +333,11 @@ pub fn build_connection(c: &ConnectionConfig, from_config: bool) -> Result<Conne
     } else if c.http.is_some() {
         return Err("`http` settings are for connections of type http".into());
     }
+    if protocol == Protocol::Kubernetes {
+        check_kubernetes(c)?;
+    } else if c.kubernetes.is_some() {
+        return Err("`kubernetes` settings are for connections of type kubernetes".into());
+    }
     let credential = match (&c.password_env, &c.password_file) {
         (Some(_), Some(_)) => return Err("set password_env or password_file, not both".into()),
         (Some(v), None) => TargetCredential::Env(v.clone()),
@@ -368,8 +377,28 @@ pub fn build_connection(c: &ConnectionConfig, from_config: bool) -> Result<Conne
         },
         command: c.command.clone(),
         http: c.http.clone(),
+        kubernetes: match protocol {
+            Protocol::Kubernetes => Some(c.kubernetes.clone().unwrap_or_default()),
+            _ => None,
+        },
         from_config,
     })
+}
+
+/// The checks of a `kubernetes` connection: a client certificate comes with its key, and the
+/// gateway has some credential toward the API server.
+fn check_kubernetes(c: &ConnectionConfig) -> Result<(), String> {
+    let k = c.kubernetes.clone().unwrap_or_default();
+    let token = c.password_env.is_some() || c.password_file.is_some();
+    match (&k.client_cert_file, &k.client_key_file) {
+        (Some(_), None) | (None, Some(_)) => {
+            Err("kubernetes: client_cert_file and client_key_file go together".into())
+        }
+        (None, None) if !token => Err(
+            "a kubernetes connection needs a credential: a bearer token in password_env or password_file, or kubernetes.client_cert_file and client_key_file".into(),
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// The checks of an `http` connection: exactly one way to route to it, and what its
@@ -398,11 +427,11 @@ fn check_http(c: &ConnectionConfig) -> Result<(), String> {
                 && prefix.starts_with('/')
                 && !prefix.ends_with('/')
                 && !prefix.contains(['?', '#', '*'])
-                && !["/api", "/healthz", "/.sluice"]
+                && !["/api", "/healthz", "/.sluice", "/kube"]
                     .iter()
                     .any(|r| prefix == r || prefix.starts_with(&format!("{r}/")));
             if !valid {
-                return Err(format!("http.path_prefix: {prefix:?} must start with '/', not end with '/', and not be under /api, /healthz or /.sluice"));
+                return Err(format!("http.path_prefix: {prefix:?} must start with '/', not end with '/', and not be under /api, /healthz, /.sluice or /kube"));
             }
         }
     }

@@ -121,6 +121,9 @@ pub struct Exchange {
     pub started: Instant,
     /// The answer reached its end.
     pub complete: bool,
+    /// Removes what must never be recorded from a JSON body before it is masked (Secret
+    /// data); a body it cannot read is then not recorded at all.
+    pub redact: Option<fn(&mut Value)>,
 }
 
 impl Drop for Exchange {
@@ -131,14 +134,24 @@ impl Drop for Exchange {
         if let Some(c) = self.request.lock().ok().filter(|_| !self.record.websocket) {
             self.record.request_bytes = c.total;
             self.record.truncated |= c.truncated;
-            self.record.request_body =
-                render(&c, self.request_type.as_deref(), masker, &mut counts);
+            self.record.request_body = render(
+                &c,
+                self.request_type.as_deref(),
+                masker,
+                self.redact,
+                &mut counts,
+            );
         }
         if let Some(c) = self.response.lock().ok().filter(|_| !self.record.websocket) {
             self.record.response_bytes = c.total;
             self.record.truncated |= c.truncated;
-            self.record.response_body =
-                render(&c, self.response_type.as_deref(), masker, &mut counts);
+            self.record.response_body = render(
+                &c,
+                self.response_type.as_deref(),
+                masker,
+                self.redact,
+                &mut counts,
+            );
         }
         if !self.complete && self.record.error.is_none() && !self.record.websocket {
             self.record.error = Some("the answer was not relayed to its end".into());
@@ -159,10 +172,27 @@ fn render(
     c: &Captured,
     content_type: Option<&str>,
     masker: Option<&Masker>,
+    redact: Option<fn(&mut Value)>,
     counts: &mut MaskCounts,
 ) -> Option<String> {
     if c.bytes.is_empty() {
         return None;
+    }
+    if let Some(redact) = redact {
+        let doc = serde_json::from_slice::<Value>(&c.bytes)
+            .ok()
+            .filter(|_| !c.truncated);
+        let Some(mut doc) = doc else {
+            return Some(format!(
+                "[{} bytes, not recorded: they may hold secrets]",
+                c.total
+            ));
+        };
+        redact(&mut doc);
+        if let Some(m) = masker {
+            json::mask(&mut doc, m, counts);
+        }
+        return serde_json::to_string(&doc).ok();
     }
     // Field by field only when something masks: otherwise the text is kept as it came.
     if let (Some(m), true, false) = (masker, is_json(content_type), c.truncated) {

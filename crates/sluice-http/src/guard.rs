@@ -202,7 +202,8 @@ pub async fn judge(
     Judged::Held { review, message }
 }
 
-fn guard_event(
+/// Records that the guard denied (`denied`) or held (`held`) request `query`.
+pub fn guard_event(
     session: &HttpSession,
     query: u64,
     action: &str,
@@ -218,7 +219,8 @@ fn guard_event(
     });
 }
 
-fn record_decision(session: &HttpSession, query: u64, settled: &Settled) {
+/// Records how the review of request `query` was settled.
+pub fn record_decision(session: &HttpSession, query: u64, settled: &Settled) {
     let d = &settled.decided;
     session.record(&SessionEvent::Decision {
         query,

@@ -252,6 +252,7 @@ impl Forward {
             started: Instant::now(),
             complete: false,
             session: self.session.clone(),
+            redact: None,
         };
         let body = Tee::new(body, request_capture, self.cap).boxed();
         let upgrade = client_upgrade.is_some();
@@ -298,73 +299,80 @@ impl Forward {
             crate::websocket::relay(client, service, exchange);
             return r;
         }
-        self.answer(answer, exchange, mask_client).await
+        let masker = self.masker.clone().filter(|_| mask_client);
+        relay_answer(&self.session, masker, self.cap, answer, exchange).await
     }
+}
 
-    /// The service's answer toward the client: masked (JSON field by field when small
-    /// enough to hold, other text as it streams), recorded.
-    async fn answer(
-        &self,
-        answer: Response<Incoming>,
-        exchange: Exchange,
-        mask_client: bool,
-    ) -> Response<RespBody> {
-        let (parts, incoming) = answer.into_parts();
-        let mut headers = headers::toward_client(&parts.headers, false);
-        let encoded = headers::is_encoded(&parts.headers);
-        let content_type = exchange.response_type.clone();
-        let length = parts
-            .headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-        let masker = self.masker.clone().filter(|_| mask_client && !encoded);
-        let body: RespBody = match &masker {
-            Some(m)
-                if body::is_json(content_type.as_deref())
-                    && length.is_some_and(|l| l <= MAX_BUFFERED) =>
-            {
-                let whole = match incoming.collect().await {
-                    Ok(b) => b.to_bytes(),
-                    Err(e) => {
-                        let mut exchange = exchange;
-                        exchange.record.error =
-                            Some(format!("the service's answer broke off: {e}"));
-                        return json_error(
-                            StatusCode::BAD_GATEWAY,
-                            "sluice: the service's answer broke off".into(),
-                        );
-                    }
-                };
-                let mut counts = MaskCounts::default();
-                let masked = body::mask_json_body(&whole, m, &mut counts)
-                    .map(Bytes::from)
-                    .unwrap_or_else(|| {
-                        let mut raw = whole.to_vec();
-                        m.mask(&mut raw, &mut counts);
-                        Bytes::from(raw)
-                    });
-                self.session.add_masked(counts.by_name(m.custom_names()));
-                headers.insert(CONTENT_LENGTH, HeaderValue::from(masked.len()));
-                ResponseBody::new(Full::new(masked).map_err(never), None, exchange, self.cap)
-                    .boxed_unsync()
-            }
-            Some(m) if body::is_text(content_type.as_deref()) => {
-                ResponseBody::new(incoming, Some(m.clone()), exchange, self.cap).boxed_unsync()
-            }
-            _ => ResponseBody::new(incoming, None, exchange, self.cap).boxed_unsync(),
-        };
-        if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
-            headers.insert(CONTENT_TYPE, ct);
+/// The service's answer toward the client: masked by `masker` (JSON field by field when
+/// small enough to hold, other text as it streams), recorded through `exchange` with bodies
+/// up to `cap`.
+pub async fn relay_answer(
+    session: &Arc<HttpSession>,
+    masker: Option<Arc<sluice_mask::Masker>>,
+    cap: usize,
+    answer: Response<Incoming>,
+    exchange: Exchange,
+) -> Response<RespBody> {
+    let (parts, incoming) = answer.into_parts();
+    let mut headers = headers::toward_client(&parts.headers, false);
+    let encoded = headers::is_encoded(&parts.headers);
+    let content_type = exchange.response_type.clone();
+    let length = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let masker = masker.filter(|_| !encoded);
+    let body: RespBody = match &masker {
+        Some(m)
+            if body::is_json(content_type.as_deref())
+                && length.is_some_and(|l| l <= MAX_BUFFERED) =>
+        {
+            let whole = match incoming.collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => {
+                    let mut exchange = exchange;
+                    exchange.record.error = Some(format!("the service's answer broke off: {e}"));
+                    return json_error(
+                        StatusCode::BAD_GATEWAY,
+                        "sluice: the service's answer broke off".into(),
+                    );
+                }
+            };
+            let mut counts = MaskCounts::default();
+            let masked = body::mask_json_body(&whole, m, &mut counts)
+                .map(Bytes::from)
+                .unwrap_or_else(|| {
+                    let mut raw = whole.to_vec();
+                    m.mask(&mut raw, &mut counts);
+                    Bytes::from(raw)
+                });
+            session.add_masked(counts.by_name(m.custom_names()));
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(masked.len()));
+            ResponseBody::new(Full::new(masked).map_err(never), None, exchange, cap).boxed_unsync()
         }
-        let mut r = Response::new(body);
-        *r.status_mut() = parts.status;
-        *r.headers_mut() = headers;
-        r
+        Some(m) if body::is_text(content_type.as_deref()) => {
+            ResponseBody::new(incoming, Some(m.clone()), exchange, cap).boxed_unsync()
+        }
+        _ => ResponseBody::new(incoming, None, exchange, cap).boxed_unsync(),
+    };
+    if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        headers.insert(CONTENT_TYPE, ct);
     }
+    let mut r = Response::new(body);
+    *r.status_mut() = parts.status;
+    *r.headers_mut() = headers;
+    r
 }
 
 /// A refusal to open the session, with the status its cause calls for.
 fn refused(e: &SessionError) -> Response<RespBody> {
+    let (status, message) = refusal(e);
+    json_error(status, message)
+}
+
+/// The status a refusal to open the session calls for, and its message.
+pub fn refusal(e: &SessionError) -> (StatusCode, String) {
     let status = match e {
         SessionError::Stopped(_) => StatusCode::FORBIDDEN,
         SessionError::Open(o) => match o {
@@ -380,7 +388,7 @@ fn refused(e: &SessionError) -> Response<RespBody> {
             _ => StatusCode::FORBIDDEN,
         },
     };
-    json_error(status, format!("sluice: {e}"))
+    (status, format!("sluice: {e}"))
 }
 
 /// How much of a refused request's body is read before the answer, so that the client

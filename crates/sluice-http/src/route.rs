@@ -93,6 +93,7 @@ mod tests {
                 ssh: None,
                 command: None,
                 http: None,
+                kubernetes: None,
                 from_config: true,
             },
             prefix: "/app".into(),

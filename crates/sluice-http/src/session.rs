@@ -5,7 +5,7 @@
 
 use crate::route::Matched;
 use crate::upstream::Pool;
-use sluice_core::{EndReason, Outcome, Protocol, Secret, SessionEvent};
+use sluice_core::{EndReason, Outcome, Secret, SessionEvent};
 use sluice_pipeline::authorize::{ConnectAttempt, Credential};
 use sluice_pipeline::live::Registration;
 use sluice_pipeline::{Authorized, OpenError, Pipeline, Recorder, Route, SessionPolicy, Stop};
@@ -76,7 +76,7 @@ impl ClientConn {
         }
         let authorized = pipeline
             .authorize(ConnectAttempt {
-                protocol: Protocol::Http,
+                protocol: matched.connection.protocol,
                 client_addr: self.peer,
                 connection: matched.connection.name.0.clone(),
                 credential: Credential::Token(credential),
@@ -108,7 +108,8 @@ pub struct HttpSession {
 impl HttpSession {
     fn open(pipeline: &Pipeline, authorized: Authorized) -> HttpSession {
         let route = Route::of(&authorized.connection);
-        let scheme = match authorized.connection.http.as_ref().is_some_and(|h| h.tls) {
+        let c = &authorized.connection;
+        let scheme = match c.kubernetes.is_some() || c.http.as_ref().is_some_and(|h| h.tls) {
             true => "https://",
             false => "http://",
         };

@@ -34,16 +34,21 @@ struct Tls {
 }
 
 impl Tls {
-    /// The TLS settings of `options`, for a service at `host`.
-    fn of(options: &sluice_core::HttpOptions, host: &str) -> Result<Tls, UpstreamError> {
+    /// TLS toward a service at `host`, verified against `ca_file` (default: the system's
+    /// bundle) for `server_name` (default: `host`), presenting `client` (certificate and
+    /// key PEM files) when given.
+    fn of(
+        ca_file: Option<&str>,
+        server_name: Option<&str>,
+        client: Option<(&str, &str)>,
+        host: &str,
+    ) -> Result<Tls, UpstreamError> {
         use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
         let fail = |e: String| UpstreamError::Tls(e);
-        let file = options
-            .ca_file
-            .as_deref()
-            .unwrap_or("/etc/ssl/certs/ca-certificates.crt");
+        let file = ca_file.unwrap_or("/etc/ssl/certs/ca-certificates.crt");
         let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_pki_types::CertificateDer::pem_file_iter(file)
+        for cert in CertificateDer::pem_file_iter(file)
             .map_err(|e| fail(format!("cannot read {file}: {e}")))?
         {
             let cert = cert.map_err(|e| fail(format!("invalid PEM in {file}: {e}")))?;
@@ -51,21 +56,62 @@ impl Tls {
                 .add(cert)
                 .map_err(|e| fail(format!("invalid certificate in {file}: {e}")))?;
         }
-        let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .map_err(|e| fail(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+        let mut config = match client {
+            None => builder.with_no_client_auth(),
+            Some((cert_file, key_file)) => {
+                let chain = CertificateDer::pem_file_iter(cert_file)
+                    .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| {
+                        fail(format!(
+                            "cannot read the client certificate {cert_file}: {e}"
+                        ))
+                    })?;
+                // The key's content never appears in an error.
+                let key = PrivateKeyDer::from_pem_file(key_file)
+                    .map_err(|_| fail(format!("cannot read a private key from {key_file}")))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| fail(format!("the client certificate is unusable: {e}")))?
+            }
+        };
+        // HTTP/1.1 only: WebSockets (and so exec) need its Upgrade.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let name = options.server_name.as_deref().unwrap_or(host).to_string();
+        let name = server_name.unwrap_or(host).to_string();
         let name = rustls_pki_types::ServerName::try_from(name)
             .map_err(|e| fail(format!("invalid server name: {e}")))?;
         Ok(Tls {
             connector: tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)),
             name,
         })
+    }
+
+    /// The TLS a connection asks for toward its service, if any.
+    fn for_connection(c: &sluice_core::Connection) -> Option<Result<Tls, UpstreamError>> {
+        if let Some(k) = &c.kubernetes {
+            let client = k
+                .client_cert_file
+                .as_deref()
+                .zip(k.client_key_file.as_deref());
+            return Some(Tls::of(
+                k.ca_file.as_deref(),
+                k.server_name.as_deref(),
+                client,
+                &c.host,
+            ));
+        }
+        let h = c.http.as_ref().filter(|h| h.tls)?;
+        Some(Tls::of(
+            h.ca_file.as_deref(),
+            h.server_name.as_deref(),
+            None,
+            &c.host,
+        ))
     }
 }
 
@@ -80,11 +126,7 @@ pub struct Pool {
 impl Pool {
     /// An empty pool toward `connection`'s service.
     pub fn new(connection: &sluice_core::Connection) -> Pool {
-        let tls = connection
-            .http
-            .as_ref()
-            .filter(|h| h.tls)
-            .map(|h| Tls::of(h, &connection.host).map_err(|e| e.to_string()));
+        let tls = Tls::for_connection(connection).map(|t| t.map_err(|e| e.to_string()));
         Pool {
             route: Route::of(connection),
             idle: Mutex::new(Vec::new()),

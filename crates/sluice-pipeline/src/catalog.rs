@@ -99,6 +99,7 @@ mod tests {
             ssh: None,
             command: None,
             http: None,
+            kubernetes: None,
             from_config,
         }
     }

@@ -13,6 +13,14 @@ pub struct StatementFacts {
     pub functions: Vec<String>,
     /// Files touched (SFTP and scp operations), absolute when the gateway could resolve them.
     pub paths: Vec<String>,
+    /// Kubernetes resources (`pods`, `pods/exec`, `deployments.apps`, `deployments`).
+    pub resources: Vec<String>,
+    /// Kubernetes namespace of the request.
+    pub namespaces: Vec<String>,
+    /// Kubernetes object name of the request.
+    pub names: Vec<String>,
+    /// Dangers of the pod concerned (`privileged`, `root`, `host_path`, `host_namespaces`).
+    pub pod_risks: Vec<String>,
 }
 
 /// One command from a client: what the guard judges.

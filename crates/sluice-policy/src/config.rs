@@ -126,6 +126,21 @@ pub struct MatchConfig {
     /// Regular expression on the normalized text (case-insensitive).
     #[serde(default)]
     pub regex: Option<String>,
+    /// Kubernetes resources, with their subresource and API group where it matters:
+    /// `nodes`, `pods/exec`, `deployments.apps`, `secrets`; `*` is a wildcard.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
+    /// Kubernetes namespaces (`kube-system`, `prod-*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    /// Kubernetes object names (`node-*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+    /// What makes a pod dangerous, as the gateway read it from the pod's spec (the pod
+    /// exec'd or attached into, or the pod or pod template being created or changed):
+    /// `privileged`, `root`, `host_path`, `host_namespaces`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pod_risks: Vec<String>,
 }
 
 mod opt_duration {

@@ -13,7 +13,7 @@ pub const DEFAULT_REVIEW_TIMEOUT: Duration = Duration::from_secs(600);
 #[derive(Debug, thiserror::Error)]
 pub enum GuardError {
     /// A rule has no matcher (it would match everything by accident).
-    #[error("rule {0:?} has an empty match: give statements, functions, tables, paths or regex")]
+    #[error("rule {0:?} has an empty match: give statements, functions, tables, paths, resources, namespaces, names, pod_risks or regex")]
     EmptyMatch(String),
     /// A rule's regex is invalid.
     #[error("rule {name:?}: invalid regex: {source}")]
@@ -64,6 +64,10 @@ struct Rule {
     functions: Vec<NamePattern>,
     tables: Vec<NamePattern>,
     paths: Vec<String>,
+    resources: Vec<String>,
+    namespaces: Vec<String>,
+    names: Vec<String>,
+    pod_risks: Vec<String>,
     regex: Option<Regex>,
 }
 
@@ -97,6 +101,11 @@ impl Guard {
             }),
             review_timeout: config.review_timeout.unwrap_or(DEFAULT_REVIEW_TIMEOUT),
         })
+    }
+
+    /// Whether a rule looks at pod risks (the adapter then has to read pod specs).
+    pub fn uses_pod_risks(&self) -> bool {
+        self.rules.iter().any(|r| !r.pod_risks.is_empty())
     }
 
     /// How long a held command waits for a decision.
@@ -138,6 +147,10 @@ fn compile(r: &RuleConfig, default_approvers: &[String]) -> Result<Rule, GuardEr
         && m.functions.is_empty()
         && m.tables.is_empty()
         && m.paths.is_empty()
+        && m.resources.is_empty()
+        && m.namespaces.is_empty()
+        && m.names.is_empty()
+        && m.pod_risks.is_empty()
         && m.regex.is_none()
     {
         return Err(GuardError::EmptyMatch(r.name.clone()));
@@ -185,6 +198,10 @@ fn compile(r: &RuleConfig, default_approvers: &[String]) -> Result<Rule, GuardEr
         functions: m.functions.iter().map(|s| NamePattern::new(s)).collect(),
         tables: m.tables.iter().map(|s| NamePattern::new(s)).collect(),
         paths: m.paths.clone(),
+        resources: lower(&m.resources),
+        namespaces: m.namespaces.clone(),
+        names: m.names.clone(),
+        pod_risks: lower(&m.pod_risks),
         regex,
     })
 }
@@ -199,6 +216,10 @@ impl Rule {
                 && self.functions.is_empty()
                 && self.tables.is_empty()
                 && self.paths.is_empty()
+                && self.resources.is_empty()
+                && self.namespaces.is_empty()
+                && self.names.is_empty()
+                && self.pod_risks.is_empty()
             {
                 return true;
             }
@@ -222,7 +243,24 @@ impl Rule {
                         .iter()
                         .any(|p| path_glob(p.as_bytes(), f.as_bytes()))
                 }))
+            && any_glob(&self.resources, &s.resources)
+            && any_glob(&self.namespaces, &s.namespaces)
+            && any_glob(&self.names, &s.names)
+            && any_glob(&self.pod_risks, &s.pod_risks)
     }
+}
+
+/// Lower-case copies.
+fn lower(v: &[String]) -> Vec<String> {
+    v.iter().map(|s| s.to_ascii_lowercase()).collect()
+}
+
+/// True when `patterns` is empty (no condition) or one of them matches one of `values`.
+fn any_glob(patterns: &[String], values: &[String]) -> bool {
+    patterns.is_empty()
+        || values
+            .iter()
+            .any(|v| patterns.iter().any(|p| glob(p.as_bytes(), v.as_bytes())))
 }
 
 /// A function or table name pattern: `name` matches `name` in any schema, `schema.name`

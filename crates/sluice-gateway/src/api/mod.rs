@@ -262,6 +262,10 @@ pub async fn serve(
                 move |mut req: axum::http::Request<hyper::body::Incoming>| {
                     let (app, web, client) = (app.clone(), web.clone(), client.clone());
                     async move {
+                        if let Some(matched) = web.kube.route(req.uri().path()) {
+                            let response = web.kube.handle(&client, matched, req).await;
+                            return Ok(response.map(axum::body::Body::new));
+                        }
                         let host = request_host(&req);
                         if let Some(matched) = web.proxy.route(host.as_deref(), req.uri().path()) {
                             let inner = matched.inner_path(req.uri().path()).to_string();

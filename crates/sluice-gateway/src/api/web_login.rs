@@ -42,6 +42,8 @@ const MAX_PENDING: usize = 10_000;
 pub struct WebLogin {
     /// The HTTP proxy.
     pub proxy: HttpProxy,
+    /// The Kubernetes API proxy (`/kube/<connection>`).
+    pub kube: sluice_kube::KubeProxy,
     state: ApiState,
     pending: Arc<Mutex<HashMap<String, Pending>>>,
     discovery: Arc<Mutex<HashMap<String, Arc<Value>>>>,
@@ -62,6 +64,7 @@ impl WebLogin {
     pub fn new(state: ApiState) -> WebLogin {
         WebLogin {
             proxy: HttpProxy::new(state.pipeline.clone()),
+            kube: sluice_kube::KubeProxy::new(state.pipeline.clone()),
             state,
             pending: Arc::default(),
             discovery: Arc::default(),

@@ -10,6 +10,7 @@ mod client;
 mod connect;
 mod exec;
 mod identities;
+mod kube;
 mod login;
 mod render;
 mod reviews;
@@ -131,6 +132,25 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Write a kubeconfig context for a Kubernetes connection: kubectl then talks to the
+    /// gateway, authenticated by `sluice kube-credentials` with your identity's token.
+    Kubeconfig {
+        /// Connection name (of type kubernetes).
+        connection: String,
+        /// The kubeconfig file (default: the first file of $KUBECONFIG, else ~/.kube/config).
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// Context name (default sluice-CONNECTION).
+        #[arg(long)]
+        context: Option<String>,
+        /// Default namespace of the context.
+        #[arg(long, short)]
+        namespace: Option<String>,
+    },
+    /// The kubectl credential plugin: prints an ExecCredential with your gateway token (from
+    /// --token, SLUICE_TOKEN or `sluice login`).
+    #[command(name = "kube-credentials")]
+    KubeCredentials,
     /// Sign in with your identity provider; the gateway session token is stored 0600 in
     /// your config dir and used by later commands.
     Login {
@@ -235,6 +255,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ssh::certificate_at_login(&api, ssh_key)
         }
         Command::Logout => login::logout(&args.addr, args.ca),
+        Command::Kubeconfig {
+            connection,
+            kubeconfig,
+            context,
+            namespace,
+        } => kube::kubeconfig(kube::KubeconfigArgs {
+            addr: args.addr,
+            ca: args.ca,
+            connection,
+            file: kubeconfig,
+            context,
+            namespace,
+        }),
+        Command::KubeCredentials => kube::credentials(args.token),
         Command::Agent(a) => agent::run(a, args.ca),
         Command::Connect {
             connection,
@@ -317,6 +351,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 | Command::Agent(_)
                 | Command::Connect { .. }
                 | Command::Login { .. }
+                | Command::Kubeconfig { .. }
+                | Command::KubeCredentials
                 | Command::Logout => Ok(()),
             }
         }
