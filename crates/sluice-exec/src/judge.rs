@@ -17,8 +17,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-/// Programs whose script is shell.
-const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox"];
+use sluice_policy::shell::SHELLS;
 
 /// The text a run is judged and recorded by, and its analysis.
 pub fn analyze(spec: &RunSpec, stdin: &[u8]) -> (String, Analysis) {
@@ -33,14 +32,7 @@ pub fn analyze(spec: &RunSpec, stdin: &[u8]) -> (String, Analysis) {
     let mut analysis = if SHELLS.contains(&name) {
         let mut a = shell::analyze(&text);
         // `bash -c SCRIPT`: the script is an argument; analyze it as a script too.
-        let mut args = spec.args.iter();
-        while let Some(arg) = args.next() {
-            if arg.starts_with('-') && !arg.starts_with("--") && arg.contains('c') {
-                if let Some(script) = args.next() {
-                    a.statements.extend(shell::analyze(script).statements);
-                }
-            }
-        }
+        shell::add_shell_script(&mut a, &spec.program, &spec.args);
         a
     } else {
         shell::analyze(&spec.command_line())

@@ -371,6 +371,7 @@ mod tests {
                 auth: HttpAuth::Basic,
                 ..Default::default()
             }),
+            kubernetes: None,
             from_config: true,
         };
         let peer: SocketAddr = ([192, 0, 2, 9], 5000).into();

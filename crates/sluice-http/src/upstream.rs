@@ -126,7 +126,12 @@ pub struct Pool {
 impl Pool {
     /// An empty pool toward `connection`'s service.
     pub fn new(connection: &sluice_core::Connection) -> Pool {
-        let tls = Tls::for_connection(connection).map(|t| t.map_err(|e| e.to_string()));
+        let tls = Tls::for_connection(connection).map(|t| {
+            t.map_err(|e| match e {
+                UpstreamError::Tls(why) => why,
+                other => other.to_string(),
+            })
+        });
         Pool {
             route: Route::of(connection),
             idle: Mutex::new(Vec::new()),

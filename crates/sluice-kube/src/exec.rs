@@ -97,7 +97,7 @@ impl ExecStream {
                 seen = rx.recv() => match seen {
                     Some(Seen::Client(Ok(Some(frame)))) => {
                         up += frame.payload.len() as u64;
-                        self.from_client(&frame, &mut input, &session);
+                        self.record_client(&frame, &mut input, &session);
                         if !service_open || ws::write_frame(&mut service_w, &frame).await.is_err() {
                             service_open = false;
                         }
@@ -161,7 +161,9 @@ impl ExecStream {
                     let message = stopped.unwrap_or_else(|| "sluice: the session was stopped".into());
                     let status = with_channel(ERROR, stream_failure(&message));
                     send(&mut client_w, &status, &mut client_open, &mut down).await;
-                    send(&mut client_w, &Frame::new(ws::CLOSE, vec![]), &mut client_open, &mut down).await;
+                    // Close with 1000 (normal): kubectl then reports the status sent before.
+                    let close = Frame::new(ws::CLOSE, 1000u16.to_be_bytes().to_vec());
+                    send(&mut client_w, &close, &mut client_open, &mut down).await;
                     self.exchange.record.error = Some(message);
                     break;
                 }
@@ -196,7 +198,7 @@ impl ExecStream {
     }
 
     /// Records what the client sent: stdin as input, window sizes.
-    fn from_client(&self, frame: &Frame, input: &mut TextCarry, session: &HttpSession) {
+    fn record_client(&self, frame: &Frame, input: &mut TextCarry, session: &HttpSession) {
         if frame.is_control() || frame.payload.is_empty() {
             return;
         }

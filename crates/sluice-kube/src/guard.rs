@@ -58,8 +58,10 @@ impl Facts {
             pod_risks: self.pod_risks.clone(),
             ..StatementFacts::default()
         }];
-        if !self.command.is_empty() {
-            out.extend(shell::analyze(&self.command_line()).statements);
+        if let Some((program, args)) = self.command.split_first() {
+            let mut analysis = shell::analyze(&self.command_line());
+            shell::add_shell_script(&mut analysis, program, args);
+            out.extend(analysis.statements);
         }
         out
     }

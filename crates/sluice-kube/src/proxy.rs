@@ -78,12 +78,9 @@ impl KubeProxy {
         let info = RequestInfo::parse(req.method().as_str(), &path, query.as_deref());
         let upgrade = req.headers().contains_key(UPGRADE);
         let websocket = headers::is_websocket(req.headers());
-        if info.is_connect() && info.subresource != "portforward" && upgrade && !websocket {
-            return status::error(
-                StatusCode::BAD_REQUEST,
-                "sluice: exec and attach are recorded over WebSocket only; use kubectl 1.30 or later (SPDY is refused)",
-            );
-        }
+        // kubectl before 1.30 streams over SPDY, which the gateway does not read; it is
+        // refused after the guard, so that a denial still reads as one.
+        let spdy = info.is_connect() && upgrade && !websocket;
         let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
         let (parts, incoming) = req.into_parts();
         let path_and_query = match &query {
@@ -163,6 +160,12 @@ impl KubeProxy {
                 return status::error(StatusCode::SERVICE_UNAVAILABLE, &message)
             }
         };
+        if spdy {
+            return status::error(
+                StatusCode::BAD_REQUEST,
+                "sluice: exec, attach and port-forward go through the gateway over WebSocket only; use kubectl 1.30 or later (SPDY is refused)",
+            );
+        }
         let mask_client = masker.as_ref().is_some_and(|m| m.mask_client());
         let mut out = to_service(&parts, &path_and_query);
         out.headers = headers::toward_service(

@@ -154,9 +154,8 @@ impl RequestInfo {
             s.push('/');
             s.push_str(&self.subresource);
         }
-        if !self.namespace.is_empty()
-            && !(self.resource == "namespaces" && self.name == self.namespace)
-        {
+        let own_namespace = self.resource == "namespaces" && self.name == self.namespace;
+        if !self.namespace.is_empty() && !own_namespace {
             s.push_str(" -n ");
             s.push_str(&self.namespace);
         }

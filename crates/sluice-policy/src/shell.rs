@@ -30,6 +30,26 @@ pub fn analyze(line: &str) -> Analysis {
     }
 }
 
+/// Programs whose `-c` argument is a shell script.
+pub const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox"];
+
+/// Adds the statements of `args`' `-c SCRIPT` (the script a shell `program` runs) to
+/// `analysis`.
+pub fn add_shell_script(analysis: &mut Analysis, program: &str, args: &[String]) {
+    let name = program.rsplit('/').next().unwrap_or(program);
+    if !SHELLS.contains(&name) {
+        return;
+    }
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg.starts_with('-') && !arg.starts_with("--") && arg.contains('c') {
+            if let Some(script) = args.next() {
+                analysis.statements.extend(analyze(script).statements);
+            }
+        }
+    }
+}
+
 /// Splits `line` into simple commands, appending one statement per command. Command
 /// substitutions are analyzed as commands of their own (to a small depth).
 fn split_commands(line: &str, out: &mut Vec<StatementFacts>, depth: u8) {

@@ -31,7 +31,7 @@ fn facts(classes: &[&str], tables: &[&str], functions: &[&str]) -> StatementFact
         classes: classes.iter().map(|s| s.to_string()).collect(),
         tables: tables.iter().map(|s| s.to_string()).collect(),
         functions: functions.iter().map(|s| s.to_string()).collect(),
-        paths: Vec::new(),
+        ..StatementFacts::default()
     }
 }
 
@@ -219,4 +219,97 @@ fn path_globs_keep_single_stars_within_a_segment() {
         ..facts(&["file_read"], &[], &[])
     };
     assert_eq!(check(&g, &[read]), Verdict::Allow);
+}
+
+#[test]
+fn kubernetes_matchers_need_every_condition() {
+    let strs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let g = guard(vec![
+        rule(
+            "no-node-delete",
+            Action::Deny,
+            MatchConfig {
+                statements: strs(&["delete"]),
+                resources: strs(&["nodes"]),
+                ..MatchConfig::default()
+            },
+        ),
+        rule(
+            "no-privileged-exec",
+            Action::Deny,
+            MatchConfig {
+                statements: strs(&["exec"]),
+                pod_risks: strs(&["privileged", "host_path"]),
+                ..MatchConfig::default()
+            },
+        ),
+        rule(
+            "review-prod",
+            Action::Review,
+            MatchConfig {
+                namespaces: strs(&["prod-*"]),
+                names: strs(&["db-*"]),
+                ..MatchConfig::default()
+            },
+        ),
+    ]);
+    assert!(g.uses_pod_risks());
+    let k = |classes: &[&str], resources: &[&str], ns: &str, name: &str, risks: &[&str]| {
+        StatementFacts {
+            classes: strs(classes),
+            resources: strs(resources),
+            namespaces: strs(&[ns]),
+            names: strs(&[name]),
+            pod_risks: strs(risks),
+            ..StatementFacts::default()
+        }
+    };
+    let rule_of = |v: Verdict| match v {
+        Verdict::Allow => "allow".to_string(),
+        Verdict::Deny(h) | Verdict::Review(h) => h.rule.clone(),
+    };
+    let n = |facts| rule_of(check(&g, &[facts]));
+    assert_eq!(
+        n(k(&["delete"], &["nodes"], "", "node-1", &[])),
+        "no-node-delete"
+    );
+    assert_eq!(
+        n(k(&["delete"], &["nodes/status"], "", "node-1", &[])),
+        "allow"
+    );
+    assert_eq!(n(k(&["get"], &["nodes"], "", "node-1", &[])), "allow");
+    assert_eq!(
+        n(k(
+            &["get", "exec"],
+            &["pods/exec"],
+            "a",
+            "web",
+            &["root", "host_path"]
+        )),
+        "no-privileged-exec"
+    );
+    assert_eq!(
+        n(k(&["get", "exec"], &["pods/exec"], "a", "web", &["root"])),
+        "allow"
+    );
+    assert_eq!(
+        n(k(
+            &["patch"],
+            &["deployments.apps"],
+            "prod-eu",
+            "db-main",
+            &[]
+        )),
+        "review-prod"
+    );
+    assert_eq!(
+        n(k(&["patch"], &["deployments.apps"], "prod-eu", "web", &[])),
+        "allow"
+    );
+    // Kubernetes matchers alone are a valid rule; an empty match is still refused.
+    assert!(Guard::new(&GuardConfig {
+        rules: vec![rule("empty", Action::Deny, MatchConfig::default())],
+        ..GuardConfig::default()
+    })
+    .is_err());
 }

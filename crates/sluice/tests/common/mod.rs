@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod kube;
 pub mod mysql;
 pub mod oidc;
 pub mod private_net;

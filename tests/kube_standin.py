@@ -1,0 +1,402 @@
+"""A stand-in for a Kubernetes API server, for sluice's Kubernetes tests. No real API server
+can be installed on the test machines, so this speaks the real protocol for what the tests
+use, and the tests first check it with kubectl directly:
+
+  discovery        GET /version, /api, /api/v1, /apis
+  pods             list (per namespace and across them, fieldSelector metadata.name=...),
+                   get, create, delete; GET .../pods/NAME/log (text, a card number inside)
+  nodes            list, get, delete
+  secrets          get, list
+  exec, attach     WebSocket, subprotocols v5.channel.k8s.io and v4.channel.k8s.io, running a
+                   real process (under a pty with tty=true); attach starts `sh` in its place
+  /standin/calls   every request received: method, path, and impersonation headers seen
+
+HTTPS only. `--dir DIR --token TOKEN`: writes a CA, the server's certificate (for 127.0.0.1)
+and a client certificate (CN=sluice-gateway, group system:masters) into DIR; a request is
+authenticated by `Authorization: Bearer TOKEN` or by that client certificate. Prints one JSON
+line: {"port": N, "ca": ..., "client_cert": ..., "client_key": ...}.
+"""
+
+import base64
+import copy
+import fcntl
+import hashlib
+import json
+import os
+import pty
+import select
+import ssl
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+LOCK = threading.Lock()
+CALLS = []
+TOKEN = ""
+RV = [100]
+
+
+def now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def pod(name, ns, security, extra_spec=None):
+    spec = {
+        "containers": [{"name": "main", "image": "busybox", "securityContext": security}],
+        "nodeName": "node-1",
+    }
+    spec.update(extra_spec or {})
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "uid": hashlib.md5(name.encode()).hexdigest(),
+                     "resourceVersion": "1", "creationTimestamp": now()},
+        "spec": spec,
+        "status": {"phase": "Running", "containerStatuses": [
+            {"name": "main", "ready": True, "restartCount": 0, "image": "busybox",
+             "state": {"running": {"startedAt": now()}}}]},
+    }
+
+
+PODS = {
+    ("default", "web"): pod("web", "default", {"runAsNonRoot": True, "runAsUser": 1000}),
+    ("default", "debug"): pod("debug", "default", {"privileged": True, "runAsUser": 1000}),
+    ("default", "doomed"): pod("doomed", "default", {"runAsNonRoot": True, "runAsUser": 1000}),
+}
+NODES = {
+    n: {"apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": n, "uid": n, "resourceVersion": "1", "creationTimestamp": now()},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    for n in ["node-1", "node-2"]
+}
+SECRETS = {
+    ("default", "db"): {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                        "metadata": {"name": "db", "namespace": "default", "resourceVersion": "1",
+                                     "creationTimestamp": now()},
+                        "data": {"password": base64.b64encode(b"s3cr3t-Pa55word").decode()}},
+}
+
+RESOURCES = [
+    {"name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod", "shortNames": ["po"],
+     "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]},
+    {"name": "pods/exec", "singularName": "", "namespaced": True, "kind": "PodExecOptions", "verbs": ["create", "get"]},
+    {"name": "pods/attach", "singularName": "", "namespaced": True, "kind": "PodAttachOptions", "verbs": ["create", "get"]},
+    {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]},
+    {"name": "nodes", "singularName": "node", "namespaced": False, "kind": "Node", "shortNames": ["no"],
+     "verbs": ["delete", "get", "list", "watch"]},
+    {"name": "secrets", "singularName": "secret", "namespaced": True, "kind": "Secret",
+     "verbs": ["create", "delete", "get", "list", "watch"]},
+    {"name": "namespaces", "singularName": "namespace", "namespaced": False, "kind": "Namespace",
+     "shortNames": ["ns"], "verbs": ["get", "list"]},
+]
+
+
+def status(code, reason, message):
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def send_json(self, code, value):
+        data = json.dumps(value).encode()
+        self.send_response(code)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def body(self):
+        n = int(self.headers.get("content-length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def authenticated(self):
+        if self.headers.get("authorization", "") == f"Bearer {TOKEN}":
+            return True
+        cert = self.connection.getpeercert()
+        return bool(cert)
+
+    def handle_any(self):
+        url = urllib.parse.urlsplit(self.path)
+        path, query = url.path, urllib.parse.parse_qs(url.query)
+        if path == "/standin/calls":
+            with LOCK:
+                return self.send_json(200, list(CALLS))
+        with LOCK:
+            CALLS.append({
+                "method": self.command, "path": path, "query": url.query,
+                "impersonate": {k.lower(): v for k, v in self.headers.items()
+                                if k.lower().startswith("impersonate-")},
+                "bearer": self.headers.get("authorization", "").startswith("Bearer "),
+            })
+        if not self.authenticated():
+            self.body()
+            return self.send_json(401, status(401, "Unauthorized", "Unauthorized"))
+        parts = [p for p in path.split("/") if p]
+        if path == "/version":
+            return self.send_json(200, {"major": "1", "minor": "32", "gitVersion": "v1.32.0-standin",
+                                        "platform": "linux/amd64"})
+        if path == "/api":
+            return self.send_json(200, {"kind": "APIVersions", "versions": ["v1"],
+                                        "serverAddressByClientCIDRs": [
+                                            {"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]})
+        if path == "/apis":
+            return self.send_json(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
+        if path == "/api/v1":
+            return self.send_json(200, {"kind": "APIResourceList", "groupVersion": "v1",
+                                        "resources": RESOURCES})
+        if parts[:2] != ["api", "v1"]:
+            return self.send_json(404, status(404, "NotFound", "the server could not find the requested resource"))
+        rest = parts[2:]
+        ns = None
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            ns, rest = rest[1], rest[2:]
+        kind = rest[0] if rest else ""
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        if kind == "pods":
+            return self.pods(ns, name, sub, query)
+        if kind == "nodes":
+            return self.objects(NODES, lambda n: n, name, "NodeList", "nodes")
+        if kind == "secrets":
+            table = {k[1]: v for k, v in SECRETS.items() if k[0] == ns}
+            return self.objects(table, lambda n: (ns, n), name, "SecretList", "secrets", SECRETS)
+        if kind == "namespaces":
+            items = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in ["default"]]
+            return self.send_json(200, {"kind": "NamespaceList", "apiVersion": "v1",
+                                        "metadata": {"resourceVersion": "1"}, "items": items})
+        return self.send_json(404, status(404, "NotFound", "the server could not find the requested resource"))
+
+    def objects(self, table, key, name, list_kind, plural, store=None):
+        store = table if store is None else store
+        if name is None:
+            self.body()
+            return self.send_json(200, {"kind": list_kind, "apiVersion": "v1",
+                                        "metadata": {"resourceVersion": str(RV[0])},
+                                        "items": list(table.values())})
+        obj = table.get(name)
+        if obj is None:
+            self.body()
+            return self.send_json(404, status(404, "NotFound", f'{plural} "{name}" not found'))
+        if self.command == "DELETE":
+            self.body()
+            with LOCK:
+                store.pop(key(name), None)
+            return self.send_json(200, obj)
+        return self.send_json(200, obj)
+
+    def pods(self, ns, name, sub, query):
+        if name is None and self.command == "POST":
+            doc = json.loads(self.body() or b"{}")
+            doc.setdefault("metadata", {})["namespace"] = ns
+            doc["metadata"].setdefault("creationTimestamp", now())
+            doc["metadata"]["resourceVersion"] = "1"
+            doc["status"] = {"phase": "Pending"}
+            with LOCK:
+                PODS[(ns, doc["metadata"]["name"])] = doc
+            return self.send_json(201, doc)
+        if name is None:
+            items = [p for (n, _), p in PODS.items() if ns is None or n == ns]
+            for sel in query.get("fieldSelector", []):
+                if sel.startswith("metadata.name="):
+                    items = [p for p in items if p["metadata"]["name"] == sel.split("=", 1)[1]]
+            return self.send_json(200, {"kind": "PodList", "apiVersion": "v1",
+                                        "metadata": {"resourceVersion": str(RV[0])}, "items": items})
+        found = PODS.get((ns, name))
+        if found is None:
+            self.body()
+            return self.send_json(404, status(404, "NotFound", f'pods "{name}" not found'))
+        if sub == "log":
+            text = "starting web\ncharging card 4111 1111 1111 1111 for order 7\ndone\n"
+            data = text.encode()
+            self.send_response(200)
+            self.send_header("content-type", "text/plain")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            return self.wfile.write(data)
+        if sub in ("exec", "attach"):
+            if self.headers.get("upgrade", "").lower() != "websocket":
+                return self.send_json(400, status(400, "BadRequest", "upgrade to a WebSocket"))
+            return self.stream(sub, query)
+        return self.objects({name: found}, lambda n: (ns, n), name, "PodList", "pods", PODS)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = handle_any
+
+    # ---- exec and attach over WebSocket ------------------------------------------------------
+
+    def stream(self, sub, query):
+        offered = [p.strip() for p in self.headers.get("sec-websocket-protocol", "").split(",")]
+        proto = next((p for p in ["v5.channel.k8s.io", "v4.channel.k8s.io"] if p in offered), None)
+        if proto is None:
+            return self.send_json(400, status(400, "BadRequest", f"unsupported subprotocols {offered}"))
+        key = self.headers["sec-websocket-key"]
+        accept = base64.b64encode(
+            hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        self.send_response(101)
+        self.send_header("upgrade", "websocket")
+        self.send_header("connection", "Upgrade")
+        self.send_header("sec-websocket-accept", accept)
+        self.send_header("sec-websocket-protocol", proto)
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        tty = query.get("tty", ["false"])[0] in ("true", "1")
+        stdin = query.get("stdin", ["false"])[0] in ("true", "1")
+        command = query.get("command", []) if sub == "exec" else ["sh"]
+        wlock = threading.Lock()
+
+        def send(channel, data):
+            payload = bytes([channel]) + data
+            n = len(payload)
+            head = bytes([0x82, n]) if n < 126 else (
+                bytes([0x82, 126]) + struct.pack(">H", n) if n < 65536 else
+                bytes([0x82, 127]) + struct.pack(">Q", n))
+            with wlock:
+                try:
+                    self.wfile.write(head + payload)
+                    self.wfile.flush()
+                except OSError:
+                    pass
+
+        env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TERM": "xterm"}
+        if tty:
+            master, slave = pty.openpty()
+            proc = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env=env,
+                                    start_new_session=True, cwd="/tmp",
+                                    preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+            os.close(slave)
+            outputs = [(master, 1)]
+            writer = master
+        else:
+            proc = subprocess.Popen(command, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                    start_new_session=True, cwd="/tmp")
+            outputs = [(proc.stdout.fileno(), 1), (proc.stderr.fileno(), 2)]
+            writer = proc.stdin.fileno() if stdin else None
+
+        def pump():
+            open_fds = dict(outputs)
+            while open_fds:
+                ready, _, _ = select.select(list(open_fds), [], [])
+                for fd in ready:
+                    try:
+                        data = os.read(fd, 32768)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        open_fds.pop(fd)
+                        continue
+                    send(open_fds[fd], data)
+
+        pumper = threading.Thread(target=pump, daemon=True)
+        pumper.start()
+
+        def read_client():
+            nonlocal writer
+            while True:
+                head = self.rfile.read(2)
+                if len(head) < 2:
+                    break
+                opcode, length = head[0] & 0x0F, head[1] & 0x7F
+                if length == 126:
+                    length = struct.unpack(">H", self.rfile.read(2))[0]
+                elif length == 127:
+                    length = struct.unpack(">Q", self.rfile.read(8))[0]
+                mask = self.rfile.read(4) if head[1] & 0x80 else b"\0\0\0\0"
+                payload = bytes(b ^ mask[i % 4] for i, b in enumerate(self.rfile.read(length)))
+                if opcode == 8:
+                    break
+                if opcode != 2 or not payload:
+                    continue
+                channel, data = payload[0], payload[1:]
+                if channel == 0 and writer is not None and data:
+                    try:
+                        os.write(writer, data)
+                    except OSError:
+                        pass
+                elif channel == 4 and tty:
+                    size = json.loads(data)
+                    fcntl.ioctl(master, termios.TIOCSWINSZ,
+                                struct.pack("HHHH", size["Height"], size["Width"], 0, 0))
+                elif channel == 255 and data[:1] == b"\x00" and writer is not None and not tty:
+                    os.close(writer)
+                    writer = None
+            # The client went away: the process goes too.
+            try:
+                os.killpg(proc.pid, 9)
+            except OSError:
+                pass
+
+        threading.Thread(target=read_client, daemon=True).start()
+        code = proc.wait()
+        pumper.join(timeout=5)
+        if code == 0:
+            result = {"metadata": {}, "status": "Success"}
+        else:
+            result = {"metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
+                      "message": f"command terminated with non-zero exit code: exit status {code}",
+                      "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+        send(3, json.dumps(result).encode())
+        with wlock:
+            try:
+                self.wfile.write(b"\x88\x02\x03\xe8")
+                self.wfile.flush()
+            except OSError:
+                pass
+
+
+def openssl(directory, *args):
+    subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+
+def certificates(directory):
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl(directory, "req", "-x509", *ec, "-days", "1", "-subj", "/CN=standin-kube-ca",
+            "-keyout", "ca.key", "-out", "ca.pem")
+    with open(os.path.join(directory, "server.cnf"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:kube.internal\n")
+    openssl(directory, "req", *ec, "-subj", "/CN=kube-apiserver", "-keyout", "server.key", "-out", "server.csr")
+    openssl(directory, "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "1", "-extfile", "server.cnf", "-out", "server.pem")
+    openssl(directory, "req", *ec, "-subj", "/O=system:masters/CN=sluice-gateway", "-keyout", "client.key",
+            "-out", "client.csr")
+    with open(os.path.join(directory, "client.cnf"), "w") as f:
+        f.write("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    openssl(directory, "x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "1", "-extfile", "client.cnf", "-out", "client.pem")
+
+
+def main():
+    global TOKEN
+    args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+    directory, TOKEN = args["--dir"], args["--token"]
+    certificates(directory)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(directory, "server.pem"), os.path.join(directory, "server.key"))
+    ctx.load_verify_locations(os.path.join(directory, "ca.pem"))
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    print(json.dumps({
+        "port": server.server_address[1],
+        "ca": os.path.join(directory, "ca.pem"),
+        "client_cert": os.path.join(directory, "client.pem"),
+        "client_key": os.path.join(directory, "client.key"),
+    }), flush=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # Ends when the test closes our stdin (or dies).
+    sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()
