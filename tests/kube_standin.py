@@ -4,7 +4,9 @@ use, and the tests first check it with kubectl directly:
 
   discovery        GET /version, /api, /api/v1, /apis
   pods             list (per namespace and across them, fieldSelector metadata.name=...),
-                   get, create, delete; GET .../pods/NAME/log (text, a card number inside)
+                   watch, get, create, patch (merge, strategic merge as merge, server-side
+                   apply), delete; GET .../pods/NAME/log (text, a card number inside;
+                   follow=true streams it in chunks)
   nodes            list, get, delete
   secrets          get, list
   exec, attach     WebSocket, subprotocols v5.channel.k8s.io and v4.channel.k8s.io, running a
@@ -36,9 +38,31 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
+CHANGED = threading.Condition(LOCK)
 CALLS = []
 TOKEN = ""
 RV = [100]
+# Every change to a pod: (resourceVersion, type, pod), for watches.
+EVENTS = []
+
+
+def changed(kind, obj):
+    """Records a change of `obj` (under LOCK) and wakes the watches."""
+    RV[0] += 1
+    obj["metadata"]["resourceVersion"] = str(RV[0])
+    EVENTS.append((RV[0], kind, copy.deepcopy(obj)))
+    CHANGED.notify_all()
+
+
+def merge(into, patch):
+    """A JSON merge patch (close enough to a strategic merge for the tests' fields)."""
+    for k, v in patch.items():
+        if v is None:
+            into.pop(k, None)
+        elif isinstance(v, dict) and isinstance(into.get(k), dict):
+            merge(into[k], v)
+        else:
+            into[k] = copy.deepcopy(v)
 
 
 def now():
@@ -197,13 +221,9 @@ class Handler(BaseHTTPRequestHandler):
     def pods(self, ns, name, sub, query):
         if name is None and self.command == "POST":
             doc = json.loads(self.body() or b"{}")
-            doc.setdefault("metadata", {})["namespace"] = ns
-            doc["metadata"].setdefault("creationTimestamp", now())
-            doc["metadata"]["resourceVersion"] = "1"
-            doc["status"] = {"phase": "Pending"}
-            with LOCK:
-                PODS[(ns, doc["metadata"]["name"])] = doc
-            return self.send_json(201, doc)
+            return self.create_pod(ns, doc, 201)
+        if name is None and query.get("watch", [""])[0] in ("true", "1"):
+            return self.watch(ns, query)
         if name is None:
             items = [p for (n, _), p in PODS.items() if ns is None or n == ns]
             for sel in query.get("fieldSelector", []):
@@ -212,22 +232,92 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {"kind": "PodList", "apiVersion": "v1",
                                         "metadata": {"resourceVersion": str(RV[0])}, "items": items})
         found = PODS.get((ns, name))
+        if found is None and self.command == "PATCH" and \
+                self.headers.get("content-type", "").startswith("application/apply-patch"):
+            # Server-side apply creates what does not exist.
+            doc = json.loads(self.body() or b"{}")
+            return self.create_pod(ns, doc, 201)
         if found is None:
             self.body()
             return self.send_json(404, status(404, "NotFound", f'pods "{name}" not found'))
         if sub == "log":
-            text = "starting web\ncharging card 4111 1111 1111 1111 for order 7\ndone\n"
-            data = text.encode()
+            return self.logs(query)
+        if sub in ("exec", "attach"):
+            if self.headers.get("upgrade", "").lower() != "websocket":
+                return self.send_json(400, status(400, "BadRequest", "upgrade to a WebSocket"))
+            return self.stream(sub, query)
+        if self.command == "PATCH":
+            patch = json.loads(self.body() or b"{}")
+            with LOCK:
+                merge(found, patch)
+                changed("MODIFIED", found)
+            return self.send_json(200, found)
+        if self.command == "DELETE":
+            self.body()
+            with LOCK:
+                PODS.pop((ns, name), None)
+                changed("DELETED", found)
+            return self.send_json(200, found)
+        return self.send_json(200, found)
+
+    def create_pod(self, ns, doc, code):
+        meta = doc.setdefault("metadata", {})
+        meta["namespace"] = ns
+        meta.setdefault("creationTimestamp", now())
+        meta.setdefault("uid", hashlib.md5(meta.get("name", "").encode()).hexdigest())
+        doc.setdefault("apiVersion", "v1")
+        doc.setdefault("kind", "Pod")
+        doc["status"] = {"phase": "Pending"}
+        with LOCK:
+            PODS[(ns, meta["name"])] = doc
+            changed("ADDED", doc)
+        return self.send_json(code, doc)
+
+    def watch(self, ns, query):
+        """Streams pod events after the given resourceVersion, one JSON object a line."""
+        since = int(query.get("resourceVersion", ["0"])[0] or 0)
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+        deadline = time.time() + int(query.get("timeoutSeconds", ["60"])[0])
+        seen = since
+        try:
+            while time.time() < deadline:
+                with LOCK:
+                    CHANGED.wait_for(lambda: EVENTS and EVENTS[-1][0] > seen, timeout=1)
+                    fresh = [e for e in EVENTS if e[0] > seen]
+                for rv, kind, obj in fresh:
+                    seen = rv
+                    if ns is not None and obj["metadata"].get("namespace") != ns:
+                        continue
+                    data = json.dumps({"type": kind, "object": obj}).encode() + b"\n"
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                    self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+
+    def logs(self, query):
+        lines = [b"starting web\n", b"charging card 4111 1111 1111 1111 for order 7\n", b"done\n"]
+        if query.get("follow", ["false"])[0] != "true":
+            data = b"".join(lines)
             self.send_response(200)
             self.send_header("content-type", "text/plain")
             self.send_header("content-length", str(len(data)))
             self.end_headers()
             return self.wfile.write(data)
-        if sub in ("exec", "attach"):
-            if self.headers.get("upgrade", "").lower() != "websocket":
-                return self.send_json(400, status(400, "BadRequest", "upgrade to a WebSocket"))
-            return self.stream(sub, query)
-        return self.objects({name: found}, lambda n: (ns, n), name, "PodList", "pods", PODS)
+        self.send_response(200)
+        self.send_header("content-type", "text/plain")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        for line in lines:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = handle_any
 

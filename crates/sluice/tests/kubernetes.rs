@@ -437,3 +437,98 @@ fn bad_credentials_and_a_missing_api_server_get_clear_errors() {
         e["action"] == "kubernetes.upstream" && e["outcome"] == "failure"
     });
 }
+
+#[test]
+fn watch_apply_logs_cp_and_attach_pass_through() {
+    use std::io::{BufRead, BufReader, Write};
+    let api = StandinApiServer::start();
+    let gw = gateway(&api);
+    let token = gw.service_account("engineering");
+    let kubectl = Kubectl::through(&gw, "k8s", &token);
+    let dir = std::env::temp_dir().join(common::unique("kube-files"));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // A watch streams what happens while it is open.
+    let mut watch = kubectl
+        .command(&["get", "pods", "--watch-only", "-o", "name"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the watch to reach the API server", Duration::from_secs(20), || {
+        api.calls()
+            .iter()
+            .any(|c| c["query"].as_str().unwrap_or("").contains("watch=true"))
+            .then_some(())
+    });
+
+    // Client-side apply creates, then patches; server-side apply too.
+    let manifest = dir.join("applied.json");
+    let pod = |label: &str| {
+        format!(
+            r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "applied", "labels": {{"v": "{label}"}}}},
+            "spec": {{"containers": [{{"name": "main", "image": "busybox", "securityContext": {{"runAsNonRoot": true}}}}]}}}}"#
+        )
+    };
+    std::fs::write(&manifest, pod("1")).unwrap();
+    let path = manifest.to_str().unwrap();
+    assert!(kubectl.ok(&["apply", "--validate=false", "-f", path]).contains("pod/applied created"));
+    let mut line = String::new();
+    BufReader::new(watch.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "pod/applied");
+    let _ = watch.kill();
+    let _ = watch.wait();
+    std::fs::write(&manifest, pod("2")).unwrap();
+    assert!(kubectl.ok(&["apply", "--validate=false", "-f", path]).contains("pod/applied configured"));
+    let ssa = dir.join("ssa.json");
+    std::fs::write(&ssa, pod("3").replace("\"applied\"", "\"ssa\"")).unwrap();
+    let out = kubectl.ok(&["apply", "--server-side", "--validate=false", "-f", ssa.to_str().unwrap()]);
+    assert!(out.contains("pod/ssa serverside-applied"), "{out}");
+    let labels = kubectl.ok(&["get", "pod", "applied", "-o", "jsonpath={.metadata.labels.v}"]);
+    assert_eq!(labels, "2");
+
+    // Following logs streams them, masked.
+    let logs = kubectl.ok(&["logs", "-f", "web"]);
+    assert_eq!(logs.lines().count(), 3, "{logs}");
+    assert!(logs.contains("**** **** **** 1111"), "{logs}");
+
+    // kubectl cp runs tar in the pod, both ways.
+    let inside = dir.join("inside");
+    std::fs::create_dir_all(&inside).unwrap();
+    let local = dir.join("report.txt");
+    std::fs::write(&local, "quarterly numbers\n").unwrap();
+    let target = format!("default/web:{}/report.txt", inside.display());
+    kubectl.ok(&["cp", local.to_str().unwrap(), &target]);
+    assert_eq!(std::fs::read_to_string(inside.join("report.txt")).unwrap(), "quarterly numbers\n");
+    let back = dir.join("back.txt");
+    kubectl.ok(&["cp", &target, back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "quarterly numbers\n");
+
+    // attach joins the container's process (the stand-in starts a shell in its place).
+    let mut attach = kubectl
+        .command(&["attach", "-i", "web"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    attach.stdin.take().unwrap().write_all(b"echo attached-$((40+2))\n").unwrap();
+    let out = attach.wait_with_output().unwrap();
+    assert!(text(&out.stdout).contains("attached-42"), "{} {}", text(&out.stdout), text(&out.stderr));
+
+    // Port forwarding is a verb the rules see.
+    let out = kubectl.run(&["port-forward", "web", "18080:80"]);
+    assert!(!out.status.success());
+    let all = all_events(&gw);
+    assert!(
+        kinds(&all, "guard").iter().any(|e| e["rule"] == "no-port-forward"),
+        "{}",
+        text(&out.stderr)
+    );
+    let channels: Vec<&str> = kinds(&all, "channel")
+        .iter()
+        .map(|e| e["purpose"].as_str().unwrap())
+        .collect();
+    assert!(channels.contains(&"attach") && channels.contains(&"exec"), "{channels:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -145,6 +145,10 @@ pub const RULES: &str = "- name: no-node-delete
   action: deny
   reason: rm in a pod is not allowed
   match: { statements: [rm] }
+- name: no-port-forward
+  action: deny
+  reason: port forwarding is not allowed
+  match: { statements: [portforward] }
 - name: review-pod-delete
   action: review
   match: { statements: [delete], resources: [pods] }";
