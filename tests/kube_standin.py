@@ -9,8 +9,9 @@ use, and the tests first check it with kubectl directly:
                    follow=true streams it in chunks)
   nodes            list, get, delete
   secrets          get, list
-  exec, attach     WebSocket, subprotocols v5.channel.k8s.io and v4.channel.k8s.io, running a
-                   real process (under a pty with tty=true); attach starts `sh` in its place
+  exec, attach     WebSocket (subprotocols v5.channel.k8s.io, v4.channel.k8s.io) or SPDY/3.1
+                   (v4.channel.k8s.io), running a real process (under a pty with tty=true);
+                   attach starts `sh` in place of the container's process
   /standin/calls   every request received: method, path, and impersonation headers seen
 
 HTTPS only. `--dir DIR --token TOKEN`: writes a CA, the server's certificate (for 127.0.0.1)
@@ -35,7 +36,31 @@ import termios
 import threading
 import time
 import urllib.parse
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# The SPDY/3 header compression dictionary (draft-mbelshe-httpbis-spdy-00, 2.6.10.1): these
+# words, each after its length as 4 bytes, then the tail as is.
+_SPDY_WORDS = (
+    "options head post put delete trace accept accept-charset accept-encoding accept-language "
+    "accept-ranges age allow authorization cache-control connection content-base "
+    "content-encoding content-language content-length content-location content-md5 "
+    "content-range content-type date etag expect expires from host if-match "
+    "if-modified-since if-none-match if-range if-unmodified-since last-modified location "
+    "max-forwards pragma proxy-authenticate proxy-authorization range referer retry-after "
+    "server te trailer transfer-encoding upgrade user-agent vary via warning www-authenticate "
+    "method get status"
+).split() + ["200 OK", "version", "HTTP/1.1", "url", "public", "set-cookie", "keep-alive", "origin"]
+_SPDY_TAIL = (
+    "100101201202205206300302303304305306307402405406407408409410411412413414415416417502504505"
+    "203 Non-Authoritative Information204 No Content301 Moved Permanently400 Bad Request"
+    "401 Unauthorized403 Forbidden404 Not Found500 Internal Server Error501 Not Implemented"
+    "503 Service UnavailableJan Feb Mar Apr May Jun Jul Aug Sept Oct Nov Dec 00:00:00 "
+    "Mon, Tue, Wed, Thu, Fri, Sat, Sun, GMTchunked,text/html,image/png,image/jpg,image/gif,"
+    "application/xml,application/xhtml+xml,text/plain,text/javascript,publicprivatemax-age="
+    "gzip,deflate,sdchcharset=utf-8charset=iso-8859-1,utf-,*,enq=0."
+)
+SPDY_DICTIONARY = b"".join(len(w).to_bytes(4, "big") + w.encode() for w in _SPDY_WORDS) + _SPDY_TAIL.encode()
 
 LOCK = threading.Lock()
 CHANGED = threading.Condition(LOCK)
@@ -243,9 +268,12 @@ class Handler(BaseHTTPRequestHandler):
         if sub == "log":
             return self.logs(query)
         if sub in ("exec", "attach"):
-            if self.headers.get("upgrade", "").lower() != "websocket":
-                return self.send_json(400, status(400, "BadRequest", "upgrade to a WebSocket"))
-            return self.stream(sub, query)
+            upgrade = self.headers.get("upgrade", "").lower()
+            if upgrade == "websocket":
+                return self.stream(sub, query)
+            if upgrade == "spdy/3.1":
+                return self.spdy_stream(sub, query)
+            return self.send_json(400, status(400, "BadRequest", "upgrade to a WebSocket or SPDY/3.1"))
         if self.command == "PATCH":
             patch = json.loads(self.body() or b"{}")
             with LOCK:
@@ -442,6 +470,176 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
             except OSError:
                 pass
+
+    # ---- exec and attach over SPDY/3.1 --------------------------------------------------------
+
+    def spdy_stream(self, sub, query):
+        offered = [p.strip() for v in self.headers.get_all("x-stream-protocol-version", [])
+                   for p in v.split(",")]
+        if "v4.channel.k8s.io" not in offered:
+            return self.send_json(400, status(400, "BadRequest", f"unsupported protocols {offered}"))
+        self.send_response(101)
+        self.send_header("connection", "Upgrade")
+        self.send_header("upgrade", "SPDY/3.1")
+        self.send_header("x-stream-protocol-version", "v4.channel.k8s.io")
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        flag = lambda k: query.get(k, ["false"])[0] in ("true", "1")
+        tty, stdin = flag("tty"), flag("stdin")
+        wanted = {"error"} | ({"stdin"} if stdin else set()) | ({"stdout"} if flag("stdout") else set()) \
+            | ({"stderr"} if flag("stderr") and not tty else set()) | ({"resize"} if tty else set())
+        inflate = zlib.decompressobj(zdict=SPDY_DICTIONARY)
+        deflate = zlib.compressobj(zdict=SPDY_DICTIONARY)
+        wlock = threading.Lock()
+        streams = {}  # type -> id
+        by_id = {}
+        ready = threading.Event()
+        proc_box = {}
+        pending = []
+
+        def set_size(fd, size):
+            fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", size["Height"], size["Width"], 0, 0))
+
+        def to_stdin(payload, fin):
+            writer = proc_box.get("writer")
+            if payload and writer is not None:
+                try:
+                    os.write(writer, payload)
+                except OSError:
+                    pass
+            if fin and writer is not None and not tty:
+                os.close(writer)
+                proc_box["writer"] = None
+
+        def write(data):
+            with wlock:
+                try:
+                    self.wfile.write(data)
+                    self.wfile.flush()
+                except OSError:
+                    pass
+
+        def data_frame(stream_id, data, fin=False):
+            write(struct.pack(">IB", stream_id, 1 if fin else 0) + len(data).to_bytes(3, "big") + data)
+
+        def reader():
+            while True:
+                try:
+                    head = self.rfile.read(8)
+                except (OSError, ValueError):
+                    break
+                if len(head) < 8:
+                    break
+                length = int.from_bytes(head[5:8], "big")
+                payload = self.rfile.read(length)
+                if head[0] & 0x80:
+                    kind = struct.unpack(">H", head[2:4])[0]
+                    if kind == 1:  # SYN_STREAM
+                        sid = struct.unpack(">I", payload[0:4])[0] & 0x7FFFFFFF
+                        block = inflate.decompress(payload[10:])
+                        headers = {}
+                        n = struct.unpack(">I", block[0:4])[0]
+                        pos = 4
+                        for _ in range(n):
+                            ln = struct.unpack(">I", block[pos:pos + 4])[0]
+                            name = block[pos + 4:pos + 4 + ln].decode()
+                            pos += 4 + ln
+                            lv = struct.unpack(">I", block[pos:pos + 4])[0]
+                            value = block[pos + 4:pos + 4 + lv].decode()
+                            pos += 4 + lv
+                            headers[name] = value
+                        kind_name = headers.get("streamtype", "")
+                        streams[kind_name] = sid
+                        by_id[sid] = kind_name
+                        reply = deflate.compress(struct.pack(">I", 0)) + deflate.flush(zlib.Z_SYNC_FLUSH)
+                        body = struct.pack(">I", sid) + reply
+                        write(struct.pack(">HHB", 0x8003, 2, 0) + len(body).to_bytes(3, "big") + body)
+                        if wanted <= set(streams):
+                            ready.set()
+                    elif kind == 6:  # PING
+                        write(head + payload)
+                    elif kind == 7:  # GOAWAY
+                        break
+                    continue
+                sid = struct.unpack(">I", head[0:4])[0] & 0x7FFFFFFF
+                fin = head[4] & 1
+                kind_name = by_id.get(sid)
+                if kind_name == "stdin":
+                    with wlock:
+                        if "proc" not in proc_box:
+                            # Input that comes before the process starts waits for it.
+                            pending.append((payload, fin))
+                            continue
+                    to_stdin(payload, fin)
+                elif kind_name == "resize":
+                    for line in payload.split(b"\n"):
+                        if line.strip():
+                            # The size that comes before the terminal waits for it.
+                            with wlock:
+                                proc_box["size"] = json.loads(line)
+                                master = proc_box.get("master")
+                            if master is not None:
+                                set_size(master, proc_box["size"])
+            proc = proc_box.get("proc")
+            if proc is not None:
+                try:
+                    os.killpg(proc.pid, 9)
+                except OSError:
+                    pass
+            ready.set()
+
+        threading.Thread(target=reader, daemon=True).start()
+        ready.wait(30)
+        if not wanted <= set(streams):
+            return
+        command = query.get("command", []) if sub == "exec" else ["sh"]
+        env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TERM": "xterm"}
+        if tty:
+            master, slave = pty.openpty()
+            proc = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env=env,
+                                    start_new_session=True, cwd="/tmp",
+                                    preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+            os.close(slave)
+            with wlock:
+                proc_box.update(master=master, writer=master)
+                if "size" in proc_box:
+                    set_size(master, proc_box["size"])
+            outputs = [(master, streams["stdout"])]
+        else:
+            proc = subprocess.Popen(command, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                    start_new_session=True, cwd="/tmp")
+            proc_box["writer"] = proc.stdin.fileno() if stdin else None
+            outputs = [(proc.stdout.fileno(), streams.get("stdout")), (proc.stderr.fileno(), streams.get("stderr"))]
+        with wlock:
+            proc_box["proc"] = proc
+            waiting, pending[:] = list(pending), []
+        for payload, fin in waiting:
+            to_stdin(payload, fin)
+        open_fds = {fd: sid for fd, sid in outputs if sid is not None}
+        while open_fds:
+            ready_fds, _, _ = select.select(list(open_fds), [], [])
+            for fd in ready_fds:
+                try:
+                    data = os.read(fd, 32768)
+                except OSError:
+                    data = b""
+                if not data:
+                    open_fds.pop(fd)
+                    continue
+                data_frame(open_fds[fd], data)
+        code = proc.wait()
+        if code == 0:
+            result = {"metadata": {}, "status": "Success"}
+        else:
+            result = {"metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
+                      "message": f"command terminated with non-zero exit code: exit status {code}",
+                      "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+        data_frame(streams["error"], json.dumps(result).encode(), fin=True)
+        for name in ("stdout", "stderr"):
+            if name in streams:
+                data_frame(streams[name], b"", fin=True)
 
 
 def openssl(directory, *args):

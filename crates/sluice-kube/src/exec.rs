@@ -8,15 +8,15 @@
 //! Containment ends the stream with a `Status` on the error channel, which kubectl prints.
 
 use crate::status::stream_failure;
+use crate::stream::{exit_of, record_input, record_resize, Output};
 use crate::ws::{self, Frame, FrameError};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use serde_json::Value;
-use sluice_core::{ChannelIo, SessionEvent};
+use sluice_core::{Outcome, SessionEvent};
 use sluice_http::body::Exchange;
 use sluice_http::session::HttpSession;
-use sluice_mask::{MaskCounts, Masker};
-use sluice_pipeline::output::{StreamMasker, TextCarry};
+use sluice_mask::Masker;
+use sluice_pipeline::output::TextCarry;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -24,9 +24,9 @@ use tokio::sync::mpsc;
 use tracing::debug;
 
 /// Largest frame relayed (kubectl writes stdin in 32 KiB pieces).
-const MAX_FRAME: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_FRAME: usize = 16 * 1024 * 1024;
 /// How long output held back for masking waits for the rest of its line.
-const FLUSH_AFTER: Duration = Duration::from_millis(30);
+pub(crate) const FLUSH_AFTER: Duration = Duration::from_millis(30);
 
 /// The channels of the protocol.
 const STDIN: u8 = 0;
@@ -106,10 +106,20 @@ impl ExecStream {
                         }
                     }
                     Some(Seen::Client(end)) => {
-                        if let Err(e) = end {
-                            debug!(error = %e, "exec client side ended with an error");
+                        match end {
+                            // A broken frame: the client is told (1002, protocol error) and
+                            // the stream ends; nothing else is affected.
+                            Err(e @ (FrameError::Reserved | FrameError::TooLarge(_))) => {
+                                let reason = format!("sluice: {e}");
+                                let mut payload = 1002u16.to_be_bytes().to_vec();
+                                payload.extend_from_slice(reason.as_bytes());
+                                send(&mut client_w, &Frame::new(ws::CLOSE, payload), &mut client_open, &mut down).await;
+                                session.audit("kubernetes.stream", Outcome::Failure, Some(e.to_string()));
+                                self.exchange.record.error = Some(e.to_string());
+                            }
+                            Err(e) => debug!(error = %e, "exec client side ended with an error"),
+                            Ok(_) => {}
                         }
-                        client_open = false;
                         break;
                     }
                     Some(Seen::Service(Ok(Some(frame)))) => {
@@ -126,7 +136,7 @@ impl ExecStream {
                         }
                         let frame = match channel {
                             STDOUT | STDERR => {
-                                let data = out.push(channel, &frame.payload[1..], &session);
+                                let data = out.push(channel == STDERR, &frame.payload[1..], &session);
                                 match self.mask_client {
                                     true => with_channel(channel, data),
                                     false => frame,
@@ -147,9 +157,9 @@ impl ExecStream {
                     None => break,
                 },
                 () = flush => {
-                    for (channel, data) in out.flush(&session) {
+                    for (stderr, data) in out.flush(&session) {
                         if self.mask_client {
-                            let frame = with_channel(channel, data);
+                            let frame = with_channel(channel_of(stderr), data);
                             send(&mut client_w, &frame, &mut client_open, &mut down).await;
                         }
                     }
@@ -172,12 +182,24 @@ impl ExecStream {
                 break;
             }
         }
-        for (channel, data) in out.flush(&session) {
+        for (stderr, data) in out.flush(&session) {
             if self.mask_client && client_open {
-                let frame = with_channel(channel, data);
+                let frame = with_channel(channel_of(stderr), data);
                 send(&mut client_w, &frame, &mut client_open, &mut down).await;
             }
         }
+        self.finish(&out, exit, up, down);
+    }
+
+    /// Records the end of the stream: masking counts, the exit, the bytes each way.
+    pub(crate) fn finish(
+        &mut self,
+        out: &Output,
+        exit: Option<(Option<u32>, Option<String>)>,
+        up: u64,
+        down: u64,
+    ) {
+        let session = &self.exchange.session;
         if let Some(m) = &self.masker {
             session.add_masked(out.masked(m.custom_names()));
         }
@@ -204,36 +226,20 @@ impl ExecStream {
         }
         match frame.payload[0] {
             STDIN if frame.payload.len() > 1 => {
-                let mut data = frame.payload[1..].to_vec();
-                if let Some(m) = &self.masker {
-                    m.mask(&mut data, &mut MaskCounts::default());
-                }
-                let (data, base64) = input.encode(&data);
-                session.record(&SessionEvent::Io(Box::new(ChannelIo {
-                    channel: self.channel,
-                    stream: "in".into(),
-                    data,
-                    base64,
-                })));
+                let masker = self.masker.as_deref();
+                record_input(session, self.channel, masker, input, &frame.payload[1..]);
             }
-            RESIZE => {
-                if let Ok(v) = serde_json::from_slice::<Value>(&frame.payload[1..]) {
-                    let size = |k: &str| {
-                        v.get(k)
-                            .and_then(Value::as_u64)
-                            .and_then(|n| u32::try_from(n).ok())
-                    };
-                    if let (Some(cols), Some(rows)) = (size("Width"), size("Height")) {
-                        session.record(&SessionEvent::Resize {
-                            channel: self.channel,
-                            cols,
-                            rows,
-                        });
-                    }
-                }
-            }
+            RESIZE => record_resize(session, self.channel, &frame.payload[1..]),
             _ => {}
         }
+    }
+}
+
+/// The channel of stdout or stderr.
+fn channel_of(stderr: bool) -> u8 {
+    match stderr {
+        true => STDERR,
+        false => STDOUT,
     }
 }
 
@@ -273,99 +279,4 @@ fn with_channel(channel: u8, data: Vec<u8>) -> Frame {
     payload.push(channel);
     payload.extend_from_slice(&data);
     Frame::new(ws::BINARY, payload)
-}
-
-/// The exit code (or failure) in a status on the error channel: `Success` is 0, a
-/// `NonZeroExitCode` carries its code as the `ExitCode` cause.
-fn exit_of(data: &[u8]) -> (Option<u32>, Option<String>) {
-    let Ok(v) = serde_json::from_slice::<Value>(data) else {
-        return (None, None);
-    };
-    if v.get("status").and_then(Value::as_str) == Some("Success") {
-        return (Some(0), None);
-    }
-    let code = v
-        .pointer("/details/causes")
-        .and_then(Value::as_array)
-        .and_then(|causes| {
-            causes
-                .iter()
-                .find(|c| c.get("reason").and_then(Value::as_str) == Some("ExitCode"))
-        })
-        .and_then(|c| c.get("message")?.as_str()?.parse().ok());
-    (code, None)
-}
-
-/// The service's stdout and stderr, masked as they stream and recorded.
-struct Output {
-    maskers: Option<[StreamMasker; 2]>,
-    text: [TextCarry; 2],
-    channel: u32,
-}
-
-impl Output {
-    fn new(masker: Option<Arc<Masker>>, channel: u32) -> Output {
-        Output {
-            maskers: masker.map(|m| [StreamMasker::new(m.clone()), StreamMasker::new(m)]),
-            text: [TextCarry::default(), TextCarry::default()],
-            channel,
-        }
-    }
-
-    /// What was masked, by detector.
-    fn masked(&self, custom: &[String]) -> std::collections::BTreeMap<String, u64> {
-        let mut all = std::collections::BTreeMap::new();
-        for m in self.maskers.iter().flatten() {
-            for (k, v) in m.counts.by_name(custom) {
-                *all.entry(k).or_default() += v;
-            }
-        }
-        all
-    }
-
-    fn holding(&self) -> bool {
-        self.maskers
-            .as_ref()
-            .is_some_and(|m| m.iter().any(StreamMasker::holding))
-    }
-
-    /// Masks `data` of `channel` (stdout or stderr), records it, returns what may go on.
-    fn push(&mut self, channel: u8, data: &[u8], session: &HttpSession) -> Vec<u8> {
-        let i = usize::from(channel == STDERR);
-        let out = match &mut self.maskers {
-            Some(m) => m[i].push(data),
-            None => data.to_vec(),
-        };
-        self.record(i, &out, session);
-        out
-    }
-
-    /// What was held back, masked and recorded, by channel.
-    fn flush(&mut self, session: &HttpSession) -> Vec<(u8, Vec<u8>)> {
-        let mut out = Vec::new();
-        if let Some(m) = &mut self.maskers {
-            for (i, channel) in [(0, STDOUT), (1, STDERR)] {
-                if m[i].holding() {
-                    out.push((channel, m[i].flush()));
-                }
-            }
-        }
-        for (channel, data) in &out {
-            self.record(usize::from(*channel == STDERR), data, session);
-        }
-        out
-    }
-
-    fn record(&mut self, i: usize, data: &[u8], session: &HttpSession) {
-        if data.is_empty() {
-            return;
-        }
-        let (text, base64) = self.text[i].encode(data);
-        session.record(&SessionEvent::Io(Box::new(ChannelIo {
-            channel: self.channel,
-            stream: ["out", "err"][i].into(),
-            data: text,
-            base64,
-        })));
-    }
 }

@@ -21,7 +21,7 @@
 //! - [`secret`]: Secret data out of recordings.
 //! - [`guard`]: the facts the rules see, and the verdict (held requests wait for it).
 //! - [`proxy`]: one request from credential to answer.
-//! - [`exec`], [`ws`]: exec and attach streams.
+//! - [`exec`] (over [`ws`]) and [`spdy`]: exec and attach streams.
 //! - [`status`]: answers as `metav1.Status`.
 
 pub mod exec;
@@ -30,7 +30,9 @@ pub mod pod;
 pub mod proxy;
 pub mod request;
 pub mod secret;
+pub mod spdy;
 pub mod status;
+mod stream;
 pub mod ws;
 
 use sluice_core::Protocol;

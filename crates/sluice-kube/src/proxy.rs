@@ -11,7 +11,7 @@ use crate::{pod, secret, status, KubeProxy};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, UPGRADE};
+use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, UPGRADE};
 use hyper::{Request, Response, StatusCode};
 use serde_json::Value;
 use sluice_core::{ChannelStart, HttpExchange, Outcome, Pty, Secret, SessionEvent};
@@ -78,10 +78,10 @@ impl KubeProxy {
         let info = RequestInfo::parse(req.method().as_str(), &path, query.as_deref());
         let upgrade = req.headers().contains_key(UPGRADE);
         let websocket = headers::is_websocket(req.headers());
-        // kubectl before 1.30 streams over SPDY, which the gateway does not read; it is
-        // refused after the guard, so that a denial still reads as one.
+        // kubectl before 1.30 streams exec, attach and port-forward over SPDY/3.1.
         let spdy = info.is_connect() && upgrade && !websocket;
-        let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
+        let upgrade_to = req.headers().get(UPGRADE).cloned();
+        let client_upgrade = (websocket || spdy).then(|| hyper::upgrade::on(&mut req));
         let (parts, incoming) = req.into_parts();
         let path_and_query = match &query {
             Some(q) => format!("{path}?{q}"),
@@ -160,12 +160,6 @@ impl KubeProxy {
                 return status::error(StatusCode::SERVICE_UNAVAILABLE, &message)
             }
         };
-        if spdy {
-            return status::error(
-                StatusCode::BAD_REQUEST,
-                "sluice: exec, attach and port-forward go through the gateway over WebSocket only; use kubectl 1.30 or later (SPDY is refused)",
-            );
-        }
         let mask_client = masker.as_ref().is_some_and(|m| m.mask_client());
         let mut out = to_service(&parts, &path_and_query);
         out.headers = headers::toward_service(
@@ -178,6 +172,11 @@ impl KubeProxy {
             mask_client,
         );
         credentials(&mut out.headers, &session, secret.as_ref());
+        if let (true, Some(to)) = (spdy, &upgrade_to) {
+            out.headers
+                .insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+            out.headers.insert(UPGRADE, to.clone());
+        }
         let cap = usize::try_from(
             matched
                 .connection
@@ -241,7 +240,15 @@ impl KubeProxy {
             let service = hyper::upgrade::on(&mut answer);
             let mut r = Response::new(empty());
             *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-            *r.headers_mut() = headers::toward_client(answer.headers(), true);
+            *r.headers_mut() = headers::toward_client(answer.headers(), !spdy);
+            if spdy {
+                let to = answer.headers().get(UPGRADE).cloned();
+                r.headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+                if let Some(to) = to {
+                    r.headers_mut().insert(UPGRADE, to);
+                }
+            }
             exchange.record.websocket = true;
             if matches!(facts.info.subresource.as_str(), "exec" | "attach")
                 && facts.info.is_connect()
@@ -262,13 +269,29 @@ impl KubeProxy {
                     }),
                 })));
                 info!(pod = %facts.info.name, "exec stream opened");
-                ExecStream {
+                let stream = ExecStream {
                     exchange,
                     channel,
                     masker,
                     mask_client,
+                };
+                match spdy {
+                    false => stream.relay(client, service),
+                    true => {
+                        let flag = |k: &str| {
+                            crate::request::query_values(query.as_deref(), k)
+                                .iter()
+                                .any(|v| matches!(v.as_str(), "true" | "1"))
+                        };
+                        let order = crate::spdy::expected(
+                            flag("stdin"),
+                            flag("stdout"),
+                            flag("stderr"),
+                            tty,
+                        );
+                        stream.relay_spdy(client, service, order);
+                    }
                 }
-                .relay(client, service);
             } else {
                 // Port forwarding: relayed and counted, not read.
                 sluice_http::websocket::relay(client, service, exchange);

@@ -164,6 +164,8 @@ pub struct Kubectl {
     pub kubeconfig: PathBuf,
     home: PathBuf,
     token: String,
+    /// Stream exec and attach over SPDY/3.1, as kubectl before 1.30 does.
+    pub spdy: bool,
 }
 
 impl Kubectl {
@@ -190,6 +192,7 @@ impl Kubectl {
             kubeconfig,
             home,
             token: token.to_string(),
+            spdy: false,
         }
     }
 
@@ -201,6 +204,7 @@ impl Kubectl {
             kubeconfig: api.direct_kubeconfig(),
             home,
             token: String::new(),
+            spdy: false,
         }
     }
 
@@ -215,6 +219,9 @@ impl Kubectl {
             .env("HOME", &self.home)
             .env("SLUICE_TOKEN", &self.token)
             .env_remove("SLUICE_ADDR");
+        if self.spdy {
+            c.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false");
+        }
         c
     }
 
@@ -237,10 +244,11 @@ impl Kubectl {
     /// The shell command line running kubectl with ARGS (for a terminal).
     pub fn shell_line(&self, args: &str) -> String {
         format!(
-            "env KUBECONFIG={} HOME={} SLUICE_TOKEN={} kubectl {args}",
+            "env KUBECONFIG={} HOME={} SLUICE_TOKEN={} KUBECTL_REMOTE_COMMAND_WEBSOCKETS={} kubectl {args}",
             self.kubeconfig.display(),
             self.home.display(),
-            self.token
+            self.token,
+            !self.spdy
         )
     }
 }
