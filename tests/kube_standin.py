@@ -12,6 +12,8 @@ use, and the tests first check it with kubectl directly:
   exec, attach     WebSocket (subprotocols v5.channel.k8s.io, v4.channel.k8s.io) or SPDY/3.1
                    (v4.channel.k8s.io), running a real process (under a pty with tty=true);
                    attach starts `sh` in place of the container's process
+  port-forward     SPDY/3.1 (portforward.k8s.io), or SPDY in a WebSocket
+                   (SPDY/3.1+portforward.k8s.io); the pod's port P is 127.0.0.1:P here
   /standin/calls   every request received: method, path, and impersonation headers seen
 
 HTTPS only. `--dir DIR --token TOKEN`: writes a CA, the server's certificate (for 127.0.0.1)
@@ -28,6 +30,7 @@ import json
 import os
 import pty
 import select
+import socket
 import ssl
 import struct
 import subprocess
@@ -267,6 +270,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(404, status(404, "NotFound", f'pods "{name}" not found'))
         if sub == "log":
             return self.logs(query)
+        if sub == "portforward":
+            return self.port_forward()
         if sub in ("exec", "attach"):
             upgrade = self.headers.get("upgrade", "").lower()
             if upgrade == "websocket":
@@ -471,30 +476,38 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
 
-    # ---- exec and attach over SPDY/3.1 --------------------------------------------------------
+    # ---- SPDY/3.1: exec and attach, port forwarding ----------------------------------------
 
-    def spdy_stream(self, sub, query):
-        offered = [p.strip() for v in self.headers.get_all("x-stream-protocol-version", [])
-                   for p in v.split(",")]
-        if "v4.channel.k8s.io" not in offered:
-            return self.send_json(400, status(400, "BadRequest", f"unsupported protocols {offered}"))
+    def spdy_upgrade(self, protocol):
+        """Answers 101 to SPDY/3.1 with `protocol`; the SPDY connection over the socket."""
         self.send_response(101)
         self.send_header("connection", "Upgrade")
         self.send_header("upgrade", "SPDY/3.1")
-        self.send_header("x-stream-protocol-version", "v4.channel.k8s.io")
+        self.send_header("x-stream-protocol-version", protocol)
         self.end_headers()
         self.wfile.flush()
         self.close_connection = True
+        return SpdyConn(self.rfile.read, self.raw_write)
+
+    def raw_write(self, data):
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    def offered_protocols(self):
+        return [p.strip() for v in self.headers.get_all("x-stream-protocol-version", []) for p in v.split(",")]
+
+    def spdy_stream(self, sub, query):
+        if "v4.channel.k8s.io" not in self.offered_protocols():
+            return self.send_json(400, status(400, "BadRequest", f"unsupported protocols {self.offered_protocols()}"))
+        conn = self.spdy_upgrade("v4.channel.k8s.io")
         flag = lambda k: query.get(k, ["false"])[0] in ("true", "1")
         tty, stdin = flag("tty"), flag("stdin")
         wanted = {"error"} | ({"stdin"} if stdin else set()) | ({"stdout"} if flag("stdout") else set()) \
             | ({"stderr"} if flag("stderr") and not tty else set()) | ({"resize"} if tty else set())
-        inflate = zlib.decompressobj(zdict=SPDY_DICTIONARY)
-        deflate = zlib.compressobj(zdict=SPDY_DICTIONARY)
-        wlock = threading.Lock()
         streams = {}  # type -> id
         by_id = {}
         ready = threading.Event()
+        lock = threading.Lock()
         proc_box = {}
         pending = []
 
@@ -512,75 +525,34 @@ class Handler(BaseHTTPRequestHandler):
                 os.close(writer)
                 proc_box["writer"] = None
 
-        def write(data):
-            with wlock:
-                try:
-                    self.wfile.write(data)
-                    self.wfile.flush()
-                except OSError:
-                    pass
-
-        def data_frame(stream_id, data, fin=False):
-            write(struct.pack(">IB", stream_id, 1 if fin else 0) + len(data).to_bytes(3, "big") + data)
-
         def reader():
-            while True:
-                try:
-                    head = self.rfile.read(8)
-                except (OSError, ValueError):
-                    break
-                if len(head) < 8:
-                    break
-                length = int.from_bytes(head[5:8], "big")
-                payload = self.rfile.read(length)
-                if head[0] & 0x80:
-                    kind = struct.unpack(">H", head[2:4])[0]
-                    if kind == 1:  # SYN_STREAM
-                        sid = struct.unpack(">I", payload[0:4])[0] & 0x7FFFFFFF
-                        block = inflate.decompress(payload[10:])
-                        headers = {}
-                        n = struct.unpack(">I", block[0:4])[0]
-                        pos = 4
-                        for _ in range(n):
-                            ln = struct.unpack(">I", block[pos:pos + 4])[0]
-                            name = block[pos + 4:pos + 4 + ln].decode()
-                            pos += 4 + ln
-                            lv = struct.unpack(">I", block[pos:pos + 4])[0]
-                            value = block[pos + 4:pos + 4 + lv].decode()
-                            pos += 4 + lv
-                            headers[name] = value
-                        kind_name = headers.get("streamtype", "")
-                        streams[kind_name] = sid
-                        by_id[sid] = kind_name
-                        reply = deflate.compress(struct.pack(">I", 0)) + deflate.flush(zlib.Z_SYNC_FLUSH)
-                        body = struct.pack(">I", sid) + reply
-                        write(struct.pack(">HHB", 0x8003, 2, 0) + len(body).to_bytes(3, "big") + body)
-                        if wanted <= set(streams):
-                            ready.set()
-                    elif kind == 6:  # PING
-                        write(head + payload)
-                    elif kind == 7:  # GOAWAY
-                        break
-                    continue
-                sid = struct.unpack(">I", head[0:4])[0] & 0x7FFFFFFF
-                fin = head[4] & 1
-                kind_name = by_id.get(sid)
-                if kind_name == "stdin":
-                    with wlock:
-                        if "proc" not in proc_box:
-                            # Input that comes before the process starts waits for it.
-                            pending.append((payload, fin))
-                            continue
-                    to_stdin(payload, fin)
-                elif kind_name == "resize":
-                    for line in payload.split(b"\n"):
-                        if line.strip():
-                            # The size that comes before the terminal waits for it.
-                            with wlock:
-                                proc_box["size"] = json.loads(line)
-                                master = proc_box.get("master")
-                            if master is not None:
-                                set_size(master, proc_box["size"])
+            for frame in conn.frames():
+                if frame[0] == "syn":
+                    _, sid, headers = frame
+                    streams[headers.get("streamtype", "")] = sid
+                    by_id[sid] = headers.get("streamtype", "")
+                    conn.reply(sid)
+                    if wanted <= set(streams):
+                        ready.set()
+                elif frame[0] == "data":
+                    _, sid, fin, payload = frame
+                    kind_name = by_id.get(sid)
+                    if kind_name == "stdin":
+                        with lock:
+                            if "proc" not in proc_box:
+                                # Input that comes before the process starts waits for it.
+                                pending.append((payload, fin))
+                                continue
+                        to_stdin(payload, fin)
+                    elif kind_name == "resize":
+                        for line in payload.split(b"\n"):
+                            if line.strip():
+                                # The size that comes before the terminal waits for it.
+                                with lock:
+                                    proc_box["size"] = json.loads(line)
+                                    master = proc_box.get("master")
+                                if master is not None:
+                                    set_size(master, proc_box["size"])
             proc = proc_box.get("proc")
             if proc is not None:
                 try:
@@ -601,7 +573,7 @@ class Handler(BaseHTTPRequestHandler):
                                     start_new_session=True, cwd="/tmp",
                                     preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
             os.close(slave)
-            with wlock:
+            with lock:
                 proc_box.update(master=master, writer=master)
                 if "size" in proc_box:
                     set_size(master, proc_box["size"])
@@ -612,7 +584,7 @@ class Handler(BaseHTTPRequestHandler):
                                     start_new_session=True, cwd="/tmp")
             proc_box["writer"] = proc.stdin.fileno() if stdin else None
             outputs = [(proc.stdout.fileno(), streams.get("stdout")), (proc.stderr.fileno(), streams.get("stderr"))]
-        with wlock:
+        with lock:
             proc_box["proc"] = proc
             waiting, pending[:] = list(pending), []
         for payload, fin in waiting:
@@ -628,7 +600,7 @@ class Handler(BaseHTTPRequestHandler):
                 if not data:
                     open_fds.pop(fd)
                     continue
-                data_frame(open_fds[fd], data)
+                conn.data(open_fds[fd], data)
         code = proc.wait()
         if code == 0:
             result = {"metadata": {}, "status": "Success"}
@@ -636,11 +608,161 @@ class Handler(BaseHTTPRequestHandler):
             result = {"metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
                       "message": f"command terminated with non-zero exit code: exit status {code}",
                       "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
-        data_frame(streams["error"], json.dumps(result).encode(), fin=True)
+        conn.data(streams["error"], json.dumps(result).encode(), fin=True)
         for name in ("stdout", "stderr"):
             if name in streams:
-                data_frame(streams[name], b"", fin=True)
+                conn.data(streams[name], b"", fin=True)
 
+    def port_forward(self):
+        """Port forwarding: over SPDY/3.1, or SPDY tunneled in a WebSocket (kubectl 1.31 and
+        later). Port P of the pod is 127.0.0.1:P of this machine."""
+        upgrade = self.headers.get("upgrade", "").lower()
+        if upgrade == "websocket":
+            offered = [p.strip() for p in self.headers.get("sec-websocket-protocol", "").split(",")]
+            proto = "SPDY/3.1+portforward.k8s.io"
+            if proto not in offered:
+                return self.send_json(400, status(400, "BadRequest", f"unsupported subprotocols {offered}"))
+            key = self.headers["sec-websocket-key"]
+            accept = base64.b64encode(
+                hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+            self.send_response(101)
+            self.send_header("upgrade", "websocket")
+            self.send_header("connection", "Upgrade")
+            self.send_header("sec-websocket-accept", accept)
+            self.send_header("sec-websocket-protocol", proto)
+            self.end_headers()
+            self.wfile.flush()
+            self.close_connection = True
+            tunnel = WsBytes(self.rfile, self.raw_write)
+            conn = SpdyConn(tunnel.read, tunnel.write)
+        elif upgrade == "spdy/3.1" and "portforward.k8s.io" in self.offered_protocols():
+            conn = self.spdy_upgrade("portforward.k8s.io")
+        else:
+            return self.send_json(400, status(400, "BadRequest", "upgrade to SPDY/3.1 or a WebSocket"))
+        sockets = {}
+
+        def pump(sock, sid):
+            while True:
+                try:
+                    data = sock.recv(32768)
+                except OSError:
+                    data = b""
+                if not data:
+                    conn.data(sid, b"", fin=True)
+                    return
+                conn.data(sid, data)
+
+        for frame in conn.frames():
+            if frame[0] == "syn":
+                _, sid, headers = frame
+                conn.reply(sid)
+                if headers.get("streamtype") == "data":
+                    sock = socket.create_connection(("127.0.0.1", int(headers["port"])))
+                    sockets[sid] = sock
+                    threading.Thread(target=pump, args=(sock, sid), daemon=True).start()
+            elif frame[0] == "data":
+                _, sid, fin, payload = frame
+                sock = sockets.get(sid)
+                if sock is not None:
+                    if payload:
+                        sock.sendall(payload)
+                    if fin:
+                        sock.shutdown(socket.SHUT_WR)
+        for sock in sockets.values():
+            sock.close()
+
+
+class WsBytes:
+    """A byte stream carried in WebSocket binary messages (server side)."""
+
+    def __init__(self, rfile, write):
+        self.rfile, self.raw_write, self.buf = rfile, write, b""
+        self.lock = threading.Lock()
+
+    def read(self, n):
+        while len(self.buf) < n:
+            head = self.rfile.read(2)
+            if len(head) < 2:
+                return b""
+            opcode, length = head[0] & 0x0F, head[1] & 0x7F
+            if length == 126:
+                length = struct.unpack(">H", self.rfile.read(2))[0]
+            elif length == 127:
+                length = struct.unpack(">Q", self.rfile.read(8))[0]
+            mask = self.rfile.read(4) if head[1] & 0x80 else b"\0\0\0\0"
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(self.rfile.read(length)))
+            if opcode == 8:
+                return b""
+            if opcode in (0, 2):
+                self.buf += payload
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def write(self, data):
+        n = len(data)
+        head = bytes([0x82, n]) if n < 126 else (
+            bytes([0x82, 126]) + struct.pack(">H", n) if n < 65536 else bytes([0x82, 127]) + struct.pack(">Q", n))
+        with self.lock:
+            self.raw_write(head + data)
+
+
+class SpdyConn:
+    """The server side of a SPDY/3.1 connection over `read(n)` and `write(bytes)`."""
+
+    def __init__(self, read, write):
+        self.read, self.raw_write = read, write
+        self.inflate = zlib.decompressobj(zdict=SPDY_DICTIONARY)
+        self.deflate = zlib.compressobj(zdict=SPDY_DICTIONARY)
+        self.lock = threading.Lock()
+
+    def write(self, data):
+        with self.lock:
+            try:
+                self.raw_write(data)
+            except OSError:
+                pass
+
+    def frames(self):
+        """Yields ("syn", id, headers) and ("data", id, fin, bytes) until the connection ends;
+        answers pings on the way."""
+        while True:
+            try:
+                head = self.read(8)
+                if len(head) < 8:
+                    return
+                payload = self.read(int.from_bytes(head[5:8], "big"))
+            except (OSError, ValueError):
+                return
+            if not head[0] & 0x80:
+                sid = struct.unpack(">I", head[0:4])[0] & 0x7FFFFFFF
+                yield ("data", sid, head[4] & 1, payload)
+                continue
+            kind = struct.unpack(">H", head[2:4])[0]
+            if kind == 1:  # SYN_STREAM
+                sid = struct.unpack(">I", payload[0:4])[0] & 0x7FFFFFFF
+                block = self.inflate.decompress(payload[10:])
+                headers, pos = {}, 4
+                for _ in range(struct.unpack(">I", block[0:4])[0]):
+                    ln = struct.unpack(">I", block[pos:pos + 4])[0]
+                    name = block[pos + 4:pos + 4 + ln].decode()
+                    pos += 4 + ln
+                    lv = struct.unpack(">I", block[pos:pos + 4])[0]
+                    headers[name] = block[pos + 4:pos + 4 + lv].decode()
+                    pos += 4 + lv
+                yield ("syn", sid, headers)
+            elif kind == 6:  # PING
+                self.write(head + payload)
+            elif kind == 7:  # GOAWAY
+                return
+
+    def reply(self, sid):
+        with self.lock:
+            block = self.deflate.compress(struct.pack(">I", 0)) + self.deflate.flush(zlib.Z_SYNC_FLUSH)
+        body = struct.pack(">I", sid) + block
+        self.write(struct.pack(">HHB", 0x8003, 2, 0) + len(body).to_bytes(3, "big") + body)
+
+    def data(self, sid, data, fin=False):
+        self.write(struct.pack(">IB", sid, 1 if fin else 0) + len(data).to_bytes(3, "big") + data)
 
 def openssl(directory, *args):
     subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)

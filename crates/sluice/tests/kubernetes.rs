@@ -721,3 +721,133 @@ fn older_kubectl_over_spdy_is_recorded_masked_and_killable() {
         .iter()
         .any(|e| e["cols"] == 120 && e["rows"] == 30));
 }
+
+#[test]
+fn a_cluster_behind_an_agent_works_the_same() {
+    let api = StandinApiServer::start();
+    std::env::set_var("SLUICE_TEST_KUBE_TOKEN", common::kube::STANDIN_TOKEN);
+    let config = common::kube::config(&api, common::kube::RULES).replace(
+        "grants:\n",
+        &format!(
+            "  - name: k8s-edge\n    type: kubernetes\n    host: 127.0.0.1\n    port: {}\n    via: edge\n    password_env: SLUICE_TEST_KUBE_TOKEN\n    kubernetes: {{ ca_file: {} }}\n    masking: {{ detectors: [card_number] }}\ngrants:\n  - group: engineering\n    connection: k8s-edge\n",
+            api.port, api.ca
+        ),
+    );
+    let gw = Gateway::start(&config);
+    let enroll = gw.cli_ok(&["agents", "add", "edge"]).trim().to_string();
+    let state = std::env::temp_dir().join(common::unique("sluice-agent-state"));
+    let mut agent = common::private_net::AgentProc::start(
+        None,
+        &[&gw],
+        &state,
+        &[format!("127.0.0.1:{}", api.port)],
+        &["--token", &enroll],
+    );
+    agent.wait_up(1);
+    let token = gw.service_account("engineering");
+    let kubectl = Kubectl::through(&gw, "k8s-edge", &token);
+    assert!(kubectl.ok(&["get", "pods"]).contains("web"));
+    let out = kubectl.run(&["exec", "web", "--", "echo", "card", "4111111111111111"]);
+    assert_eq!(
+        text(&out.stdout),
+        "card ************1111\n",
+        "{}",
+        text(&out.stderr)
+    );
+    let (id, _) = wait_for(
+        "the exec through the agent",
+        Duration::from_secs(20),
+        || exec_sessions(&gw).into_iter().next(),
+    );
+    let start = gw
+        .events(&id)
+        .into_iter()
+        .find(|e| e["kind"] == "start")
+        .unwrap();
+    assert_eq!(
+        start["target"],
+        format!("https://127.0.0.1:{} via agent edge", api.port)
+    );
+    agent.kill();
+}
+
+/// Runs `kubectl port-forward web :PORT` (`spdy`: plain SPDY instead of SPDY in a
+/// WebSocket) and fetches `/version` of the stand-in through it; the answer's status line.
+fn forwarded_fetch(kubectl: &Kubectl, api: &StandinApiServer, spdy: bool) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut cmd = kubectl.command(&["port-forward", "web", &format!(":{}", api.port)]);
+    if spdy {
+        cmd.env("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false");
+    }
+    let mut pf = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    // Kept open until the end: kubectl dies of SIGPIPE on its next line otherwise.
+    let mut output = BufReader::new(pf.stdout.take().unwrap());
+    output.read_line(&mut line).unwrap();
+    // "Forwarding from 127.0.0.1:LOCAL -> PORT"
+    let local = line
+        .split_whitespace()
+        .nth(2)
+        .and_then(|a| a.rsplit(':').next())
+        .unwrap_or_else(|| panic!("unexpected port-forward output: {line}"))
+        .to_string();
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "30",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+            &api.ca,
+        ])
+        .arg(format!("https://127.0.0.1:{local}/version"))
+        .output()
+        .unwrap();
+    let _ = pf.kill();
+    let _ = pf.wait();
+    drop(output);
+    text(&out.stdout)
+}
+
+#[test]
+fn port_forwarding_is_relayed_and_counted() {
+    let api = StandinApiServer::start();
+    let gw = gateway(&api);
+    let token = gw.service_account("engineering");
+    // On `k8s-cert` no rule stops port forwarding (on `k8s` one does).
+    let kubectl = Kubectl::through(&gw, "k8s-cert", &token);
+    // The stand-in answers 401 to a request without credentials: it was reached.
+    assert_eq!(forwarded_fetch(&kubectl, &api, false), "401");
+    assert_eq!(forwarded_fetch(&kubectl, &api, true), "401");
+    let all = wait_for("both forwards recorded", Duration::from_secs(20), || {
+        let all = all_events(&gw);
+        let forwards = kinds(&all, "http")
+            .iter()
+            .filter(|e| {
+                e["path"].as_str().unwrap_or("").contains("/portforward") && e["websocket"] == true
+            })
+            .count();
+        (forwards == 2).then_some(all)
+    });
+    for e in kinds(&all, "http") {
+        if e["path"].as_str().unwrap_or("").contains("/portforward") {
+            assert!(e["request_bytes"].as_u64().unwrap() > 0, "{e}");
+            assert!(e["response_bytes"].as_u64().unwrap() > 0, "{e}");
+        }
+    }
+    let queries: Vec<&str> = kinds(&all, "query")
+        .iter()
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        queries.contains(&"portforward pods web -n default"),
+        "{queries:?}"
+    );
+}
