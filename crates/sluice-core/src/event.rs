@@ -245,6 +245,32 @@ pub struct HttpExchange {
     pub error: Option<String>,
     /// Microseconds from forwarding the request to the end of the response.
     pub duration_us: i64,
+    /// What a Kubernetes API request was about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubeRequest>,
+}
+
+/// A Kubernetes API request as the API server reads it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KubeRequest {
+    /// `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, `deletecollection`
+    /// (the method in lower case for non-resource requests).
+    pub verb: String,
+    /// API group (`""` for the core group).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group: String,
+    /// Resource (`pods`); empty for non-resource requests such as discovery.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub resource: String,
+    /// Subresource (`exec`, `log`, `status`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subresource: String,
+    /// Namespace.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    /// Object name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
 }
 
 /// A statement sent by the client.

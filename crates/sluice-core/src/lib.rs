@@ -28,7 +28,7 @@ pub use connection::{
     Protocol, SshOptions, TargetCredential,
 };
 pub use event::{
-    ChannelIo, ChannelStart, EndReason, FileOp, HttpExchange, Pty, Query, QueryResult,
+    ChannelIo, ChannelStart, EndReason, FileOp, HttpExchange, KubeRequest, Pty, Query, QueryResult,
     SessionEvent, StatementError, StatementOutcome,
 };
 pub use fault::Fault;

@@ -196,6 +196,7 @@ impl KubeProxy {
                     .and_then(|m| m.mask_str(&path_and_query, &mut MaskCounts::default()))
                     .unwrap_or_else(|| path_and_query.clone()),
                 request_headers: headers::recorded(&parts.headers, &matched.connection),
+                kubernetes: Some(facts.info.recorded()),
                 ..HttpExchange::default()
             },
             request: request_capture.clone(),

@@ -129,6 +129,18 @@ impl RequestInfo {
         out
     }
 
+    /// The recorded form.
+    pub fn recorded(&self) -> sluice_core::KubeRequest {
+        sluice_core::KubeRequest {
+            verb: self.verb.clone(),
+            group: self.group.clone(),
+            resource: self.resource.clone(),
+            subresource: self.subresource.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
+
     /// A short human form for recordings and reviews: `delete nodes node-1`,
     /// `exec pods/web -n default`.
     pub fn summary(&self) -> String {
