@@ -120,3 +120,30 @@ fn ssh_ciphers_are_checked_against_what_the_gateway_offers(
     assert!(err.contains("name at least one cipher"), "{err}");
     Ok(())
 }
+
+#[test]
+fn kubernetes_connections_need_a_credential() -> Result<(), Box<dyn std::error::Error>> {
+    let base = "connections:\n  - name: k\n    type: kubernetes\n    host: h\n    port: 6443\n";
+    let err = |yaml: &str| match Config::parse(yaml, "c.yaml") {
+        Ok(_) => panic!("accepted: {yaml}"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err(base).contains("needs a credential"), "{}", err(base));
+    let half = format!("{base}    kubernetes: {{ client_cert_file: /c.pem }}\n");
+    assert!(err(&half).contains("go together"), "{}", err(&half));
+    let elsewhere = "connections:\n  - name: db\n    type: postgres\n    host: h\n    port: 1\n    kubernetes: {}\n";
+    assert!(
+        err(elsewhere).contains("for connections of type kubernetes"),
+        "{}",
+        err(elsewhere)
+    );
+    let prefix = "connections:\n  - name: w\n    type: http\n    host: h\n    port: 1\n    http: { path_prefix: /kube/x }\n";
+    assert!(err(prefix).contains("/kube"), "{}", err(prefix));
+    let ok =
+        format!("{base}    password_env: KUBE_TOKEN\n    kubernetes: {{ impersonate: true }}\n");
+    let cfg = Config::parse(&ok, "c.yaml")?;
+    let c = &cfg.connections()[0];
+    assert_eq!(c.protocol, sluice_core::Protocol::Kubernetes);
+    assert!(c.kubernetes.as_ref().is_some_and(|k| k.impersonate));
+    Ok(())
+}
