@@ -310,6 +310,7 @@ pub async fn run(opts: GatewayOptions) -> Result<(), GatewayError> {
         exec: sluice_exec::ExecSettings {
             output_cap: config.recording.ssh_output_cap,
         },
+        roles: Arc::new(api::roles::Roles::new(config.roles.clone())),
     };
     let web = api::web_login::WebLogin::new(state.clone());
     tokio::spawn(api::serve(

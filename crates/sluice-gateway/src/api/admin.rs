@@ -1,6 +1,6 @@
 //! Admin endpoints: service accounts, tokens, connections, grants. Every change is audited.
 
-use super::auth::{Admin, Peer};
+use super::auth::{Admin, Caller, Peer, Reader};
 use super::{ApiError, ApiState};
 use crate::config::{build_connection, ConnectionConfig};
 use axum::extract::{Path, Query, State};
@@ -38,8 +38,21 @@ pub(super) fn audit_change(
 }
 
 /// `GET /api/v1/whoami`: the calling identity.
-pub async fn whoami(Admin(who): Admin) -> Json<Identity> {
-    Json(who)
+pub async fn whoami(Caller(who, roles): Caller) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        roles: roles.names(),
+        identity: who,
+    })
+}
+
+/// Answer of `GET /api/v1/whoami`.
+#[derive(Debug, Serialize)]
+pub struct WhoAmI {
+    /// The identity.
+    #[serde(flatten)]
+    pub identity: Identity,
+    /// Its roles (`admin`, `auditor`, `approver`, `user`).
+    pub roles: Vec<&'static str>,
 }
 
 /// Body of `POST /api/v1/service-accounts`.
@@ -108,7 +121,7 @@ pub async fn create_service_account(
 /// `GET /api/v1/tokens`: all tokens, without secrets.
 pub async fn list_tokens(
     State(state): State<ApiState>,
-    Admin(_): Admin,
+    Reader(_): Reader,
 ) -> Result<Json<Vec<TokenInfo>>, ApiError> {
     Ok(Json(state.pipeline.store().run(|c| tokens::list(c)).await?))
 }
@@ -133,7 +146,7 @@ pub async fn revoke_token(
 /// `GET /api/v1/connections`.
 pub async fn list_connections(
     State(state): State<ApiState>,
-    Admin(_): Admin,
+    Reader(_): Reader,
 ) -> Json<Vec<Connection>> {
     Json(state.pipeline.catalog().connections().cloned().collect())
 }
@@ -141,7 +154,7 @@ pub async fn list_connections(
 /// `GET /api/v1/connections/{name}`.
 pub async fn show_connection(
     State(state): State<ApiState>,
-    Admin(_): Admin,
+    Reader(_): Reader,
     Path(name): Path<String>,
 ) -> Result<Json<Connection>, ApiError> {
     state
@@ -223,7 +236,7 @@ pub struct GrantRequest {
 }
 
 /// `GET /api/v1/grants`.
-pub async fn list_grants(State(state): State<ApiState>, Admin(_): Admin) -> Json<Vec<Grant>> {
+pub async fn list_grants(State(state): State<ApiState>, Reader(_): Reader) -> Json<Vec<Grant>> {
     Json(state.pipeline.catalog().grants().to_vec())
 }
 

@@ -4,7 +4,7 @@
 //! the TLS connection is).
 
 use super::admin::audit_change;
-use super::auth::{Admin, Peer};
+use super::auth::{Admin, Peer, Reader};
 use super::{ApiError, ApiState};
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -121,7 +121,7 @@ pub async fn create(
 /// `GET /api/v1/agents`: every agent, with its live tunnel to this gateway.
 pub async fn list(
     State(state): State<ApiState>,
-    Admin(_): Admin,
+    Reader(_): Reader,
 ) -> Result<Json<Vec<AgentView>>, ApiError> {
     let stored = state.pipeline.store().run(|c| agents::list(c)).await?;
     let live = state.pipeline.tunnels().status();

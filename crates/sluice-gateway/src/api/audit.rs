@@ -1,7 +1,7 @@
 //! The audit log's chain and checkpoints (what `sluice export` bundles), signing-key rotation,
 //! legal holds, the retention run, and delivery metrics.
 
-use super::auth::Admin;
+use super::auth::{Admin, Reader};
 use super::{ApiError, ApiState};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -28,7 +28,7 @@ pub struct ChainQuery {
 /// `GET /api/v1/audit/chain?after=&limit=`: chained events in order, as stored.
 pub async fn chain(
     State(state): State<ApiState>,
-    Admin(_): Admin,
+    Reader(_): Reader,
     Query(q): Query<ChainQuery>,
 ) -> Result<Json<Vec<ChainedEvent>>, ApiError> {
     state.pipeline.writer().flush().await?;
@@ -54,7 +54,7 @@ pub struct CheckpointQuery {
 /// `GET /api/v1/audit/checkpoints?from=N` or `?before_us=T`.
 pub async fn checkpoints(
     State(state): State<ApiState>,
-    Admin(_): Admin,
+    Reader(_): Reader,
     Query(q): Query<CheckpointQuery>,
 ) -> Result<Json<Vec<Checkpoint>>, ApiError> {
     let list = state
@@ -135,7 +135,7 @@ pub struct AttestRequest {
 /// sessions, audit range), so a verifier can tell that nothing was dropped from it. Audited.
 pub async fn attest(
     State(state): State<ApiState>,
-    Admin(admin): Admin,
+    Reader(admin): Reader,
     Json(req): Json<AttestRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let digest = req.sha256.to_ascii_lowercase();
@@ -166,7 +166,7 @@ pub struct NewHold {
 /// `GET /api/v1/holds`.
 pub async fn list_holds(
     State(state): State<ApiState>,
-    Admin(_): Admin,
+    Reader(_): Reader,
 ) -> Result<Json<Vec<Hold>>, ApiError> {
     Ok(Json(
         state
@@ -268,7 +268,7 @@ pub async fn run_retention(
 /// `GET /api/v1/metrics`: Prometheus text format.
 pub async fn metrics(
     State(state): State<ApiState>,
-    Admin(_): Admin,
+    Reader(_): Reader,
 ) -> Result<impl IntoResponse, ApiError> {
     use std::fmt::Write;
     let mut out = String::new();

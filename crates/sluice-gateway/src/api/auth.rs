@@ -1,5 +1,6 @@
 //! Bearer-token authentication of API calls.
 
+use super::roles::RoleSet;
 use super::{ApiError, ApiState};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -15,14 +16,66 @@ pub struct Peer(pub SocketAddr);
 /// An authenticated admin making the request.
 pub struct Admin(pub Identity);
 
-/// Any authenticated identity making the request (requesters and approvers).
-pub struct Caller(pub Identity);
+/// An authenticated admin or auditor: reads everything, changes nothing.
+pub struct Reader(pub Identity);
+
+/// Any authenticated identity making the request (a `user`), with its roles.
+pub struct Caller(pub Identity, pub RoleSet);
+
+/// The role an endpoint needs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Need {
+    /// The admin role.
+    Admin,
+    /// The admin or auditor role.
+    Reader,
+    /// Any identity.
+    Any,
+}
+
+impl Need {
+    fn met_by(self, roles: RoleSet) -> bool {
+        match self {
+            Need::Admin => roles.admin,
+            Need::Reader => roles.reads_all(),
+            Need::Any => true,
+        }
+    }
+}
+
+/// The caller the route's gate authenticated, for the handler's extractor.
+#[derive(Clone)]
+pub(crate) struct Authenticated(pub Identity, pub RoleSet);
+
+/// The caller from the gate when it already holds the role, else authenticated now.
+async fn caller(
+    parts: &mut Parts,
+    state: &ApiState,
+    need: Need,
+) -> Result<(Identity, RoleSet), ApiError> {
+    match parts.extensions.get::<Authenticated>() {
+        Some(Authenticated(i, r)) if need.met_by(*r) => Ok((i.clone(), *r)),
+        _ => authenticate(parts, state, need).await,
+    }
+}
 
 impl FromRequestParts<ApiState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        authenticate(parts, state, true).await.map(Admin)
+        caller(parts, state, Need::Admin)
+            .await
+            .map(|(i, _)| Admin(i))
+    }
+}
+
+impl FromRequestParts<ApiState> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        caller(parts, state, Need::Reader)
+            .await
+            .map(|(i, _)| Reader(i))
     }
 }
 
@@ -30,16 +83,19 @@ impl FromRequestParts<ApiState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        authenticate(parts, state, false).await.map(Caller)
+        caller(parts, state, Need::Any)
+            .await
+            .map(|(i, r)| Caller(i, r))
     }
 }
 
-/// Authenticates the bearer token; with `admin`, the identity must be an admin too.
-async fn authenticate(
+/// Authenticates the bearer token and checks that the identity holds the role `need`;
+/// refusals are audited (`api.auth`).
+pub(crate) async fn authenticate(
     parts: &mut Parts,
     state: &ApiState,
-    admin: bool,
-) -> Result<Identity, ApiError> {
+    need: Need,
+) -> Result<(Identity, RoleSet), ApiError> {
     let peer = parts.extensions.get::<Peer>().map(|p| p.0.to_string());
     let token = parts
         .headers
@@ -66,12 +122,21 @@ async fn authenticate(
         ));
     };
     match state.pipeline.authenticate(&token).await {
-        Ok(i) if i.is_admin() || !admin => Ok(i),
-        Ok(i) => Err(fail(
-            StatusCode::FORBIDDEN,
-            format!("identity {:?} is not an admin", i.name),
-            Some(&i),
-        )),
+        Ok(i) => {
+            let roles = state.roles.of(&i);
+            if need.met_by(roles) {
+                return Ok((i, roles));
+            }
+            let role = match need {
+                Need::Admin => "the admin role",
+                _ => "the admin or auditor role",
+            };
+            Err(fail(
+                StatusCode::FORBIDDEN,
+                format!("identity {:?} does not hold {role}", i.name),
+                Some(&i),
+            ))
+        }
         Err(sluice_pipeline::OpenError::Store(e)) => Err(e.into()),
         // The identity provider is down: not the caller's fault.
         Err(e @ sluice_pipeline::OpenError::Jwt(sluice_oidc::JwtError::Provider(_))) => {

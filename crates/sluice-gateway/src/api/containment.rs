@@ -1,7 +1,7 @@
 //! Containment: kill a live session, block and unblock identities. Effective at once, audited.
 
 use super::admin::{audit_change, audit_change_because};
-use super::auth::{Admin, Peer};
+use super::auth::{Admin, Peer, Reader};
 use super::{ApiError, ApiState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -93,7 +93,7 @@ pub async fn unblock(
 /// `GET /api/v1/identities`.
 pub async fn list(
     State(state): State<ApiState>,
-    Admin(_): Admin,
+    Reader(_): Reader,
 ) -> Result<Json<Vec<IdentityInfo>>, ApiError> {
     Ok(Json(
         state

@@ -37,7 +37,10 @@ pub async fn exec(
 ) -> Response {
     let authorized = match authorize(&state, peer, connection, &headers).await {
         Ok(a) => a,
-        Err(refused) => return refused,
+        Err(refused) => {
+            super::endpoints::drain(body).await;
+            return refused;
+        }
     };
     let max_input = sluice_exec::spec::max_input(authorized.connection.command.as_ref());
     let stdin =

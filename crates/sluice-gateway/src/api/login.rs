@@ -38,7 +38,7 @@ pub async fn providers(State(state): State<ApiState>) -> Json<Value> {
 /// `POST /api/v1/logout`: revokes the calling token.
 pub async fn logout(
     State(state): State<ApiState>,
-    Caller(who): Caller,
+    Caller(who, _): Caller,
     Extension(peer): Extension<Peer>,
 ) -> Result<Json<Value>, ApiError> {
     // Only gateway tokens carry an id; a JWT credential is the provider's to revoke.

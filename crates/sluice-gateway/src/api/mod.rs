@@ -1,7 +1,9 @@
-//! The HTTPS REST API, `/api/v1`. Every endpoint needs a bearer token (gateway token); all
-//! but reviews and access requests need an admin identity. Every change is audited.
+//! The HTTPS REST API, `/api/v1`, described by `/api/v1/openapi.json`. Endpoints take a
+//! bearer token (a gateway token or an accepted IdP JWT) and check the caller's role
+//! ([`roles`]); [`endpoints`] lists each with the role it needs. Every change is audited.
 //!
-//! - [`auth`]: the bearer-token extractor.
+//! - [`endpoints`]: the route table (method, path, role, summary); [`openapi`] its document.
+//! - [`auth`], [`roles`]: the bearer-token extractors by role.
 //! - [`admin`]: service accounts, tokens, connections, grants.
 //! - [`agents`]: agents, their enrollment and their tunnels.
 //! - [`sessions`]: sessions, recordings, audit log.
@@ -19,17 +21,19 @@ pub mod agents;
 pub mod audit;
 pub mod auth;
 pub mod containment;
+pub mod endpoints;
 pub mod exchange;
 pub mod exec;
 pub mod login;
+pub mod openapi;
 pub mod reviews;
+pub mod roles;
 pub mod sessions;
 pub mod ssh;
 pub mod web_login;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use hyper_util::rt::TokioIo;
 use sluice_core::{Connection, Grant};
@@ -65,6 +69,8 @@ pub struct ApiState {
     pub ssh_keys: Arc<sluice_ssh::GatewayKeys>,
     /// How command runs are recorded.
     pub exec: sluice_exec::ExecSettings,
+    /// Roles from groups.
+    pub roles: Arc<roles::Roles>,
 }
 
 impl ApiState {
@@ -124,92 +130,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The API routes.
+/// The API routes: every endpoint of [`endpoints::ENDPOINTS`], and its OpenAPI document.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/api/v1/whoami", get(admin::whoami))
-        .route(
-            "/api/v1/service-accounts",
-            post(admin::create_service_account),
-        )
-        .route("/api/v1/tokens", get(admin::list_tokens))
-        .route("/api/v1/tokens/{id}/revoke", post(admin::revoke_token))
-        .route(
-            "/api/v1/connections",
-            get(admin::list_connections).post(admin::add_connection),
-        )
-        .route(
-            "/api/v1/connections/{name}",
-            get(admin::show_connection).delete(admin::remove_connection),
-        )
-        .route(
-            "/api/v1/grants",
-            get(admin::list_grants)
-                .post(admin::add_grant)
-                .delete(admin::remove_grant),
-        )
-        .route("/api/v1/agents", get(agents::list).post(agents::create))
-        .route("/api/v1/agents/enroll", post(agents::enroll))
-        .route(sluice_tunnel::proto::TUNNEL_PATH, get(agents::tunnel))
-        .route("/api/v1/agents/{name}/revoke", post(agents::revoke))
-        .route("/api/v1/sessions", get(sessions::list))
-        .route("/api/v1/sessions/{id}", get(sessions::show))
-        .route("/api/v1/sessions/{id}/events", get(sessions::events))
-        .route(
-            "/api/v1/sessions/{id}/kill",
-            post(containment::kill_session),
-        )
-        .route("/api/v1/identities", get(containment::list))
-        .route("/api/v1/identities/{name}/block", post(containment::block))
-        .route(
-            "/api/v1/identities/{name}/unblock",
-            post(containment::unblock),
-        )
-        .route(
-            "/api/v1/identities/{name}/keys",
-            get(ssh::list_keys).post(ssh::add_key),
-        )
-        .route(
-            "/api/v1/identities/{name}/keys/{fingerprint}",
-            axum::routing::delete(ssh::remove_key),
-        )
-        .route("/api/v1/ssh/gateway-key", get(ssh::gateway_key))
-        .route("/api/v1/ssh/certificates", post(ssh::issue_certificate))
-        .route(
-            "/api/v1/ssh/known-hosts/{connection}/forget",
-            post(ssh::forget_host_key),
-        )
-        .route("/api/v1/audit", get(sessions::audit))
-        .route("/api/v1/signing-keys", get(sessions::signing_keys))
-        .route("/api/v1/signing-keys/rotate", post(audit::rotate_key))
-        .route("/api/v1/audit/chain", get(audit::chain))
-        .route("/api/v1/audit/attestations", post(audit::attest))
-        .route(
-            "/api/v1/audit/checkpoints",
-            get(audit::checkpoints).post(audit::seal),
-        )
-        .route(
-            "/api/v1/holds",
-            get(audit::list_holds).post(audit::add_hold),
-        )
-        .route(
-            "/api/v1/holds/{id}",
-            axum::routing::delete(audit::remove_hold),
-        )
-        .route("/api/v1/retention/run", post(audit::run_retention))
-        .route("/api/v1/metrics", get(audit::metrics))
-        .route("/api/v1/reviews", get(reviews::list))
-        .route("/api/v1/reviews/{id}", get(reviews::show))
-        .route("/api/v1/reviews/{id}/approve", post(reviews::approve))
-        .route("/api/v1/reviews/{id}/deny", post(reviews::deny))
-        .route("/api/v1/access-requests", post(reviews::request_access))
-        .route("/api/v1/exec/{connection}", post(exec::exec))
-        .route("/api/v1/exec/{connection}/terminal", get(exec::terminal))
-        .route("/api/v1/token/exchange", post(exchange::exchange))
-        .route("/api/v1/login", get(login::providers))
-        .route("/api/v1/logout", post(login::logout))
-        .with_state(state)
+    endpoints::routes(Router::new(), &state).with_state(state)
 }
 
 /// How long a client may take for its TLS handshake.

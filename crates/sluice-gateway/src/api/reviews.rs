@@ -5,6 +5,7 @@
 //! the review's rules (approver groups, approvals needed, no self-approval).
 
 use super::auth::Caller;
+use super::roles::RoleSet;
 use super::{ApiError, ApiState};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -25,14 +26,17 @@ pub struct ListQuery {
     pub limit: Option<u32>,
 }
 
-fn visible(review: &Review, who: &Identity) -> bool {
-    who.is_admin() || review.requester == who.name || may_decide(review, who).is_ok()
+fn visible(review: &Review, who: &Identity, roles: RoleSet) -> bool {
+    roles.reads_all()
+        || roles.approver
+        || review.requester == who.name
+        || may_decide(review, who, roles.default_approver()).is_ok()
 }
 
 /// `GET /api/v1/reviews`: newest first.
 pub async fn list(
     State(state): State<ApiState>,
-    Caller(who): Caller,
+    Caller(who, roles): Caller,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<Review>>, ApiError> {
     let limit = q.limit.unwrap_or(100).min(1000) as usize;
@@ -48,7 +52,7 @@ pub async fn list(
             .run(move |c| reviews::list(c, pending, PAGE, offset))
             .await?;
         let last = page.len() < PAGE as usize;
-        shown.extend(page.into_iter().filter(|r| visible(r, &who)));
+        shown.extend(page.into_iter().filter(|r| visible(r, &who, roles)));
         if last || shown.len() >= limit {
             break;
         }
@@ -61,7 +65,7 @@ pub async fn list(
 /// `GET /api/v1/reviews/{id}`.
 pub async fn show(
     State(state): State<ApiState>,
-    Caller(who): Caller,
+    Caller(who, roles): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Review>, ApiError> {
     let key = id.clone();
@@ -70,7 +74,7 @@ pub async fn show(
         .store()
         .run(move |c| reviews::get(c, &key))
         .await?;
-    if !visible(&review, &who) {
+    if !visible(&review, &who, roles) {
         // Do not confirm that it exists.
         return Err(StoreError::NotFound(format!("review {id:?}")).into());
     }
@@ -107,7 +111,7 @@ pub async fn deny(
 
 async fn decide(
     State(state): State<ApiState>,
-    Caller(who): Caller,
+    Caller(who, roles): Caller,
     Path(id): Path<String>,
     body: Option<Json<DecideBody>>,
     approve: bool,
@@ -115,7 +119,11 @@ async fn decide(
     let reason = body
         .and_then(|b| b.0.reason)
         .filter(|r| !r.trim().is_empty());
-    match state.pipeline.decide(&id, &who, approve, reason).await {
+    match state
+        .pipeline
+        .decide(&id, &who, roles.default_approver(), approve, reason)
+        .await
+    {
         Ok(r) => Ok(Json(r)),
         Err(e) => {
             let status = match &e {
@@ -145,7 +153,7 @@ pub struct AccessBody {
 /// `POST /api/v1/access-requests`: the caller asks for time-boxed access.
 pub async fn request_access(
     State(state): State<ApiState>,
-    Caller(who): Caller,
+    Caller(who, _): Caller,
     Json(body): Json<AccessBody>,
 ) -> Result<(StatusCode, Json<Review>), ApiError> {
     let duration = sluice_policy::parse_duration(&body.duration).ok_or_else(|| {

@@ -1,6 +1,6 @@
 //! Session, recording and audit-log endpoints.
 
-use super::auth::Admin;
+use super::auth::{Caller, Reader};
 use super::{ApiError, ApiState};
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -24,9 +24,13 @@ async fn read_your_writes(state: &ApiState) -> Result<(), ApiError> {
 /// `GET /api/v1/sessions?identity=&connection=&since_us=&live=&limit=`.
 pub async fn list(
     State(state): State<ApiState>,
-    Admin(_): Admin,
-    Query(f): Query<SessionFilter>,
+    Caller(who, roles): Caller,
+    Query(mut f): Query<SessionFilter>,
 ) -> Result<Json<Vec<SessionRow>>, ApiError> {
+    // A user sees its own sessions only.
+    if !roles.reads_all() {
+        f.identity = Some(who.name.clone());
+    }
     read_your_writes(&state).await?;
     Ok(Json(
         state
@@ -37,8 +41,28 @@ pub async fn list(
     ))
 }
 
-/// A session and its events, from the database or, once archived, from object storage.
-async fn load(state: &ApiState, id: String) -> Result<(SessionRow, Vec<EventRow>), ApiError> {
+/// A session and its events, from the database or, once archived, from object storage; a
+/// session of someone else is not found for a caller who cannot read everything.
+async fn load(
+    state: &ApiState,
+    id: String,
+    caller: &Caller,
+) -> Result<(SessionRow, Vec<EventRow>), ApiError> {
+    let Caller(who, roles) = caller;
+    if !roles.reads_all() {
+        let (key, me) = (id.clone(), who.name.clone());
+        let mine = state
+            .pipeline
+            .store()
+            .run(move |c| Ok(recordings::get_session(c, &key)?.identity == me))
+            .await;
+        if !matches!(mine, Ok(true)) {
+            return Err(ApiError(
+                axum::http::StatusCode::NOT_FOUND,
+                format!("no session {id}"),
+            ));
+        }
+    }
     let (session, events) = state
         .pipeline
         .store()
@@ -85,11 +109,11 @@ pub struct SessionDetail {
 /// `GET /api/v1/sessions/{id}`.
 pub async fn show(
     State(state): State<ApiState>,
-    Admin(_): Admin,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<SessionDetail>, ApiError> {
     read_your_writes(&state).await?;
-    let (session, events) = load(&state, id).await?;
+    let (session, events) = load(&state, id, &caller).await?;
     let verdict = chain::verify(
         &session.id,
         events.iter().map(|e| {
@@ -116,11 +140,11 @@ pub async fn show(
 /// (`seq`, `ts_us`, `hash`, `event`).
 pub async fn events(
     State(state): State<ApiState>,
-    Admin(_): Admin,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     read_your_writes(&state).await?;
-    let (_, rows) = load(&state, id).await?;
+    let (_, rows) = load(&state, id, &caller).await?;
     let mut out = String::new();
     for e in rows {
         out.push_str(&format!(
@@ -145,7 +169,7 @@ pub struct AuditQuery {
 /// `GET /api/v1/audit?limit=N`: the newest audit events, oldest first.
 pub async fn audit(
     State(state): State<ApiState>,
-    Admin(_): Admin,
+    Reader(_): Reader,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<Vec<AuditEvent>>, ApiError> {
     read_your_writes(&state).await?;
@@ -162,7 +186,7 @@ pub async fn audit(
 /// `GET /api/v1/signing-keys`: the public keys that verify session manifests (old ones stay).
 pub async fn signing_keys(
     State(state): State<ApiState>,
-    Admin(_): Admin,
+    Reader(_): Reader,
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
     let keys = state
         .pipeline

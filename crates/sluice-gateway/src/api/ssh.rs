@@ -1,7 +1,7 @@
 //! SSH endpoints: identities' public keys, the gateway's own keys, recorded target host keys.
 
 use super::admin::audit_change;
-use super::auth::{Admin, Caller, Peer};
+use super::auth::{Admin, Caller, Peer, Reader};
 use super::{ApiError, ApiState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -47,7 +47,7 @@ pub async fn add_key(
 /// `GET /api/v1/identities/{name}/keys`: the keys registered to an identity.
 pub async fn list_keys(
     State(state): State<ApiState>,
-    Admin(_): Admin,
+    Reader(_): Reader,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<IdentityKey>>, ApiError> {
     let keys = state
@@ -95,7 +95,7 @@ pub struct GatewayKeys {
 }
 
 /// `GET /api/v1/ssh/gateway-key`: the gateway's public SSH keys.
-pub async fn gateway_key(State(state): State<ApiState>, Admin(_): Admin) -> Json<GatewayKeys> {
+pub async fn gateway_key(State(state): State<ApiState>, Reader(_): Reader) -> Json<GatewayKeys> {
     Json(GatewayKeys {
         client_key: state.ssh_keys.client_public(),
         host_key: state.ssh_keys.host_public(),
@@ -131,7 +131,7 @@ pub struct IssuedCertificate {
 /// identity's key.
 pub async fn issue_certificate(
     State(state): State<ApiState>,
-    Caller(who): Caller,
+    Caller(who, _): Caller,
     Extension(peer): Extension<Peer>,
     Json(req): Json<CertificateRequest>,
 ) -> Result<Json<IssuedCertificate>, ApiError> {

@@ -185,17 +185,23 @@ pub fn new_review_id() -> String {
     format!("rv-{}", &u[..10])
 }
 
-/// Whether `who` may decide `review`: not their own, and in an approver group (admins when
-/// the review names no group).
-pub fn may_decide(review: &Review, who: &Identity) -> Result<(), DecideError> {
+/// Whether `who` may decide `review`: not their own, and in an approver group; when the
+/// review names no group, `default_approver` (admins and the gateway's approver role).
+pub fn may_decide(
+    review: &Review,
+    who: &Identity,
+    default_approver: bool,
+) -> Result<(), DecideError> {
     if who.name == review.requester {
         return Err(DecideError::SelfApproval);
     }
     if review.approver_groups.is_empty() {
-        return if who.is_admin() {
+        return if default_approver {
             Ok(())
         } else {
-            Err(DecideError::NotApprover("the admin group".into()))
+            Err(DecideError::NotApprover(
+                "the admin or approver role".into(),
+            ))
         };
     }
     if review.approver_groups.iter().any(|g| who.in_group(g)) {
@@ -264,6 +270,7 @@ impl Pipeline {
         &self,
         id: &str,
         who: &Identity,
+        default_approver: bool,
         approve: bool,
         reason: Option<String>,
     ) -> Result<Review, DecideError> {
@@ -274,7 +281,7 @@ impl Pipeline {
             .store()
             .run(move |c| {
                 reviews::update(c, &key, |r| {
-                    apply_decision(r, &approver, approve, reason, now)
+                    apply_decision(r, &approver, default_approver, approve, reason, now)
                 })
             })
             .await;
@@ -355,6 +362,7 @@ impl Pipeline {
 fn apply_decision(
     r: &mut Review,
     who: &Identity,
+    default_approver: bool,
     approve: bool,
     reason: Option<String>,
     now: i64,
@@ -371,7 +379,7 @@ fn apply_decision(
             status: r.status.as_str(),
         });
     }
-    may_decide(r, who)?;
+    may_decide(r, who, default_approver)?;
     let decision = Approval {
         by: who.name.clone(),
         at_us: now,

@@ -43,31 +43,31 @@ fn approvals_need_the_group_other_people_and_the_count() -> Result<(), Box<dyn s
     let mut r = review(2);
     let alice = who("alice", &["security"]);
     assert!(matches!(
-        apply_decision(&mut r, &alice, true, None, 1),
+        apply_decision(&mut r, &alice, false, true, None, 1),
         Err(DecideError::SelfApproval)
     ));
     let dev = who("dave", &["dev"]);
     assert!(matches!(
-        apply_decision(&mut r, &dev, true, None, 1),
+        apply_decision(&mut r, &dev, false, true, None, 1),
         Err(DecideError::NotApprover(_))
     ));
     let admin = who("root", &["admin"]);
     assert!(matches!(
-        apply_decision(&mut r, &admin, true, None, 1),
+        apply_decision(&mut r, &admin, false, true, None, 1),
         Err(DecideError::NotApprover(_))
     ));
     let bob = who("bob", &["security"]);
-    apply_decision(&mut r, &bob, true, None, 1)?;
+    apply_decision(&mut r, &bob, false, true, None, 1)?;
     assert_eq!(r.status, ReviewStatus::Pending);
     assert!(matches!(
-        apply_decision(&mut r, &bob, true, None, 2),
+        apply_decision(&mut r, &bob, false, true, None, 2),
         Err(DecideError::AlreadyApproved(_))
     ));
-    apply_decision(&mut r, &who("carol", &["security"]), true, None, 3)?;
+    apply_decision(&mut r, &who("carol", &["security"]), false, true, None, 3)?;
     assert_eq!(r.status, ReviewStatus::Approved);
     assert_eq!(r.approvers(), ["bob", "carol"]);
     assert!(matches!(
-        apply_decision(&mut r, &who("erin", &["security"]), false, None, 4),
+        apply_decision(&mut r, &who("erin", &["security"]), false, false, None, 4),
         Err(DecideError::Closed { .. })
     ));
     Ok(())
@@ -80,6 +80,7 @@ fn one_denial_closes_and_the_deadline_is_final() -> Result<(), Box<dyn std::erro
         &mut r,
         &who("bob", &["security"]),
         false,
+        false,
         Some("no".into()),
         1,
     )?;
@@ -87,7 +88,14 @@ fn one_denial_closes_and_the_deadline_is_final() -> Result<(), Box<dyn std::erro
     assert_eq!(r.denial.as_ref().map(|d| d.by.as_str()), Some("bob"));
     let mut late = review(1);
     assert!(matches!(
-        apply_decision(&mut late, &who("bob", &["security"]), true, None, 100),
+        apply_decision(
+            &mut late,
+            &who("bob", &["security"]),
+            false,
+            true,
+            None,
+            100
+        ),
         Err(DecideError::Closed {
             status: "expired",
             ..
@@ -100,8 +108,8 @@ fn one_denial_closes_and_the_deadline_is_final() -> Result<(), Box<dyn std::erro
 fn without_approver_groups_admins_decide() {
     let mut r = review(1);
     r.approver_groups.clear();
-    assert!(may_decide(&r, &who("bob", &["security"])).is_err());
-    assert!(may_decide(&r, &who("root", &["admin"])).is_ok());
+    assert!(may_decide(&r, &who("bob", &["security"]), false).is_err());
+    assert!(may_decide(&r, &who("root", &["admin"]), true).is_ok());
 }
 
 #[test]
@@ -109,7 +117,7 @@ fn approved_access_runs_for_the_asked_time() -> Result<(), Box<dyn std::error::E
     let mut r = review(1);
     r.kind = ReviewKind::Access;
     r.access_secs = Some(60);
-    apply_decision(&mut r, &who("bob", &["security"]), true, None, 10)?;
+    apply_decision(&mut r, &who("bob", &["security"]), false, true, None, 10)?;
     assert_eq!(r.access_until_us, Some(10 + 60_000_000));
     Ok(())
 }

@@ -1,0 +1,212 @@
+//! The route table: each endpoint's method, path, handler, the role it needs and what it
+//! does, written once. The router and the OpenAPI document are both made from it, so they
+//! cannot disagree; the integration tests call every endpoint with every role and check
+//! the answer against the role written here.
+
+use super::auth::{authenticate, Authenticated, Need};
+use super::ApiState;
+use super::{admin, agents, audit, containment, exchange, exec, login, reviews, sessions, ssh};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use http_body_util::BodyExt;
+
+/// Who may call an endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// No credential (health, sign-in providers, token exchange with its own proof).
+    Public,
+    /// An agent, by its enrollment token or key proof.
+    Agent,
+    /// Any identity (`user`); what it sees may be limited to its own.
+    User,
+    /// Admins and auditors.
+    Reader,
+    /// Admins.
+    Admin,
+}
+
+impl Access {
+    /// The roles that may call, by name.
+    pub fn roles(self) -> &'static [&'static str] {
+        match self {
+            Access::Public | Access::Agent => &[],
+            Access::User => &["admin", "auditor", "approver", "user"],
+            Access::Reader => &["admin", "auditor"],
+            Access::Admin => &["admin"],
+        }
+    }
+}
+
+/// One endpoint.
+#[derive(Clone, Copy, Debug)]
+pub struct Endpoint {
+    /// `get`, `post`, `delete`.
+    pub method: &'static str,
+    /// Path, with `{name}` parameters.
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// Which part of the API it belongs to.
+    pub tag: &'static str,
+    /// What it does.
+    pub summary: &'static str,
+}
+
+macro_rules! endpoints {
+    ($( $method:ident $path:expr => $handler:path, $access:ident, $tag:literal, $summary:literal; )*) => {
+        /// Every endpoint of the API.
+        pub const ENDPOINTS: &[Endpoint] = &[
+            $( Endpoint {
+                method: stringify!($method),
+                path: $path,
+                access: Access::$access,
+                tag: $tag,
+                summary: $summary,
+            }, )*
+        ];
+
+        /// `router` with every endpoint routed to its handler, behind the gate of its role.
+        pub fn routes(router: Router<ApiState>, state: &ApiState) -> Router<ApiState> {
+            router $(
+                .route(
+                    $path,
+                    axum::routing::$method($handler).layer(axum::middleware::from_fn_with_state(
+                        Gate { state: state.clone(), access: Access::$access, streams: $tag == "exec" },
+                        gate,
+                    )),
+                )
+            )*
+        }
+    };
+}
+
+endpoints! {
+    get "/healthz" => health, Public, "meta", "Liveness: `ok`.";
+    get "/api/v1/openapi.json" => super::openapi::document, Public, "meta", "This API's OpenAPI 3.1 document.";
+    get "/api/v1/whoami" => admin::whoami, User, "meta", "The calling identity and its roles.";
+    post "/api/v1/service-accounts" => admin::create_service_account, Admin, "identities", "Create a service account; answers its first token.";
+    get "/api/v1/tokens" => admin::list_tokens, Reader, "identities", "List tokens (never their values).";
+    post "/api/v1/tokens/{id}/revoke" => admin::revoke_token, Admin, "identities", "Revoke a token.";
+    get "/api/v1/connections" => admin::list_connections, Reader, "catalog", "List connections.";
+    post "/api/v1/connections" => admin::add_connection, Admin, "catalog", "Add a connection at runtime.";
+    get "/api/v1/connections/{name}" => admin::show_connection, Reader, "catalog", "Show a connection.";
+    delete "/api/v1/connections/{name}" => admin::remove_connection, Admin, "catalog", "Remove a runtime connection.";
+    get "/api/v1/grants" => admin::list_grants, Reader, "catalog", "List grants.";
+    post "/api/v1/grants" => admin::add_grant, Admin, "catalog", "Grant a group a connection.";
+    delete "/api/v1/grants" => admin::remove_grant, Admin, "catalog", "Remove a runtime grant.";
+    get "/api/v1/agents" => agents::list, Reader, "agents", "List agents: version, connected since, streams, bytes.";
+    post "/api/v1/agents" => agents::create, Admin, "agents", "Add an agent; answers its one-time enrollment token.";
+    post "/api/v1/agents/enroll" => agents::enroll, Agent, "agents", "An agent exchanges its enrollment token for its identity key.";
+    get sluice_tunnel::proto::TUNNEL_PATH => agents::tunnel, Agent, "agents", "An agent's tunnel (upgrade to `sluice-tunnel/1`).";
+    post "/api/v1/agents/{name}/revoke" => agents::revoke, Admin, "agents", "Revoke an agent and disconnect it.";
+    get "/api/v1/sessions" => sessions::list, User, "sessions", "List sessions, newest first (a user: its own).";
+    get "/api/v1/sessions/{id}" => sessions::show, User, "sessions", "A session with its hash-chain check (a user: its own).";
+    get "/api/v1/sessions/{id}/events" => sessions::events, User, "sessions", "A recording as JSON lines (a user: its own).";
+    post "/api/v1/sessions/{id}/kill" => containment::kill_session, Admin, "containment", "End a live session now.";
+    get "/api/v1/identities" => containment::list, Reader, "identities", "List identities and blocks.";
+    post "/api/v1/identities/{name}/block" => containment::block, Admin, "containment", "Block an identity: its sessions end, new ones are refused.";
+    post "/api/v1/identities/{name}/unblock" => containment::unblock, Admin, "containment", "Unblock an identity.";
+    get "/api/v1/identities/{name}/keys" => ssh::list_keys, Reader, "ssh", "List an identity's SSH keys.";
+    post "/api/v1/identities/{name}/keys" => ssh::add_key, Admin, "ssh", "Register an SSH public key to an identity.";
+    delete "/api/v1/identities/{name}/keys/{fingerprint}" => ssh::remove_key, Admin, "ssh", "Remove an identity's SSH key.";
+    get "/api/v1/ssh/gateway-key" => ssh::gateway_key, Reader, "ssh", "The gateway's SSH public keys (toward targets, host key, CAs).";
+    post "/api/v1/ssh/certificates" => ssh::issue_certificate, User, "ssh", "A short-lived SSH user certificate for the caller's key.";
+    post "/api/v1/ssh/known-hosts/{connection}/forget" => ssh::forget_host_key, Admin, "ssh", "Forget a target's recorded host key.";
+    get "/api/v1/audit" => sessions::audit, Reader, "audit", "The newest audit events.";
+    get "/api/v1/signing-keys" => sessions::signing_keys, Reader, "audit", "Public keys that verify session manifests and checkpoints.";
+    post "/api/v1/signing-keys/rotate" => audit::rotate_key, Admin, "audit", "Rotate the signing key (old public keys stay valid).";
+    get "/api/v1/audit/chain" => audit::chain, Reader, "audit", "A segment of the hash-chained audit log.";
+    post "/api/v1/audit/attestations" => audit::attest, Reader, "audit", "Sign an evidence bundle's listing.";
+    get "/api/v1/audit/checkpoints" => audit::checkpoints, Reader, "audit", "Signed audit checkpoints.";
+    post "/api/v1/audit/checkpoints" => audit::seal, Admin, "audit", "Sign a checkpoint now.";
+    get "/api/v1/holds" => audit::list_holds, Reader, "audit", "List legal holds.";
+    post "/api/v1/holds" => audit::add_hold, Admin, "audit", "Put a session or identity on legal hold.";
+    delete "/api/v1/holds/{id}" => audit::remove_hold, Admin, "audit", "Release a legal hold.";
+    post "/api/v1/retention/run" => audit::run_retention, Admin, "audit", "Apply the retention policy now.";
+    get "/api/v1/metrics" => audit::metrics, Reader, "audit", "Delivery metrics (Prometheus text).";
+    get "/api/v1/reviews" => reviews::list, User, "reviews", "Reviews the caller may see: its own, those it may decide (all for admins, auditors, approvers).";
+    get "/api/v1/reviews/{id}" => reviews::show, User, "reviews", "A review.";
+    post "/api/v1/reviews/{id}/approve" => reviews::approve, User, "reviews", "Approve a review (its approver groups, or the approver role when it names none).";
+    post "/api/v1/reviews/{id}/deny" => reviews::deny, User, "reviews", "Deny a review.";
+    post "/api/v1/access-requests" => reviews::request_access, User, "reviews", "Ask for time-boxed access to a connection.";
+    post "/api/v1/exec/{connection}" => exec::exec, User, "exec", "Run a command connection's program (NDJSON stream; the caller needs a grant).";
+    get "/api/v1/exec/{connection}/terminal" => exec::terminal, User, "exec", "A terminal session of a command connection (upgrade to `sluice-terminal/1`).";
+    post "/api/v1/token/exchange" => exchange::exchange, Public, "identities", "Exchange a trusted identity provider's JWT for a gateway token.";
+    get "/api/v1/login" => login::providers, Public, "identities", "The identity providers people sign in with.";
+    post "/api/v1/logout" => login::logout, User, "identities", "Revoke the caller's session token.";
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+/// A route's role check.
+#[derive(Clone)]
+struct Gate {
+    state: ApiState,
+    access: Access,
+    /// The handler streams the request body (exec's stdin): it is not read ahead.
+    streams: bool,
+}
+
+/// Largest request body the API reads ahead of its handler.
+const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// Lets a request through when its caller holds the route's role (the handler then finds
+/// the caller in the request's extensions); otherwise answers 401 or 403 after reading what
+/// is left of the request's body. Bodies are read whole before the handler runs (except
+/// where it streams them): an HTTP/2 client whose body a handler leaves unread would get a
+/// reset stream instead of the answer.
+async fn gate(State(g): State<Gate>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let need = match g.access {
+        Access::Public | Access::Agent => None,
+        Access::User => Some(Need::Any),
+        Access::Reader => Some(Need::Reader),
+        Access::Admin => Some(Need::Admin),
+    };
+    if let Some(need) = need {
+        match authenticate(&mut parts, &g.state, need).await {
+            Ok((who, roles)) => {
+                parts.extensions.insert(Authenticated(who, roles));
+            }
+            Err(refusal) => {
+                drain(body).await;
+                return refusal.into_response();
+            }
+        }
+    }
+    let upgrade = parts.headers.contains_key(axum::http::header::UPGRADE);
+    let body = match g.streams || upgrade {
+        true => body,
+        false => match axum::body::to_bytes(body, MAX_BODY).await {
+            Ok(bytes) => Body::from(bytes),
+            Err(_) => {
+                return super::ApiError(
+                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the request body is larger than {MAX_BODY} bytes"),
+                )
+                .into_response()
+            }
+        },
+    };
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// Reads up to 64 KiB of `body` for at most a second, so that the client reads the answer
+/// that follows rather than a reset.
+pub(crate) async fn drain(mut body: Body) {
+    let read = async {
+        let mut seen = 0;
+        while seen < 64 * 1024 {
+            match body.frame().await {
+                Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len()),
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), read).await;
+}
