@@ -8,8 +8,11 @@ use std::process::{Child, Command, Output, Stdio};
 
 /// Runs `sql` on the machine's MariaDB as root, directly.
 pub fn mariadb_direct(db: &str, sql: &str) -> Output {
-    Command::new("mariadb")
+    // A hang fails after two minutes (exit status 124) rather than stalling the suite.
+    Command::new("timeout")
         .args([
+            "120",
+            "mariadb",
             "-h",
             "127.0.0.1",
             "-P",
@@ -108,33 +111,49 @@ impl Gateway {
         self.data().join("tls/ca.pem").display().to_string()
     }
 
-    fn mariadb_cmd(&self, user: &str, token: &str, tls: bool) -> Command {
+    fn mariadb_args(&self, user: &str, token: &str, tls: bool) -> Vec<String> {
         let addr = self.mysql.expect("a mysql listener");
-        let mut cmd = Command::new("mariadb");
-        cmd.args([
+        let mut args: Vec<String> = [
             "-h",
             "127.0.0.1",
             "-P",
             &addr.port().to_string(),
             "-u",
             user,
-        ])
-        .arg(format!("-p{token}"))
-        .args(["--batch", "--connect-timeout=10"]);
-        if tls {
-            cmd.arg("--ssl");
-        } else {
-            cmd.arg("--skip-ssl");
-        }
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.push(format!("-p{token}"));
+        args.extend(["--batch".into(), "--connect-timeout=10".into()]);
+        args.push(if tls { "--ssl" } else { "--skip-ssl" }.into());
+        args
+    }
+
+    fn mariadb_cmd(&self, user: &str, token: &str, tls: bool) -> Command {
+        let mut cmd = Command::new("mariadb");
+        cmd.args(self.mariadb_args(user, token, tls));
         cmd
     }
 
     /// Runs `sql` with the `mariadb` client through the gateway as connection `user`.
     pub fn mariadb_as(&self, user: &str, token: &str, tls: bool, sql: &str) -> Output {
-        self.mariadb_cmd(user, token, tls)
+        // The client has no read timeout: a hang ends after two minutes, failing the test
+        // with what was printed (exit status 124) instead of stalling the suite.
+        let out = Command::new("timeout")
+            .args(["120", "mariadb"])
+            .args(self.mariadb_args(user, token, tls))
             .args(["-e", sql])
             .output()
-            .expect("mariadb runs")
+            .expect("mariadb runs");
+        assert_ne!(
+            out.status.code(),
+            Some(124),
+            "mariadb hung on {sql:?}; it printed: {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
     }
 
     /// [`Gateway::mariadb_as`] on connection `my` over TLS.
