@@ -81,6 +81,29 @@ pub struct SessionFilter {
     pub live: bool,
     /// At most this many (default 100, max 1000).
     pub limit: Option<u32>,
+    /// Only this protocol (`postgres`, `ssh`, `kubernetes`, …).
+    pub protocol: Option<String>,
+    /// Only sessions in which the guard denied something.
+    #[serde(default)]
+    pub has_denials: bool,
+    /// Only sessions in which something was held for review.
+    #[serde(default)]
+    pub has_reviews: bool,
+    /// Only sessions whose recording contains this text (case-insensitive for ASCII), as
+    /// the client sent it: statements, commands, request lines. Recordings moved to object
+    /// storage are not searched.
+    pub q: Option<String>,
+    /// The page after this cursor (a previous page's [`SessionPage::next_cursor`]).
+    pub cursor: Option<String>,
+}
+
+/// One page of sessions.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SessionPage {
+    /// The sessions, newest first.
+    pub sessions: Vec<SessionRow>,
+    /// Where the next page starts, when this one is full.
+    pub next_cursor: Option<String>,
 }
 
 const SESSION_COLUMNS: &str =
@@ -120,14 +143,39 @@ fn with_groups((mut row, groups): (SessionRow, String)) -> Result<SessionRow, St
 
 /// Sessions matching `f`, newest first.
 pub fn list_sessions(conn: &Connection, f: &SessionFilter) -> Result<Vec<SessionRow>, StoreError> {
+    Ok(page_sessions(conn, f)?.sessions)
+}
+
+/// A page of the sessions matching `f`, newest first, and the cursor of the next page.
+/// Denials and holds are found by the guard events' `"action"` key, which only structural
+/// JSON of a recording can contain (quotes inside recorded text are escaped).
+pub fn page_sessions(conn: &Connection, f: &SessionFilter) -> Result<SessionPage, StoreError> {
     let sql = format!(
-        "SELECT {SESSION_COLUMNS} FROM sessions
+        "SELECT {SESSION_COLUMNS} FROM sessions s
          WHERE (?1 IS NULL OR identity = ?1) AND (?2 IS NULL OR connection = ?2)
            AND (?3 IS NULL OR started_us >= ?3) AND (?4 = 0 OR ended_us IS NULL)
            AND (?6 IS NULL OR started_us < ?6)
-         ORDER BY started_us DESC LIMIT ?5"
+           AND (?7 IS NULL OR protocol = ?7)
+           AND (?8 IS NULL OR started_us < ?8 OR (started_us = ?8 AND id < ?9))
+           AND (?10 = 0 OR EXISTS (SELECT 1 FROM event_chunks c WHERE c.session_id = s.id
+                AND instr(c.body, '\"action\":\"denied\"') > 0))
+           AND (?11 = 0 OR EXISTS (SELECT 1 FROM event_chunks c WHERE c.session_id = s.id
+                AND instr(c.body, '\"action\":\"held\"') > 0))
+           AND (?12 IS NULL OR EXISTS (SELECT 1 FROM event_chunks c WHERE c.session_id = s.id
+                AND instr(lower(c.body), ?12) > 0))
+         ORDER BY started_us DESC, id DESC LIMIT ?5"
     );
-    let limit = f.limit.unwrap_or(100).min(1000);
+    let limit = f.limit.unwrap_or(100).clamp(1, 1000);
+    let (after_us, after_id) = match f.cursor.as_deref().map(parse_cursor) {
+        Some(Some((us, id))) => (Some(us), Some(id)),
+        Some(None) => return Err(StoreError::Refused("invalid cursor".into())),
+        None => (None, None),
+    };
+    // The text as it appears inside the recording's JSON.
+    let needle = f.q.as_deref().filter(|q| !q.is_empty()).map(|q| {
+        let quoted = serde_json::to_string(q).unwrap_or_default();
+        quoted[1..quoted.len() - 1].to_ascii_lowercase()
+    });
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(
         params![
@@ -136,11 +184,36 @@ pub fn list_sessions(conn: &Connection, f: &SessionFilter) -> Result<Vec<Session
             f.since_us,
             f.live as i64,
             limit,
-            f.until_us
+            f.until_us,
+            f.protocol,
+            after_us,
+            after_id,
+            f.has_denials as i64,
+            f.has_reviews as i64,
+            needle
         ],
         session_row,
     )?;
-    rows.map(|r| with_groups(r?)).collect()
+    let sessions = rows
+        .map(|r| with_groups(r?))
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = (sessions.len() == limit as usize)
+        .then(|| {
+            sessions
+                .last()
+                .map(|s| format!("{}.{}", s.started_us, s.id))
+        })
+        .flatten();
+    Ok(SessionPage {
+        sessions,
+        next_cursor,
+    })
+}
+
+/// `STARTED_US.ID` → its parts.
+fn parse_cursor(c: &str) -> Option<(i64, String)> {
+    let (us, id) = c.split_once('.')?;
+    Some((us.parse().ok()?, id.to_string()))
 }
 
 /// One session by id.

@@ -21,24 +21,40 @@ async fn read_your_writes(state: &ApiState) -> Result<(), ApiError> {
         .map_err(ApiError::from)
 }
 
-/// `GET /api/v1/sessions?identity=&connection=&since_us=&live=&limit=`.
+/// `GET /api/v1/sessions?identity=&connection=&protocol=&since_us=&until_us=&live=&has_denials=&has_reviews=&q=&limit=&cursor=`:
+/// newest first; a full page names the next one in `X-Next-Cursor`.
 pub async fn list(
     State(state): State<ApiState>,
     Caller(who, roles): Caller,
     Query(mut f): Query<SessionFilter>,
-) -> Result<Json<Vec<SessionRow>>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     // A user sees its own sessions only.
     if !roles.reads_all() {
         f.identity = Some(who.name.clone());
     }
+    if let Some(c) = &f.cursor {
+        let valid = c
+            .split_once('.')
+            .is_some_and(|(us, id)| us.parse::<i64>().is_ok() && !id.is_empty());
+        if !valid {
+            return Err(ApiError::bad_request(format!("invalid cursor {c:?}")));
+        }
+    }
     read_your_writes(&state).await?;
-    Ok(Json(
-        state
-            .pipeline
-            .store()
-            .run(move |c| recordings::list_sessions(c, &f))
-            .await?,
-    ))
+    let page = state
+        .pipeline
+        .store()
+        .run(move |c| recordings::page_sessions(c, &f))
+        .await?;
+    let mut headers = axum::http::HeaderMap::new();
+    if let Some(v) = page
+        .next_cursor
+        .as_deref()
+        .and_then(|c| axum::http::HeaderValue::from_str(c).ok())
+    {
+        headers.insert("x-next-cursor", v);
+    }
+    Ok((headers, Json(page.sessions)))
 }
 
 /// A session and its events, from the database or, once archived, from object storage; a

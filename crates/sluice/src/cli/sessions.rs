@@ -12,26 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[derive(Debug, Subcommand)]
 pub enum SessionCmd {
     /// List sessions, newest first.
-    List {
-        /// Only this identity.
-        #[arg(long)]
-        identity: Option<String>,
-        /// Only this connection.
-        #[arg(long)]
-        connection: Option<String>,
-        /// Only sessions started since this time (RFC 3339) or this long ago (e.g. 1h).
-        #[arg(long)]
-        since: Option<String>,
-        /// Only sessions still running.
-        #[arg(long)]
-        live: bool,
-        /// At most this many.
-        #[arg(long, default_value_t = 100)]
-        limit: u32,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    List(ListArgs),
     /// Show a session: metadata, integrity and its statements.
     Show {
         /// Session id.
@@ -76,14 +57,7 @@ pub enum SessionCmd {
 
 pub fn run(api: &Api, cmd: SessionCmd) -> anyhow::Result<()> {
     match cmd {
-        SessionCmd::List {
-            identity,
-            connection,
-            since,
-            live,
-            limit,
-            json,
-        } => list(api, identity, connection, since, live, limit, json),
+        SessionCmd::List(args) => list(api, args),
         SessionCmd::Show { id, json } => show(api, &id, json),
         SessionCmd::Replay {
             id,
@@ -130,26 +104,61 @@ fn parse_since(s: &str) -> anyhow::Result<i64> {
         .unwrap_or(0))
 }
 
-fn list(
-    api: &Api,
+/// Filters of `sluice sessions list`.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only this identity.
+    #[arg(long)]
     identity: Option<String>,
+    /// Only this connection.
+    #[arg(long)]
     connection: Option<String>,
+    /// Only this protocol (postgres, mysql, ssh, command, http, kubernetes).
+    #[arg(long)]
+    protocol: Option<String>,
+    /// Only sessions started since this time (RFC 3339) or this long ago (e.g. 1h).
+    #[arg(long)]
     since: Option<String>,
+    /// Only sessions still running.
+    #[arg(long)]
     live: bool,
+    /// Only sessions in which the guard denied something.
+    #[arg(long)]
+    denied: bool,
+    /// Only sessions in which something was held for review.
+    #[arg(long)]
+    held: bool,
+    /// Only sessions whose recording contains this text (statements, commands, requests).
+    #[arg(long)]
+    search: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
     limit: u32,
+    /// Print JSON.
+    #[arg(long)]
     json: bool,
-) -> anyhow::Result<()> {
-    let mut q = format!("/api/v1/sessions?limit={limit}&live={live}");
-    if let Some(i) = identity {
-        q.push_str(&format!("&identity={}", enc(&i)));
+}
+
+fn list(api: &Api, a: ListArgs) -> anyhow::Result<()> {
+    let mut q = format!(
+        "/api/v1/sessions?limit={}&live={}&has_denials={}&has_reviews={}",
+        a.limit, a.live, a.denied, a.held
+    );
+    for (key, value) in [
+        ("identity", &a.identity),
+        ("connection", &a.connection),
+        ("protocol", &a.protocol),
+        ("q", &a.search),
+    ] {
+        if let Some(v) = value {
+            q.push_str(&format!("&{key}={}", enc(v)));
+        }
     }
-    if let Some(c) = connection {
-        q.push_str(&format!("&connection={}", enc(&c)));
-    }
-    if let Some(s) = since {
-        q.push_str(&format!("&since_us={}", parse_since(&s)?));
+    if let Some(s) = &a.since {
+        q.push_str(&format!("&since_us={}", parse_since(s)?));
     }
     let sessions: Vec<Value> = api.get(&q)?;
+    let json = a.json;
     if json {
         println!("{}", serde_json::to_string_pretty(&sessions)?);
         return Ok(());
