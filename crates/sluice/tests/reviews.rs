@@ -398,3 +398,73 @@ fn cancelling_or_leaving_withdraws_the_review() {
     assert!(!late.status.success());
     assert_eq!(count(&s.db, "select count(*) from t"), "3");
 }
+
+/// The `review` events of a server-sent event stream, as they come.
+struct LiveReviews {
+    child: Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl LiveReviews {
+    fn follow(gw: &Gateway, token: &str) -> LiveReviews {
+        use std::io::BufRead;
+        let mut child = Command::new("curl")
+            .args(["-sS", "-N", "-D", "-", "--max-time", "120", "--cacert"])
+            .arg(gw.data().join("tls/ca.pem"))
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .arg(format!("https://{}/api/v1/live/reviews", gw.api))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        // The headers come once the gateway follows the reviews for this caller.
+        let status = lines.next().unwrap().unwrap();
+        assert!(status.contains(" 200"), "{status}");
+        for line in lines.by_ref() {
+            if line.unwrap().trim().is_empty() {
+                break;
+            }
+        }
+        LiveReviews { child, lines }
+    }
+
+    /// The next review event's review.
+    fn next(&mut self) -> Value {
+        let mut event = String::new();
+        for line in self.lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(name) = line.strip_prefix("event: ") {
+                event = name.to_string();
+            } else if let (Some(data), "review") = (line.strip_prefix("data: "), event.as_str()) {
+                return serde_json::from_str(data).unwrap();
+            }
+        }
+        panic!("the stream ended without a review event");
+    }
+}
+
+impl Drop for LiveReviews {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn approvers_follow_reviews_live() {
+    let s = setup("10m", "");
+    let mut live = LiveReviews::follow(&s.gw, &s.bob);
+    let psql = psql_bg(&s.gw, &s.alice, "DELETE FROM t WHERE id = 1");
+    let held = live.next();
+    assert_eq!(held["status"], "pending", "{held}");
+    assert_eq!(held["statement"], "DELETE FROM t WHERE id = 1");
+    assert_eq!(held["requester"], "alice");
+    let id = held["id"].as_str().unwrap().to_string();
+    let out = cli_as(&s.gw, &s.bob, &["reviews", "approve", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let decided = live.next();
+    assert_eq!(decided["id"], id.as_str());
+    assert_eq!(decided["status"], "approved", "{decided}");
+    let done = psql.wait_with_output().unwrap();
+    assert!(done.status.success(), "{}", stderr(&done));
+}

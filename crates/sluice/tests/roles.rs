@@ -9,6 +9,9 @@ use std::process::Command;
 
 /// `METHOD path` with `token` (none: no credential) and an empty JSON body; the status.
 fn call(gw: &Gateway, method: &str, path: &str, token: Option<&str>) -> u16 {
+    if path.contains("/live/") {
+        return stream_status(gw, path, token);
+    }
     let mut cmd = Command::new("curl");
     cmd.args([
         "-s",
@@ -33,6 +36,43 @@ fn call(gw: &Gateway, method: &str, path: &str, token: Option<&str>) -> u16 {
         .output()
         .expect("curl runs");
     String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+}
+
+/// The status of a stream of server-sent events: the first line of the answer, read while
+/// the stream stays open.
+fn stream_status(gw: &Gateway, path: &str, token: Option<&str>) -> u16 {
+    use std::io::{BufRead, BufReader};
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-sS",
+        "-N",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "--max-time",
+        "60",
+        "--cacert",
+    ])
+    .arg(gw.data().join("tls/ca.pem"));
+    if let Some(t) = token {
+        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    let mut child = cmd
+        .arg(format!("https://{}{path}", gw.api))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 #[test]

@@ -131,6 +131,7 @@ endpoints! {
     get "/api/v1/reviews/{id}" => reviews::show, User, "reviews", "A review.";
     post "/api/v1/reviews/{id}/approve" => reviews::approve, User, "reviews", "Approve a review (its approver groups, or the approver role when it names none).";
     post "/api/v1/reviews/{id}/deny" => reviews::deny, User, "reviews", "Deny a review.";
+    get "/api/v1/live/reviews" => reviews::follow, User, "reviews", "Server-sent events: each review the caller may see, as it is created or decided.";
     post "/api/v1/access-requests" => reviews::request_access, User, "reviews", "Ask for time-boxed access to a connection.";
     post "/api/v1/exec/{connection}" => exec::exec, User, "exec", "Run a command connection's program (NDJSON stream; the caller needs a grant).";
     get "/api/v1/exec/{connection}/terminal" => exec::terminal, User, "exec", "A terminal session of a command connection (upgrade to `sluice-terminal/1`).";

@@ -177,3 +177,43 @@ pub async fn request_access(
         Err(e) => Err(ApiError::bad_request(e.to_string())),
     }
 }
+
+/// Longest a live stream stays open: the client reconnects (EventSource does on its own),
+/// and its credential is checked again.
+const STREAM_FOR: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// `GET /api/v1/live/reviews`: server-sent events, one `review` event (the review as JSON)
+/// each time a review the caller may see is created or changes; `lagged` when the caller
+/// fell behind and missed some (it then lists them again).
+pub async fn follow(
+    State(state): State<ApiState>,
+    Caller(who, roles): Caller,
+) -> axum::response::sse::Sse<
+    impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use tokio::sync::broadcast::error::RecvError;
+    let rx = state.pipeline.reviews().follow();
+    let until = tokio::time::Instant::now() + STREAM_FOR;
+    let stream = futures_util::stream::unfold(rx, move |mut rx| {
+        let who = who.clone();
+        async move {
+            loop {
+                let next = tokio::time::timeout_at(until, rx.recv()).await.ok()?;
+                let event = match next {
+                    Ok(review) if visible(&review, &who, roles) => Event::default()
+                        .event("review")
+                        .json_data(&review)
+                        .unwrap_or_default(),
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(n)) => {
+                        Event::default().event("lagged").data(n.to_string())
+                    }
+                    Err(RecvError::Closed) => return None,
+                };
+                return Some((Ok(event), rx));
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

@@ -34,11 +34,25 @@ pub trait Announce: Send + Sync {
     fn announce(&self, review: &Review);
 }
 
-/// The in-process side of reviews: who is waiting for which decision.
-#[derive(Default)]
+/// The in-process side of reviews: who is waiting for which decision, and who follows
+/// the changes (the webhook, live API streams).
 pub struct Reviews {
     waiters: Mutex<HashMap<String, watch::Sender<Option<Review>>>>,
     announcer: OnceLock<Arc<dyn Announce>>,
+    updates: tokio::sync::broadcast::Sender<Review>,
+}
+
+/// Changes a slow follower may fall behind by before it misses some.
+const UPDATES: usize = 256;
+
+impl Default for Reviews {
+    fn default() -> Self {
+        Reviews {
+            waiters: Mutex::default(),
+            announcer: OnceLock::new(),
+            updates: tokio::sync::broadcast::channel(UPDATES).0,
+        }
+    }
 }
 
 /// Why a decision was refused.
@@ -154,6 +168,14 @@ impl Reviews {
         if let Some(a) = self.announcer.get() {
             a.announce(review);
         }
+        // Nobody following is not an error.
+        let _ = self.updates.send(review.clone());
+    }
+
+    /// Every review created or changed from now on (a follower that falls more than 256
+    /// changes behind is told how many it missed).
+    pub fn follow(&self) -> tokio::sync::broadcast::Receiver<Review> {
+        self.updates.subscribe()
     }
 
     fn wait(&self, id: &str) -> watch::Receiver<Option<Review>> {
