@@ -23,6 +23,8 @@ struct Entry {
     identity: String,
     connection: String,
     stop: watch::Sender<Option<Stop>>,
+    /// The session's events as they are recorded, for watchers.
+    events: Option<tokio::sync::broadcast::Sender<Arc<crate::recorder::LiveEvent>>>,
 }
 
 #[derive(Default)]
@@ -66,11 +68,17 @@ impl crate::Pipeline {
     /// Registers the session `recorder` records as live (kill, block, access expiry).
     pub fn register_live(&self, recorder: &crate::Recorder) -> Registration {
         let authorized = recorder.authorized();
-        self.live().register(
+        let registration = self.live().register(
             &recorder.id().0,
             &authorized.identity.name,
             &authorized.connection.name.0,
-        )
+        );
+        if let Ok(mut m) = self.live().map.lock() {
+            if let Some(e) = m.sessions.get_mut(&recorder.id().0) {
+                e.events = Some(recorder.live_events());
+            }
+        }
+        registration
     }
 }
 
@@ -96,6 +104,7 @@ impl LiveSessions {
                     identity: identity.to_string(),
                     connection: connection.to_string(),
                     stop: tx,
+                    events: None,
                 },
             );
         }
@@ -104,6 +113,20 @@ impl LiveSessions {
             map: self.map.clone(),
             stop: rx,
         }
+    }
+
+    /// Follows live session `id`: its identity, and its events from now on (the stream ends
+    /// with the session). `None` when it is not live here.
+    pub fn watch(
+        &self,
+        id: &str,
+    ) -> Option<(
+        String,
+        tokio::sync::broadcast::Receiver<Arc<crate::recorder::LiveEvent>>,
+    )> {
+        let m = self.map.lock().ok()?;
+        let e = m.sessions.get(id)?;
+        Some((e.identity.clone(), e.events.as_ref()?.subscribe()))
     }
 
     /// Stops session `id`; `false` when it is not live here.

@@ -69,7 +69,26 @@ pub struct Recorder {
     /// This session's audit context (actor, session, source, connection, protocol), built
     /// once and copied into each of its audit events.
     context: sluice_core::AuditEvent,
+    /// Events as they are recorded, for whoever watches the session live (nothing is
+    /// copied while nobody does).
+    live: tokio::sync::broadcast::Sender<Arc<LiveEvent>>,
 }
+
+/// A recorded event, as a live watcher gets it.
+#[derive(Debug, Clone)]
+pub struct LiveEvent {
+    /// Its number in the recording.
+    pub seq: u64,
+    /// When it was recorded (µs).
+    pub ts_us: i64,
+    /// Its kind (`query`, `io`, …).
+    pub kind: &'static str,
+    /// The event, JSON, as recorded (masked).
+    pub json: String,
+}
+
+/// Events a slow live watcher may fall behind by.
+const LIVE_BACKLOG: usize = 256;
 
 impl Pipeline {
     /// Starts recording a session to `target`: records the start and audits it.
@@ -115,6 +134,7 @@ impl Pipeline {
             unaudited: None,
             masked: None,
             audit_gate: self.audit_gate(),
+            live: tokio::sync::broadcast::channel(LIVE_BACKLOG).0,
         };
         let start = SessionEvent::Start {
             identity: rec.authorized.identity.clone(),
@@ -281,6 +301,14 @@ impl Recorder {
         let kind = event.kind();
         let hash = chain::link(&self.prev, self.seq, ts_us, kind, &data_json);
         self.prev = hash;
+        if self.live.receiver_count() > 0 {
+            let _ = self.live.send(Arc::new(LiveEvent {
+                seq: self.seq,
+                ts_us,
+                kind,
+                json: data_json.clone(),
+            }));
+        }
         let op = WriteOp::Event(NewEvent {
             session_id: self.shared_id.clone(),
             seq: self.seq,
@@ -299,6 +327,11 @@ impl Recorder {
             self.writer.send(op);
             Durable(None)
         }
+    }
+
+    /// The sender of this session's live events (for the live registry).
+    pub fn live_events(&self) -> tokio::sync::broadcast::Sender<Arc<LiveEvent>> {
+        self.live.clone()
     }
 
     /// Ends the session: records the end event, closes the session row, audits it.

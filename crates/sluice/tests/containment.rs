@@ -197,3 +197,84 @@ fn block_ends_sessions_revokes_tokens_and_refuses_logins_until_unblocked() {
     assert!(!old.status.success(), "revoked tokens stay revoked");
     assert!(String::from_utf8_lossy(&old.stderr).contains("revoked"));
 }
+
+#[test]
+fn an_operator_watches_a_live_session_until_it_is_killed() {
+    let db = TestDb::new();
+    let gw = Gateway::start(&common::config(&db, ""));
+    let token = gw.service_account("engineering");
+    let mut psql = gw.psql_session(&token);
+    let mut stdin = psql.stdin.take().unwrap();
+    // The session is live once its first statement answered.
+    stdin.write_all(b"SELECT 'ready';\n").unwrap();
+    let mut out = BufReader::new(psql.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let id = live_session(&gw);
+    // A user may not watch someone else's live session.
+    let other = gw.service_account("engineering");
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "30",
+            "--cacert",
+        ])
+        .arg(gw.data().join("tls/ca.pem"))
+        .args(["-H", &format!("Authorization: Bearer {other}")])
+        .arg(format!("https://{}/api/v1/live/sessions/{id}", gw.api))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
+
+    let mut watch = Command::new("curl")
+        .args(["-sS", "-N", "-D", "-", "--max-time", "120", "--cacert"])
+        .arg(gw.data().join("tls/ca.pem"))
+        .args(["-H", &format!("Authorization: Bearer {}", gw.admin_token)])
+        .arg(format!("https://{}/api/v1/live/sessions/{id}", gw.api))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut events = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let status = events.next().unwrap().unwrap();
+    assert!(status.contains(" 200"), "{status}");
+    // Past the headers, the watcher follows the session.
+    for l in events.by_ref() {
+        if l.unwrap().trim().is_empty() {
+            break;
+        }
+    }
+    stdin.write_all(b"SELECT 'watched-' || 7;\n").unwrap();
+    let mut seen = Vec::new();
+    let mut kind = String::new();
+    for l in events.by_ref() {
+        let l = l.unwrap();
+        if let Some(k) = l.strip_prefix("event: ") {
+            kind = k.to_string();
+        } else if let Some(data) = l.strip_prefix("data: ") {
+            let v: Value = serde_json::from_str(data).unwrap();
+            assert_eq!(v["event"]["kind"], kind.as_str(), "{v}");
+            seen.push(v.clone());
+            if kind == "query"
+                && v["event"]["text"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("watched-")
+            {
+                break;
+            }
+        }
+    }
+    gw.cli_ok(&["sessions", "kill", &id]);
+    // The stream ends with the session's end.
+    let rest: Vec<String> = events.map(|l| l.unwrap()).collect();
+    assert!(rest.iter().any(|l| l == "event: end"), "{rest:?}");
+    let _ = watch.wait();
+    drop(stdin);
+    let _ = psql.wait();
+}

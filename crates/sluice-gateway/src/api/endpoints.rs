@@ -105,6 +105,7 @@ endpoints! {
     get "/api/v1/sessions" => sessions::list, User, "sessions", "List sessions, newest first (a user: its own).";
     get "/api/v1/sessions/{id}" => sessions::show, User, "sessions", "A session with its hash-chain check (a user: its own).";
     get "/api/v1/sessions/{id}/events" => sessions::events, User, "sessions", "A recording as JSON lines (a user: its own).";
+    get "/api/v1/live/sessions/{id}" => sessions::watch, User, "sessions", "Server-sent events: a live session's events as they are recorded (a user: its own).";
     post "/api/v1/sessions/{id}/kill" => containment::kill_session, Admin, "containment", "End a live session now.";
     get "/api/v1/identities" => containment::list, Reader, "identities", "List identities and blocks.";
     post "/api/v1/identities/{name}/block" => containment::block, Admin, "containment", "Block an identity: its sessions end, new ones are refused.";

@@ -215,3 +215,43 @@ pub async fn signing_keys(
             .collect(),
     ))
 }
+
+/// `GET /api/v1/live/sessions/{id}`: a live session's events as they are recorded (masked,
+/// like the recording), as server-sent events named by kind (`query`, `io`, `end`, …) with
+/// `{"seq", "ts_us", "event"}`; the stream ends with the session. Admins and auditors
+/// watch any session, a user its own.
+pub async fn watch(
+    State(state): State<ApiState>,
+    Caller(who, roles): Caller,
+    Path(id): Path<String>,
+) -> Result<
+    axum::response::sse::Sse<
+        impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+    ApiError,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use tokio::sync::broadcast::error::RecvError;
+    let not_live = || {
+        ApiError(
+            axum::http::StatusCode::NOT_FOUND,
+            format!("no live session {id}"),
+        )
+    };
+    let (identity, rx) = state.pipeline.live().watch(&id).ok_or_else(not_live)?;
+    if !roles.reads_all() && identity != who.name {
+        return Err(not_live());
+    }
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        let event = match rx.recv().await {
+            Ok(e) => Event::default().event(e.kind).data(format!(
+                "{{\"seq\":{},\"ts_us\":{},\"event\":{}}}",
+                e.seq, e.ts_us, e.json
+            )),
+            Err(RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(event), rx))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
