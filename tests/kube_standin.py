@@ -143,6 +143,8 @@ RESOURCES = [
      "verbs": ["delete", "get", "list", "watch"]},
     {"name": "secrets", "singularName": "secret", "namespaced": True, "kind": "Secret",
      "verbs": ["create", "delete", "get", "list", "watch"]},
+    {"name": "configmaps", "singularName": "configmap", "namespaced": True, "kind": "ConfigMap",
+     "shortNames": ["cm"], "verbs": ["create", "delete", "get", "list"]},
     {"name": "namespaces", "singularName": "namespace", "namespaced": False, "kind": "Namespace",
      "shortNames": ["ns"], "verbs": ["get", "list"]},
 ]

@@ -397,7 +397,7 @@ const DRAIN_LIMIT: usize = 64 * 1024;
 
 /// Answers `r` after reading what is left of `body` (up to [`DRAIN_LIMIT`], for at most a
 /// second; a larger or slower body gets the answer and a closed connection).
-async fn drained<B>(mut body: B, r: Response<RespBody>) -> Response<RespBody>
+pub async fn drained<B>(mut body: B, r: Response<RespBody>) -> Response<RespBody>
 where
     B: hyper::body::Body<Data = Bytes> + Send + Unpin,
 {

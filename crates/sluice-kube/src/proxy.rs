@@ -16,6 +16,7 @@ use hyper::{Request, Response, StatusCode};
 use serde_json::Value;
 use sluice_core::{ChannelStart, HttpExchange, Outcome, Pty, Secret, SessionEvent};
 use sluice_http::body::{Capture, Exchange, ReqBody, RespBody, Tee};
+use sluice_http::proxy::drained;
 use sluice_http::session::HttpSession;
 use sluice_http::{headers, ClientConn, Matched};
 use sluice_mask::MaskCounts;
@@ -39,13 +40,15 @@ impl KubeProxy {
         // kubectl sends the token from `sluice kube-credentials` as a bearer token; cookies
         // are not a credential here.
         let Some((credential, false)) = headers::credential(req.headers()) else {
-            return status::error(
+            let r = status::error(
                 StatusCode::UNAUTHORIZED,
                 "sluice: send a gateway token as a bearer token (sluice kubeconfig sets up kubectl)",
             );
+            return drained(req.into_body(), r).await;
         };
         if let Err(why) = headers::normalized(req.uri().path()) {
-            return status::error(StatusCode::BAD_REQUEST, &format!("sluice: {why}"));
+            let r = status::error(StatusCode::BAD_REQUEST, &format!("sluice: {why}"));
+            return drained(req.into_body(), r).await;
         }
         let session = match conn
             .session(&self.pipeline, &matched, Secret::new(credential))
@@ -54,7 +57,7 @@ impl KubeProxy {
             Ok(s) => s,
             Err(e) => {
                 let (code, message) = sluice_http::proxy::refusal(&e);
-                return status::error(code, &message);
+                return drained(req.into_body(), status::error(code, &message)).await;
             }
         };
         // Only the gateway says who is asking.
@@ -71,7 +74,8 @@ impl KubeProxy {
                 Some(reason.clone()),
             );
             warn!(header = %name, "impersonation header refused");
-            return status::error(StatusCode::FORBIDDEN, &format!("sluice: {reason}"));
+            let r = status::error(StatusCode::FORBIDDEN, &format!("sluice: {reason}"));
+            return drained(req.into_body(), r).await;
         }
         let path = matched.inner_path(req.uri().path()).to_string();
         let query = req.uri().query().map(str::to_string);
@@ -104,7 +108,8 @@ impl KubeProxy {
             Err(e) => {
                 self.pipeline
                     .target_failed(&session.authorized, &e.to_string());
-                return status::error(StatusCode::BAD_GATEWAY, &format!("sluice: {e}"));
+                let r = status::error(StatusCode::BAD_GATEWAY, &format!("sluice: {e}"));
+                return drained(incoming, r).await;
             }
         };
         // The pod spec the rules judge: the pod entered, or the one in the body.
@@ -154,10 +159,12 @@ impl KubeProxy {
                 if let Ok(v) = HeaderValue::from_str(&rule) {
                     r.headers_mut().insert("x-sluice-rule", v);
                 }
-                return r;
+                // Read what is left of the body: HTTP/2 clients get the answer, not a reset.
+                return drained(body, r).await;
             }
             Judged::Unavailable(message) => {
-                return status::error(StatusCode::SERVICE_UNAVAILABLE, &message)
+                let r = status::error(StatusCode::SERVICE_UNAVAILABLE, &message);
+                return drained(body, r).await;
             }
         };
         let mask_client = masker.as_ref().is_some_and(|m| m.mask_client());

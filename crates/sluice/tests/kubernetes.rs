@@ -183,6 +183,26 @@ fn guardrails_read_verbs_resources_pods_and_commands() {
         "the denied exec reached the API server"
     );
 
+    // Resource and namespace together: a ConfigMap in kube-system, with a body larger than
+    // a stream window that the gateway never needed to read.
+    let blob = std::env::temp_dir().join(common::unique("blob"));
+    std::fs::write(&blob, "x".repeat(300_000)).unwrap();
+    let out = kubectl.run(&[
+        "create",
+        "configmap",
+        "platform",
+        "-n",
+        "kube-system",
+        &format!("--from-file=blob={}", blob.display()),
+    ]);
+    let _ = std::fs::remove_file(&blob);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no-configmaps-in-kube-system"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // The command of an exec is judged like an SSH exec.
     let out = kubectl.run(&["exec", "web", "--", "rm", "-rf", "/tmp/important"]);
     assert!(!out.status.success());

@@ -145,6 +145,10 @@ pub const RULES: &str = "- name: no-node-delete
   action: deny
   reason: rm in a pod is not allowed
   match: { statements: [rm] }
+- name: no-configmaps-in-kube-system
+  action: deny
+  reason: kube-system is managed by the platform team
+  match: { statements: [create, update, patch, delete], resources: [configmaps], namespaces: [kube-system] }
 - name: no-port-forward
   action: deny
   reason: port forwarding is not allowed
