@@ -37,7 +37,7 @@ pub mod writer;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-pub use recordings::{EventRow, SessionFilter, SessionPage, SessionRow};
+pub use recordings::{AuditFilter, AuditPage, EventRow, SessionFilter, SessionPage, SessionRow};
 /// The database connection type the store functions take.
 pub use rusqlite::Connection as Db;
 /// How a transaction takes its lock; read-then-write transactions use `Immediate`, so a

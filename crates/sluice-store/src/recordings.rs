@@ -276,14 +276,95 @@ pub fn events(conn: &Connection, session_id: &str) -> Result<Vec<EventRow>, Stor
 
 /// The newest `limit` audit events, oldest first.
 pub fn audit_tail(conn: &Connection, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
-    let mut stmt = conn.prepare("SELECT event_json FROM audit ORDER BY seq DESC LIMIT ?1")?;
-    let rows = stmt.query_map([limit.min(10_000)], |r| r.get::<_, String>(0))?;
-    let mut out = Vec::new();
-    for json in rows {
-        out.push(serde_json::from_str(&json?)?);
+    let filter = AuditFilter {
+        limit: Some(limit),
+        ..AuditFilter::default()
+    };
+    let mut events = audit_page(conn, &filter)?.events;
+    events.reverse();
+    Ok(events)
+}
+
+/// Filters for reading the audit log.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AuditFilter {
+    /// Only actions starting with this (`session.`, `statement.denied`).
+    pub action: Option<String>,
+    /// Only events of this actor (identity or agent name).
+    pub actor: Option<String>,
+    /// Only events of this session.
+    pub session: Option<String>,
+    /// Only events of this connection.
+    pub connection: Option<String>,
+    /// Only `success` or `failure`.
+    pub outcome: Option<String>,
+    /// Only events at or after this time (µs).
+    pub since_us: Option<i64>,
+    /// Only events before this time (µs).
+    pub until_us: Option<i64>,
+    /// At most this many (default 100, max 10 000).
+    pub limit: Option<u32>,
+    /// Events older than this one's sequence number (a previous page's `next_cursor`).
+    pub cursor: Option<u64>,
+}
+
+/// A page of audit events, newest first.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AuditPage {
+    /// The events.
+    pub events: Vec<AuditEvent>,
+    /// Where the next (older) page starts, when this one is full.
+    pub next_cursor: Option<u64>,
+}
+
+/// The audit events matching `f`, newest first.
+pub fn audit_page(conn: &Connection, f: &AuditFilter) -> Result<AuditPage, StoreError> {
+    let limit = f.limit.unwrap_or(100).clamp(1, 10_000);
+    let prefix = f.action.as_ref().map(|a| {
+        let escaped = a
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("{escaped}%")
+    });
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, event_json FROM audit
+         WHERE (?1 IS NULL OR action LIKE ?1 ESCAPE '\\')
+           AND (?2 IS NULL OR json_extract(event_json, '$.actor.name') = ?2)
+           AND (?3 IS NULL OR json_extract(event_json, '$.session_id') = ?3)
+           AND (?4 IS NULL OR json_extract(event_json, '$.connection') = ?4)
+           AND (?5 IS NULL OR json_extract(event_json, '$.outcome') = ?5)
+           AND (?6 IS NULL OR ts_us >= ?6) AND (?7 IS NULL OR ts_us < ?7)
+           AND (?8 IS NULL OR seq < ?8)
+         ORDER BY seq DESC LIMIT ?9",
+    )?;
+    let cursor = f.cursor.map(|c| c as i64);
+    let rows = stmt.query_map(
+        params![
+            prefix,
+            f.actor,
+            f.session,
+            f.connection,
+            f.outcome,
+            f.since_us,
+            f.until_us,
+            cursor,
+            limit
+        ],
+        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+    )?;
+    let mut events = Vec::new();
+    let mut last = None;
+    for row in rows {
+        let (seq, json) = row?;
+        last = Some(seq as u64);
+        events.push(serde_json::from_str(&json)?);
     }
-    out.reverse();
-    Ok(out)
+    let next_cursor = last.filter(|_| events.len() == limit as usize);
+    Ok(AuditPage {
+        events,
+        next_cursor,
+    })
 }
 
 /// Closes sessions left open by a previous run of the gateway (it stopped without ending them).

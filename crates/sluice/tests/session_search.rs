@@ -114,3 +114,67 @@ fn sessions_are_found_by_protocol_denials_and_text_and_paged() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(ids(&v), vec![needle]);
 }
+
+#[test]
+fn audit_events_are_found_by_action_actor_and_session_and_paged() {
+    let db = TestDb::new();
+    let gw = Gateway::start(&common::config_with_policy(
+        &db,
+        common::QUICKSTART_GUARDRAILS,
+        "",
+    ));
+    let alice = gw.named_service_account("alice", "engineering");
+    let bob = gw.named_service_account("bob", "engineering");
+    gw.psql(&alice, "DROP TABLE a_table");
+    gw.psql(&bob, "DROP TABLE b_table");
+    gw.psql(&bob, "SELECT 1");
+    gw.wait_ended_sessions(3);
+    let admin = gw.admin_token.clone();
+
+    let (status, _, denied) = get(&gw, &admin, "/api/v1/audit?action=statement.denied");
+    assert_eq!(status, 200);
+    let denied = denied.as_array().unwrap();
+    assert_eq!(denied.len(), 2, "{denied:?}");
+    assert!(denied.iter().all(|e| e["action"] == "statement.denied"));
+    let (_, _, by_alice) = get(&gw, &admin, "/api/v1/audit?action=statement.&actor=alice");
+    let by_alice = by_alice.as_array().unwrap();
+    assert!(!by_alice.is_empty());
+    assert!(
+        by_alice.iter().all(|e| e["actor"]["name"] == "alice"),
+        "{by_alice:?}"
+    );
+    let session = by_alice[0]["session_id"].as_str().unwrap().to_string();
+    let (_, _, of_session) = get(&gw, &admin, &format!("/api/v1/audit?session={session}"));
+    let of_session = of_session.as_array().unwrap();
+    assert!(of_session.iter().any(|e| e["action"] == "session.start"));
+    assert!(of_session
+        .iter()
+        .all(|e| e["session_id"] == session.as_str()));
+    // `_` in a filter is a character, not a wildcard.
+    let (_, _, none) = get(&gw, &admin, "/api/v1/audit?action=session_start");
+    assert!(none.as_array().unwrap().is_empty(), "{none}");
+
+    // Pages of one, newest first: the cursors walk back through both denials.
+    let (_, cursor, newest) = get(&gw, &admin, "/api/v1/audit?action=statement.denied&limit=1");
+    assert_eq!(newest[0]["actor"]["name"], "bob");
+    let cursor = cursor.expect("a full page names the next one");
+    let (_, _, older) = get(
+        &gw,
+        &admin,
+        &format!("/api/v1/audit?action=statement.denied&limit=1&cursor={cursor}"),
+    );
+    assert_eq!(older[0]["actor"]["name"], "alice");
+
+    // The CLI, and a user who may not read the audit log.
+    let out = gw.cli_ok(&[
+        "audit",
+        "--json",
+        "--action",
+        "statement.denied",
+        "--actor",
+        "bob",
+    ]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let (status, _, _) = get(&gw, &alice, "/api/v1/audit");
+    assert_eq!(status, 403);
+}

@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sluice_core::AuditEvent;
 use sluice_store::{chain, recordings, EventRow, SessionFilter, SessionRow};
 
@@ -175,28 +175,27 @@ pub async fn events(
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], out))
 }
 
-/// Query of `GET /api/v1/audit`.
-#[derive(Debug, Deserialize)]
-pub struct AuditQuery {
-    /// How many of the newest events (default 100).
-    pub limit: Option<u32>,
-}
-
-/// `GET /api/v1/audit?limit=N`: the newest audit events, oldest first.
+/// `GET /api/v1/audit?action=&actor=&session=&connection=&outcome=&since_us=&until_us=&limit=&cursor=`:
+/// the newest matching audit events, oldest first; a full page names the next (older) one in
+/// `X-Next-Cursor`.
 pub async fn audit(
     State(state): State<ApiState>,
     Reader(_): Reader,
-    Query(q): Query<AuditQuery>,
-) -> Result<Json<Vec<AuditEvent>>, ApiError> {
+    Query(f): Query<sluice_store::AuditFilter>,
+) -> Result<impl IntoResponse, ApiError> {
     read_your_writes(&state).await?;
-    let limit = q.limit.unwrap_or(100);
-    Ok(Json(
-        state
-            .pipeline
-            .store()
-            .run(move |c| recordings::audit_tail(c, limit))
-            .await?,
-    ))
+    let page = state
+        .pipeline
+        .store()
+        .run(move |c| recordings::audit_page(c, &f))
+        .await?;
+    let mut headers = axum::http::HeaderMap::new();
+    if let Some(c) = page.next_cursor {
+        headers.insert("x-next-cursor", axum::http::HeaderValue::from(c));
+    }
+    let mut events: Vec<AuditEvent> = page.events;
+    events.reverse();
+    Ok((headers, Json(events)))
 }
 
 /// `GET /api/v1/signing-keys`: the public keys that verify session manifests (old ones stay).

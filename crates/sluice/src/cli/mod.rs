@@ -188,14 +188,7 @@ enum Command {
         public_key: Option<String>,
     },
     /// Show the newest audit events.
-    Audit {
-        /// How many.
-        #[arg(long, default_value_t = 50)]
-        limit: u32,
-        /// Print JSON lines.
-        #[arg(long)]
-        json: bool,
-    },
+    Audit(sessions::AuditArgs),
     /// Write an evidence bundle (recordings, manifests, audit log and checkpoints, public keys)
     /// for auditors; check it with `sluice verify BUNDLE`.
     Export {
@@ -320,7 +313,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 Command::Exec { connection, args } => exec::run(&api, &connection, &args),
                 Command::Reviews(c) => reviews::run(&api, c),
                 Command::Access(c) => reviews::access(&api, c),
-                Command::Audit { limit, json } => sessions::audit(&api, limit, json),
+                Command::Audit(a) => sessions::audit(&api, a),
                 Command::Verify {
                     session,
                     public_key,

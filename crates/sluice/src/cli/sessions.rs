@@ -425,8 +425,48 @@ fn print_result(at: &str, ev: &Value) {
     }
 }
 
-pub fn audit(api: &Api, limit: u32, json: bool) -> anyhow::Result<()> {
-    let events: Vec<Value> = api.get(&format!("/api/v1/audit?limit={limit}"))?;
+/// Filters of `sluice audit`.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// How many.
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    /// Only actions starting with this (`session.`, `statement.denied`).
+    #[arg(long)]
+    action: Option<String>,
+    /// Only events of this identity (or agent).
+    #[arg(long)]
+    actor: Option<String>,
+    /// Only events of this session.
+    #[arg(long)]
+    session: Option<String>,
+    /// Only events of this connection.
+    #[arg(long)]
+    connection: Option<String>,
+    /// Only `success` or `failure`.
+    #[arg(long)]
+    outcome: Option<String>,
+    /// Print JSON lines.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Prints the newest audit events matching `a`, oldest first.
+pub fn audit(api: &Api, a: AuditArgs) -> anyhow::Result<()> {
+    let mut q = format!("/api/v1/audit?limit={}", a.limit);
+    for (key, value) in [
+        ("action", &a.action),
+        ("actor", &a.actor),
+        ("session", &a.session),
+        ("connection", &a.connection),
+        ("outcome", &a.outcome),
+    ] {
+        if let Some(v) = value {
+            q.push_str(&format!("&{key}={}", enc(v)));
+        }
+    }
+    let events: Vec<Value> = api.get(&q)?;
+    let json = a.json;
     for e in &events {
         if json {
             println!("{e}");
