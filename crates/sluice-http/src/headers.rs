@@ -11,6 +11,10 @@ use std::net::SocketAddr;
 /// The cookie holding a browser's gateway session.
 pub const SESSION_COOKIE: &str = "sluice_session";
 
+/// The cookies that hold gateway tokens (HTTP connections' sessions, the console's): never
+/// forwarded to a service.
+pub const GATEWAY_COOKIES: &[&str] = &[SESSION_COOKIE, "sluice_console"];
+
 /// Headers that belong to one hop (RFC 9110 §7.6.1), and what the gateway sets itself.
 const DROPPED: &[&str] = &[
     "connection",
@@ -239,11 +243,14 @@ pub fn toward_client(headers: &HeaderMap, upgrade: bool) -> HeaderMap {
                 | "transfer-encoding"
                 | "upgrade"
         ) || listed.iter().any(|l| l == name.as_str());
-        // A service cannot set the gateway's session cookie.
+        // A service cannot set the gateway's cookies.
         let ours = name == header::SET_COOKIE
-            && value
-                .to_str()
-                .is_ok_and(|v| v.trim_start().starts_with(&format!("{SESSION_COOKIE}=")));
+            && value.to_str().is_ok_and(|v| {
+                let v = v.trim_start();
+                GATEWAY_COOKIES
+                    .iter()
+                    .any(|c| v.strip_prefix(c).is_some_and(|rest| rest.starts_with('=')))
+            });
         if !hop && !ours {
             out.append(name.clone(), value.clone());
         }
@@ -315,7 +322,11 @@ fn without_session_cookie(value: &HeaderValue) -> Option<HeaderValue> {
     let kept: Vec<&str> = text
         .split(';')
         .map(str::trim)
-        .filter(|c| !c.is_empty() && c.split_once('=').is_none_or(|(k, _)| k != SESSION_COOKIE))
+        .filter(|c| {
+            !c.is_empty()
+                && c.split_once('=')
+                    .is_none_or(|(k, _)| !GATEWAY_COOKIES.contains(&k))
+        })
         .collect();
     if kept.is_empty() {
         return None;
@@ -342,6 +353,14 @@ mod tests {
         assert_eq!(
             without_session_cookie(&HeaderValue::from_static("sluice_session=abc")),
             None
+        );
+        // The console's cookie (path `/`) is sent along to services under a path prefix too: it
+        // never reaches them either.
+        assert_eq!(
+            without_session_cookie(&HeaderValue::from_static(
+                "sluice_console=tok; a=1; sluice_session=abc"
+            )),
+            Some(HeaderValue::from_static("a=1"))
         );
     }
 

@@ -97,12 +97,27 @@ pub(crate) async fn authenticate(
     need: Need,
 ) -> Result<(Identity, RoleSet), ApiError> {
     let peer = parts.extensions.get::<Peer>().map(|p| p.0.to_string());
-    let token = parts
+    let bearer = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|t| Secret::new(t.trim().to_string()));
+    // The console's pages call the API with their session cookie. A browser sends cookies
+    // with other sites' requests too: a change must come from the gateway's own pages.
+    let from_cookie = bearer.is_none();
+    let token = bearer.or_else(|| {
+        super::web_login::cookie(&parts.headers, super::web_login::CONSOLE_COOKIE).map(Secret::new)
+    });
+    if from_cookie && token.is_some() && !same_origin(parts) {
+        let reason = "a request from another site cannot use the console's sign-in".to_string();
+        let mut e = audit::event("api.auth", Outcome::Failure);
+        e.source = peer.clone();
+        e.reason = Some(format!("{} {}: {reason}", parts.method, parts.uri.path()));
+        e.fault = Some(Fault::Client);
+        state.pipeline.audit(e);
+        return Err(ApiError(StatusCode::FORBIDDEN, reason));
+    }
     let fail = |status: StatusCode, reason: String, identity: Option<&Identity>| {
         let mut e = match identity {
             Some(i) => audit::by(i, "api.auth", Outcome::Failure),
@@ -143,5 +158,24 @@ pub(crate) async fn authenticate(
             Err(fail(StatusCode::SERVICE_UNAVAILABLE, e.to_string(), None))
         }
         Err(e) => Err(fail(StatusCode::UNAUTHORIZED, e.to_string(), None)),
+    }
+}
+
+/// Whether a request authenticated by cookie may act: reads (`GET`, `HEAD`) always; anything
+/// else only when the browser says it comes from the gateway's own origin.
+fn same_origin(parts: &Parts) -> bool {
+    if matches!(parts.method.as_str(), "GET" | "HEAD") {
+        return true;
+    }
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    if header("sec-fetch-site") == Some("same-origin") {
+        return true;
+    }
+    let host = header("host").or_else(|| parts.uri.authority().map(|a| a.as_str()));
+    match (header("origin"), host) {
+        (Some(origin), Some(host)) => origin
+            .strip_prefix("https://")
+            .is_some_and(|o| o.eq_ignore_ascii_case(host)),
+        _ => false,
     }
 }

@@ -20,6 +20,7 @@ pub mod admin;
 pub mod agents;
 pub mod audit;
 pub mod auth;
+pub mod console;
 pub mod containment;
 pub mod endpoints;
 pub mod exchange;
@@ -190,6 +191,13 @@ pub async fn serve(
                             return Ok(response.map(axum::body::Body::new));
                         }
                         let host = request_host(&req);
+                        if let Some(page) = console::page_of(req.uri().path()).map(str::to_string) {
+                            let response = match page.strip_prefix(".sluice/") {
+                                Some(step) => web.handle_console(step, host, peer, req).await,
+                                None => console::serve(&web, &page, req).await,
+                            };
+                            return Ok(response.map(axum::body::Body::new));
+                        }
                         if let Some(matched) = web.proxy.route(host.as_deref(), req.uri().path()) {
                             let inner = matched.inner_path(req.uri().path()).to_string();
                             let response = match inner.strip_prefix("/.sluice/") {

@@ -20,7 +20,7 @@ use hyper::{Request, Response, StatusCode};
 use serde_json::Value;
 use sluice_core::{Fault, Outcome};
 use sluice_http::body::RespBody;
-use sluice_http::headers::{percent_encode, session_cookie, SESSION_COOKIE};
+use sluice_http::headers::{percent_encode, SESSION_COOKIE};
 use sluice_http::proxy::json_error;
 use sluice_http::{HttpProxy, Matched};
 use sluice_pipeline::{audit, OpenError};
@@ -71,7 +71,12 @@ impl WebLogin {
         }
     }
 
-    /// Serves `…/.sluice/PAGE`.
+    /// The API's state.
+    pub fn state(&self) -> &ApiState {
+        &self.state
+    }
+
+    /// Serves `…/.sluice/PAGE` of an HTTP connection.
     pub async fn handle(
         &self,
         page: &str,
@@ -80,18 +85,45 @@ impl WebLogin {
         peer: SocketAddr,
         req: Request<Incoming>,
     ) -> Response<RespBody> {
+        let site = Site {
+            prefix: &matched.prefix,
+            connection: Some(&matched.connection.name.0),
+            cookie: SESSION_COOKIE,
+        };
+        self.serve(&site, page, host, peer, req).await
+    }
+
+    /// Serves `/console/.sluice/PAGE`: sign-in to the console (and the API from its pages).
+    pub async fn handle_console(
+        &self,
+        page: &str,
+        host: Option<String>,
+        peer: SocketAddr,
+        req: Request<Incoming>,
+    ) -> Response<RespBody> {
+        self.serve(&CONSOLE, page, host, peer, req).await
+    }
+
+    async fn serve(
+        &self,
+        site: &Site<'_>,
+        page: &str,
+        host: Option<String>,
+        peer: SocketAddr,
+        req: Request<Incoming>,
+    ) -> Response<RespBody> {
         let query: HashMap<String, String> = req.uri().query().map(parse_query).unwrap_or_default();
         match (req.method().as_str(), page) {
-            ("GET", "login") => self.login(matched, host, &query).await,
-            ("GET", "callback") => self.callback(matched, peer, &query, req.headers()).await,
-            ("POST", "logout") => self.logout(matched, peer, req).await,
+            ("GET", "login") => self.login(site, host, &query).await,
+            ("GET", "callback") => self.callback(site, peer, &query, req.headers()).await,
+            ("POST", "logout") => self.logout(site, peer, req).await,
             _ => json_error(StatusCode::NOT_FOUND, "sluice: no such page".into()),
         }
     }
 
     async fn login(
         &self,
-        matched: &Matched,
+        matched: &Site<'_>,
         host: Option<String>,
         query: &HashMap<String, String>,
     ) -> Response<RespBody> {
@@ -169,7 +201,7 @@ impl WebLogin {
 
     async fn callback(
         &self,
-        matched: &Matched,
+        matched: &Site<'_>,
         peer: SocketAddr,
         query: &HashMap<String, String>,
         headers: &hyper::HeaderMap,
@@ -224,11 +256,12 @@ impl WebLogin {
         let mut e = audit::by(&identity, "auth.login", Outcome::Success);
         e.source = Some(peer.to_string());
         e.target = Some(info.id.clone());
-        e.connection = Some(matched.connection.name.0.clone());
-        e.protocol = Some("http".into());
+        e.connection = matched.connection.map(str::to_string);
+        e.protocol = matched.connection.map(|_| "http".to_string());
         self.state.pipeline.audit(e);
         let cookie = format!(
-            "{SESSION_COOKIE}={}; Path={}; Max-Age={}; Secure; HttpOnly; SameSite=Lax",
+            "{}={}; Path={}; Max-Age={}; Secure; HttpOnly; SameSite=Lax",
+            matched.cookie,
             token.expose(),
             cookie_path(matched),
             ttl.as_secs()
@@ -242,11 +275,11 @@ impl WebLogin {
 
     async fn logout(
         &self,
-        matched: &Matched,
+        matched: &Site<'_>,
         peer: SocketAddr,
         req: Request<Incoming>,
     ) -> Response<RespBody> {
-        let token = session_cookie(req.headers()).map(sluice_core::Secret::new);
+        let token = cookie(req.headers(), matched.cookie).map(sluice_core::Secret::new);
         let identity = match &token {
             Some(t) => self.state.pipeline.authenticate(t).await.ok(),
             None => None,
@@ -261,7 +294,7 @@ impl WebLogin {
                 .await;
             let mut e = audit::by(&identity, "auth.logout", Outcome::Success);
             e.source = Some(peer.to_string());
-            e.connection = Some(matched.connection.name.0.clone());
+            e.connection = matched.connection.map(str::to_string);
             e.target = Some(id);
             if revoked.is_err() {
                 e.outcome = Outcome::Failure;
@@ -269,7 +302,8 @@ impl WebLogin {
             self.state.pipeline.audit(e);
         }
         let clear = format!(
-            "{SESSION_COOKIE}=; Path={}; Max-Age=0; Secure; HttpOnly; SameSite=Lax",
+            "{}=; Path={}; Max-Age=0; Secure; HttpOnly; SameSite=Lax",
+            matched.cookie,
             cookie_path(matched)
         );
         redirect(&format!("{}/", matched.prefix), &[clear])
@@ -386,7 +420,7 @@ fn redirect(location: &str, cookies: &[String]) -> Response<RespBody> {
 }
 
 /// The value of cookie `name`.
-fn cookie(headers: &hyper::HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie(headers: &hyper::HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(hyper::header::COOKIE)
         .iter()
@@ -398,13 +432,35 @@ fn cookie(headers: &hyper::HeaderMap, name: &str) -> Option<String> {
 }
 
 /// The cookie's path: the prefix, or the whole host.
-fn cookie_path(matched: &Matched) -> &str {
-    if matched.prefix.is_empty() {
+fn cookie_path<'a>(site: &Site<'a>) -> &'a str {
+    if site.cookie == CONSOLE_COOKIE || site.prefix.is_empty() {
+        // The console's cookie also goes with its pages' API calls.
         "/"
     } else {
-        &matched.prefix
+        site.prefix
     }
 }
+
+/// Where a browser signs in: an HTTP connection (its host or path prefix), or the console.
+pub struct Site<'a> {
+    /// The path prefix pages live under (`""` for a host of its own).
+    pub prefix: &'a str,
+    /// The HTTP connection, when it is one (for the audit trail).
+    pub connection: Option<&'a str>,
+    /// The session cookie's name.
+    pub cookie: &'static str,
+}
+
+/// The cookie holding a console session (a gateway token).
+pub const CONSOLE_COOKIE: &str = "sluice_console";
+
+/// The console's sign-in: pages under `/console`; its cookie also authenticates the API
+/// (for the console's own requests, see `auth.rs`).
+const CONSOLE: Site<'static> = Site {
+    prefix: "/console",
+    connection: None,
+    cookie: CONSOLE_COOKIE,
+};
 
 /// Whether `r` is a path on this host (not `//other`, `/\\other`, or anything a browser
 /// would read as another host after dropping control characters).

@@ -1,0 +1,162 @@
+//! The web console in a real browser: a person signs in through the identity provider
+//! (headless Chromium, the npm `oidc-provider`), lands on the console, and the console's
+//! cookie authenticates the API for the gateway's own pages only.
+
+mod common;
+
+use common::oidc::Provider;
+use common::Gateway;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+fn gateway(op: &Provider) -> Gateway {
+    Gateway::start(&format!(
+        "listeners:\n  postgres:\n    address: 127.0.0.1:0\n  api:\n    address: 127.0.0.1:0\n\
+         roles:\n  auditor: [engineering]\n\
+         identity_providers:\n  - name: corp\n    issuer: {}\n    audience: urn:sluice:gateway\n    login:\n      client_id: sluice-cli\n      scopes: [openid, profile]\n",
+        op.issuer
+    ))
+}
+
+/// `curl` with `args` against the gateway: status and body.
+fn curl(gw: &Gateway, args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "30",
+            "-w",
+            "\n%{http_code}",
+            "--cacert",
+        ])
+        .arg(gw.data().join("tls/ca.pem"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (status.parse().unwrap_or(0), body.to_string())
+}
+
+#[test]
+fn a_person_signs_in_to_the_console_and_its_cookie_serves_only_its_pages() {
+    let op = Provider::start();
+    let gw = gateway(&op);
+    let base = format!("https://127.0.0.1:{}", gw.api.port());
+    let home = format!("{base}/console/");
+    let out = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/oidc/web_login.mjs"))
+        .args([home.as_str(), "alice", &format!("{base}/api/v1/whoami")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for visit in ["first", "second"] {
+        let page = seen[visit].as_str().unwrap();
+        assert!(page.contains("alice"), "{visit}: {page}");
+        assert!(page.contains("auditor, user"), "{visit}: {page}");
+    }
+    // The API answers the console's cookie for reads.
+    let whoami: Value = serde_json::from_str(seen["again"].as_str().unwrap()).unwrap();
+    assert_eq!(whoami["name"], "alice");
+    assert_eq!(whoami["roles"], serde_json::json!(["auditor", "user"]));
+    let cookie = seen["cookies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "sluice_console")
+        .expect("the console's cookie")
+        .clone();
+    // Path `/`: the console's pages call the API with it.
+    assert_eq!(cookie["path"], "/");
+    assert_eq!(cookie["secure"], true);
+    assert_eq!(cookie["httpOnly"], true);
+    gw.wait_audit("the console sign-in", |e| {
+        e["action"] == "auth.login" && e["actor"]["name"] == "alice"
+    });
+}
+
+#[test]
+fn the_console_cookie_changes_nothing_from_another_site() {
+    let op = Provider::start();
+    let gw = gateway(&op);
+    // A gateway token as the console's cookie, as a browser would hold it.
+    let token = gw.service_account("admin");
+    let cookie = format!("Cookie: sluice_console={token}");
+    let kill = format!("https://{}/api/v1/sessions/nope/kill", gw.api);
+    // From another site (or with no origin at all): refused before anything happens.
+    for origin in ["Origin: https://evil.example", "X-No-Origin: 1"] {
+        let (status, body) = curl(&gw, &["-X", "POST", "-H", &cookie, "-H", origin, &kill]);
+        assert_eq!(status, 403, "{origin}: {body}");
+        assert!(body.contains("another site"), "{body}");
+    }
+    // From the gateway's own pages: the call goes through (no such session).
+    let own = format!("Origin: https://{}", gw.api);
+    let (status, body) = curl(&gw, &["-X", "POST", "-H", &cookie, "-H", &own, &kill]);
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = curl(
+        &gw,
+        &[
+            "-X",
+            "POST",
+            "-H",
+            &cookie,
+            "-H",
+            "Sec-Fetch-Site: same-origin",
+            &kill,
+        ],
+    );
+    assert_eq!(status, 404);
+    // Reads need no origin; the pages need a sign-in.
+    let (status, _) = curl(
+        &gw,
+        &["-H", &cookie, &format!("https://{}/api/v1/whoami", gw.api)],
+    );
+    assert_eq!(status, 200);
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+            "--cacert",
+        ])
+        .arg(gw.data().join("tls/ca.pem"))
+        .arg(format!("https://{}/console/", gw.api))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("302 ") && text.contains("/console/.sluice/login"),
+        "{text}"
+    );
+    // The console's pages allow no inline script or style.
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-H",
+            &cookie,
+            "--cacert",
+        ])
+        .arg(gw.data().join("tls/ca.pem"))
+        .arg(format!("https://{}/console/", gw.api))
+        .output()
+        .unwrap();
+    let headers = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    assert!(
+        headers.contains("content-security-policy: default-src 'self'"),
+        "{headers}"
+    );
+    assert!(!headers.contains("unsafe-inline"), "{headers}");
+}
