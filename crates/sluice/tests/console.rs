@@ -113,6 +113,21 @@ fn the_console_cookie_changes_nothing_from_another_site() {
         ],
     );
     assert_eq!(status, 404);
+    // The console's own forms refuse other sites the same way.
+    let decide = format!("https://{}/console/reviews/rv-x/decide", gw.api);
+    let evil = [
+        "-X",
+        "POST",
+        "-H",
+        &cookie,
+        "-H",
+        "Origin: https://evil.example",
+    ];
+    let (status, _) = curl(
+        &gw,
+        &[&evil[..], &["-d", "decision=approve", &decide]].concat(),
+    );
+    assert_eq!(status, 403);
     // Reads need no origin; the pages need a sign-in.
     let (status, _) = curl(
         &gw,
@@ -159,4 +174,84 @@ fn the_console_cookie_changes_nothing_from_another_site() {
         "{headers}"
     );
     assert!(!headers.contains("unsafe-inline"), "{headers}");
+}
+
+#[test]
+fn an_approver_approves_a_held_delete_in_the_console_and_psql_completes() {
+    let op = Provider::start();
+    let db = common::TestDb::new();
+    let made = common::psql_direct(
+        &db.name,
+        "create table t (id int); insert into t values (1), (2)",
+    );
+    assert!(made.status.success());
+    let policy = "guardrails:\n  approvers: [security]\n  rules:\n    - name: review-deletes\n      action: review\n      match: { statements: [delete] }\n";
+    let idp = format!(
+        "identity_providers:\n  - name: corp\n    issuer: {}\n    audience: urn:sluice:gateway\n    login:\n      client_id: sluice-cli\n      scopes: [openid, profile]\n",
+        op.issuer
+    );
+    let gw = Gateway::start(&common::config_with_policy(&db, policy, &idp));
+    let alice = gw.named_service_account("alice", "engineering");
+    let psql = Command::new("psql")
+        .args([
+            "-X",
+            "-tA",
+            &gw.dsn("pg", &alice, "require"),
+            "-c",
+            "DELETE FROM t WHERE id = 1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let held = gw.pending_review(&gw.admin_token);
+    assert_eq!(held["statement"], "DELETE FROM t WHERE id = 1");
+
+    // Bob (security, at the provider) approves in the browser.
+    // Screenshots stay as the run's artifacts (target/tmp/console-shots).
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-shots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let inbox = format!("https://127.0.0.1:{}/console/reviews", gw.api.port());
+    let out = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/oidc/console_review.mjs"))
+        .args([inbox.as_str(), "bob", "DELETE FROM t WHERE id = 1"])
+        .arg(&shots)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        seen["before"].as_str().unwrap().contains("review-deletes"),
+        "{seen}"
+    );
+    let after = seen["after"].as_str().unwrap();
+    assert!(after.contains("is approved"), "{after}");
+    assert!(after.contains("No review is waiting"), "{after}");
+    assert!(shots.join("console-reviews.png").exists());
+
+    let done = psql.wait_with_output().unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let left = common::psql_direct(&db.name, "select count(*) from t");
+    assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "1");
+    let review: Value = serde_json::from_str(&gw.cli_ok(&[
+        "reviews",
+        "show",
+        held["id"].as_str().unwrap(),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(review["status"], "approved");
+    assert_eq!(
+        review["approvals"][0]["reason"],
+        "checked the change ticket"
+    );
 }

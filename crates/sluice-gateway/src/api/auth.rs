@@ -163,7 +163,7 @@ pub(crate) async fn authenticate(
 
 /// Whether a request authenticated by cookie may act: reads (`GET`, `HEAD`) always; anything
 /// else only when the browser says it comes from the gateway's own origin.
-fn same_origin(parts: &Parts) -> bool {
+pub(crate) fn same_origin(parts: &Parts) -> bool {
     if matches!(parts.method.as_str(), "GET" | "HEAD") {
         return true;
     }

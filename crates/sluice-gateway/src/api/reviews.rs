@@ -26,7 +26,7 @@ pub struct ListQuery {
     pub limit: Option<u32>,
 }
 
-fn visible(review: &Review, who: &Identity, roles: RoleSet) -> bool {
+pub(crate) fn visible(review: &Review, who: &Identity, roles: RoleSet) -> bool {
     roles.reads_all()
         || roles.approver
         || review.requester == who.name

@@ -4,6 +4,8 @@
 //! pages and the API calls they make use it (changes only from the gateway's own origin).
 //! Pages carry a strict Content-Security-Policy: no inline script or style.
 
+mod reviews;
+
 use super::roles::RoleSet;
 use super::web_login::{cookie, WebLogin, CONSOLE_COOKIE};
 use axum::body::Bytes;
@@ -36,24 +38,76 @@ pub async fn serve(web: &WebLogin, page: &str, req: Request<Incoming>) -> Respon
         None => None,
     };
     let Some(identity) = identity else {
+        // Back to this very page after the sign-in.
+        let here = req
+            .uri()
+            .path_and_query()
+            .map_or("/console/", |p| p.as_str());
+        let location = format!(
+            "/console/.sluice/login?return={}",
+            sluice_http::headers::percent_encode(here)
+        );
         let mut r = respond(
             StatusCode::FOUND,
             "text/plain; charset=utf-8",
             String::new(),
         );
-        r.headers_mut().insert(
-            LOCATION,
-            HeaderValue::from_static("/console/.sluice/login?return=/console/"),
-        );
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            r.headers_mut().insert(LOCATION, v);
+        }
         return r;
     };
     let roles = state.roles.of(&identity);
+    let html = "text/html; charset=utf-8";
+    let query = req.uri().query().unwrap_or_default().to_string();
+    let (parts, body) = req.into_parts();
+    if parts.method != hyper::Method::GET {
+        // A cookie comes with other sites' requests too: changes only from these pages.
+        if parts.method != hyper::Method::POST || !super::auth::same_origin(&parts) {
+            let refused = "<p>A change must come from the console's own pages.</p>";
+            return respond(
+                StatusCode::FORBIDDEN,
+                html,
+                layout("Refused", &identity, refused),
+            );
+        }
+        let Some(id) = page
+            .strip_prefix("reviews/")
+            .and_then(|p| p.strip_suffix("/decide"))
+        else {
+            let missing = "<p>There is no such page.</p>";
+            return respond(
+                StatusCode::NOT_FOUND,
+                html,
+                layout("Not found", &identity, missing),
+            );
+        };
+        let form = match http_body_util::Limited::new(body, 8 * 1024).collect().await {
+            Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
+            Err(_) => String::new(),
+        };
+        let done = reviews::decide(state, &identity, roles, id, &form).await;
+        let mut r = respond(StatusCode::SEE_OTHER, html, String::new());
+        let location = format!(
+            "/console/reviews?done={}",
+            sluice_http::headers::percent_encode(&done)
+        );
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            r.headers_mut().insert(LOCATION, v);
+        }
+        return r;
+    }
+    drop(body);
     match page {
-        "" => respond(
-            StatusCode::OK,
-            "text/html; charset=utf-8",
-            home(&identity, roles),
-        ),
+        "" => respond(StatusCode::OK, html, home(&identity, roles)),
+        "reviews" => {
+            let done = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("done="))
+                .map(reviews::decode_form);
+            let page = reviews::inbox(state, &identity, roles, done.as_deref()).await;
+            respond(StatusCode::OK, html, page)
+        }
         _ => respond(
             StatusCode::NOT_FOUND,
             "text/html; charset=utf-8",
@@ -79,12 +133,13 @@ fn home(who: &Identity, roles: RoleSet) -> String {
 }
 
 /// A page: header with the identity and sign-out, then `body`.
-fn layout(title: &str, who: &Identity, body: &str) -> String {
+pub(crate) fn layout(title: &str, who: &Identity, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title}</title><link rel=\"stylesheet\" href=\"/console/console.css\"></head>\
          <body><header><h1>{title}</h1>\
+         <nav aria-label=\"Console\"><a href=\"/console/\">Home</a> <a href=\"/console/reviews\">Reviews</a></nav>\
          <form method=\"post\" action=\"/console/.sluice/logout\">\
          <span>{}</span> <button type=\"submit\">Sign out</button></form></header>\
          <main>{body}</main></body></html>",
@@ -119,7 +174,7 @@ fn respond(status: StatusCode, content_type: &'static str, body: String) -> Resp
 }
 
 /// Text for HTML.
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
