@@ -255,3 +255,74 @@ fn an_approver_approves_a_held_delete_in_the_console_and_psql_completes() {
         "checked the change ticket"
     );
 }
+
+#[test]
+fn an_auditor_sees_the_inbox_but_cannot_decide() {
+    let op = Provider::start();
+    let db = common::TestDb::new();
+    let made = common::psql_direct(
+        &db.name,
+        "create table t (id int); insert into t values (1)",
+    );
+    assert!(made.status.success());
+    let policy = "guardrails:\n  approvers: [security]\n  rules:\n    - name: review-deletes\n      action: review\n      match: { statements: [delete] }\n";
+    // Alice (engineering at the provider) is an auditor here.
+    let extra = format!(
+        "roles:\n  auditor: [engineering]\nidentity_providers:\n  - name: corp\n    issuer: {}\n    audience: urn:sluice:gateway\n    login:\n      client_id: sluice-cli\n      scopes: [openid, profile]\n",
+        op.issuer
+    );
+    let gw = Gateway::start(&common::config_with_policy(&db, policy, &extra));
+    let dave = gw.named_service_account("dave", "engineering");
+    let mut psql = Command::new("psql")
+        .args([
+            "-X",
+            "-tA",
+            &gw.dsn("pg", &dave, "require"),
+            "-c",
+            "DELETE FROM t",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let held = gw.pending_review(&gw.admin_token);
+    let inbox = format!("https://127.0.0.1:{}/console/reviews", gw.api.port());
+    let out = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/oidc/web_login.mjs"))
+        .args([inbox.as_str(), "alice"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let page = seen["first"].as_str().unwrap();
+    // The auditor reads the review, with no Approve or Deny button.
+    assert!(page.contains("DELETE FROM t"), "{page}");
+    assert!(page.contains("security"), "{page}");
+    assert!(
+        !page.contains("Approve") && !page.contains("Deny"),
+        "{page}"
+    );
+    // The API refuses an auditor's decision too.
+    let auditor = gw.named_service_account("erin", "engineering");
+    let (status, body) = curl(
+        &gw,
+        &[
+            "-X",
+            "POST",
+            "-H",
+            &format!("Authorization: Bearer {auditor}"),
+            &format!(
+                "https://{}/api/v1/reviews/{}/approve",
+                gw.api,
+                held["id"].as_str().unwrap()
+            ),
+        ],
+    );
+    assert_eq!(status, 403, "{body}");
+    let _ = psql.kill();
+    let _ = psql.wait();
+}
