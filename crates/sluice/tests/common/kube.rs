@@ -3,11 +3,13 @@
 //! connections to it, and real kubectl against either.
 #![allow(dead_code)]
 
-use super::{bin, unique, Gateway};
+use super::ssh::kinds;
+use super::{bin, unique, wait_for, Gateway};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
 /// The bearer token the stand-in accepts (the gateway's credential toward it).
 pub const STANDIN_TOKEN: &str = "standin-token-Xq83Lm2Pz";
@@ -266,4 +268,57 @@ impl Drop for Kubectl {
 /// The sluice binary (the kubeconfig's credential plugin).
 pub fn sluice_bin() -> &'static str {
     bin()
+}
+
+/// The sessions of `gw` that recorded an exec or attach stream, with their events.
+pub fn exec_sessions(gw: &Gateway) -> Vec<(String, Vec<Value>)> {
+    gw.sessions()
+        .into_iter()
+        .filter_map(|s| {
+            let id = s["id"].as_str()?.to_string();
+            let events = gw.events(&id);
+            events
+                .iter()
+                .any(|e| e["kind"] == "channel")
+                .then_some((id, events))
+        })
+        .collect()
+}
+
+/// All recorded events of every session on `gw` (each ended session is complete).
+pub fn all_events(gw: &Gateway) -> Vec<Value> {
+    gw.sessions()
+        .into_iter()
+        .flat_map(|s| gw.events(s["id"].as_str().unwrap()))
+        .collect()
+}
+
+/// Starts `kubectl exec web -- sh -c 'echo started; exec sleep 600'` and waits until its
+/// output is in a recording; the running kubectl and the session's id.
+pub fn long_exec(gw: &Gateway, kubectl: &Kubectl) -> (Child, String) {
+    let exec = kubectl
+        .command(&[
+            "exec",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "echo started; exec sleep 600",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (id, _) = wait_for(
+        "the exec's output in the recording",
+        Duration::from_secs(20),
+        || {
+            exec_sessions(gw).into_iter().find(|(_, e)| {
+                kinds(e, "io")
+                    .iter()
+                    .any(|io| io["data"].as_str().unwrap_or("").contains("started"))
+            })
+        },
+    );
+    (exec, id)
 }
