@@ -358,11 +358,8 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- exec and attach over WebSocket ------------------------------------------------------
 
-    def stream(self, sub, query):
-        offered = [p.strip() for p in self.headers.get("sec-websocket-protocol", "").split(",")]
-        proto = next((p for p in ["v5.channel.k8s.io", "v4.channel.k8s.io"] if p in offered), None)
-        if proto is None:
-            return self.send_json(400, status(400, "BadRequest", f"unsupported subprotocols {offered}"))
+    def websocket_upgrade(self, proto):
+        """Answers 101 to a WebSocket upgrade with subprotocol `proto`."""
         key = self.headers["sec-websocket-key"]
         accept = base64.b64encode(
             hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
@@ -374,6 +371,13 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.flush()
         self.close_connection = True
+
+    def stream(self, sub, query):
+        offered = [p.strip() for p in self.headers.get("sec-websocket-protocol", "").split(",")]
+        proto = next((p for p in ["v5.channel.k8s.io", "v4.channel.k8s.io"] if p in offered), None)
+        if proto is None:
+            return self.send_json(400, status(400, "BadRequest", f"unsupported subprotocols {offered}"))
+        self.websocket_upgrade(proto)
         tty = query.get("tty", ["false"])[0] in ("true", "1")
         stdin = query.get("stdin", ["false"])[0] in ("true", "1")
         command = query.get("command", []) if sub == "exec" else ["sh"]
@@ -624,17 +628,7 @@ class Handler(BaseHTTPRequestHandler):
             proto = "SPDY/3.1+portforward.k8s.io"
             if proto not in offered:
                 return self.send_json(400, status(400, "BadRequest", f"unsupported subprotocols {offered}"))
-            key = self.headers["sec-websocket-key"]
-            accept = base64.b64encode(
-                hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
-            self.send_response(101)
-            self.send_header("upgrade", "websocket")
-            self.send_header("connection", "Upgrade")
-            self.send_header("sec-websocket-accept", accept)
-            self.send_header("sec-websocket-protocol", proto)
-            self.end_headers()
-            self.wfile.flush()
-            self.close_connection = True
+            self.websocket_upgrade(proto)
             tunnel = WsBytes(self.rfile, self.raw_write)
             conn = SpdyConn(tunnel.read, tunnel.write)
         elif upgrade == "spdy/3.1" and "portforward.k8s.io" in self.offered_protocols():
