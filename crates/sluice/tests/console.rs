@@ -19,6 +19,24 @@ fn gateway(op: &Provider) -> Gateway {
     ))
 }
 
+/// A database with table `t` holding `rows`, and a gateway whose connection `pg` to it holds
+/// every DELETE for a review by `security`, with `extra` config and the provider's sign-in.
+fn held_deletes(op: &Provider, extra: &str, rows: &str) -> (common::TestDb, Gateway) {
+    let db = common::TestDb::new();
+    let made = common::psql_direct(
+        &db.name,
+        &format!("create table t (id int); insert into t values {rows}"),
+    );
+    assert!(made.status.success());
+    let policy = "guardrails:\n  approvers: [security]\n  rules:\n    - name: review-deletes\n      action: review\n      match: { statements: [delete] }\n";
+    let config = format!(
+        "{extra}identity_providers:\n  - name: corp\n    issuer: {}\n    audience: urn:sluice:gateway\n    login:\n      client_id: sluice-cli\n      scopes: [openid, profile]\n",
+        op.issuer
+    );
+    let gw = Gateway::start(&common::config_with_policy(&db, policy, &config));
+    (db, gw)
+}
+
 /// `curl` with `args` against the gateway: status and body.
 fn curl(gw: &Gateway, args: &[&str]) -> (u16, String) {
     let out = Command::new("curl")
@@ -179,18 +197,7 @@ fn the_console_cookie_changes_nothing_from_another_site() {
 #[test]
 fn an_approver_approves_a_held_delete_in_the_console_and_psql_completes() {
     let op = Provider::start();
-    let db = common::TestDb::new();
-    let made = common::psql_direct(
-        &db.name,
-        "create table t (id int); insert into t values (1), (2)",
-    );
-    assert!(made.status.success());
-    let policy = "guardrails:\n  approvers: [security]\n  rules:\n    - name: review-deletes\n      action: review\n      match: { statements: [delete] }\n";
-    let idp = format!(
-        "identity_providers:\n  - name: corp\n    issuer: {}\n    audience: urn:sluice:gateway\n    login:\n      client_id: sluice-cli\n      scopes: [openid, profile]\n",
-        op.issuer
-    );
-    let gw = Gateway::start(&common::config_with_policy(&db, policy, &idp));
+    let (db, gw) = held_deletes(&op, "", "(1), (2)");
     let alice = gw.named_service_account("alice", "engineering");
     let psql = Command::new("psql")
         .args([
@@ -259,19 +266,8 @@ fn an_approver_approves_a_held_delete_in_the_console_and_psql_completes() {
 #[test]
 fn an_auditor_sees_the_inbox_but_cannot_decide() {
     let op = Provider::start();
-    let db = common::TestDb::new();
-    let made = common::psql_direct(
-        &db.name,
-        "create table t (id int); insert into t values (1)",
-    );
-    assert!(made.status.success());
-    let policy = "guardrails:\n  approvers: [security]\n  rules:\n    - name: review-deletes\n      action: review\n      match: { statements: [delete] }\n";
     // Alice (engineering at the provider) is an auditor here.
-    let extra = format!(
-        "roles:\n  auditor: [engineering]\nidentity_providers:\n  - name: corp\n    issuer: {}\n    audience: urn:sluice:gateway\n    login:\n      client_id: sluice-cli\n      scopes: [openid, profile]\n",
-        op.issuer
-    );
-    let gw = Gateway::start(&common::config_with_policy(&db, policy, &extra));
+    let (_db, gw) = held_deletes(&op, "roles:\n  auditor: [engineering]\n", "(1)");
     let dave = gw.named_service_account("dave", "engineering");
     let mut psql = Command::new("psql")
         .args([
