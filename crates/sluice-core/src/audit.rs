@@ -73,6 +73,16 @@ pub enum Outcome {
     Failure,
 }
 
+impl Outcome {
+    /// `success` or `failure`, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+}
+
 /// The identity behind an audited action.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {

@@ -7,6 +7,7 @@
 
 use sluice_core::EndReason;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
@@ -19,9 +20,55 @@ pub struct Stop {
     pub message: String,
 }
 
+/// What a live session has recorded so far.
+#[derive(Debug, Default)]
+pub struct Activity {
+    started_us: i64,
+    events: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Activity {
+    /// A session that started at `started_us`.
+    pub fn new(started_us: i64) -> Activity {
+        Activity {
+            started_us,
+            ..Activity::default()
+        }
+    }
+
+    /// One more event of `bytes` recorded.
+    pub fn add(&self, bytes: usize) {
+        self.events.fetch_add(1, Ordering::Relaxed);
+        self.bytes
+            .fetch_add(u64::try_from(bytes).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+}
+
+/// A live session, as listed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LiveSession {
+    /// Session id.
+    pub id: String,
+    /// Identity name.
+    pub identity: String,
+    /// Connection name.
+    pub connection: String,
+    /// Protocol (`postgres`, `ssh`, …), when known.
+    pub protocol: String,
+    /// Start, µs since the epoch.
+    pub started_us: i64,
+    /// Events recorded so far.
+    pub events: u64,
+    /// Bytes recorded so far (statements, results, terminal and transfer data, as stored).
+    pub recorded_bytes: u64,
+}
+
 struct Entry {
     identity: String,
     connection: String,
+    protocol: &'static str,
+    activity: Option<Arc<Activity>>,
     stop: watch::Sender<Option<Stop>>,
     /// The session's events as they are recorded, for watchers.
     events: Option<tokio::sync::broadcast::Sender<Arc<crate::recorder::LiveEvent>>>,
@@ -76,6 +123,8 @@ impl crate::Pipeline {
         if let Ok(mut m) = self.live().map.lock() {
             if let Some(e) = m.sessions.get_mut(&recorder.id().0) {
                 e.events = Some(recorder.live_events());
+                e.activity = Some(recorder.activity());
+                e.protocol = authorized.connection.protocol.as_str();
             }
         }
         registration
@@ -91,6 +140,31 @@ impl LiveSessions {
         }
     }
 
+    /// The live sessions, oldest first.
+    pub fn list(&self) -> Vec<LiveSession> {
+        let Ok(m) = self.map.lock() else {
+            return Vec::new();
+        };
+        let mut v: Vec<LiveSession> = m
+            .sessions
+            .iter()
+            .map(|(id, e)| {
+                let a = e.activity.as_deref();
+                LiveSession {
+                    id: id.clone(),
+                    identity: e.identity.clone(),
+                    connection: e.connection.clone(),
+                    protocol: e.protocol.to_string(),
+                    started_us: a.map_or(0, |a| a.started_us),
+                    events: a.map_or(0, |a| a.events.load(Ordering::Relaxed)),
+                    recorded_bytes: a.map_or(0, |a| a.bytes.load(Ordering::Relaxed)),
+                }
+            })
+            .collect();
+        v.sort_by(|a, b| (a.started_us, &a.id).cmp(&(b.started_us, &b.id)));
+        v
+    }
+
     /// Registers session `id` of `identity` on `connection`.
     pub fn register(&self, id: &str, identity: &str, connection: &str) -> Registration {
         let (tx, rx) = watch::channel(None);
@@ -103,6 +177,8 @@ impl LiveSessions {
                 Entry {
                     identity: identity.to_string(),
                     connection: connection.to_string(),
+                    protocol: "",
+                    activity: None,
                     stop: tx,
                     events: None,
                 },

@@ -72,6 +72,8 @@ pub struct Recorder {
     /// Events as they are recorded, for whoever watches the session live (nothing is
     /// copied while nobody does).
     live: tokio::sync::broadcast::Sender<Arc<LiveEvent>>,
+    /// What has been recorded so far (the live sessions list shows it).
+    activity: Arc<crate::live::Activity>,
 }
 
 /// A recorded event, as a live watcher gets it.
@@ -135,6 +137,7 @@ impl Pipeline {
             masked: None,
             audit_gate: self.audit_gate(),
             live: tokio::sync::broadcast::channel(LIVE_BACKLOG).0,
+            activity: Arc::new(crate::live::Activity::new(started_us)),
         };
         let start = SessionEvent::Start {
             identity: rec.authorized.identity.clone(),
@@ -299,6 +302,7 @@ impl Recorder {
             }
         };
         let kind = event.kind();
+        self.activity.add(data_json.len());
         let hash = chain::link(&self.prev, self.seq, ts_us, kind, &data_json);
         self.prev = hash;
         if self.live.receiver_count() > 0 {
@@ -327,6 +331,11 @@ impl Recorder {
             self.writer.send(op);
             Durable(None)
         }
+    }
+
+    /// What this session has recorded so far (for the live registry).
+    pub fn activity(&self) -> Arc<crate::live::Activity> {
+        self.activity.clone()
     }
 
     /// The sender of this session's live events (for the live registry).

@@ -5,7 +5,9 @@
 
 use super::auth::{authenticate, Authenticated, Need};
 use super::ApiState;
-use super::{admin, agents, audit, containment, exchange, exec, login, reviews, sessions, ssh};
+use super::{
+    admin, agents, audit, containment, exchange, exec, login, reviews, sessions, ssh, terminal,
+};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -105,6 +107,10 @@ endpoints! {
     get "/api/v1/sessions" => sessions::list, User, "sessions", "List sessions, newest first (a user: its own).";
     get "/api/v1/sessions/{id}" => sessions::show, User, "sessions", "A session with its hash-chain check (a user: its own).";
     get "/api/v1/sessions/{id}/events" => sessions::events, User, "sessions", "A recording as JSON lines (a user: its own).";
+    get "/api/v1/sessions/{id}/terminal" => terminal::frames, User, "sessions", "A recorded terminal as screen frames for a player (a user: its own).";
+    get "/api/v1/sessions/{id}/asciicast" => terminal::asciicast, User, "sessions", "A recorded terminal as an asciicast v2 download (a user: its own).";
+    get "/api/v1/live/sessions" => terminal::live, Reader, "sessions", "Sessions live on this gateway, with the events and bytes each recorded so far.";
+    get "/api/v1/live/sessions/{id}/terminal" => terminal::watch, User, "sessions", "Server-sent events: a live session's terminal as screen frames (a user: its own).";
     get "/api/v1/live/sessions/{id}" => sessions::watch, User, "sessions", "Server-sent events: a live session's events as they are recorded (a user: its own).";
     post "/api/v1/sessions/{id}/kill" => containment::kill_session, Admin, "containment", "End a live session now.";
     get "/api/v1/identities" => containment::list, Reader, "identities", "List identities and blocks.";

@@ -14,6 +14,9 @@
 //! - [`login`]: the sign-in providers for `sluice login`, and logout.
 //! - [`reviews`]: reviews (held commands, access requests) and their decisions.
 //! - [`web_login`]: browser sign-in (OIDC code flow) for `http` connections.
+//! - [`terminal`]: recorded and live terminals as screen frames, asciicast downloads, the
+//!   live sessions list.
+//! - [`console`]: the web console's pages.
 //! - [`ssh`]: identities' SSH keys, the gateway's SSH keys, recorded target host keys.
 
 pub mod admin;
@@ -31,6 +34,7 @@ pub mod reviews;
 pub mod roles;
 pub mod sessions;
 pub mod ssh;
+pub mod terminal;
 pub mod web_login;
 
 use axum::http::StatusCode;
@@ -194,7 +198,7 @@ pub async fn serve(
                         if let Some(page) = console::page_of(req.uri().path()).map(str::to_string) {
                             let response = match page.strip_prefix(".sluice/") {
                                 Some(step) => web.handle_console(step, host, peer, req).await,
-                                None => console::serve(&web, &page, req).await,
+                                None => console::serve(&web, &page, peer, req).await,
                             };
                             return Ok(response.map(axum::body::Body::new));
                         }

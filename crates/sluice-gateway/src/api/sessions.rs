@@ -12,7 +12,7 @@ use sluice_store::{chain, recordings, EventRow, SessionFilter, SessionRow};
 
 /// Commits everything recorded so far, so a read sees every event that happened before it
 /// (recording is otherwise batched for up to 100 ms).
-async fn read_your_writes(state: &ApiState) -> Result<(), ApiError> {
+pub(super) async fn read_your_writes(state: &ApiState) -> Result<(), ApiError> {
     state
         .pipeline
         .writer()
@@ -59,7 +59,7 @@ pub async fn list(
 
 /// A session and its events, from the database or, once archived, from object storage; a
 /// session of someone else is not found for a caller who cannot read everything.
-async fn load(
+pub(super) async fn load(
     state: &ApiState,
     id: String,
     caller: &Caller,
@@ -130,6 +130,15 @@ pub async fn show(
 ) -> Result<Json<SessionDetail>, ApiError> {
     read_your_writes(&state).await?;
     let (session, events) = load(&state, id, &caller).await?;
+    Ok(Json(SessionDetail {
+        events_stored: events.len(),
+        chain: chain_verdict(&session, &events),
+        session,
+    }))
+}
+
+/// `ok`, or where the hash chain of `session`'s `events` breaks.
+pub(super) fn chain_verdict(session: &SessionRow, events: &[EventRow]) -> String {
     let verdict = chain::verify(
         &session.id,
         events.iter().map(|e| {
@@ -142,14 +151,10 @@ pub async fn show(
             )
         }),
     );
-    Ok(Json(SessionDetail {
-        events_stored: events.len(),
-        chain: match verdict {
-            Ok(()) => "ok".into(),
-            Err(e) => e.to_string(),
-        },
-        session,
-    }))
+    match verdict {
+        Ok(()) => "ok".into(),
+        Err(e) => e.to_string(),
+    }
 }
 
 /// `GET /api/v1/sessions/{id}/events`: the recording as JSON lines, one stored event each

@@ -3,7 +3,6 @@
 mod admin;
 mod agent;
 mod agents;
-mod asciicast;
 mod audit;
 mod bundle;
 mod client;

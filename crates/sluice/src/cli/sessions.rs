@@ -1,11 +1,11 @@
 //! Session commands: list, show, replay, export; and the audit tail.
 
-use super::asciicast;
 use super::client::{enc, Api};
 use super::render::{table, ts};
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use serde_json::Value;
+use sluice_terminal::recording as asciicast;
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

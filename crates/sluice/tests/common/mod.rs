@@ -2,6 +2,7 @@
 //! PostgreSQL, and helpers to drive real clients (psql, psycopg, the sluice CLI).
 #![allow(dead_code)]
 
+pub mod console;
 pub mod http;
 pub mod kube;
 pub mod mysql;

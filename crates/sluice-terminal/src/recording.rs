@@ -8,11 +8,15 @@ use serde_json::{json, Value};
 /// One channel's terminal, as recorded.
 #[derive(Debug)]
 pub struct Terminal {
+    /// Columns.
     pub width: u64,
+    /// Rows.
     pub height: u64,
+    /// `TERM`, when the pty request named it.
     pub term: Option<String>,
     /// The session's start (µs since the epoch).
     pub start_us: i64,
+    /// Output, input and resizes, in order.
     pub frames: Vec<Frame>,
 }
 
@@ -30,16 +34,7 @@ pub struct Frame {
 /// output) when `channel` is `None`; `None` when the session recorded no terminal output.
 pub fn terminal(events: &[Value], channel: Option<u64>) -> Option<Terminal> {
     let ev = |e: &'_ Value| e["event"].clone();
-    let kind = |e: &Value, k: &str| e["event"]["kind"] == k;
-    let channel = channel.or_else(|| {
-        let shell = events
-            .iter()
-            .find(|e| kind(e, "channel") && e["event"]["purpose"] == "shell");
-        let first_io = || events.iter().find(|e| kind(e, "io"));
-        shell
-            .or_else(first_io)
-            .and_then(|e| e["event"]["channel"].as_u64())
-    })?;
+    let channel = channel.or_else(|| terminal_channel(events))?;
     let start_us = events
         .first()
         .and_then(|e| e["ts_us"].as_i64())
@@ -71,21 +66,38 @@ pub fn terminal(events: &[Value], channel: Option<u64>) -> Option<Terminal> {
             }),
             "io" => {
                 let code = if event["stream"] == "in" { "i" } else { "o" };
-                let text = event["data"].as_str().unwrap_or_default();
-                let data = if event["base64"] == true {
-                    let bytes = base64::engine::general_purpose::STANDARD
-                        .decode(text)
-                        .unwrap_or_default();
-                    String::from_utf8_lossy(&bytes).into_owned()
-                } else {
-                    text.to_string()
-                };
+                let data = String::from_utf8_lossy(&io_bytes(&event)).into_owned();
                 t.frames.push(Frame { at_us, code, data });
             }
             _ => {}
         }
     }
     t.frames.iter().any(|f| f.code == "o").then_some(t)
+}
+
+/// The channel a recording's terminal is on: its first shell, else the first channel that
+/// carried bytes.
+pub fn terminal_channel(events: &[Value]) -> Option<u64> {
+    let kind = |e: &Value, k: &str| e["event"]["kind"] == k;
+    let shell = events
+        .iter()
+        .find(|e| kind(e, "channel") && e["event"]["purpose"] == "shell");
+    let first_io = || events.iter().find(|e| kind(e, "io"));
+    shell
+        .or_else(first_io)
+        .and_then(|e| e["event"]["channel"].as_u64())
+}
+
+/// The bytes of a recorded `io` event (text, or base64 where the bytes were not UTF-8).
+pub fn io_bytes(event: &Value) -> Vec<u8> {
+    let text = event["data"].as_str().unwrap_or_default();
+    if event["base64"] == true {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .unwrap_or_default()
+    } else {
+        text.as_bytes().to_vec()
+    }
 }
 
 /// The asciicast v2 file: a header line, then one `[seconds, code, data]` line per frame.
