@@ -10,14 +10,15 @@
 //                                                  that opens is answered as told)
 //   {"fill": "Label", "value": "…"}                 fill the field with that label
 //   {"select": "Label", "value": "…"}               choose an option
+//                                                  (with "css": true, Label is a selector)
 //   {"text": "css", "as": "key"}                   keep the element's text as output[key]
 //   {"count": "Name", "role": "button", "as": "key"}  how many such elements there are
 //   {"fetch": "/path", "method": "POST", "as": "key"}  a request from the page (its cookie
 //                                                  and origin): output[key] = {status, body}
 //   {"url": "key"}                                 keep the page's URL
 //   {"shot": "name"}                               full-page screenshot SHOTS/name.png
-//   {"signal": "name"}                             print {"signal": "name"} on its own line
-//                                                  (the test acts, then later steps check)
+//   {"signal": "name"}                             print {"signal": "name", output} on its own
+//                                                  line (the test acts, later steps check)
 // Prints output as JSON on the last line. A step that fails prints the page's text with the error.
 import { open, signIn } from './chromium.mjs';
 
@@ -53,9 +54,11 @@ try {
         target.first().click(),
       ]);
     } else if (step.fill !== undefined) {
-      await scope.getByLabel(step.fill).first().fill(step.value);
+      const field = step.css ? scope.locator(step.fill) : scope.getByLabel(step.fill);
+      await field.first().fill(step.value);
     } else if (step.select !== undefined) {
-      await scope.getByLabel(step.select).first().selectOption(step.value);
+      const field = step.css ? scope.locator(step.select) : scope.getByLabel(step.select);
+      await field.first().selectOption(step.value);
     } else if (step.text !== undefined) {
       output[step.as] = await scope.locator(step.text).first().textContent();
     } else if (step.count !== undefined) {
@@ -68,7 +71,7 @@ try {
     } else if (step.url !== undefined) {
       output[step.url] = page.url();
     } else if (step.signal !== undefined) {
-      console.log(JSON.stringify({ signal: step.signal }));
+      console.log(JSON.stringify({ signal: step.signal, output }));
     } else if (step.shot !== undefined) {
       await page.screenshot({ path: `${shots}/${step.shot}.png`, fullPage: true });
     } else {

@@ -39,8 +39,8 @@ impl Browser {
         Browser { child, lines }
     }
 
-    /// Waits for the steps' `{"signal": name}`.
-    pub fn signal(&mut self, name: &str) {
+    /// Waits for the steps' `{"signal": name}`: what they kept so far.
+    pub fn signal(&mut self, name: &str) -> Value {
         let mut line = String::new();
         loop {
             line.clear();
@@ -49,8 +49,10 @@ impl Browser {
                 let out = self.child.wait_with_output_ref();
                 panic!("the browser stopped before signalling {name}: {out}");
             }
-            if serde_json::from_str::<Value>(&line).is_ok_and(|v| v["signal"] == name) {
-                return;
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if v["signal"] == name {
+                    return v["output"].clone();
+                }
             }
         }
     }

@@ -138,6 +138,42 @@ pub async fn post(ctx: &Ctx<'_>, segments: &[&str], form: &str) -> Response<Resp
             };
             back_to("/console/connections", &done)
         }
+        ["connections"] => {
+            let mut fields = serde_json::Map::new();
+            for key in [
+                "name",
+                "type",
+                "host",
+                "database",
+                "username",
+                "password_env",
+                "via",
+            ] {
+                if let Some(v) = field(form, key) {
+                    fields.insert(key.into(), v.into());
+                }
+            }
+            let port = field(form, "port").and_then(|p| p.trim().parse::<u16>().ok());
+            fields.insert("port".into(), port.unwrap_or(0).into());
+            let req = match serde_json::from_value(fields.into()) {
+                Ok(r) => r,
+                Err(e) => {
+                    return back_to("/console/connections", &format!("Invalid connection: {e}"))
+                }
+            };
+            let done = match admin::add_connection(s, a, p, Json(req)).await {
+                Ok((_, Json(c))) => format!("Connection {} is added.", c.name.0),
+                Err(e) => said(e),
+            };
+            back_to("/console/connections", &done)
+        }
+        ["connections", name, "remove"] => {
+            let done = match admin::remove_connection(s, a, p, Path(name.to_string())).await {
+                Ok(_) => format!("Connection {name} is removed."),
+                Err(e) => said(e),
+            };
+            back_to("/console/connections", &done)
+        }
         ["agents"] => {
             let name = field(form, "name").unwrap_or_default();
             let req = NewAgent {

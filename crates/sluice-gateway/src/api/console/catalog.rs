@@ -10,6 +10,9 @@ use hyper::{Response, StatusCode};
 use maud::{html, Markup};
 use sluice_http::body::RespBody;
 
+/// Tokens shown on the identities page.
+const SHOWN_TOKENS: usize = 200;
+
 fn reader(ctx: &Ctx<'_>) -> (State<crate::api::ApiState>, Reader) {
     (State(ctx.state.clone()), Reader(ctx.who.clone()))
 }
@@ -26,10 +29,14 @@ pub async fn identities(ctx: &Ctx<'_>, done: Option<&str>) -> Response<RespBody>
         Err(e) => return failed(ctx, "Identities", e),
     };
     let (s, r) = reader(ctx);
-    let tokens = match admin::list_tokens(s, r).await {
+    let mut tokens = match admin::list_tokens(s, r).await {
         Ok(l) => l.0,
         Err(e) => return failed(ctx, "Identities", e),
     };
+    // Every sign-in makes a token: the newest ones, the rest through the API.
+    tokens.sort_by(|a, b| b.created_us.cmp(&a.created_us));
+    let older = tokens.len().saturating_sub(SHOWN_TOKENS);
+    tokens.truncate(SHOWN_TOKENS);
     let admin = ctx.roles.admin;
     let body = html! {
         (notice(done))
@@ -94,6 +101,9 @@ pub async fn identities(ctx: &Ctx<'_>, done: Option<&str>) -> Response<RespBody>
                         }
                     } }
                 }
+                @if older > 0 {
+                    p.muted { (older) " older tokens are not shown (" a href="/api/v1/tokens" { "all tokens" } ")." }
+                }
             }
         }
     };
@@ -122,10 +132,37 @@ pub async fn connections(ctx: &Ctx<'_>, done: Option<&str>) -> Response<RespBody
                             td { (c.name.0) } td { (c.protocol.as_str()) }
                             td { code { (c.host) ":" (c.port) } @if let Some(u) = &c.username { " as " (u) } }
                             td { (c.via.as_deref().unwrap_or("direct")) }
-                            td { @if c.from_config { "config file" } @else { "runtime" } }
+                            td { @if c.from_config { "config file" } @else {
+                                "runtime"
+                                @if admin {
+                                    form.inline method="post" action={ "/console/connections/" (seg(&c.name.0)) "/remove" }
+                                        data-confirm="Remove this connection and its grants?" {
+                                        button type="submit" { "Remove" }
+                                    }
+                                }
+                            } }
                         }
                     } }
                 }
+            }
+            @if admin {
+                h3 { "New connection" }
+                form.row method="post" action="/console/connections" aria-label="Add a connection" {
+                    label { "Name" input name="name" required pattern="[A-Za-z0-9._-]{1,63}"; }
+                    label { "Type"
+                        select name="type" required {
+                            @for t in ["postgres", "mysql", "ssh", "http", "kubernetes"] { option value=(t) { (t) } }
+                        }
+                    }
+                    label { "Host" input name="host" required; }
+                    label { "Port" input name="port" type="number" min="1" max="65535" required; }
+                    label { "Database" input name="database"; }
+                    label { "Username" input name="username"; }
+                    label { "Password from env" input name="password_env" placeholder="VARIABLE"; }
+                    label { "Via agent" input name="via"; }
+                    button type="submit" { "Add connection" }
+                }
+                p.muted { "Guardrails, masking and access rules are set in the config file." }
             }
         }
         section aria-labelledby="grants" {

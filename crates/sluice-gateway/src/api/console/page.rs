@@ -169,6 +169,14 @@ pub fn duration(us: i64) -> String {
     }
 }
 
+/// Time into a session: `+0.021s`, `+6.512s`, then as [`duration`].
+pub fn offset(us: i64) -> String {
+    match us.max(0) {
+        us @ 0..=59_999_999 => format!("+{:.3}s", us as f64 / 1e6),
+        us => format!("+{}", duration(us)),
+    }
+}
+
 /// A byte count, short: `512 B`, `3.2 KiB`, `1.5 MiB`.
 pub fn bytes(n: u64) -> String {
     match n {
@@ -234,6 +242,8 @@ mod tests {
         assert_eq!(duration(75_000_000), "1m 15s");
         assert_eq!(duration(7_500_000_000), "2h 5m");
         assert_eq!(bytes(2048), "2.0 KiB");
+        assert_eq!(offset(21_000), "+0.021s");
+        assert_eq!(offset(61_000_000), "+1m 1s");
         assert_eq!(
             field("a=1&reason=looks+fine%21&e=", "reason").as_deref(),
             Some("looks fine!")

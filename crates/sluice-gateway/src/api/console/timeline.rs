@@ -2,7 +2,7 @@
 //! did to it, its review and the result (the masked, capped rows as a table); channels,
 //! file transfers and notifications in between.
 
-use super::page::{bytes, duration};
+use super::page::{bytes, offset};
 use maud::{html, Markup};
 use sluice_core::{HttpExchange, QueryResult, SessionEvent};
 
@@ -117,7 +117,7 @@ pub fn timeline(start_us: i64, events: &[(i64, SessionEvent)]) -> Markup {
             @for item in &items {
                 @match item {
                     Item::Step(s) => li.step { (step(start_us, s)) },
-                    Item::Other(at, m) => li.other { span.at { "+" (duration(at - start_us)) } " " (m) },
+                    Item::Other(at, m) => li.other { span.at { (offset(at - start_us)) } " " (m) },
                 }
             }
         }
@@ -139,7 +139,7 @@ fn step_of<'x, 'a>(
 fn step(start_us: i64, s: &Step<'_>) -> Markup {
     html! {
         div.head {
-            span.at { "+" (duration(s.at_us - start_us)) }
+            span.at { (offset(s.at_us - start_us)) }
             @if let Some((action, rule, reason, _)) = s.guard {
                 span class={ "verdict " (action) } { (action) } " by " code { (rule) } ": " (reason)
             }
