@@ -34,7 +34,7 @@ pub async fn identities(ctx: &Ctx<'_>, done: Option<&str>) -> Response<RespBody>
         Err(e) => return failed(ctx, "Identities", e),
     };
     // Every sign-in makes a token: the newest ones, the rest through the API.
-    tokens.sort_by(|a, b| b.created_us.cmp(&a.created_us));
+    tokens.sort_by_key(|t| std::cmp::Reverse(t.created_us));
     let older = tokens.len().saturating_sub(SHOWN_TOKENS);
     tokens.truncate(SHOWN_TOKENS);
     let admin = ctx.roles.admin;
