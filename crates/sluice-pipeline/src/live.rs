@@ -46,7 +46,7 @@ impl Activity {
 }
 
 /// A live session, as listed.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct LiveSession {
     /// Session id.
     pub id: String,

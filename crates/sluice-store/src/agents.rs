@@ -8,12 +8,13 @@ use sluice_core::time::now_micros;
 use sluice_core::Secret;
 
 /// An agent as stored (never its enrollment token).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct AgentRecord {
     /// Name connections use in `via:`.
     pub name: String,
     /// The pinned Ed25519 public key (32 bytes), once enrolled.
     #[serde(with = "hex_key")]
+    #[schemars(with = "Option<String>")]
     pub public_key: Option<Vec<u8>>,
     /// Who created it.
     pub created_by: String,

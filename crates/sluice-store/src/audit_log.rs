@@ -33,7 +33,9 @@ pub fn link(prev: &[u8; 32], seq: u64, json: &str) -> [u8; 32] {
 }
 
 /// One chained audit event as stored.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct ChainedEvent {
     /// Position in the log, from 1.
     pub seq: u64,
@@ -44,7 +46,9 @@ pub struct ChainedEvent {
 }
 
 /// A signed statement of how far the audit chain reached at a moment.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Checkpoint {
     /// Checkpoint number, from 1.
     pub seq: u64,

@@ -7,7 +7,7 @@ use sluice_core::time::now_micros;
 use sluice_core::AuditEvent;
 
 /// A session as listed.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SessionRow {
     /// Session id.
     pub id: String,
@@ -66,7 +66,7 @@ pub struct EventRow {
 }
 
 /// Filters for listing sessions.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SessionFilter {
     /// Only this identity.
     pub identity: Option<String>,
@@ -98,7 +98,7 @@ pub struct SessionFilter {
 }
 
 /// One page of sessions.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SessionPage {
     /// The sessions, newest first.
     pub sessions: Vec<SessionRow>,
@@ -286,7 +286,7 @@ pub fn audit_tail(conn: &Connection, limit: u32) -> Result<Vec<AuditEvent>, Stor
 }
 
 /// Filters for reading the audit log.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditFilter {
     /// Only actions starting with this (`session.`, `statement.denied`).
     pub action: Option<String>,

@@ -97,7 +97,9 @@ pub fn delete_session(db: &mut Connection, id: &str) -> Result<Option<Option<Str
 }
 
 /// A legal hold.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Hold {
     /// Hold id (`hold-…`).
     pub id: String,

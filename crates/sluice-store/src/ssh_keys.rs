@@ -10,7 +10,7 @@ use sluice_core::time::now_micros;
 use sluice_core::Identity;
 
 /// A registered identity key, as listed.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IdentityKey {
     /// `SHA256:…` fingerprint.
     pub fingerprint: String,

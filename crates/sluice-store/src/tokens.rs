@@ -28,7 +28,7 @@ pub enum TokenError {
 }
 
 /// A token as listed: everything but the secret.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TokenInfo {
     /// Token id (not the secret).
     pub id: String,
@@ -301,7 +301,7 @@ pub fn revoke(conn: &Connection, token_id: &str) -> Result<TokenInfo, StoreError
 }
 
 /// An identity as listed.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IdentityInfo {
     /// Name.
     pub name: String,

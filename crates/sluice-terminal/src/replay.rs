@@ -15,11 +15,11 @@ const MAX_SIZE: u16 = 500;
 const COALESCE_US: i64 = 20_000;
 
 /// A run of cells with one style: `[text, classes]`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Run(pub String, pub String);
 
 /// One step of the screen.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Frame {
     /// Milliseconds since the recording started.
     pub t: u64,
@@ -33,7 +33,7 @@ pub struct Frame {
 }
 
 /// A recorded terminal as frames.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Replay {
     /// Rows at the start.
     pub rows: u16,

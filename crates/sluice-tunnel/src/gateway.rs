@@ -63,7 +63,7 @@ struct Stats {
 }
 
 /// A connected agent, as `sluice agents list` shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct AgentStatus {
     /// Agent name.
     pub name: String,

@@ -205,3 +205,39 @@ fn a_user_reads_its_own_sessions_an_auditor_everyones() {
         "{refused}"
     );
 }
+
+#[test]
+fn the_openapi_document_is_valid_openapi_3_1_with_schemas() {
+    let gw = Gateway::start(&format!(
+        "listeners:\n  postgres:\n    address: 127.0.0.1:0\n  api:\n    address: 127.0.0.1:0\n"
+    ));
+    let file = gw.dir.join("openapi.json");
+    let got = Command::new("curl")
+        .args(["-sSf", "--max-time", "30", "-o"])
+        .arg(&file)
+        .arg("--cacert")
+        .arg(gw.data().join("tls/ca.pem"))
+        .arg(format!("https://{}/api/v1/openapi.json", gw.api))
+        .output()
+        .unwrap();
+    assert!(got.status.success(), "{got:?}");
+    // A real validator (PyPI openapi-spec-validator) checks the whole document.
+    let checked = Command::new("python3")
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let review = &doc["components"]["schemas"]["Review"]["properties"];
+    assert!(
+        review["statement"].is_object() && review["approvals"].is_object(),
+        "{review}"
+    );
+}

@@ -46,7 +46,7 @@ pub async fn whoami(Caller(who, roles): Caller) -> Json<WhoAmI> {
 }
 
 /// Answer of `GET /api/v1/whoami`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct WhoAmI {
     /// The identity.
     #[serde(flatten)]
@@ -56,7 +56,7 @@ pub struct WhoAmI {
 }
 
 /// Body of `POST /api/v1/service-accounts`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct NewServiceAccount {
     /// Name (unique among identities).
     pub name: String,
@@ -68,7 +68,7 @@ pub struct NewServiceAccount {
 }
 
 /// Answer of `POST /api/v1/service-accounts`: the only time the token is shown.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct IssuedToken {
     /// The token (secret).
     pub token: String,
@@ -227,7 +227,7 @@ pub async fn remove_connection(
 }
 
 /// A grant in requests (body of POST, query of DELETE).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct GrantRequest {
     /// Group.
     pub group: String,

@@ -49,7 +49,7 @@ fn audit_agent(
 const DEFAULT_TOKEN_TTL_S: u64 = 3600;
 
 /// Body of `POST /api/v1/agents`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct NewAgent {
     /// Name connections use in `via:`.
     pub name: String,
@@ -60,7 +60,7 @@ pub struct NewAgent {
 }
 
 /// Answer of `POST /api/v1/agents`: the only time the token is shown.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct CreatedAgent {
     /// The agent.
     #[serde(flatten)]
@@ -70,7 +70,7 @@ pub struct CreatedAgent {
 }
 
 /// An agent with its tunnel to this gateway, if it has one.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct AgentView {
     /// The stored agent.
     #[serde(flatten)]
@@ -157,7 +157,7 @@ pub async fn revoke(
 }
 
 /// Body of `POST /api/v1/agents/enroll`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct Enrollment {
     /// The one-time enrollment token.
     pub token: String,

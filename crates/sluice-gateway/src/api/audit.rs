@@ -16,7 +16,7 @@ use sluice_store::WriteOp;
 use std::sync::Arc;
 
 /// Query of `GET /api/v1/audit/chain`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ChainQuery {
     /// Events after this sequence number (default 0).
     #[serde(default)]
@@ -43,7 +43,7 @@ pub async fn chain(
 }
 
 /// Query of `GET /api/v1/audit/checkpoints`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct CheckpointQuery {
     /// Checkpoints numbered from this one (default 1).
     pub from: Option<u64>,
@@ -125,7 +125,7 @@ pub async fn rotate_key(
 }
 
 /// Body of `POST /api/v1/audit/attestations`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct AttestRequest {
     /// SHA-256 (hex) of an evidence bundle's `bundle.json`.
     pub sha256: String,
@@ -153,7 +153,7 @@ pub async fn attest(
 }
 
 /// Body of `POST /api/v1/holds`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct NewHold {
     /// Hold one session…
     pub session_id: Option<String>,
@@ -239,7 +239,7 @@ pub async fn remove_hold(
 }
 
 /// Answer of `POST /api/v1/retention/run`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct RetentionRun {
     /// Sessions whose recordings were deleted.
     pub deleted: Vec<String>,

@@ -37,7 +37,7 @@ pub async fn kill_session(
 }
 
 /// Body of `POST /api/v1/identities/{name}/block`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 pub struct BlockRequest {
     /// Why (kept with the block and in the audit log).
     #[serde(default)]

@@ -55,10 +55,34 @@ pub struct Endpoint {
     pub tag: &'static str,
     /// What it does.
     pub summary: &'static str,
+    /// The JSON body it reads, if any.
+    pub body: Option<SchemaFn>,
+    /// Its query parameters, if any (an object's properties).
+    pub query: Option<SchemaFn>,
+    /// The JSON it answers, if it answers JSON.
+    pub answer: Option<SchemaFn>,
+}
+
+/// Makes the JSON Schema of a type (a reference into the document's components).
+pub type SchemaFn = fn(&mut schemars::SchemaGenerator) -> schemars::Schema;
+
+/// The schema of `T`, as a reference.
+fn schema_of<T: schemars::JsonSchema>(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    g.subschema_for::<T>()
+}
+
+macro_rules! schema {
+    () => {
+        None
+    };
+    ($t:ty) => {
+        Some(schema_of::<$t> as SchemaFn)
+    };
 }
 
 macro_rules! endpoints {
-    ($( $method:ident $path:expr => $handler:path, $access:ident, $tag:literal, $summary:literal; )*) => {
+    ($( $method:ident $path:expr => $handler:path, $access:ident, $tag:literal, $summary:literal
+        $(, body $body:ty)? $(, query $query:ty)? $(, answer $answer:ty)?; )*) => {
         /// Every endpoint of the API.
         pub const ENDPOINTS: &[Endpoint] = &[
             $( Endpoint {
@@ -67,6 +91,9 @@ macro_rules! endpoints {
                 access: Access::$access,
                 tag: $tag,
                 summary: $summary,
+                body: schema!($($body)?),
+                query: schema!($($query)?),
+                answer: schema!($($answer)?),
             }, )*
         ];
 
@@ -88,58 +115,58 @@ macro_rules! endpoints {
 endpoints! {
     get "/healthz" => health, Public, "meta", "Liveness: `ok`.";
     get "/api/v1/openapi.json" => super::openapi::document, Public, "meta", "This API's OpenAPI 3.1 document.";
-    get "/api/v1/whoami" => admin::whoami, User, "meta", "The calling identity and its roles.";
-    post "/api/v1/service-accounts" => admin::create_service_account, Admin, "identities", "Create a service account; answers its first token.";
-    get "/api/v1/tokens" => admin::list_tokens, Reader, "identities", "List tokens (never their values).";
-    post "/api/v1/tokens/{id}/revoke" => admin::revoke_token, Admin, "identities", "Revoke a token.";
-    get "/api/v1/connections" => admin::list_connections, Reader, "catalog", "List connections.";
-    post "/api/v1/connections" => admin::add_connection, Admin, "catalog", "Add a connection at runtime.";
-    get "/api/v1/connections/{name}" => admin::show_connection, Reader, "catalog", "Show a connection.";
+    get "/api/v1/whoami" => admin::whoami, User, "meta", "The calling identity and its roles.", answer admin::WhoAmI;
+    post "/api/v1/service-accounts" => admin::create_service_account, Admin, "identities", "Create a service account; answers its first token.", body admin::NewServiceAccount, answer admin::IssuedToken;
+    get "/api/v1/tokens" => admin::list_tokens, Reader, "identities", "List tokens (never their values).", answer Vec<sluice_store::TokenInfo>;
+    post "/api/v1/tokens/{id}/revoke" => admin::revoke_token, Admin, "identities", "Revoke a token.", answer sluice_store::TokenInfo;
+    get "/api/v1/connections" => admin::list_connections, Reader, "catalog", "List connections.", answer Vec<sluice_core::Connection>;
+    post "/api/v1/connections" => admin::add_connection, Admin, "catalog", "Add a connection at runtime.", body crate::config::ConnectionConfig, answer sluice_core::Connection;
+    get "/api/v1/connections/{name}" => admin::show_connection, Reader, "catalog", "Show a connection.", answer sluice_core::Connection;
     delete "/api/v1/connections/{name}" => admin::remove_connection, Admin, "catalog", "Remove a runtime connection.";
-    get "/api/v1/grants" => admin::list_grants, Reader, "catalog", "List grants.";
-    post "/api/v1/grants" => admin::add_grant, Admin, "catalog", "Grant a group a connection.";
-    delete "/api/v1/grants" => admin::remove_grant, Admin, "catalog", "Remove a runtime grant.";
-    get "/api/v1/agents" => agents::list, Reader, "agents", "List agents: version, connected since, streams, bytes.";
-    post "/api/v1/agents" => agents::create, Admin, "agents", "Add an agent; answers its one-time enrollment token.";
-    post "/api/v1/agents/enroll" => agents::enroll, Agent, "agents", "An agent exchanges its enrollment token for its identity key.";
+    get "/api/v1/grants" => admin::list_grants, Reader, "catalog", "List grants.", answer Vec<sluice_core::Grant>;
+    post "/api/v1/grants" => admin::add_grant, Admin, "catalog", "Grant a group a connection.", body admin::GrantRequest;
+    delete "/api/v1/grants" => admin::remove_grant, Admin, "catalog", "Remove a runtime grant.", query admin::GrantRequest;
+    get "/api/v1/agents" => agents::list, Reader, "agents", "List agents: version, connected since, streams, bytes.", answer Vec<agents::AgentView>;
+    post "/api/v1/agents" => agents::create, Admin, "agents", "Add an agent; answers its one-time enrollment token.", body agents::NewAgent, answer agents::CreatedAgent;
+    post "/api/v1/agents/enroll" => agents::enroll, Agent, "agents", "An agent exchanges its enrollment token for its identity key.", body agents::Enrollment;
     get sluice_tunnel::proto::TUNNEL_PATH => agents::tunnel, Agent, "agents", "An agent's tunnel (upgrade to `sluice-tunnel/1`).";
-    post "/api/v1/agents/{name}/revoke" => agents::revoke, Admin, "agents", "Revoke an agent and disconnect it.";
-    get "/api/v1/sessions" => sessions::list, User, "sessions", "List sessions, newest first (a user: its own).";
-    get "/api/v1/sessions/{id}" => sessions::show, User, "sessions", "A session with its hash-chain check (a user: its own).";
+    post "/api/v1/agents/{name}/revoke" => agents::revoke, Admin, "agents", "Revoke an agent and disconnect it.", answer sluice_store::agents::AgentRecord;
+    get "/api/v1/sessions" => sessions::list, User, "sessions", "List sessions, newest first (a user: its own).", query sluice_store::SessionFilter, answer Vec<sluice_store::SessionRow>;
+    get "/api/v1/sessions/{id}" => sessions::show, User, "sessions", "A session with its hash-chain check (a user: its own).", answer sessions::SessionDetail;
     get "/api/v1/sessions/{id}/events" => sessions::events, User, "sessions", "A recording as JSON lines (a user: its own).";
-    get "/api/v1/sessions/{id}/terminal" => terminal::frames, User, "sessions", "A recorded terminal as screen frames for a player (a user: its own).";
-    get "/api/v1/sessions/{id}/asciicast" => terminal::asciicast, User, "sessions", "A recorded terminal as an asciicast v2 download (a user: its own).";
-    get "/api/v1/live/sessions" => terminal::live, Reader, "sessions", "Sessions live on this gateway, with the events and bytes each recorded so far.";
+    get "/api/v1/sessions/{id}/terminal" => terminal::frames, User, "sessions", "A recorded terminal as screen frames for a player (a user: its own).", query terminal::ChannelQuery, answer sluice_terminal::replay::Replay;
+    get "/api/v1/sessions/{id}/asciicast" => terminal::asciicast, User, "sessions", "A recorded terminal as an asciicast v2 download (a user: its own).", query terminal::ChannelQuery;
+    get "/api/v1/live/sessions" => terminal::live, Reader, "sessions", "Sessions live on this gateway, with the events and bytes each recorded so far.", answer Vec<sluice_pipeline::live::LiveSession>;
     get "/api/v1/live/sessions/{id}/terminal" => terminal::watch, User, "sessions", "Server-sent events: a live session's terminal as screen frames (a user: its own).";
     get "/api/v1/live/sessions/{id}" => sessions::watch, User, "sessions", "Server-sent events: a live session's events as they are recorded (a user: its own).";
     post "/api/v1/sessions/{id}/kill" => containment::kill_session, Admin, "containment", "End a live session now.";
-    get "/api/v1/identities" => containment::list, Reader, "identities", "List identities and blocks.";
-    post "/api/v1/identities/{name}/block" => containment::block, Admin, "containment", "Block an identity: its sessions end, new ones are refused.";
+    get "/api/v1/identities" => containment::list, Reader, "identities", "List identities and blocks.", answer Vec<sluice_store::IdentityInfo>;
+    post "/api/v1/identities/{name}/block" => containment::block, Admin, "containment", "Block an identity: its sessions end, new ones are refused.", body containment::BlockRequest;
     post "/api/v1/identities/{name}/unblock" => containment::unblock, Admin, "containment", "Unblock an identity.";
-    get "/api/v1/identities/{name}/keys" => ssh::list_keys, Reader, "ssh", "List an identity's SSH keys.";
-    post "/api/v1/identities/{name}/keys" => ssh::add_key, Admin, "ssh", "Register an SSH public key to an identity.";
+    get "/api/v1/identities/{name}/keys" => ssh::list_keys, Reader, "ssh", "List an identity's SSH keys.", answer Vec<sluice_store::ssh_keys::IdentityKey>;
+    post "/api/v1/identities/{name}/keys" => ssh::add_key, Admin, "ssh", "Register an SSH public key to an identity.", body ssh::NewKey, answer sluice_store::ssh_keys::IdentityKey;
     delete "/api/v1/identities/{name}/keys/{fingerprint}" => ssh::remove_key, Admin, "ssh", "Remove an identity's SSH key.";
-    get "/api/v1/ssh/gateway-key" => ssh::gateway_key, Reader, "ssh", "The gateway's SSH public keys (toward targets, host key, CAs).";
-    post "/api/v1/ssh/certificates" => ssh::issue_certificate, User, "ssh", "A short-lived SSH user certificate for the caller's key.";
+    get "/api/v1/ssh/gateway-key" => ssh::gateway_key, Reader, "ssh", "The gateway's SSH public keys (toward targets, host key, CAs).", answer ssh::GatewayKeys;
+    post "/api/v1/ssh/certificates" => ssh::issue_certificate, User, "ssh", "A short-lived SSH user certificate for the caller's key.", body ssh::CertificateRequest, answer ssh::IssuedCertificate;
     post "/api/v1/ssh/known-hosts/{connection}/forget" => ssh::forget_host_key, Admin, "ssh", "Forget a target's recorded host key.";
-    get "/api/v1/audit" => sessions::audit, Reader, "audit", "The newest audit events.";
+    get "/api/v1/audit" => sessions::audit, Reader, "audit", "The newest audit events.", query sluice_store::AuditFilter, answer Vec<sluice_core::AuditEvent>;
     get "/api/v1/signing-keys" => sessions::signing_keys, Reader, "audit", "Public keys that verify session manifests and checkpoints.";
     post "/api/v1/signing-keys/rotate" => audit::rotate_key, Admin, "audit", "Rotate the signing key (old public keys stay valid).";
-    get "/api/v1/audit/chain" => audit::chain, Reader, "audit", "A segment of the hash-chained audit log.";
-    post "/api/v1/audit/attestations" => audit::attest, Reader, "audit", "Sign an evidence bundle's listing.";
-    get "/api/v1/audit/checkpoints" => audit::checkpoints, Reader, "audit", "Signed audit checkpoints.";
-    post "/api/v1/audit/checkpoints" => audit::seal, Admin, "audit", "Sign a checkpoint now.";
-    get "/api/v1/holds" => audit::list_holds, Reader, "audit", "List legal holds.";
-    post "/api/v1/holds" => audit::add_hold, Admin, "audit", "Put a session or identity on legal hold.";
-    delete "/api/v1/holds/{id}" => audit::remove_hold, Admin, "audit", "Release a legal hold.";
-    post "/api/v1/retention/run" => audit::run_retention, Admin, "audit", "Apply the retention policy now.";
+    get "/api/v1/audit/chain" => audit::chain, Reader, "audit", "A segment of the hash-chained audit log.", query audit::ChainQuery, answer Vec<sluice_store::audit_log::ChainedEvent>;
+    post "/api/v1/audit/attestations" => audit::attest, Reader, "audit", "Sign an evidence bundle's listing.", body audit::AttestRequest;
+    get "/api/v1/audit/checkpoints" => audit::checkpoints, Reader, "audit", "Signed audit checkpoints.", query audit::CheckpointQuery, answer Vec<sluice_store::audit_log::Checkpoint>;
+    post "/api/v1/audit/checkpoints" => audit::seal, Admin, "audit", "Sign a checkpoint now.", answer Option<sluice_store::audit_log::Checkpoint>;
+    get "/api/v1/holds" => audit::list_holds, Reader, "audit", "List legal holds.", answer Vec<sluice_store::retention::Hold>;
+    post "/api/v1/holds" => audit::add_hold, Admin, "audit", "Put a session or identity on legal hold.", body audit::NewHold, answer sluice_store::retention::Hold;
+    delete "/api/v1/holds/{id}" => audit::remove_hold, Admin, "audit", "Release a legal hold.", answer sluice_store::retention::Hold;
+    post "/api/v1/retention/run" => audit::run_retention, Admin, "audit", "Apply the retention policy now.", answer audit::RetentionRun;
     get "/api/v1/metrics" => audit::metrics, Reader, "audit", "Delivery metrics (Prometheus text).";
-    get "/api/v1/reviews" => reviews::list, User, "reviews", "Reviews the caller may see: its own, those it may decide (all for admins, auditors, approvers).";
-    get "/api/v1/reviews/{id}" => reviews::show, User, "reviews", "A review.";
-    post "/api/v1/reviews/{id}/approve" => reviews::approve, User, "reviews", "Approve a review (its approver groups, or the approver role when it names none).";
-    post "/api/v1/reviews/{id}/deny" => reviews::deny, User, "reviews", "Deny a review.";
+    get "/api/v1/reviews" => reviews::list, User, "reviews", "Reviews the caller may see: its own, those it may decide (all for admins, auditors, approvers).", query reviews::ListQuery, answer Vec<sluice_core::Review>;
+    get "/api/v1/reviews/{id}" => reviews::show, User, "reviews", "A review.", answer sluice_core::Review;
+    post "/api/v1/reviews/{id}/approve" => reviews::approve, User, "reviews", "Approve a review (its approver groups, or the approver role when it names none).", body reviews::DecideBody, answer sluice_core::Review;
+    post "/api/v1/reviews/{id}/deny" => reviews::deny, User, "reviews", "Deny a review.", body reviews::DecideBody, answer sluice_core::Review;
     get "/api/v1/live/reviews" => reviews::follow, User, "reviews", "Server-sent events: each review the caller may see, as it is created or decided.";
-    post "/api/v1/access-requests" => reviews::request_access, User, "reviews", "Ask for time-boxed access to a connection.";
+    post "/api/v1/access-requests" => reviews::request_access, User, "reviews", "Ask for time-boxed access to a connection.", body reviews::AccessBody, answer sluice_core::Review;
     post "/api/v1/exec/{connection}" => exec::exec, User, "exec", "Run a command connection's program (NDJSON stream; the caller needs a grant).";
     get "/api/v1/exec/{connection}/terminal" => exec::terminal, User, "exec", "A terminal session of a command connection (upgrade to `sluice-terminal/1`).";
     post "/api/v1/token/exchange" => exchange::exchange, Public, "identities", "Exchange a trusted identity provider's JWT for a gateway token.";

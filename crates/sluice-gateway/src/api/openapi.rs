@@ -1,9 +1,12 @@
 //! The OpenAPI 3.1 document of the API, made from the route table ([`ENDPOINTS`]) at each
-//! request: every path, method, path parameter, summary, and the roles that may call it
-//! (`x-sluice-roles`, also spelled out in the description).
+//! request: every path, method, path and query parameter, summary, request and answer
+//! bodies (JSON Schema 2020-12 derived from the Rust types with `schemars`), and the roles
+//! that may call it (`x-sluice-roles`, also spelled out in the description).
 
 use super::endpoints::{Access, ENDPOINTS};
 use axum::Json;
+use schemars::generate::SchemaSettings;
+use schemars::SchemaGenerator;
 use serde_json::{json, Map, Value};
 
 /// `GET /api/v1/openapi.json`.
@@ -11,11 +14,58 @@ pub async fn document() -> Json<Value> {
     Json(build())
 }
 
+/// Schema generators: bodies are read (the deserializing view of a type: defaults make
+/// fields optional), answers are written (the serializing view).
+fn generators() -> (SchemaGenerator, SchemaGenerator) {
+    let settings = || {
+        SchemaSettings::draft2020_12().with(|s| {
+            s.definitions_path = "/components/schemas".into();
+            s.meta_schema = None;
+        })
+    };
+    (
+        settings().for_deserialize().into_generator(),
+        settings().for_serialize().into_generator(),
+    )
+}
+
+/// A query type's properties as OpenAPI query parameters.
+fn query_params(make: super::endpoints::SchemaFn) -> Vec<Value> {
+    let mut g = SchemaSettings::draft2020_12()
+        .with(|s| s.inline_subschemas = true)
+        .for_deserialize()
+        .into_generator();
+    let schema = make(&mut g).to_value();
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let Some(props) = schema["properties"].as_object() else {
+        return Vec::new();
+    };
+    props
+        .iter()
+        .map(|(name, prop)| {
+            let mut p = json!({
+                "name": name,
+                "in": "query",
+                "required": required.contains(&name.as_str()),
+                "schema": prop,
+            });
+            if let Some(d) = prop.get("description") {
+                p["description"] = d.clone();
+            }
+            p
+        })
+        .collect()
+}
+
 /// The document.
 pub fn build() -> Value {
+    let (mut reads, mut writes) = generators();
     let mut paths = Map::new();
     for e in ENDPOINTS {
-        let params: Vec<Value> = e
+        let mut params: Vec<Value> = e
             .path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
@@ -35,13 +85,26 @@ pub fn build() -> Value {
             "tags": [e.tag],
             "x-sluice-roles": e.access.roles(),
             "responses": {
-                "200": { "description": "Success." },
+                "2XX": { "description": "Success." },
                 "400": { "description": "Invalid request.", "content": error_content() },
                 "404": { "description": "Not found.", "content": error_content() },
             },
         });
+        if let Some(q) = e.query {
+            params.extend(query_params(q));
+        }
         if !params.is_empty() {
             op["parameters"] = Value::Array(params);
+        }
+        if let Some(body) = e.body {
+            op["requestBody"] = json!({
+                "required": true,
+                "content": { "application/json": { "schema": body(&mut reads).to_value() } },
+            });
+        }
+        if let Some(answer) = e.answer {
+            op["responses"]["2XX"]["content"] =
+                json!({ "application/json": { "schema": answer(&mut writes).to_value() } });
         }
         match e.access {
             Access::Public | Access::Agent => op["security"] = json!([]),
@@ -56,6 +119,14 @@ pub fn build() -> Value {
             .or_insert_with(|| Value::Object(Map::new()));
         entry[e.method] = op;
     }
+    let mut schemas = writes.take_definitions(true);
+    for (name, schema) in reads.take_definitions(true) {
+        schemas.entry(name).or_insert(schema);
+    }
+    schemas.insert(
+        "Error".into(),
+        json!({ "type": "object", "properties": { "error": { "type": "string" } }, "required": ["error"] }),
+    );
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -69,9 +140,7 @@ pub fn build() -> Value {
             "securitySchemes": {
                 "bearer": { "type": "http", "scheme": "bearer", "description": "A gateway token, or a JWT of a trusted identity provider." }
             },
-            "schemas": {
-                "Error": { "type": "object", "properties": { "error": { "type": "string" } }, "required": ["error"] }
-            }
+            "schemas": schemas,
         },
         "paths": paths,
     })
@@ -127,5 +196,32 @@ mod tests {
         let op = &doc["paths"]["/api/v1/sessions/{id}/kill"]["post"];
         assert_eq!(op["x-sluice-roles"], json!(["admin"]));
         assert_eq!(op["parameters"][0]["name"], "id");
+        // Bodies and answers are described by schemas from the types, and every reference
+        // resolves to a component.
+        let add = &doc["paths"]["/api/v1/connections"]["post"];
+        assert_eq!(
+            add["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/ConnectionConfig"
+        );
+        let list = &doc["paths"]["/api/v1/sessions"]["get"];
+        let names: Vec<&str> = list["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert!(
+            names.contains(&"has_denials") && names.contains(&"cursor"),
+            "{names:?}"
+        );
+        let row = &doc["components"]["schemas"]["SessionRow"];
+        assert!(row["properties"]["identity"].is_object(), "{row}");
+        let text = doc.to_string();
+        for (i, _) in text.match_indices("\"$ref\":\"") {
+            let rest = &text[i + 8..];
+            let target = &rest[..rest.find('"').unwrap()];
+            let name = target.strip_prefix("#/components/schemas/").unwrap();
+            assert!(doc["components"]["schemas"][name].is_object(), "{target}");
+        }
     }
 }

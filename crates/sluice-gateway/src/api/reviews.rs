@@ -17,7 +17,7 @@ use sluice_pipeline::{AccessError, DecideError};
 use sluice_store::{reviews, StoreError};
 
 /// Query of `GET /api/v1/reviews`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ListQuery {
     /// Only pending reviews.
     #[serde(default)]
@@ -82,7 +82,7 @@ pub async fn show(
 }
 
 /// Body of approve and deny.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 pub struct DecideBody {
     /// The approver's reason (kept with the review and in the recording).
     #[serde(default)]
@@ -140,7 +140,7 @@ async fn decide(
 }
 
 /// Body of `POST /api/v1/access-requests`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct AccessBody {
     /// Connection.
     pub connection: String,

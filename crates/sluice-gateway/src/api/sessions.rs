@@ -111,7 +111,7 @@ pub(super) async fn load(
 }
 
 /// A session with its chain check.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct SessionDetail {
     /// The session.
     #[serde(flatten)]

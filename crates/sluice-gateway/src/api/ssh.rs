@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sluice_store::ssh_keys::{self, IdentityKey};
 
 /// Body of `POST /api/v1/identities/{name}/keys`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct NewKey {
     /// One OpenSSH public key line (`ssh-ed25519 AAAA… comment`).
     pub public_key: String,
@@ -82,7 +82,7 @@ pub async fn remove_key(
 }
 
 /// The gateway's SSH keys.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct GatewayKeys {
     /// Put this in targets' `authorized_keys`.
     pub client_key: String,
@@ -105,7 +105,7 @@ pub async fn gateway_key(State(state): State<ApiState>, Reader(_): Reader) -> Js
 }
 
 /// Body of `POST /api/v1/ssh/certificates`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct CertificateRequest {
     /// The caller's public key (`ssh-ed25519 AAAA…`).
     pub public_key: String,
@@ -115,7 +115,7 @@ pub struct CertificateRequest {
 }
 
 /// A user certificate issued by the gateway's SSH CA.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct IssuedCertificate {
     /// The certificate line, for `id_ed25519-cert.pub` next to the key.
     pub certificate: String,

@@ -17,7 +17,7 @@ use sluice_terminal::recording;
 use sluice_terminal::replay::{self, Follow, Replay};
 
 /// `?channel=`: which channel's terminal (default: the first shell).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 pub struct ChannelQuery {
     /// An SSH channel number.
     pub channel: Option<u64>,

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use sluice_core::{Connection, ConnectionName, Protocol, TargetCredential};
 
 /// A connection in the config file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionConfig {
     /// Name clients use.
@@ -45,12 +45,15 @@ pub struct ConnectionConfig {
     pub kubernetes: Option<sluice_core::KubeOptions>,
     /// Guardrails: deny and review rules.
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub guardrails: Option<sluice_policy::GuardConfig>,
     /// Inline masking.
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub masking: Option<sluice_mask::MaskConfig>,
     /// Time-boxed access: connecting needs an approved access request.
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub access: Option<sluice_policy::AccessConfig>,
     /// How long this connection's recordings are kept (`30d`), instead of the default.
     #[serde(default)]
