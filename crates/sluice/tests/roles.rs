@@ -208,9 +208,9 @@ fn a_user_reads_its_own_sessions_an_auditor_everyones() {
 
 #[test]
 fn the_openapi_document_is_valid_openapi_3_1_with_schemas() {
-    let gw = Gateway::start(&format!(
-        "listeners:\n  postgres:\n    address: 127.0.0.1:0\n  api:\n    address: 127.0.0.1:0\n"
-    ));
+    let gw = Gateway::start(
+        "listeners:\n  postgres:\n    address: 127.0.0.1:0\n  api:\n    address: 127.0.0.1:0\n",
+    );
     let file = gw.dir.join("openapi.json");
     let got = Command::new("curl")
         .args(["-sSf", "--max-time", "30", "-o"])
