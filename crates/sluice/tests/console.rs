@@ -322,3 +322,78 @@ fn an_auditor_sees_the_inbox_but_cannot_decide() {
     let _ = psql.kill();
     let _ = psql.wait();
 }
+
+#[test]
+fn a_user_sees_its_own_sessions_and_none_of_the_operators_pages() {
+    let db = common::TestDb::new();
+    let gw = Gateway::start(&common::config(&db, ""));
+    let frank = gw.named_service_account("frank", "engineering");
+    let gina = gw.named_service_account("gina", "engineering");
+    for token in [&frank, &gina] {
+        assert!(gw.psql(token, "select 1").status.success());
+    }
+    let sessions = gw.wait_ended_sessions(2);
+    let id_of = |who: &str| {
+        sessions
+            .iter()
+            .find(|s| s["identity"] == who)
+            .and_then(|s| s["id"].as_str())
+            .unwrap()
+            .to_string()
+    };
+    let cookie = format!("Cookie: sluice_console={frank}");
+    let page = |path: &str| curl(&gw, &["-H", &cookie, &format!("https://{}{path}", gw.api)]);
+    let (status, list) = page("/console/sessions");
+    assert_eq!(status, 200);
+    assert!(list.contains(&id_of("frank")), "{list}");
+    assert!(!list.contains(&id_of("gina")), "{list}");
+    assert!(
+        !list.contains("Audit log"),
+        "no operator navigation: {list}"
+    );
+    // Someone else's session is not there for him; his own is.
+    let (status, _) = page(&format!("/console/sessions/{}", id_of("gina")));
+    assert_eq!(status, 404);
+    let (status, own) = page(&format!("/console/sessions/{}", id_of("frank")));
+    assert_eq!(status, 200);
+    assert!(own.contains("select 1"), "{own}");
+    for operators in [
+        "/console/live",
+        "/console/audit",
+        "/console/identities",
+        "/console/agents",
+    ] {
+        let (status, body) = page(operators);
+        assert_eq!(status, 403, "{operators}: {body}");
+    }
+    // The time filter: nothing of his happened in 2000.
+    let (_, old) = page("/console/sessions?since=2000-01-01&until=2000-01-02");
+    assert!(old.contains("No session matches"), "{old}");
+    // His changes are refused even from the console's own origin.
+    let own_origin = format!("Origin: https://{}", gw.api);
+    let (status, _) = curl(
+        &gw,
+        &[
+            "-X",
+            "POST",
+            "-H",
+            &cookie,
+            "-H",
+            &own_origin,
+            "-d",
+            "reason=x",
+            &format!("https://{}/console/identities/gina/block", gw.api),
+        ],
+    );
+    assert_eq!(status, 403);
+    let identities: Value =
+        serde_json::from_str(&gw.cli_ok(&["identities", "list", "--json"])).unwrap();
+    assert!(
+        identities
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["blocked_us"].is_null()),
+        "{identities}"
+    );
+}

@@ -27,7 +27,8 @@ fn filter(query: &str) -> AuditFilter {
         outcome: get("outcome"),
         cursor: get("cursor").and_then(|c| c.parse().ok()),
         limit: Some(PAGE),
-        ..AuditFilter::default()
+        since_us: super::page::day_range(query).0,
+        until_us: super::page::day_range(query).1,
     }
 }
 
@@ -65,6 +66,8 @@ pub async fn page(ctx: &Ctx<'_>, query: &str) -> Response<RespBody> {
             label { "Actor" input name="actor" value=(text(&shown.actor)); }
             label { "Connection" input name="connection" value=(text(&shown.connection)); }
             label { "Session" input name="session" value=(text(&shown.session)); }
+            label { "From (UTC)" input name="since" type="date" value=(super::page::field(query, "since").unwrap_or_default()); }
+            label { "To (UTC)" input name="until" type="date" value=(super::page::field(query, "until").unwrap_or_default()); }
             label { "Outcome"
                 select name="outcome" {
                     option value="" { "any" }

@@ -195,6 +195,22 @@ pub fn field(query: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v)
 }
 
+/// A day (`2026-12-07`, UTC) as µs since the epoch at its start.
+pub fn day_start_us(day: &str) -> Option<i64> {
+    let t = humantime::parse_rfc3339_weak(&format!("{} 00:00:00", day.trim())).ok()?;
+    let us = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_micros();
+    i64::try_from(us).ok()
+}
+
+/// The `since`/`until` days of a filter form as a µs range (`until` takes the whole day).
+pub fn day_range(query: &str) -> (Option<i64>, Option<i64>) {
+    let since = field(query, "since").and_then(|d| day_start_us(&d));
+    let until = field(query, "until")
+        .and_then(|d| day_start_us(&d))
+        .map(|us| us + 86_400_000_000);
+    (since, until)
+}
+
 /// A path segment for a link (everything but unreserved characters percent-encoded).
 pub fn seg(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -243,6 +259,12 @@ mod tests {
         assert_eq!(duration(7_500_000_000), "2h 5m");
         assert_eq!(bytes(2048), "2.0 KiB");
         assert_eq!(offset(21_000), "+0.021s");
+        assert_eq!(day_start_us("2023-11-14"), Some(1_699_920_000_000_000));
+        assert_eq!(
+            day_range("since=2023-11-14&until=2023-11-14"),
+            (Some(1_699_920_000_000_000), Some(1_700_006_400_000_000))
+        );
+        assert_eq!(day_range("since=yesterday"), (None, None));
         assert_eq!(offset(61_000_000), "+1m 1s");
         assert_eq!(
             field("a=1&reason=looks+fine%21&e=", "reason").as_deref(),

@@ -28,6 +28,7 @@ fn filter(query: &str) -> SessionFilter {
             *v = None;
         }
     }
+    (f.since_us, f.until_us) = super::page::day_range(query);
     f.limit = Some(PAGE);
     f
 }
@@ -86,6 +87,8 @@ pub async fn list(ctx: &Ctx<'_>, query: &str) -> Response<RespBody> {
                 }
             }
             label { "Statement contains" input name="q" type="search" value=(text(&shown.q)); }
+            label { "From (UTC)" input name="since" type="date" value=(super::page::field(query, "since").unwrap_or_default()); }
+            label { "To (UTC)" input name="until" type="date" value=(super::page::field(query, "until").unwrap_or_default()); }
             label.check { input type="checkbox" name="has_denials" value="true" checked[shown.has_denials]; "with denials" }
             label.check { input type="checkbox" name="has_reviews" value="true" checked[shown.has_reviews]; "with reviews" }
             label.check { input type="checkbox" name="live" value="true" checked[shown.live]; "live only" }
