@@ -84,6 +84,26 @@ pub async fn live(State(state): State<ApiState>, Reader(_): Reader) -> Json<Vec<
     Json(state.pipeline.live().list())
 }
 
+/// The terminal of session `id` as recorded so far: the follower, the last stored event's
+/// number and time.
+async fn snapshot(
+    state: &ApiState,
+    id: &str,
+    caller: &Caller,
+) -> Result<(Follow, Option<u64>, i64), ApiError> {
+    read_your_writes(state).await?;
+    let (session, rows) = load(state, id.to_string(), caller).await?;
+    let mut follow = Follow::new(session.started_us);
+    let mut last = (None, session.started_us);
+    for e in &rows {
+        if let Ok(event) = serde_json::from_str::<Value>(&e.data_json) {
+            follow.apply(&event);
+        }
+        last = (Some(e.seq), e.ts_us);
+    }
+    Ok((follow, last.0, last.1))
+}
+
 /// `GET /api/v1/live/sessions/{id}/terminal`: a live session's terminal as server-sent
 /// events: `frame` events (the whole screen first, then what changed), `end` when the
 /// session ends. Admins and auditors watch any session, a user its own.
@@ -100,49 +120,58 @@ pub async fn watch(
     if !caller.1.reads_all() && identity != caller.0.name {
         return Err(not_live());
     }
-    read_your_writes(&state).await?;
-    let (session, rows) = load(&state, id.clone(), &caller).await?;
-    let mut follow = Follow::new(session.started_us);
-    let mut last = (None, session.started_us);
-    for e in &rows {
-        if let Ok(event) = serde_json::from_str::<Value>(&e.data_json) {
-            follow.apply(&event);
-        }
-        last = (Some(e.seq), e.ts_us);
-    }
-    let first = follow.full(last.1);
+    let (follow, seen, at_us) = snapshot(&state, &id, &caller).await?;
     let frame = |f: &replay::Frame| {
         Event::default()
             .event("frame")
             .data(serde_json::to_string(f).unwrap_or_default())
     };
+    let mut follow = follow;
     let opening: Vec<Result<Event, std::convert::Infallible>> =
-        first.iter().map(|f| Ok(frame(f))).collect();
-    let seen = last.0;
-    let updates = futures_util::stream::unfold(Some((rx, follow)), move |state| async move {
-        let (mut rx, mut follow) = state?;
-        loop {
-            let e = match rx.recv().await {
-                Ok(e) => e,
-                Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => {
-                    return Some((Ok(Event::default().event("end").data("{}")), None))
+        follow.full(at_us).iter().map(|f| Ok(frame(f))).collect();
+    let ended = || Event::default().event("end").data("{}");
+    let updates =
+        futures_util::stream::unfold(Some((rx, follow, seen, state, caller)), move |live| {
+            let id = id.clone();
+            async move {
+                let (mut rx, mut follow, mut seen, state, caller) = live?;
+                loop {
+                    let e = match rx.recv().await {
+                        Ok(e) => e,
+                        Err(RecvError::Closed) => return Some((Ok(ended()), None)),
+                        // Fallen behind: start again from what is recorded, the whole screen.
+                        Err(RecvError::Lagged(_)) => {
+                            let Ok((again, upto, at_us)) = snapshot(&state, &id, &caller).await
+                            else {
+                                return Some((Ok(ended()), None));
+                            };
+                            (follow, seen) = (again, upto);
+                            match follow.full(at_us) {
+                                Some(f) => {
+                                    return Some((
+                                        Ok(frame(&f)),
+                                        Some((rx, follow, seen, state, caller)),
+                                    ))
+                                }
+                                None => continue,
+                            }
+                        }
+                    };
+                    if seen.is_some_and(|s| e.seq <= s) {
+                        continue;
+                    }
+                    if e.kind == "end" {
+                        return Some((Ok(ended()), None));
+                    }
+                    if let Ok(event) = serde_json::from_str::<Value>(&e.json) {
+                        follow.apply(&event);
+                    }
+                    if let Some(f) = follow.frame(e.ts_us) {
+                        return Some((Ok(frame(&f)), Some((rx, follow, seen, state, caller))));
+                    }
                 }
-            };
-            if seen.is_some_and(|s| e.seq <= s) {
-                continue;
             }
-            if e.kind == "end" {
-                return Some((Ok(Event::default().event("end").data("{}")), None));
-            }
-            if let Ok(event) = serde_json::from_str::<Value>(&e.json) {
-                follow.apply(&event);
-            }
-            if let Some(f) = follow.frame(e.ts_us) {
-                return Some((Ok(frame(&f)), Some((rx, follow))));
-            }
-        }
-    });
+        });
     use futures_util::StreamExt;
     let stream = futures_util::stream::iter(opening).chain(updates);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
