@@ -226,7 +226,12 @@ impl ExecStream {
                             },
                             _ => {}
                         }
-                        if service_w.write_all(&frame.encode()).await.is_err() {
+                        // Flushed: TLS may hold the frame's tail otherwise.
+                        let sent = match service_w.write_all(&frame.encode()).await {
+                            Ok(()) => service_w.flush().await,
+                            Err(e) => Err(e),
+                        };
+                        if sent.is_err() {
                             break;
                         }
                     }

@@ -113,7 +113,7 @@ pub async fn run(
         let mut out = Vec::new();
         // Sent outside any command: sequence id 1 is what clients expect of an answer.
         put_packet(&mut out, 1, &err);
-        let _ = relay.cw.write_all(&out).await;
+        let _ = send(&mut relay.cw, &out).await;
     }
     let _ = relay.cw.shutdown().await;
     let _ = relay.sw.shutdown().await;
@@ -272,14 +272,14 @@ where
             };
             match decision {
                 Decision::Forward | Decision::ReviewExecutions(_) | Decision::Hold(_) => {
-                    if let Err(e) = self.sw.write_all(&self.cbuf[..len]).await {
+                    if let Err(e) = send(&mut self.sw, &self.cbuf[..len]).await {
                         return Some(target_lost(e));
                     }
                 }
                 Decision::Rewrite(payload) => {
                     let mut out = Vec::new();
                     put_packet(&mut out, 0, &payload);
-                    if let Err(e) = self.sw.write_all(&out).await {
+                    if let Err(e) = send(&mut self.sw, &out).await {
                         return Some(target_lost(e));
                     }
                 }
@@ -288,7 +288,7 @@ where
                     response::encode_err(&mut err, r.code, r.sqlstate, &r.message);
                     let mut out = Vec::new();
                     put_packet(&mut out, last_seq.wrapping_add(1), &err);
-                    if let Err(e) = self.cw.write_all(&out).await {
+                    if let Err(e) = send(&mut self.cw, &out).await {
                         return Some(RelayEnd::with(
                             EndReason::ClientDisconnected,
                             e.to_string(),
@@ -340,7 +340,7 @@ where
         }
         self.record(st, false);
         if at > 0 {
-            if let Err(e) = self.cw.write_all(&self.sbuf[..at]).await {
+            if let Err(e) = send(&mut self.cw, &self.sbuf[..at]).await {
                 return Some(RelayEnd::with(
                     EndReason::ClientDisconnected,
                     e.to_string(),
@@ -371,6 +371,14 @@ where
         }
         true
     }
+}
+
+/// Writes `bytes` and flushes: over TLS, `write_all` can finish with the last records still
+/// buffered in the TLS session (the socket was full); only a flush pushes them out, and the
+/// peer would wait for them forever.
+async fn send<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    w.write_all(bytes).await?;
+    w.flush().await
 }
 
 /// The target closed its connection.

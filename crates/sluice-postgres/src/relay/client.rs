@@ -107,7 +107,13 @@ where
                 }
             }
             if step.forward > 0 {
-                if let Err(e) = server.write_all(&rb.bytes()[at..at + step.forward]).await {
+                // Flushed: a buffering writer (TLS, an agent's tunnel) must not keep the
+                // tail of what the client sent.
+                let sent = match server.write_all(&rb.bytes()[at..at + step.forward]).await {
+                    Ok(()) => server.flush().await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = sent {
                     return RelayEnd::with(
                         EndReason::TargetError,
                         e.to_string(),

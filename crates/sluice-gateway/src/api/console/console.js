@@ -20,7 +20,6 @@ function el(tag, cls, text) {
 class Screen {
   constructor(parent) {
     this.pre = el('pre', 'screen');
-    this.pre.setAttribute('role', 'img');
     this.pre.setAttribute('aria-label', 'Terminal screen');
     this.pre.tabIndex = 0;
     this.rows = [];

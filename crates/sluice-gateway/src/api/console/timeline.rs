@@ -9,6 +9,9 @@ use sluice_core::{HttpExchange, QueryResult, SessionEvent};
 /// Rows of a result shown on the page (the recording may hold more).
 const SHOWN_ROWS: usize = 50;
 
+/// Statements, requests and other items shown on one page; the download holds all.
+const SHOWN_ITEMS: usize = 2000;
+
 /// One statement and what followed it.
 #[derive(Default)]
 struct Step<'a> {
@@ -112,14 +115,18 @@ pub fn timeline(start_us: i64, events: &[(i64, SessionEvent)]) -> Markup {
     if items.is_empty() {
         return html! { p.empty { "This session recorded no statement, request or transfer." } };
     }
+    let more = items.len().saturating_sub(SHOWN_ITEMS);
     html! {
         ol.timeline data-testid="timeline" {
-            @for item in &items {
+            @for item in items.iter().take(SHOWN_ITEMS) {
                 @match item {
                     Item::Step(s) => li.step { (step(start_us, s)) },
                     Item::Other(at, m) => li.other { span.at { (offset(at - start_us)) } " " (m) },
                 }
             }
+        }
+        @if more > 0 {
+            p.muted { (more) " more items are not shown here; the recording's download holds every one." }
         }
     }
 }
