@@ -278,3 +278,65 @@ fn an_operator_watches_a_live_session_until_it_is_killed() {
     drop(stdin);
     let _ = psql.wait();
 }
+
+#[test]
+fn a_watcher_resuming_after_an_event_gets_every_later_one_once() {
+    let db = TestDb::new();
+    let gw = Gateway::start(&common::config(&db, ""));
+    let token = gw.service_account("engineering");
+    let mut psql = gw.psql_session(&token);
+    let mut stdin = psql.stdin.take().unwrap();
+    let mut out = BufReader::new(psql.stdout.take().unwrap());
+    for n in 1..=3 {
+        stdin
+            .write_all(format!("SELECT 'before-{n}';\n").as_bytes())
+            .unwrap();
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), format!("before-{n}"));
+    }
+    let id = live_session(&gw);
+    // After event 0 (the start): the statements recorded before the watcher came, then
+    // the session's end, each once and in order.
+    let mut watch = Command::new("curl")
+        .args(["-sS", "-N", "--max-time", "120", "--cacert"])
+        .arg(gw.data().join("tls/ca.pem"))
+        .args(["-H", &format!("Authorization: Bearer {}", gw.admin_token)])
+        .args(["-H", "Last-Event-ID: 0"])
+        .arg(format!("https://{}/api/v1/live/sessions/{id}", gw.api))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let mut seqs = Vec::new();
+    let mut texts = Vec::new();
+    for l in lines.by_ref() {
+        let l = l.unwrap();
+        if let Some(data) = l.strip_prefix("data: ") {
+            let v: Value = serde_json::from_str(data).unwrap();
+            seqs.push(v["seq"].as_u64().unwrap());
+            if let Some(t) = v["event"]["text"].as_str() {
+                texts.push(t.to_string());
+            }
+            if texts.iter().any(|t| t.contains("before-3")) {
+                break;
+            }
+        }
+    }
+    assert_eq!(seqs[0], 1, "{seqs:?}");
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    for (n, t) in texts.iter().enumerate() {
+        assert!(t.contains(&format!("before-{}", n + 1)), "{texts:?}");
+    }
+    gw.cli_ok(&["sessions", "kill", &id]);
+    for l in lines {
+        if let Some(data) = l.unwrap().strip_prefix("data: ") {
+            let v: Value = serde_json::from_str(data).unwrap();
+            seqs.push(v["seq"].as_u64().unwrap());
+        }
+    }
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    let _ = watch.wait();
+    drop(stdin);
+    let _ = psql.wait();
+}

@@ -138,7 +138,7 @@ endpoints! {
     get "/api/v1/sessions/{id}/asciicast" => terminal::asciicast, User, "sessions", "A recorded terminal as an asciicast v2 download (a user: its own).", query terminal::ChannelQuery;
     get "/api/v1/live/sessions" => terminal::live, Reader, "sessions", "Sessions live on this gateway, with the events and bytes each recorded so far.", answer Vec<sluice_pipeline::live::LiveSession>;
     get "/api/v1/live/sessions/{id}/terminal" => terminal::watch, User, "sessions", "Server-sent events: a live session's terminal as screen frames (a user: its own).";
-    get "/api/v1/live/sessions/{id}" => sessions::watch, User, "sessions", "Server-sent events: a live session's events as they are recorded (a user: its own).";
+    get "/api/v1/live/sessions/{id}" => sessions::watch, User, "sessions", "Server-sent events: a live session's events as they are recorded, resumable with `after` or `Last-Event-ID` (a user: its own).", query sessions::AfterQuery;
     post "/api/v1/sessions/{id}/kill" => containment::kill_session, Admin, "containment", "End a live session now.";
     get "/api/v1/identities" => containment::list, Reader, "identities", "List identities and blocks.", answer Vec<sluice_store::IdentityInfo>;
     post "/api/v1/identities/{name}/block" => containment::block, Admin, "containment", "Block an identity: its sessions end, new ones are refused.", body containment::BlockRequest;

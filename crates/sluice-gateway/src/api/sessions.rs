@@ -220,14 +220,25 @@ pub async fn signing_keys(
     ))
 }
 
-/// `GET /api/v1/live/sessions/{id}`: a live session's events as they are recorded (masked,
-/// like the recording), as server-sent events named by kind (`query`, `io`, `end`, …) with
-/// `{"seq", "ts_us", "event"}`; the stream ends with the session. Admins and auditors
-/// watch any session, a user its own.
+/// `?after=SEQ` of a live stream: resume after that event.
+#[derive(Debug, Default, serde::Deserialize, schemars::JsonSchema)]
+pub struct AfterQuery {
+    /// Send the recorded events after this one first (the `Last-Event-ID` header does the
+    /// same, so a reconnecting `EventSource` misses nothing).
+    pub after: Option<u64>,
+}
+
+/// `GET /api/v1/live/sessions/{id}?after=SEQ`: a live session's events as they are recorded
+/// (masked, like the recording), as server-sent events named by kind (`query`, `io`, `end`,
+/// …) with `{"seq", "ts_us", "event"}` and the event's number as its SSE id; with `after`
+/// (or `Last-Event-ID`), the recorded events after that one come first. The stream ends
+/// with the session. Admins and auditors watch any session, a user its own.
 pub async fn watch(
     State(state): State<ApiState>,
-    Caller(who, roles): Caller,
+    caller: Caller,
     Path(id): Path<String>,
+    Query(q): Query<AfterQuery>,
+    headers: axum::http::HeaderMap,
 ) -> Result<
     axum::response::sse::Sse<
         impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
@@ -235,6 +246,7 @@ pub async fn watch(
     ApiError,
 > {
     use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures_util::StreamExt;
     use tokio::sync::broadcast::error::RecvError;
     let not_live = || {
         ApiError(
@@ -243,19 +255,48 @@ pub async fn watch(
         )
     };
     let (identity, rx) = state.pipeline.live().watch(&id).ok_or_else(not_live)?;
-    if !roles.reads_all() && identity != who.name {
+    if !caller.1.reads_all() && identity != caller.0.name {
         return Err(not_live());
     }
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        let event = match rx.recv().await {
-            Ok(e) => Event::default().event(e.kind).data(format!(
-                "{{\"seq\":{},\"ts_us\":{},\"event\":{}}}",
-                e.seq, e.ts_us, e.json
-            )),
-            Err(RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
-            Err(RecvError::Closed) => return None,
+    let event =
+        |seq: u64, ts_us: i64, kind: &str, json: &str| -> Result<Event, std::convert::Infallible> {
+            Ok(Event::default()
+                .event(kind)
+                .id(seq.to_string())
+                .data(format!(
+                    "{{\"seq\":{seq},\"ts_us\":{ts_us},\"event\":{json}}}"
+                )))
         };
-        Some((Ok(event), rx))
+    let after = q.after.or_else(|| {
+        headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
     });
+    // Subscribed first, then what was recorded since `after`: nothing falls in between.
+    let mut backlog = Vec::new();
+    let mut sent = after;
+    if let Some(after) = after {
+        read_your_writes(&state).await?;
+        let (_, rows) = load(&state, id.clone(), &caller).await?;
+        for e in rows.iter().filter(|e| e.seq > after) {
+            backlog.push(event(e.seq, e.ts_us, &e.kind, &e.data_json));
+            sent = Some(e.seq);
+        }
+    }
+    let live = futures_util::stream::unfold(rx, move |mut rx| async move {
+        loop {
+            let item = match rx.recv().await {
+                Ok(e) if sent.is_some_and(|s| e.seq <= s) => continue,
+                Ok(e) => event(e.seq, e.ts_us, e.kind, &e.json),
+                Err(RecvError::Lagged(n)) => {
+                    Ok(Event::default().event("lagged").data(n.to_string()))
+                }
+                Err(RecvError::Closed) => return None,
+            };
+            return Some((item, rx));
+        }
+    });
+    let stream = futures_util::stream::iter(backlog).chain(live);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

@@ -101,7 +101,8 @@ pub async fn watch(ctx: &Ctx<'_>, id: &str) -> Response<RespBody> {
                         .iter()
                         .filter_map(|e| Some((e.ts_us, serde_json::from_str(&e.data_json).ok()?)))
                         .collect();
-                    super::timeline::timeline(session.started_us, &events)
+                    let last = rows.last().map(|e| e.seq);
+                    (super::timeline::timeline(session.started_us, &events), last)
                 })
         }
     };
@@ -123,9 +124,10 @@ pub async fn watch(ctx: &Ctx<'_>, id: &str) -> Response<RespBody> {
             div.player data-live={ "/api/v1/live/sessions/" (sid) "/terminal" } data-testid="player" {}
         } @else {
             h2 { "So far" }
-            @if let Some(t) = so_far { (t) }
+            @let after = so_far.as_ref().and_then(|s| s.1).map(|n| format!("?after={n}")).unwrap_or_default();
+            @if let Some((t, _)) = &so_far { (t) }
             h2 { "From now on" }
-            ol.timeline data-live-events={ "/api/v1/live/sessions/" (sid) } data-testid="live-events" {}
+            ol.timeline data-live-events={ "/api/v1/live/sessions/" (sid) (after) } data-testid="live-events" {}
         }
     };
     html_page(
