@@ -8,7 +8,7 @@ mod common;
 use common::console::{run, shots, Browser};
 use common::oidc::Provider;
 use common::ssh::{ssh_config, KeyPair, Sshd, Terminal};
-use common::{unique, Gateway, TestDb};
+use common::{unique, Gateway, LockHolder, TestDb};
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 
@@ -23,15 +23,16 @@ fn people(op: &Provider) -> String {
 
 const CARD: &str = "4111 1111 1111 1111";
 
-/// A long statement in psql as `token`, running until the session is ended from outside.
-fn long_psql(gw: &Gateway, token: &str) -> std::process::Child {
+/// A statement in psql as `token` that waits for `lock` (held directly), so it runs until
+/// the session is ended from outside.
+fn long_psql(gw: &Gateway, token: &str, lock: &LockHolder) -> std::process::Child {
     Command::new("psql")
         .args([
             "-X",
             "-tA",
             &gw.dsn("pg", token, "require"),
             "-c",
-            "select pg_sleep(600)",
+            &format!("select pg_advisory_lock({})", lock.key),
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -135,9 +136,10 @@ fn an_auditor_replays_a_psql_session_with_its_denial_and_masked_rows() {
 fn an_admin_terminates_a_live_psql_session_and_blocks_the_identity() {
     let op = Provider::start();
     let db = TestDb::new();
+    let lock = LockHolder::new(&db);
     let gw = Gateway::start(&common::config(&db, &people(&op)));
     let dave = gw.named_service_account("dave", "engineering");
-    let psql = long_psql(&gw, &dave);
+    let psql = long_psql(&gw, &dave, &lock);
     let id = live_session(&gw, "dave");
 
     let seen = run(
@@ -170,7 +172,7 @@ fn an_admin_terminates_a_live_psql_session_and_blocks_the_identity() {
     });
 
     // Blocking dave ends his new session at once and refuses him from then on.
-    let psql = long_psql(&gw, &dave);
+    let psql = long_psql(&gw, &dave, &lock);
     let id = live_session(&gw, "dave");
     let seen = run(
         &gw,
@@ -199,7 +201,7 @@ fn an_admin_terminates_a_live_psql_session_and_blocks_the_identity() {
         seen["watching"]
             .as_str()
             .unwrap()
-            .contains("select pg_sleep(600)"),
+            .contains("select pg_advisory_lock("),
         "{seen}"
     );
     let blocked = seen["blocked"].as_str().unwrap();
@@ -226,9 +228,10 @@ fn an_admin_terminates_a_live_psql_session_and_blocks_the_identity() {
 fn an_auditor_has_no_terminate_or_block_and_the_api_refuses_them() {
     let op = Provider::start();
     let db = TestDb::new();
+    let lock = LockHolder::new(&db);
     let gw = Gateway::start(&common::config(&db, &people(&op)));
     let erin = gw.named_service_account("erin", "engineering");
-    let mut psql = long_psql(&gw, &erin);
+    let mut psql = long_psql(&gw, &erin, &lock);
     let id = live_session(&gw, "erin");
     let seen = run(
         &gw,

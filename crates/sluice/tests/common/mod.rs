@@ -13,7 +13,7 @@ pub mod ssh;
 pub mod webhook;
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -570,4 +570,57 @@ pub fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
         }
     }
     hits
+}
+
+/// A direct session holding an advisory lock until dropped: statements waiting for the lock
+/// run until cancelled, with no timer.
+pub struct LockHolder {
+    child: Child,
+    /// The advisory lock's key.
+    pub key: i64,
+}
+
+impl LockHolder {
+    /// Takes a fresh advisory lock in `db`.
+    pub fn new(db: &TestDb) -> LockHolder {
+        let key = i64::from(std::process::id()) * 1000 + i64::from(rand_suffix());
+        let mut child = Command::new("psql")
+            .args([
+                "-X",
+                "-tA",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                &db.name,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("psql starts");
+        let stdin = child.stdin.as_mut().unwrap();
+        writeln!(stdin, "select pg_advisory_lock({key}); select 'locked';").unwrap();
+        // The lock is held once psql answers.
+        let mut line = String::new();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        while line.trim() != "locked" {
+            line.clear();
+            assert!(out.read_line(&mut line).unwrap() > 0, "lock holder ended");
+        }
+        LockHolder { child, key }
+    }
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_suffix() -> u16 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u16)
 }
