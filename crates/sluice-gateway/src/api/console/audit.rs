@@ -2,7 +2,6 @@
 //! outcome, a page at a time.
 
 use super::page::{html_page, layout, seg, time, Ctx};
-use crate::api::sessions::read_your_writes;
 use hyper::{Response, StatusCode};
 use maud::html;
 use sluice_http::body::RespBody;
@@ -36,29 +35,14 @@ fn filter(query: &str) -> AuditFilter {
 pub async fn page(ctx: &Ctx<'_>, query: &str) -> Response<RespBody> {
     let f = filter(query);
     let shown = f.clone();
-    let page = match read_your_writes(ctx.state).await {
-        Ok(()) => ctx
-            .state
-            .pipeline
-            .store()
-            .run(move |c| recordings::audit_page(c, &f))
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.1),
-    };
+    let page = super::page::read_store(ctx, move |c| recordings::audit_page(c, &f)).await;
     let page = match page {
         Ok(p) => p,
         Err(e) => return super::page::message(ctx, StatusCode::BAD_REQUEST, "Audit log", &e),
     };
-    let next = page.next_cursor.map(|c| {
-        let mut q: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
-        q.retain(|(k, _)| k != "cursor");
-        q.push(("cursor".into(), c.to_string()));
-        format!(
-            "/console/audit?{}",
-            serde_urlencoded::to_string(&q).unwrap_or_default()
-        )
-    });
+    let next = page
+        .next_cursor
+        .map(|c| super::page::next_page("/console/audit", query, &c.to_string()));
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     let body = html! {
         form.filters method="get" action="/console/audit" role="search" aria-label="Filter the audit log" {

@@ -97,10 +97,7 @@ pub async fn watch(ctx: &Ctx<'_>, id: &str) -> Response<RespBody> {
                 .await
                 .ok()
                 .map(|(session, rows)| {
-                    let events: Vec<(i64, sluice_core::SessionEvent)> = rows
-                        .iter()
-                        .filter_map(|e| Some((e.ts_us, serde_json::from_str(&e.data_json).ok()?)))
-                        .collect();
+                    let events = super::timeline::parse(&rows);
                     let last = rows.last().map(|e| e.seq);
                     (super::timeline::timeline(session.started_us, &events), last)
                 })

@@ -195,6 +195,35 @@ pub fn field(query: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v)
 }
 
+/// Runs `f` on the store once everything recorded so far is committed (a page shows what
+/// happened before it was asked for); the error as text.
+pub async fn read_store<R, F>(ctx: &Ctx<'_>, f: F) -> Result<R, String>
+where
+    R: Send + 'static,
+    F: FnOnce(&mut sluice_store::Db) -> Result<R, sluice_store::StoreError> + Send + 'static,
+{
+    crate::api::sessions::read_your_writes(ctx.state)
+        .await
+        .map_err(|e| e.1)?;
+    ctx.state
+        .pipeline
+        .store()
+        .run(f)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The link to the page after `cursor`: `path` with the same filters.
+pub fn next_page(path: &str, query: &str, cursor: &str) -> String {
+    let mut q: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    q.retain(|(k, _)| k != "cursor" && k != "done");
+    q.push(("cursor".into(), cursor.to_string()));
+    format!(
+        "{path}?{}",
+        serde_urlencoded::to_string(&q).unwrap_or_default()
+    )
+}
+
 /// A day (`2026-12-07`, UTC) as µs since the epoch at its start.
 pub fn day_start_us(day: &str) -> Option<i64> {
     let t = humantime::parse_rfc3339_weak(&format!("{} 00:00:00", day.trim())).ok()?;

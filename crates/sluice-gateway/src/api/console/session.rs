@@ -25,10 +25,7 @@ pub async fn detail(ctx: &Ctx<'_>, id: &str) -> Response<RespBody> {
         Err(e) => return super::page::message(ctx, e.0, "Session", &e.1),
     };
     let chain = chain_verdict(&session, &rows);
-    let events: Vec<(i64, SessionEvent)> = rows
-        .iter()
-        .filter_map(|e| Some((e.ts_us, serde_json::from_str(&e.data_json).ok()?)))
-        .collect();
+    let events = super::timeline::parse(&rows);
     let terminal = events.iter().any(|(_, e)| match e {
         SessionEvent::Io(io) => io.stream != "in",
         _ => false,

@@ -2,7 +2,6 @@
 //! statements), newest first, a page at a time. A user sees its own sessions only.
 
 use super::page::{duration, html_page, layout, seg, time, Ctx};
-use crate::api::sessions::read_your_writes;
 use hyper::{Response, StatusCode};
 use maud::html;
 use sluice_http::body::RespBody;
@@ -40,16 +39,7 @@ pub async fn list(ctx: &Ctx<'_>, query: &str) -> Response<RespBody> {
         f.identity = Some(ctx.who.name.clone());
     }
     let shown = f.clone();
-    let page = match read_your_writes(ctx.state).await {
-        Ok(()) => ctx
-            .state
-            .pipeline
-            .store()
-            .run(move |c| recordings::page_sessions(c, &f))
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.1),
-    };
+    let page = super::page::read_store(ctx, move |c| recordings::page_sessions(c, &f)).await;
     let page = match page {
         Ok(p) => p,
         Err(e) => {
@@ -61,15 +51,10 @@ pub async fn list(ctx: &Ctx<'_>, query: &str) -> Response<RespBody> {
             )
         }
     };
-    let next = page.next_cursor.as_deref().map(|c| {
-        let mut q: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
-        q.retain(|(k, _)| k != "cursor" && k != "done");
-        q.push(("cursor".into(), c.to_string()));
-        format!(
-            "/console/sessions?{}",
-            serde_urlencoded::to_string(&q).unwrap_or_default()
-        )
-    });
+    let next = page
+        .next_cursor
+        .as_deref()
+        .map(|c| super::page::next_page("/console/sessions", query, c));
     let now = sluice_core::time::now_micros();
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     let body = html! {

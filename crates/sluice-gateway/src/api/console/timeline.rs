@@ -30,6 +30,13 @@ enum Item<'a> {
     Other(i64, Markup),
 }
 
+/// Stored events as `(ts_us, event)`; an event this build cannot read is left out.
+pub fn parse(rows: &[sluice_store::EventRow]) -> Vec<(i64, SessionEvent)> {
+    rows.iter()
+        .filter_map(|e| Some((e.ts_us, serde_json::from_str(&e.data_json).ok()?)))
+        .collect()
+}
+
 /// The timeline of `events` (`(ts_us, event)`, in order) of a session that started at
 /// `start_us`.
 pub fn timeline(start_us: i64, events: &[(i64, SessionEvent)]) -> Markup {
