@@ -18,13 +18,18 @@
 //   {"url": "key"}                                 keep the page's URL
 //   {"shot": "name"}                               full-page screenshot SHOTS/name.png
 //   {"signal": "name"}                             print {"signal": "name", output} on its own
-//                                                  line (the test acts, later steps check)
+//                                                  line, then wait for a line (or the end) on
+//                                                  stdin: the test acts, then lets the steps
+//                                                  go on to check
 // Prints output as JSON on the last line. A step that fails prints the page's text with the error.
+import { createInterface } from 'node:readline';
 import { open, signIn } from './chromium.mjs';
 
 const [base, user, shots, stepsJson] = process.argv.slice(2);
 const steps = JSON.parse(stepsJson);
 const output = {};
+// The test's go-aheads after signals, one line each; the end of stdin lets every later one go.
+const goAheads = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 const { browser, close } = await open({ ignoreHTTPSErrors: true });
 let page;
 try {
@@ -72,6 +77,7 @@ try {
       output[step.url] = page.url();
     } else if (step.signal !== undefined) {
       console.log(JSON.stringify({ signal: step.signal, output }));
+      await goAheads.next();
     } else if (step.shot !== undefined) {
       await page.screenshot({ path: `${shots}/${step.shot}.png`, fullPage: true });
     } else {
@@ -86,4 +92,5 @@ try {
   process.exitCode = 1;
 } finally {
   await close();
+  process.stdin.destroy();
 }

@@ -190,6 +190,7 @@ pub async fn type_keys<S: Side>(
             return false;
         }
         let line = submitted(view, typing).await;
+        let tail = typing.line.tail();
         let mut raw = typing.line.take_raw();
         match &line.redacted {
             Some(r) => raw = format!("{r}\r").into_bytes(),
@@ -197,16 +198,15 @@ pub async fn type_keys<S: Side>(
         }
         side.record_input(&mut typing.text, &raw).await;
         typing.line.reset();
+        let echoed = line.redacted.is_none();
         let key = if line.unreadable && side.guarded() {
             let message = "sluice: the edited command line could not be read off the terminal, so it was not run; type it again";
-            side.tell(&format!("\r\n{message}\r\n")).await;
-            Bytes::from_static(b"\x03")
+            refuse(side, view, typing.sent_at, &tail, false, message).await
         } else if line.judge {
             match side.judge(&line.text, line.redacted).await {
                 LineVerdict::Run => enter,
                 LineVerdict::Refused(message) => {
-                    side.tell(&format!("\r\n{message}\r\n")).await;
-                    Bytes::from_static(b"\x03")
+                    refuse(side, view, typing.sent_at, &tail, echoed, &message).await
                 }
             }
         } else {
@@ -217,6 +217,24 @@ pub async fn type_keys<S: Side>(
         }
     }
     true
+}
+
+/// Drops a submitted line: once the program has drawn it (so the reason follows the line,
+/// and the Ctrl-C reaches a line editor that has read the keys, as a person's would), the
+/// reason goes to the terminal; the key to send instead of the Enter is returned.
+async fn refuse<S: Side>(
+    side: &S,
+    view: &TerminalView,
+    sent_at: u64,
+    tail: &str,
+    echoed: bool,
+    message: &str,
+) -> Bytes {
+    if echoed && view.screen_line().is_some() {
+        view.wait_for_echo(sent_at, tail, ECHO_WAIT).await;
+    }
+    side.tell(&format!("\r\n{message}\r\n")).await;
+    Bytes::from_static(b"\x03")
 }
 
 async fn send_keys<S: Side>(

@@ -4,9 +4,10 @@
 
 use super::Gateway;
 use serde_json::Value;
+use std::io::Write;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 /// Where the screenshots go.
 pub fn shots() -> PathBuf {
@@ -15,10 +16,15 @@ pub fn shots() -> PathBuf {
     dir
 }
 
-/// A person at the console, their steps running.
+/// A person at the console, their steps running. The steps wait at each `signal` until
+/// the test asks for the next one (or for the end).
 pub struct Browser {
     child: Child,
     lines: BufReader<ChildStdout>,
+    /// Where the go-ahead after a signal is written; `None` once the steps run to the end.
+    go_ahead: Option<ChildStdin>,
+    /// The steps wait at a signal.
+    paused: bool,
 }
 
 impl Browser {
@@ -31,16 +37,34 @@ impl Browser {
             .arg(user)
             .arg(shots())
             .arg(steps.to_string())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let lines = BufReader::new(child.stdout.take().unwrap());
-        Browser { child, lines }
+        let go_ahead = child.stdin.take();
+        Browser {
+            child,
+            lines,
+            go_ahead,
+            paused: false,
+        }
     }
 
-    /// Waits for the steps' `{"signal": name}`: what they kept so far.
+    /// Lets steps waiting at a signal go on.
+    fn resume(&mut self) {
+        if std::mem::take(&mut self.paused) {
+            if let Some(stdin) = self.go_ahead.as_mut() {
+                let _ = stdin.write_all(b"go\n").and_then(|()| stdin.flush());
+            }
+        }
+    }
+
+    /// Lets the steps go on from the last signal and waits for their `{"signal": name}`:
+    /// what they kept so far. They wait there until the next `signal` or `finish`.
     pub fn signal(&mut self, name: &str) -> Value {
+        self.resume();
         let mut line = String::new();
         loop {
             line.clear();
@@ -51,6 +75,7 @@ impl Browser {
             }
             if let Ok(v) = serde_json::from_str::<Value>(&line) {
                 if v["signal"] == name {
+                    self.paused = true;
                     return v["output"].clone();
                 }
             }
@@ -59,6 +84,8 @@ impl Browser {
 
     /// Waits for the steps to finish: what they kept.
     pub fn finish(mut self) -> Value {
+        self.resume();
+        self.go_ahead = None;
         let mut rest = String::new();
         std::io::Read::read_to_string(&mut self.lines, &mut rest).unwrap();
         let status = self.child.wait().unwrap();
