@@ -210,3 +210,22 @@ fn invalid_config_is_refused_with_file_and_line() {
     assert!(err.contains("alow_plaintext"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_bad_worker_count_is_refused_before_anything_starts() {
+    let dir = std::env::temp_dir().join(common::unique("badworkers"));
+    let out = std::process::Command::new(common::bin())
+        .args(["gateway", "--data-dir"])
+        .arg(dir.join("data"))
+        .env("SLUICE_WORKER_THREADS", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("SLUICE_WORKER_THREADS must be a positive number"),
+        "{err}"
+    );
+    assert!(!dir.join("data").exists(), "nothing was created");
+    let _ = std::fs::remove_dir_all(dir);
+}

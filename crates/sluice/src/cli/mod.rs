@@ -351,6 +351,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
+/// The gateway's async worker threads: `SLUICE_WORKER_THREADS`, else one less than the CPUs
+/// this process may use (at least one). The recording writer is a thread of its own that
+/// commits all the time under load, and a worker per remaining core keeps the two from
+/// taking turns on one: on 2 cores, one worker relays ~15% more PostgreSQL transactions per
+/// second than two, at ~23% less gateway CPU per transaction (`bench/pg.sh`).
+fn worker_threads() -> anyhow::Result<usize> {
+    if let Ok(v) = std::env::var("SLUICE_WORKER_THREADS") {
+        return match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => anyhow::bail!("SLUICE_WORKER_THREADS must be a positive number, not {v:?}"),
+        };
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    Ok(cpus.saturating_sub(1).max(1))
+}
+
 fn run_gateway(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -359,6 +375,7 @@ fn run_gateway(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Re
         )
         .init();
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads()?)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
