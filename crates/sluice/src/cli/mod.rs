@@ -351,11 +351,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-/// The gateway's async worker threads: `SLUICE_WORKER_THREADS`, else one less than the CPUs
-/// this process may use (at least one). The recording writer is a thread of its own that
-/// commits all the time under load, and a worker per remaining core keeps the two from
-/// taking turns on one: on 2 cores, one worker relays ~15% more PostgreSQL transactions per
-/// second than two, at ~23% less gateway CPU per transaction (`bench/pg.sh`).
+/// The gateway's async worker threads: `SLUICE_WORKER_THREADS`, else one per CPU this process
+/// may use (cgroup limits count). Fewer leave cores to what shares the machine.
 fn worker_threads() -> anyhow::Result<usize> {
     if let Ok(v) = std::env::var("SLUICE_WORKER_THREADS") {
         return match v.trim().parse::<usize>() {
@@ -363,8 +360,7 @@ fn worker_threads() -> anyhow::Result<usize> {
             _ => anyhow::bail!("SLUICE_WORKER_THREADS must be a positive number, not {v:?}"),
         };
     }
-    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    Ok(cpus.saturating_sub(1).max(1))
+    Ok(std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
 }
 
 fn run_gateway(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
