@@ -19,17 +19,19 @@
 #   The table shows each proxy's ratio to direct. The target of issue #7 is ≥ 0.7.
 #
 # Run:  bench/mysql.sh        (as root: installs sysbench and haproxy with apt if absent)
-# Knobs (environment): BENCH_SECONDS (20), BENCH_THREADS (8), BENCH_TABLES (4),
+# Knobs (environment): BENCH_SECONDS (20), BENCH_ROUNDS (1: passes over the matrix, each cell
+#   reporting its median run, failed runs left out; 3 on a noisy VM), BENCH_THREADS (8), BENCH_TABLES (4),
 #   BENCH_TABLE_SIZE (10000), BENCH_KEEP=1 keeps the work dir (logs).
 # Needs: mariadb client, cargo, python3, openssl, MariaDB at 127.0.0.1:3306 (root, empty password).
 # The database sluice_bench_<pid> is created and dropped; every process started is stopped.
-# Runtime: 16 × BENCH_SECONDS plus ~30 s (plus a release build if needed). Clients, gateway and
+# Runtime: 16 × BENCH_ROUNDS × BENCH_SECONDS plus ~30 s (plus a release build if needed). Clients, gateway and
 # MariaDB share this machine's cores: read the numbers as relative costs.
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$BENCH_DIR")
 RUN_SECONDS=${BENCH_SECONDS:-20}
+ROUNDS=${BENCH_ROUNDS:-1}
 THREADS=${BENCH_THREADS:-8}
 TABLES=${BENCH_TABLES:-4}
 TABLE_SIZE=${BENCH_TABLE_SIZE:-10000}
@@ -261,7 +263,7 @@ ratio() {
 report() {
   local wl ps d h t p fmt
   echo
-  echo "=== sluice MySQL benchmark: sysbench, $THREADS threads, ${RUN_SECONDS}s per run, $TABLES×$TABLE_SIZE rows, $(nproc) cores, $(date -u +%FT%TZ) ==="
+  echo "=== sluice MySQL benchmark: sysbench, $THREADS threads, ${RUN_SECONDS}s per run, median of $ROUNDS round(s), $TABLES×$TABLE_SIZE rows, $(nproc) cores, $(date -u +%FT%TZ) ==="
   echo "rate: transactions/s (oltp_read_only: 14 queries each) or queries/s (oltp_point_select); p95 latency in ms."
   echo "ps auto: server-side prepared statements (binary protocol); ps disable: text queries."
   echo "sluice: recording on (buffered), deny guardrails on every statement, masking of every row."
@@ -286,13 +288,27 @@ main() {
   prepare_db
   start_haproxy
   start_sluice
-  local wl ps target
-  for wl in "${WORKLOADS[@]}"; do
-    for ps in "${PS_MODES[@]}"; do
-      for target in "${TARGETS[@]}"; do
-        run_sysbench "$target" "$wl" "$ps"
+  local wl ps target round key
+  declare -A runs=() p95s=()
+  # BENCH_ROUNDS passes over the matrix; each cell reports its median run (and that run's p95).
+  for round in $(seq 1 "$ROUNDS"); do
+    ((ROUNDS > 1)) && log "sysbench matrix, round $round of $ROUNDS"
+    for wl in "${WORKLOADS[@]}"; do
+      for ps in "${PS_MODES[@]}"; do
+        for target in "${TARGETS[@]}"; do
+          key="$target,$wl,$ps"
+          unset "RATE[$key]" "P95[$key]"
+          run_sysbench "$target" "$wl" "$ps"
+          runs[$key]+="${RATE[$key]} "; p95s[$key]+="${P95[$key]} "
+        done
       done
     done
+  done
+  for key in "${!runs[@]}"; do
+    read -r RATE[$key] P95[$key] < <(paste -d' ' <(tr ' ' '\n' <<<"${runs[$key]}" | grep .) \
+      <(tr ' ' '\n' <<<"${p95s[$key]}" | grep .) | sort -g -k1,1 |
+      awk '$1 ~ /^[0-9.]+$/ {n++; r[n]=$1; p[n]=$2} NR == 1 {f=$0}
+        END {if (n) {m=int((n+1)/2); print r[m], p[m]} else print f}')
   done
   report
 }

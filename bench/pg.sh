@@ -35,7 +35,8 @@
 #      as it has free minus 10; the report says which server was used and why.
 #
 # Run:  bench/pg.sh               (as root: installs pgbouncer with apt if absent)
-# Knobs (environment): BENCH_SECONDS (20, per pgbench run), BENCH_SCALE (10),
+# Knobs (environment): BENCH_SECONDS (20, per pgbench run), BENCH_ROUNDS (1: passes over the
+#   pgbench matrix, each cell reporting its median run, failed runs left out; 3 on a noisy VM), BENCH_SCALE (10),
 #   BENCH_CONNECTS (200), BENCH_IDLE_SESSIONS (1000), BENCH_KEEP=1 keeps the work dir (logs),
 #   BENCH_ONLY=idle runs only item 3 (no pgbench data, pgbouncer or other measurements),
 #   BENCH_PG_BIN (/usr/lib/postgresql/15/bin: initdb and pg_ctl for the private cluster).
@@ -43,7 +44,7 @@
 #   PostgreSQL at 127.0.0.1:5432 with trust auth for `postgres`; for item 3, root, a
 #   `postgres` OS user and PostgreSQL 15 server binaries (~1,000 backends: a few GiB of RAM).
 # All ports are picked free at run time; every process, the private cluster and the temp
-# database are removed on exit. Runtime is about 24 × BENCH_SECONDS plus ~1 min (plus a
+# database are removed on exit. Runtime is about 30 × BENCH_ROUNDS × BENCH_SECONDS plus ~1 min (plus a
 # release build if needed); BENCH_ONLY=idle takes well under a minute after the build.
 # The clients (pgbench/psycopg), the proxies and PostgreSQL share this machine's cores, so read
 # the numbers as relative costs, not absolute capacity.
@@ -52,6 +53,7 @@ set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$BENCH_DIR")
 RUN_SECONDS=${BENCH_SECONDS:-20}
+ROUNDS=${BENCH_ROUNDS:-1}
 SCALE=${BENCH_SCALE:-10}
 CONNECTS=${BENCH_CONNECTS:-200}
 IDLE_WANTED=${BENCH_IDLE_SESSIONS:-1000}
@@ -545,14 +547,29 @@ run_pgbench() { # run_pgbench TARGET MODE WORKLOAD — fills TPS/LAT[TARGET,MODE
   fi
 }
 
+# BENCH_ROUNDS passes over the whole matrix; each cell reports its median TPS (and that run's
+# latency), so a minute of noise on a shared VM moves one run, not the table.
 run_matrix() {
-  local wl mode target
-  for wl in "${WORKLOADS[@]}"; do
-    for mode in "${MODES[@]}"; do
-      for target in "${TARGETS[@]}"; do
-        run_pgbench "$target" "$mode" "$wl"
+  local wl mode target round key
+  declare -A runs=() lats=()
+  for round in $(seq 1 "$ROUNDS"); do
+    ((ROUNDS > 1)) && log "pgbench matrix, round $round of $ROUNDS"
+    for wl in "${WORKLOADS[@]}"; do
+      for mode in "${MODES[@]}"; do
+        for target in "${TARGETS[@]}"; do
+          key="$target,$mode,$wl"
+          unset "TPS[$key]" "LAT[$key]"
+          run_pgbench "$target" "$mode" "$wl"
+          runs[$key]+="${TPS[$key]} "; lats[$key]+="${LAT[$key]} "
+        done
       done
     done
+  done
+  for key in "${!runs[@]}"; do
+    read -r TPS[$key] LAT[$key] < <(paste -d' ' <(tr ' ' '\n' <<<"${runs[$key]}" | grep .) \
+      <(tr ' ' '\n' <<<"${lats[$key]}" | grep .) | sort -g -k1,1 |
+      awk '$1 ~ /^[0-9.]+$/ {n++; t[n]=$1; l[n]=$2} NR == 1 {f=$0}
+        END {if (n) {m=int((n+1)/2); print t[m], l[m]} else print f}')
   done
 }
 
@@ -570,7 +587,7 @@ num() { # num X DECIMALS — numbers rounded, anything else as is
 print_report() {
   local wl mode d p s g a fmt
   echo
-  echo "=== sluice benchmark: pgbench scale $SCALE, ${RUN_SECONDS}s per run, $(nproc) cores, $(date -u +%FT%TZ) ==="
+  echo "=== sluice benchmark: pgbench scale $SCALE, ${RUN_SECONDS}s per run, median of $ROUNDS round(s), $(nproc) cores, $(date -u +%FT%TZ) ==="
   echo "TPS excludes connection establishment; latency = pgbench average, ms. sluice: recording on, buffered."
   echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (clients, proxies and PostgreSQL share the cores)"
   echo
