@@ -30,6 +30,8 @@ set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$BENCH_DIR")
+# shellcheck source=bench/stats.sh
+source "$BENCH_DIR/stats.sh"
 RUN_SECONDS=${BENCH_SECONDS:-20}
 ROUNDS=${BENCH_ROUNDS:-1}
 THREADS=${BENCH_THREADS:-8}
@@ -305,10 +307,7 @@ main() {
     done
   done
   for key in "${!runs[@]}"; do
-    read -r RATE[$key] P95[$key] < <(paste -d' ' <(tr ' ' '\n' <<<"${runs[$key]}" | grep .) \
-      <(tr ' ' '\n' <<<"${p95s[$key]}" | grep .) | sort -g -k1,1 |
-      awk '$1 ~ /^[0-9.]+$/ {n++; r[n]=$1; p[n]=$2} NR == 1 {f=$0}
-        END {if (n) {m=int((n+1)/2); print r[m], p[m]} else print f}')
+    read -r RATE[$key] P95[$key] < <(median_with "${runs[$key]}" "${p95s[$key]}")
   done
   report
 }

@@ -52,6 +52,8 @@ set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$BENCH_DIR")
+# shellcheck source=bench/stats.sh
+source "$BENCH_DIR/stats.sh"
 RUN_SECONDS=${BENCH_SECONDS:-20}
 ROUNDS=${BENCH_ROUNDS:-1}
 SCALE=${BENCH_SCALE:-10}
@@ -566,10 +568,7 @@ run_matrix() {
     done
   done
   for key in "${!runs[@]}"; do
-    read -r TPS[$key] LAT[$key] < <(paste -d' ' <(tr ' ' '\n' <<<"${runs[$key]}" | grep .) \
-      <(tr ' ' '\n' <<<"${lats[$key]}" | grep .) | sort -g -k1,1 |
-      awk '$1 ~ /^[0-9.]+$/ {n++; t[n]=$1; l[n]=$2} NR == 1 {f=$0}
-        END {if (n) {m=int((n+1)/2); print t[m], l[m]} else print f}')
+    read -r TPS[$key] LAT[$key] < <(median_with "${runs[$key]}" "${lats[$key]}")
   done
 }
 

@@ -28,6 +28,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/stats.sh
+source "$REPO/bench/stats.sh"
 MIB=${BENCH_MIB:-1024}
 SETUPS=${BENCH_SETUPS:-20}
 KEYS=${BENCH_KEYS:-3000}
@@ -125,8 +127,6 @@ for round in $(seq 1 "$KEY_ROUNDS"); do
     R[$path,k50]+="$k50 "; R[$path,k99]+="$k99 "
   done
 done
-median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-range() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk 'NR==1{lo=$1} {hi=$1} END {print lo "–" hi}'; }
 
 # Transfers: each direct run is followed by the same run through the gateway, over
 # BENCH_ROUNDS rounds; a ratio is taken within a round (both sides saw the same machine) and

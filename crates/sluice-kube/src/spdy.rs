@@ -226,11 +226,11 @@ impl ExecStream {
                             },
                             _ => {}
                         }
-                        // Flushed: TLS may hold the frame's tail otherwise.
-                        let sent = match service_w.write_all(&frame.encode()).await {
-                            Ok(()) => service_w.flush().await,
-                            Err(e) => Err(e),
-                        };
+                        let sent = sluice_pipeline::stream::write_flushed(
+                            &mut service_w,
+                            &frame.encode(),
+                        )
+                        .await;
                         if sent.is_err() {
                             break;
                         }

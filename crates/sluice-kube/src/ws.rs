@@ -5,7 +5,7 @@
 //! than with `tungstenite`: the relay must keep frames as they are (no reassembly, no new
 //! masking keys), and this is all of it.
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 /// Continuation of a fragmented message.
 pub const CONTINUATION: u8 = 0x0;
@@ -145,8 +145,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
 
 /// Writes `frame` and flushes.
 pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: &Frame) -> std::io::Result<()> {
-    w.write_all(&frame.encode()).await?;
-    w.flush().await
+    sluice_pipeline::stream::write_flushed(w, &frame.encode()).await
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! and no byte past the current packet may be read (TLS may start right after it).
 
 use crate::codec::packet::{put_packet, HEADER};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 /// Reads one packet: (sequence id, payload), or `None` at a clean end of stream. A payload
 /// over `limit` bytes is an `InvalidData` error.
@@ -36,6 +36,5 @@ pub async fn send<S: AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     let mut out = Vec::with_capacity(payload.len() + HEADER);
     put_packet(&mut out, seq, payload);
-    stream.write_all(&out).await?;
-    stream.flush().await
+    sluice_pipeline::stream::write_flushed(stream, &out).await
 }

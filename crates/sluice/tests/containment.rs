@@ -31,6 +31,20 @@ fn blocked_psql(gw: &Gateway, token: &str, db: &TestDb, lock: &LockHolder) -> Ch
     child
 }
 
+/// An admin following session `id`'s live events with curl (`extra`: more curl arguments),
+/// stdout piped.
+fn watch_live(gw: &Gateway, id: &str, extra: &[&str]) -> Child {
+    Command::new("curl")
+        .args(["-sS", "-N", "--max-time", "120", "--cacert"])
+        .arg(gw.data().join("tls/ca.pem"))
+        .args(["-H", &format!("Authorization: Bearer {}", gw.admin_token)])
+        .args(extra)
+        .arg(format!("https://{}/api/v1/live/sessions/{id}", gw.api))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Whether the statement waits for the lock on the target.
 fn blocked(db: &TestDb) -> bool {
     let out = common::psql_direct(
@@ -181,14 +195,7 @@ fn an_operator_watches_a_live_session_until_it_is_killed() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
 
-    let mut watch = Command::new("curl")
-        .args(["-sS", "-N", "-D", "-", "--max-time", "120", "--cacert"])
-        .arg(gw.data().join("tls/ca.pem"))
-        .args(["-H", &format!("Authorization: Bearer {}", gw.admin_token)])
-        .arg(format!("https://{}/api/v1/live/sessions/{id}", gw.api))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut watch = watch_live(&gw, &id, &["-D", "-"]);
     let mut events = BufReader::new(watch.stdout.take().unwrap()).lines();
     let status = events.next().unwrap().unwrap();
     assert!(status.contains(" 200"), "{status}");
@@ -247,15 +254,7 @@ fn a_watcher_resuming_after_an_event_gets_every_later_one_once() {
     let id = live_session(&gw);
     // After event 0 (the start): the statements recorded before the watcher came, then
     // the session's end, each once and in order.
-    let mut watch = Command::new("curl")
-        .args(["-sS", "-N", "--max-time", "120", "--cacert"])
-        .arg(gw.data().join("tls/ca.pem"))
-        .args(["-H", &format!("Authorization: Bearer {}", gw.admin_token)])
-        .args(["-H", "Last-Event-ID: 0"])
-        .arg(format!("https://{}/api/v1/live/sessions/{id}", gw.api))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut watch = watch_live(&gw, &id, &["-H", "Last-Event-ID: 0"]);
     let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
     let mut seqs = Vec::new();
     let mut texts = Vec::new();

@@ -63,12 +63,10 @@ pub async fn run_terminal<S>(
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
     let writer = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {
-            // Flushed: TLS may hold the frame's tail otherwise.
-            let sent = match client_w.write_all(&frame).await {
-                Ok(()) => client_w.flush().await,
-                Err(e) => Err(e),
-            };
-            if sent.is_err() {
+            if sluice_pipeline::stream::write_flushed(&mut client_w, &frame)
+                .await
+                .is_err()
+            {
                 return;
             }
         }

@@ -15,7 +15,7 @@ use crate::kill::KillMap;
 use crate::tracker::Tracker;
 use sluice_core::time::now_micros;
 use sluice_core::{EndReason, SessionEvent};
-use sluice_pipeline::stream::ClientStream;
+use sluice_pipeline::stream::{write_flushed, ClientStream};
 use sluice_pipeline::{Durable, Recorder, Stop};
 use sluice_policy::RuleHit;
 use std::sync::Arc;
@@ -113,7 +113,7 @@ pub async fn run(
         let mut out = Vec::new();
         // Sent outside any command: sequence id 1 is what clients expect of an answer.
         put_packet(&mut out, 1, &err);
-        let _ = send(&mut relay.cw, &out).await;
+        let _ = write_flushed(&mut relay.cw, &out).await;
     }
     let _ = relay.cw.shutdown().await;
     let _ = relay.sw.shutdown().await;
@@ -272,14 +272,14 @@ where
             };
             match decision {
                 Decision::Forward | Decision::ReviewExecutions(_) | Decision::Hold(_) => {
-                    if let Err(e) = send(&mut self.sw, &self.cbuf[..len]).await {
+                    if let Err(e) = write_flushed(&mut self.sw, &self.cbuf[..len]).await {
                         return Some(target_lost(e));
                     }
                 }
                 Decision::Rewrite(payload) => {
                     let mut out = Vec::new();
                     put_packet(&mut out, 0, &payload);
-                    if let Err(e) = send(&mut self.sw, &out).await {
+                    if let Err(e) = write_flushed(&mut self.sw, &out).await {
                         return Some(target_lost(e));
                     }
                 }
@@ -288,7 +288,7 @@ where
                     response::encode_err(&mut err, r.code, r.sqlstate, &r.message);
                     let mut out = Vec::new();
                     put_packet(&mut out, last_seq.wrapping_add(1), &err);
-                    if let Err(e) = send(&mut self.cw, &out).await {
+                    if let Err(e) = write_flushed(&mut self.cw, &out).await {
                         return Some(RelayEnd::with(
                             EndReason::ClientDisconnected,
                             e.to_string(),
@@ -340,7 +340,7 @@ where
         }
         self.record(st, false);
         if at > 0 {
-            if let Err(e) = send(&mut self.cw, &self.sbuf[..at]).await {
+            if let Err(e) = write_flushed(&mut self.cw, &self.sbuf[..at]).await {
                 return Some(RelayEnd::with(
                     EndReason::ClientDisconnected,
                     e.to_string(),
@@ -371,14 +371,6 @@ where
         }
         true
     }
-}
-
-/// Writes `bytes` and flushes: over TLS, `write_all` can finish with the last records still
-/// buffered in the TLS session (the socket was full); only a flush pushes them out, and the
-/// peer would wait for them forever.
-async fn send<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> std::io::Result<()> {
-    w.write_all(bytes).await?;
-    w.flush().await
 }
 
 /// The target closed its connection.

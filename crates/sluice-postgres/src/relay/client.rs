@@ -10,9 +10,10 @@ use crate::codec::CodecError;
 use crate::tracker::{Decided, Refusal, Skip};
 use sluice_core::time::now_micros;
 use sluice_core::{EndReason, SessionEvent};
+use sluice_pipeline::stream::write_flushed;
 use sluice_policy::{RuleHit, Verdict};
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 /// What the scan of a chunk decided.
 struct Step {
@@ -107,13 +108,8 @@ where
                 }
             }
             if step.forward > 0 {
-                // Flushed: a buffering writer (TLS, an agent's tunnel) must not keep the
-                // tail of what the client sent.
-                let sent = match server.write_all(&rb.bytes()[at..at + step.forward]).await {
-                    Ok(()) => server.flush().await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = sent {
+                let bytes = &rb.bytes()[at..at + step.forward];
+                if let Err(e) = write_flushed(server, bytes).await {
                     return RelayEnd::with(
                         EndReason::TargetError,
                         e.to_string(),

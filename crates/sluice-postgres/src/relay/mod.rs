@@ -147,7 +147,5 @@ async fn reply<CW: AsyncWrite + Unpin>(
     cw: &tokio::sync::Mutex<CW>,
     bytes: &[u8],
 ) -> std::io::Result<()> {
-    let mut w = cw.lock().await;
-    w.write_all(bytes).await?;
-    w.flush().await
+    sluice_pipeline::stream::write_flushed(&mut *cw.lock().await, bytes).await
 }

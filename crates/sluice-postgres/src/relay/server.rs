@@ -9,8 +9,9 @@ use crate::masking;
 use sluice_core::time::now_micros;
 use sluice_core::{EndReason, SessionEvent};
 use sluice_mask::{MaskCounts, Masker};
+use sluice_pipeline::stream::write_flushed;
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 /// Gateway bytes to splice into the forwarded stream.
 #[derive(Default)]
@@ -114,13 +115,7 @@ where
                 splices.assemble(chunk, &mut assembled);
                 &assembled
             };
-            let written = {
-                let mut w = cw.lock().await;
-                match w.write_all(out).await {
-                    Ok(()) => w.flush().await,
-                    Err(e) => Err(e),
-                }
-            };
+            let written = write_flushed(&mut *cw.lock().await, out).await;
             if let Err(e) = written {
                 return RelayEnd::with(EndReason::ClientDisconnected, e.to_string(), None);
             }

@@ -47,24 +47,30 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
     }
 }
 
+/// `psql` straight to the machine's PostgreSQL as superuser: quiet, unaligned tuples only,
+/// stopping at the first error.
+fn psql_direct_command(db: &str) -> Command {
+    let mut c = Command::new("psql");
+    c.args([
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-tA",
+        "-h",
+        "127.0.0.1",
+        "-U",
+        "postgres",
+        "-d",
+        db,
+    ]);
+    c
+}
+
 /// Runs `psql` directly against the machine's PostgreSQL as superuser.
 pub fn psql_direct(db: &str, sql: &str) -> Output {
-    Command::new("psql")
-        .args([
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-tA",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            db,
-            "-c",
-            sql,
-        ])
+    psql_direct_command(db)
+        .args(["-c", sql])
         .output()
         .expect("psql runs")
 }
@@ -584,17 +590,7 @@ impl LockHolder {
     /// Takes a fresh advisory lock in `db`.
     pub fn new(db: &TestDb) -> LockHolder {
         let key = i64::from(std::process::id()) * 1000 + i64::from(rand_suffix());
-        let mut child = Command::new("psql")
-            .args([
-                "-X",
-                "-tA",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                &db.name,
-            ])
+        let mut child = psql_direct_command(&db.name)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
