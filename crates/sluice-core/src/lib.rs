@@ -10,6 +10,7 @@
 //! - [`event`]: what a recording and the audit log hold (`SessionEvent`, `AuditEvent`, `EndReason`).
 //! - [`fault`]: whose fault an error was (`Fault`), for the audit record and the client-facing error.
 //! - [`review`]: held commands and access requests waiting for approvers (`Review`).
+//! - [`statement_audit`]: the cheap form of an allowed statement's audit event.
 //! - [`time`]: microsecond wall-clock timestamps.
 
 pub mod audit;
@@ -20,6 +21,7 @@ pub mod identity;
 pub mod ids;
 pub mod review;
 pub mod secret;
+pub mod statement_audit;
 pub mod time;
 
 pub use audit::{Actor, AuditEvent, Outcome};

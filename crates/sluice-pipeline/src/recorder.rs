@@ -2,6 +2,7 @@
 //! writer, and ends the session exactly once (on [`Recorder::finish`] or on drop).
 
 use crate::{audit, authorize::Authorized, Pipeline};
+use sluice_core::statement_audit::{AuditContext, StatementAudit};
 use sluice_core::time::now_micros;
 use sluice_core::{EndReason, Outcome, SessionEvent, SessionId};
 use sluice_store::chain;
@@ -69,6 +70,8 @@ pub struct Recorder {
     /// This session's audit context (actor, session, source, connection, protocol), built
     /// once and copied into each of its audit events.
     context: sluice_core::AuditEvent,
+    /// The same context serialized, for the `statement.allowed` events of every statement.
+    statement_context: AuditContext,
     /// Events as they are recorded, for whoever watches the session live (nothing is
     /// copied while nobody does).
     live: tokio::sync::broadcast::Sender<Arc<LiveEvent>>,
@@ -123,6 +126,7 @@ impl Pipeline {
         fill_context(&mut context, &authorized);
         self.audit(context.clone());
         let mut rec = Recorder {
+            statement_context: AuditContext::of(&context),
             context,
             prev: chain::genesis(&id.0),
             shared_id: Arc::from(id.0.as_str()),
@@ -269,9 +273,19 @@ impl Recorder {
             return;
         }
         if let Some((_, text)) = statement {
-            let mut e = self.event("statement.allowed", Outcome::Success);
-            e.statement = Some(capped(&text));
-            self.writer.send(WriteOp::Audit(Box::new(e)));
+            let statement = if text.len() <= MAX_AUDITED_STATEMENT {
+                text
+            } else {
+                Arc::from(capped(&text))
+            };
+            self.writer.send(WriteOp::StatementAudit(StatementAudit {
+                id: audit::new_id(),
+                ts_us: now_micros(),
+                action: "statement.allowed",
+                outcome: Outcome::Success,
+                context: self.statement_context.clone(),
+                statement,
+            }));
         }
     }
 

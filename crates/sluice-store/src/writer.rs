@@ -14,6 +14,7 @@ use crate::recordings::SessionRow;
 use crate::signing::{self, KeyRing, SigningKey};
 use crate::{schema, StoreError};
 use rusqlite::{params, Connection, OptionalExtension};
+use sluice_core::statement_audit::StatementAudit;
 use sluice_core::AuditEvent;
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
@@ -57,6 +58,8 @@ pub enum WriteOp {
     },
     /// An audit event, chained into the audit log.
     Audit(Box<AuditEvent>),
+    /// An allowed statement's audit event, chained into the audit log like [`WriteOp::Audit`].
+    StatementAudit(StatementAudit),
     /// Sign a checkpoint of the audit chain now (if events were chained since the last one).
     Checkpoint,
 }
@@ -321,10 +324,21 @@ fn write_batch(
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut chunks: Vec<Chunk<'_>> = Vec::new();
     let mut checkpoint = false;
+    let mut json = Vec::new();
     for msg in batch {
         match &msg.op {
             Some(WriteOp::Event(e)) => add_to_chunk(&mut chunks, e),
-            Some(WriteOp::Audit(a)) => chain_audit(&tx, a, &mut head)?,
+            Some(WriteOp::Audit(a)) => {
+                let text = serde_json::to_string(a)?;
+                chain_audit(&tx, &a.id, a.ts_us, &a.action, &text, &mut head)?;
+            }
+            Some(WriteOp::StatementAudit(s)) => {
+                json.clear();
+                s.write_json(&mut json);
+                let text =
+                    std::str::from_utf8(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                chain_audit(&tx, &s.id, s.ts_us, s.action, text, &mut head)?;
+            }
             Some(WriteOp::Checkpoint) => checkpoint = true,
             Some(op) => apply(&tx, op, signer)?,
             None => {}
@@ -349,26 +363,21 @@ fn write_batch(
     Ok(head)
 }
 
-/// Stores an audit event as the next link of the chain.
+/// Stores an audit event (its id, time, action and JSON) as the next link of the chain.
 fn chain_audit(
     tx: &Connection,
-    a: &AuditEvent,
+    id: &str,
+    ts_us: i64,
+    action: &str,
+    json: &str,
     head: &mut (u64, [u8; 32]),
 ) -> Result<(), StoreError> {
-    let json = serde_json::to_string(a)?;
     let seq = head.0 + 1;
-    let hash = audit_log::link(&head.1, seq, &json);
+    let hash = audit_log::link(&head.1, seq, json);
     tx.prepare_cached(
         "INSERT INTO audit (seq, id, ts_us, action, event_json, hash) VALUES (?1,?2,?3,?4,?5,?6)",
     )?
-    .execute(params![
-        seq as i64,
-        a.id,
-        a.ts_us,
-        a.action,
-        json,
-        hex(&hash)
-    ])?;
+    .execute(params![seq as i64, id, ts_us, action, json, hex(&hash)])?;
     *head = (seq, hash);
     Ok(())
 }
@@ -458,7 +467,10 @@ fn apply(tx: &Connection, op: &WriteOp, signer: Option<&SigningKey>) -> Result<(
                 .execute(params![id, key.sign(text.as_bytes()), key.key_id])?;
             }
         }
-        WriteOp::Event(_) | WriteOp::Audit(_) | WriteOp::Checkpoint => {}
+        WriteOp::Event(_)
+        | WriteOp::Audit(_)
+        | WriteOp::StatementAudit(_)
+        | WriteOp::Checkpoint => {}
     }
     Ok(())
 }

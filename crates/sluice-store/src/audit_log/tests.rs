@@ -2,6 +2,7 @@ use super::*;
 use crate::crypto::random_bytes;
 use crate::signing::{KeyRing, KeySource, SigningKey};
 use crate::writer::{RecordWriter, WriteOp, WriterSettings};
+use sluice_core::statement_audit::{AuditContext, StatementAudit};
 use sluice_core::{AuditEvent, Outcome};
 use std::sync::Arc;
 
@@ -39,10 +40,27 @@ async fn write(l: &Log, groups: &[usize]) -> Result<(), Box<dyn std::error::Erro
             ..WriterSettings::default()
         },
     )?;
+    // Each group ends with an allowed statement's event, built the cheap way.
+    let mut session = AuditEvent::new("ctx".into(), "session.start", Outcome::Success);
+    session.session_id = Some("s-1".into());
+    session.connection = Some("pg".into());
+    let context = AuditContext::of(&session);
     for (g, n) in groups.iter().enumerate() {
         for i in 0..*n {
-            let e = AuditEvent::new(format!("e-{g}-{i}"), "session.start", Outcome::Success);
-            w.send(WriteOp::Audit(Box::new(e)));
+            let id = format!("e-{g}-{i}");
+            if i + 1 == *n {
+                w.send(WriteOp::StatementAudit(StatementAudit {
+                    id,
+                    ts_us: 7,
+                    action: "statement.allowed",
+                    outcome: Outcome::Success,
+                    context: context.clone(),
+                    statement: Arc::from("SELECT 'x'"),
+                }));
+            } else {
+                let e = AuditEvent::new(id, "session.start", Outcome::Success);
+                w.send(WriteOp::Audit(Box::new(e)));
+            }
         }
         w.send(WriteOp::Checkpoint);
         w.flush().await?;
@@ -75,6 +93,12 @@ async fn the_writer_chains_events_and_signs_checkpoints() -> Result<(), Box<dyn 
     );
     assert_eq!(cps.len(), 2);
     assert_eq!((cps[0].last_seq, cps[1].last_seq), (3, 5));
+    let statement: AuditEvent = serde_json::from_str(&events[2].json)?;
+    assert_eq!(
+        (statement.action.as_str(), statement.statement.as_deref()),
+        ("statement.allowed", Some("SELECT 'x'"))
+    );
+    assert_eq!(statement.session_id.as_deref(), Some("s-1"));
     let ok = verify_segment(None, &events, &cps, &keys(&l)?)?;
     assert_eq!((ok.events, ok.checkpoints, ok.unsealed), (5, 2, 0));
     // A segment starting after the first checkpoint verifies from it.
