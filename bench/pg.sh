@@ -18,10 +18,15 @@
 #        agent      the same gateway, connection `bench-agent` with `via: bench-edge`: every
 #                   session goes through a `sluice agent` (started here, on loopback) and
 #                   its tunnel (TLS, HTTP/2 CONNECT streams); target >= 0.85 of sluice
+#        hop        the same gateway, connection `bench-hop`: PostgreSQL reached through
+#                   HAProxy in TCP mode (started here, installed with apt if missing), a
+#                   relay that inspects nothing: what one more hop costs on this machine,
+#                   the floor for any relay between gateway and target (such as the agent)
 #      and in two client-leg modes: tls (sslmode=require) and plain (sslmode=disable). The
 #      direct/tls row needs `ssl = on` on the server; if it is off the row reads "n/a" (the
 #      shared server's config is never changed). The table shows sluice/direct and
-#      sluice/pgbouncer TPS ratios, and for sluice+gm its ratio to plain sluice and pgbouncer.
+#      sluice/pgbouncer TPS ratios, for sluice+gm its ratio to plain sluice and pgbouncer, and
+#      for agent and hop their ratios to plain sluice.
 #   2. Connection setup: p50/p95 of connect + `SELECT 1` + close over BENCH_CONNECTS (200)
 #      sequential connections, direct vs pgbouncer vs sluice, tls and plain, measured with
 #      psycopg and time.perf_counter; prints sluice's added p50 over direct.
@@ -34,7 +39,7 @@
 #      cluster cannot start, the phase falls back to the shared server with as many sessions
 #      as it has free minus 10; the report says which server was used and why.
 #
-# Run:  bench/pg.sh               (as root: installs pgbouncer with apt if absent)
+# Run:  bench/pg.sh               (as root: installs pgbouncer and haproxy with apt if absent)
 # Knobs (environment): BENCH_SECONDS (20, per pgbench run), BENCH_ROUNDS (1: passes over the
 #   pgbench matrix, each cell reporting its median run, failed runs left out; 3 on a noisy VM), BENCH_SCALE (10),
 #   BENCH_CONNECTS (200), BENCH_IDLE_SESSIONS (1000), BENCH_KEEP=1 keeps the work dir (logs),
@@ -44,7 +49,7 @@
 #   PostgreSQL at 127.0.0.1:5432 with trust auth for `postgres`; for item 3, root, a
 #   `postgres` OS user and PostgreSQL 15 server binaries (~1,000 backends: a few GiB of RAM).
 # All ports are picked free at run time; every process, the private cluster and the temp
-# database are removed on exit. Runtime is about 30 × BENCH_ROUNDS × BENCH_SECONDS plus ~1 min (plus a
+# database are removed on exit. Runtime is about 36 × BENCH_ROUNDS × BENCH_SECONDS plus ~1 min (plus a
 # release build if needed); BENCH_ONLY=idle takes well under a minute after the build.
 # The clients (pgbench/psycopg), the proxies and PostgreSQL share this machine's cores, so read
 # the numbers as relative costs, not absolute capacity.
@@ -77,6 +82,8 @@ SLUICE_TOKEN=""
 AGENT_OK=0
 PGB_PORT_PLAIN=""
 PGB_PORT_TLS=""
+HOP_PORT=""
+HOP_OK=0
 DIRECT_TLS=0
 IDLE_PG_DIR=""     # private cluster for the idle-session phase (empty: not started)
 IDLE_PG_PORT=""
@@ -148,10 +155,10 @@ check_prereqs() {
   for tool in psql pgbench python3 openssl; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found"
   done
-  if ! command -v pgbouncer >/dev/null 2>&1; then
-    log "installing pgbouncer (apt)"
+  if ! command -v pgbouncer >/dev/null 2>&1 || ! command -v haproxy >/dev/null 2>&1; then
+    log "installing pgbouncer and haproxy (apt)"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer haproxy >/dev/null
   fi
   # The Debian package enables a system pgbouncer on 6432; this script never uses it.
   if ! python3 -c 'import psycopg' >/dev/null 2>&1; then
@@ -221,6 +228,35 @@ start_pgbouncer() { # start_pgbouncer NAME PORT TLS(0|1)
     psql -X -w "host=127.0.0.1 port=$port user=postgres dbname=$DB sslmode=$sslmode" -tAc 'select 1' ||
     { tail -n 20 "$dir/pgbouncer.log" "$dir/stdout.log" >&2 2>/dev/null; die "pgbouncer ($name) did not start"; }
   log "pgbouncer ($name) on 127.0.0.1:$port, pid $pid"
+}
+
+# HAProxy in TCP mode in front of PostgreSQL, for the gateway's `bench-hop` connection.
+start_hop() {
+  local dir=$WORK/haproxy pid
+  mkdir -p "$dir"
+  HOP_PORT=$(free_port)
+  cat >"$dir/haproxy.cfg" <<EOF
+global
+  maxconn 2000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 10m
+  timeout server 10m
+listen hop
+  bind 127.0.0.1:$HOP_PORT
+  server pg $PG_HOST:$PG_PORT
+EOF
+  haproxy -f "$dir/haproxy.cfg" >"$dir/haproxy.log" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  if wait_until 15 "haproxy" pg_isready -q -h 127.0.0.1 -p "$HOP_PORT"; then
+    HOP_OK=1
+    log "haproxy (TCP mode) on 127.0.0.1:$HOP_PORT, pid $pid"
+  else
+    tail -20 "$dir/haproxy.log" >&2
+    warn "haproxy did not start: the hop column will be n/a"
+  fi
 }
 
 start_pgbouncers() {
@@ -341,6 +377,12 @@ connections:
     database: $DB
     username: postgres
     via: bench-edge
+  - name: bench-hop
+    type: postgres
+    host: 127.0.0.1
+    port: ${HOP_PORT:-1}
+    database: $DB
+    username: postgres
   - name: bench-gm
     type: postgres
     host: $PG_HOST
@@ -366,6 +408,8 @@ grants:
     connection: bench
   - group: engineering
     connection: bench-agent
+  - group: engineering
+    connection: bench-hop
   - group: engineering
     connection: bench-gm$idle_grant
 EOF
@@ -506,7 +550,7 @@ measure_connect_setup() {
 # ---------------------------------------------------------------------------------------------
 WORKLOADS=(select-simple select-prepared rows-10k)
 MODES=(tls plain)
-TARGETS=(direct pgbouncer sluice sluice-gm sluice-agent)
+TARGETS=(direct pgbouncer sluice sluice-gm sluice-agent sluice-hop)
 
 run_pgbench() { # run_pgbench TARGET MODE WORKLOAD — fills TPS/LAT[TARGET,MODE,WORKLOAD]
   local target=$1 mode=$2 wl=$3 key="$1,$2,$3" port user pass="" sslmode wl_args logf
@@ -529,6 +573,9 @@ run_pgbench() { # run_pgbench TARGET MODE WORKLOAD — fills TPS/LAT[TARGET,MODE
     sluice-agent)
       if ((!AGENT_OK)); then TPS[$key]="n/a"; LAT[$key]="n/a"; return 0; fi
       port=$SLUICE_PG_PORT user=bench-agent pass=$SLUICE_TOKEN ;;
+    sluice-hop)
+      if ((!SLUICE_OK || !HOP_OK)); then TPS[$key]="n/a"; LAT[$key]="n/a"; return 0; fi
+      port=$SLUICE_PG_PORT user=bench-hop pass=$SLUICE_TOKEN ;;
   esac
   case $wl in
     select-simple) wl_args=(-S -M simple -c 8 -j 2) ;;
@@ -584,30 +631,31 @@ num() { # num X DECIMALS — numbers rounded, anything else as is
 }
 
 print_report() {
-  local wl mode d p s g a fmt
+  local wl mode d p s g a h fmt
   echo
   echo "=== sluice benchmark: pgbench scale $SCALE, ${RUN_SECONDS}s per run, median of $ROUNDS round(s), $(nproc) cores, $(date -u +%FT%TZ) ==="
   echo "TPS excludes connection establishment; latency = pgbench average, ms. sluice: recording on, buffered."
   echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (clients, proxies and PostgreSQL share the cores)"
   echo
-  fmt='%-16s %-6s %9s %9s %9s %9s %9s %8s %8s %8s %8s %8s %8s %8s %8s\n'
+  fmt='%-16s %-6s %9s %9s %9s %9s %9s %9s %8s %8s %8s %8s %8s %8s %8s %8s %8s\n'
   # shellcheck disable=SC2059
-  printf "$fmt" workload client "direct" "pgbouncer" "sluice" "sluice+gm" "agent" "s/direct" "s/pgb" "gm/s" "gm/pgb" "agent/s" "lat:dir" "lat:slc" "lat:gm"
-  printf "$fmt" "" "" "TPS" "TPS" "TPS" "TPS" "TPS" "" "" "" "" "" "ms" "ms" "ms"
+  printf "$fmt" workload client "direct" "pgbouncer" "sluice" "sluice+gm" "agent" "hop" "s/direct" "s/pgb" "gm/s" "gm/pgb" "agent/s" "hop/s" "lat:dir" "lat:slc" "lat:gm"
+  printf "$fmt" "" "" "TPS" "TPS" "TPS" "TPS" "TPS" "TPS" "" "" "" "" "" "" "ms" "ms" "ms"
   for wl in "${WORKLOADS[@]}"; do
     for mode in "${MODES[@]}"; do
       d=${TPS[direct,$mode,$wl]} p=${TPS[pgbouncer,$mode,$wl]} s=${TPS[sluice,$mode,$wl]} g=${TPS[sluice-gm,$mode,$wl]}
-      a=${TPS[sluice-agent,$mode,$wl]}
+      a=${TPS[sluice-agent,$mode,$wl]} h=${TPS[sluice-hop,$mode,$wl]}
       [[ $d == n/a && $mode == tls && $DIRECT_TLS == 0 ]] && d="n/a*"
       # shellcheck disable=SC2059
-      printf "$fmt" "$wl" "$mode" "$(num "$d" 0)" "$(num "$p" 0)" "$(num "$s" 0)" "$(num "$g" 0)" "$(num "$a" 0)" \
-        "$(ratio "$s" "$d")" "$(ratio "$s" "$p")" "$(ratio "$g" "$s")" "$(ratio "$g" "$p")" "$(ratio "$a" "$s")" \
+      printf "$fmt" "$wl" "$mode" "$(num "$d" 0)" "$(num "$p" 0)" "$(num "$s" 0)" "$(num "$g" 0)" "$(num "$a" 0)" "$(num "$h" 0)" \
+        "$(ratio "$s" "$d")" "$(ratio "$s" "$p")" "$(ratio "$g" "$s")" "$(ratio "$g" "$p")" "$(ratio "$a" "$s")" "$(ratio "$h" "$s")" \
         "$(num "${LAT[direct,$mode,$wl]}" 3)" "$(num "${LAT[sluice,$mode,$wl]}" 3)" \
         "$(num "${LAT[sluice-gm,$mode,$wl]}" 3)"
     done
   done
   echo "sluice+gm: guardrails (quickstart deny rules) + masking (all default detectors, client copy masked)."
   echo "agent: the bench connection through a sluice agent's tunnel (agent/s target >= 0.85)."
+  echo "hop: the bench connection through HAProxy in TCP mode (no TLS, no inspection): one more hop's cost here."
   ((DIRECT_TLS)) || echo "* n/a (server ssl off): the shared PostgreSQL server has ssl=off; not changed."
   ((SLUICE_OK)) || echo "sluice: n/a — the gateway could not be built or started (see warnings above)."
   echo
@@ -630,6 +678,7 @@ main() {
   check_prereqs
   prepare_db
   [[ $ONLY == idle ]] || start_pgbouncers
+  [[ $ONLY == idle ]] || start_hop
   start_private_pg
   start_sluice
   measure_idle_rss
