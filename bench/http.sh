@@ -47,7 +47,7 @@ if ((${#missing[@]})); then
 fi
 
 log "building sluice (release)"
-(cd "$REPO" && cargo build -q --release -p sluice)
+"$REPO/scripts/build-release.sh" -q
 SLUICE=$REPO/target/release/sluice
 
 mkdir -p "$WORK/www" "$WORK/gw"

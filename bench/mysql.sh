@@ -130,7 +130,7 @@ EOF
 start_sluice() {
   local data=$WORK/sluice-data api_port deadline
   log "building sluice (cargo build --release -p sluice)"
-  if ! (cd "$REPO" && cargo build --release -p sluice) >"$WORK/cargo-build.log" 2>&1; then
+  if ! "$REPO/scripts/build-release.sh" >"$WORK/cargo-build.log" 2>&1; then
     tail -30 "$WORK/cargo-build.log" >&2
     warn "release build failed: sluice rows will be n/a"
     return 0

@@ -332,7 +332,7 @@ stop_private_pg() { # idempotent; also called from cleanup
 start_sluice() {
   local data=$WORK/sluice-data api_port deadline
   log "building sluice (cargo build --release -p sluice)"
-  if ! (cd "$REPO" && cargo build --release -p sluice) >"$WORK/cargo-build.log" 2>&1; then
+  if ! "$REPO/scripts/build-release.sh" >"$WORK/cargo-build.log" 2>&1; then
     tail -30 "$WORK/cargo-build.log" >&2
     warn "release build failed: sluice columns will be n/a"
     return 0

@@ -43,7 +43,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "building the release binary…" >&2
-(cd "$REPO" && cargo build --release -p sluice) >"$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log"; exit 1; }
+"$REPO/scripts/build-release.sh" >"$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log"; exit 1; }
 psql -X -q -h 127.0.0.1 -U postgres -d postgres -c "create database $DB" >/dev/null
 pgbench -q -i -s "$SCALE" -h 127.0.0.1 -U postgres "$DB" >"$WORK/init.log" 2>&1
 

@@ -53,7 +53,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
 log "building sluice (release)"
-(cd "$REPO" && cargo build -q --release -p sluice)
+"$REPO/scripts/build-release.sh" -q
 SLUICE=$REPO/target/release/sluice
 
 mkdir -p /run/sshd
