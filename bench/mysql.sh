@@ -32,6 +32,8 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$BENCH_DIR")
 # shellcheck source=bench/stats.sh
 source "$BENCH_DIR/stats.sh"
+# shellcheck source=bench/haproxy.sh
+source "$BENCH_DIR/haproxy.sh"
 RUN_SECONDS=${BENCH_SECONDS:-20}
 ROUNDS=${BENCH_ROUNDS:-1}
 THREADS=${BENCH_THREADS:-8}
@@ -102,22 +104,7 @@ prepare_db() {
 
 start_haproxy() {
   HAPROXY_PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-  cat >"$WORK/haproxy.cfg" <<EOF
-global
-  maxconn 2000
-defaults
-  mode tcp
-  timeout connect 10s
-  timeout client 1h
-  timeout server 1h
-frontend mysql
-  bind 127.0.0.1:$HAPROXY_PORT
-  default_backend mariadb
-backend mariadb
-  server m $MY_HOST:$MY_PORT
-EOF
-  # -db: stay in the foreground (so $! is haproxy's pid); the system's haproxy unit is not used.
-  haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+  haproxy_tcp "$WORK/haproxy.cfg" "$HAPROXY_PORT" "$MY_HOST" "$MY_PORT"
   HAPROXY_PID=$!
   local i
   for ((i = 0; i < 100; i++)); do

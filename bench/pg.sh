@@ -59,6 +59,8 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$BENCH_DIR")
 # shellcheck source=bench/stats.sh
 source "$BENCH_DIR/stats.sh"
+# shellcheck source=bench/haproxy.sh
+source "$BENCH_DIR/haproxy.sh"
 RUN_SECONDS=${BENCH_SECONDS:-20}
 ROUNDS=${BENCH_ROUNDS:-1}
 SCALE=${BENCH_SCALE:-10}
@@ -235,19 +237,7 @@ start_hop() {
   local dir=$WORK/haproxy pid
   mkdir -p "$dir"
   HOP_PORT=$(free_port)
-  cat >"$dir/haproxy.cfg" <<EOF
-global
-  maxconn 2000
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 10m
-  timeout server 10m
-listen hop
-  bind 127.0.0.1:$HOP_PORT
-  server pg $PG_HOST:$PG_PORT
-EOF
-  haproxy -f "$dir/haproxy.cfg" >"$dir/haproxy.log" 2>&1 &
+  haproxy_tcp "$dir/haproxy.cfg" "$HOP_PORT" "$PG_HOST" "$PG_PORT"
   pid=$!
   PIDS+=("$pid")
   if wait_until 15 "haproxy" pg_isready -q -h 127.0.0.1 -p "$HOP_PORT"; then

@@ -10,7 +10,10 @@
 #   aes128-gcm, as sluice offers only AES-GCM by default) and with aes256-gcm@openssh.com forced
 #   on the client leg (the same cipher both ways); sluice's leg to the target prefers AES-GCM.
 #   Beside each: the machine's busy cores during the transfer, and the gateway's own.
-#   Each transfer runs direct, then through sluice, over BENCH_ROUNDS (3) rounds: this VM's
+#   The peer: an OpenSSH bastion (`ssh -o ProxyCommand='ssh -W %h:%p BASTION'`, the bastion
+#   being the same sshd): it inspects and records nothing, but like any SSH gateway its bytes
+#   pass through two encrypted legs, so its rate is what this machine allows one.
+#   Each transfer runs direct, through sluice, then through the bastion, over BENCH_ROUNDS (3) rounds: this VM's
 #   direct OpenSSH rate alone moves between ~80 and ~360 MiB/s from one minute to the next, so
 #   ratios are taken within a round and the median is reported with the range.
 #   setup     mean time of `ssh HOST true` over BENCH_SETUPS (20) connections (its ratio is
@@ -24,7 +27,8 @@
 #
 # Run:  bench/ssh.sh            Knobs: BENCH_MIB (1024), BENCH_ROUNDS (3), BENCH_SETUPS (20),
 #                               BENCH_KEYS (3000), BENCH_KEY_ROUNDS (3), BENCH_KEEP=1
-# Needs: openssh-server and openssh-client, cargo, python3. Every process started is stopped.
+# Needs: cargo, python3; installs openssh-server and openssh-client with apt if absent.
+# Every process started is stopped.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -52,6 +56,13 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
+missing=()
+[[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
+if ((${#missing[@]})); then
+  log "installing ${missing[*]} (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
 log "building sluice (release)"
 "$REPO/scripts/build-release.sh" -q
 SLUICE=$REPO/target/release/sluice
@@ -100,6 +111,10 @@ OPTS=(-i "$WORK/user" -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserK
 CIPHER=()
 direct() { ssh "${OPTS[@]}" ${CIPHER[@]+"${CIPHER[@]}"} -p "$SSHD_PORT" root@127.0.0.1 "$@"; }
 gateway() { ssh "${OPTS[@]}" ${CIPHER[@]+"${CIPHER[@]}"} -p "$SSH_PORT" bench@127.0.0.1 "$@"; }
+bastion() {
+  ssh "${OPTS[@]}" ${CIPHER[@]+"${CIPHER[@]}"} -p "$SSHD_PORT" root@127.0.0.1 \
+    -o "ProxyCommand=ssh ${OPTS[*]} ${CIPHER[*]} -W %h:%p -p $SSHD_PORT root@127.0.0.1" "$@"
+}
 now() { date +%s.%N; }
 rate() { python3 -c "print(f'{$MIB/($2-$1):.0f}')"; }
 
@@ -135,7 +150,7 @@ for round in $(seq 1 "$ROUNDS"); do
   for cipher in default aes256-gcm@openssh.com; do
     CIPHER=(); [[ $cipher != default ]] && CIPHER=(-c "$cipher")
     for dir in down up; do
-      for path in direct gateway; do
+      for path in direct gateway bastion; do
         log "$path $cipher: $dir $MIB MiB (round $round of $ROUNDS)"
         cpu_start; t0=$(now)
         if [[ $dir == down ]]; then $path "head -c ${MIB}M /dev/zero" >/dev/null
@@ -144,8 +159,10 @@ for round in $(seq 1 "$ROUNDS"); do
         rate=$(rate "$t0" "$t1"); R[$path,$cipher,$dir]+="$rate "
         cpu_end "$path,$cipher,$dir" "$(python3 -c "print($t1-$t0)")"
         [[ $path == direct ]] && d_rate=$rate
+        [[ $path == gateway ]] && g_rate=$rate
       done
-      R[ratio,$cipher,$dir]+="$(python3 -c "print(f'{$rate/$d_rate:.2f}')") "
+      R[ratio,$cipher,$dir]+="$(python3 -c "print(f'{$g_rate/$d_rate:.2f}')") "
+      R[bratio,$cipher,$dir]+="$(python3 -c "print(f'{$rate/$d_rate:.2f}')") "
     done
   done
 done
@@ -155,14 +172,22 @@ for path in direct gateway; do
   R[$path,setup]=$(python3 -c "print(f'{($t1-$t0)/$SETUPS*1000:.1f}')")
 done
 
-printf '\n%-34s %10s %10s %7s   %-11s %-24s\n' "SSH, $MIB MiB (MiB/s), $ROUNDS rounds" direct sluice ratio "ratios" "busy cores direct | sluice/gateway (last round)"
+row='%-34s %10s %10s %7s   %-11s %8s %7s   %-11s %-24s\n'
+# shellcheck disable=SC2059
+printf "\n$row" "SSH, $MIB MiB (MiB/s), $ROUNDS rounds" direct sluice ratio "ratios" bastion ratio "ratios" \
+  "busy cores direct | sluice/gateway (last round)"
 for cipher in default aes256-gcm@openssh.com; do
   for dir in down up; do
-    printf '%-34s %10s %10s %7s   %-11s %-24s\n' "$dir ($cipher)" "$(median "${R[direct,$cipher,$dir]}")" \
+    # shellcheck disable=SC2059
+    printf "$row" "$dir ($cipher)" "$(median "${R[direct,$cipher,$dir]}")" \
       "$(median "${R[gateway,$cipher,$dir]}")" "$(median "${R[ratio,$cipher,$dir]}")" \
-      "$(range "${R[ratio,$cipher,$dir]}")" "${R[direct,$cipher,$dir,cpu]%/*} | ${R[gateway,$cipher,$dir,cpu]}"
+      "$(range "${R[ratio,$cipher,$dir]}")" "$(median "${R[bastion,$cipher,$dir]}")" \
+      "$(median "${R[bratio,$cipher,$dir]}")" "$(range "${R[bratio,$cipher,$dir]}")" \
+      "${R[direct,$cipher,$dir,cpu]%/*} | ${R[gateway,$cipher,$dir,cpu]}"
   done
 done
+echo "ratios: sluice / direct and bastion / direct, taken within each round (median and range)."
+
 printf '%-34s %10s %10s %7s\n' "connection setup (ms, mean)" "${R[direct,setup]}" "${R[gateway,setup]}" \
   "$(python3 -c "print(f'{${R[gateway,setup]}/${R[direct,setup]}:.2f}')")"
 for q in 50 99; do
