@@ -133,7 +133,8 @@ async fn run_session(mut hello: ClientHello, peer: SocketAddr, id: u32, ctx: &Ct
             ctx.pipeline.target_failed(&authorized, &reason);
             let code = match &e {
                 UpstreamError::Refused { code, .. } => *code,
-                _ => 2003,
+                // ER_CONNECT_TO_FOREIGN_DATA_SOURCE: the client library keeps 2003 for itself.
+                _ => 1429,
             };
             handshake::refuse(
                 &mut hello.stream,

@@ -335,6 +335,58 @@ fn refusals_are_native_errors_and_audited() {
 }
 
 #[test]
+fn an_unreachable_target_is_a_server_error_the_client_can_show() {
+    let db = MyDb::new();
+    let gw = Gateway::start(&config(&db, false, ""));
+    let token = gw.service_account("engineering");
+    // A port nothing listens on: bound, then released.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    gw.cli_ok(&[
+        "connections",
+        "add",
+        "gone",
+        "--type",
+        "mysql",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &closed,
+        "--username",
+        "root",
+    ]);
+    gw.cli_ok(&[
+        "grants",
+        "add",
+        "--group",
+        "engineering",
+        "--connection",
+        "gone",
+    ]);
+
+    // The stock client shows the gateway's error number and reason (a client-library number
+    // such as 2003 would reach it as "Received malformed packet").
+    let out = gw.mariadb_as("gone", &token, true, "SELECT 1");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("ERROR 1429 (08S01)"), "{err}");
+    assert!(err.contains("cannot reach target"), "{err}");
+    let failed = gw.wait_audit("the failed session start", |e| {
+        e["action"] == "session.start" && e["outcome"] == "failure" && e["connection"] == "gone"
+    });
+    assert_eq!(failed["fault"], "target");
+
+    // The gateway and other connections are unharmed.
+    let out = gw.mariadb(&token, "SELECT 7 AS seven");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "seven\n7\n");
+}
+
+#[test]
 fn malformed_packets_end_only_their_session() {
     let db = MyDb::new();
     let gw = Gateway::start(&config(&db, true, ""));

@@ -78,8 +78,21 @@ pub fn parse_err(payload: &[u8]) -> Result<Err, CodecError> {
     })
 }
 
+/// Error numbers the client library keeps for itself (`CR_*`); a server never sends them.
+pub const CLIENT_ERROR_CODES: std::ops::Range<u16> = 2000..3000;
+
 /// Encodes an ERR packet's payload.
+///
+/// Error numbers 2000–2999 belong to the client library, and libmariadb reports an ERR packet
+/// carrying one as "Received malformed packet" (2027), losing the message; such a `code` (the
+/// gateway's own are all server numbers, but a target's refusal is passed on) is sent as
+/// ER_UNKNOWN_ERROR (1105) with the same SQLSTATE and message.
 pub fn encode_err(out: &mut Vec<u8>, code: u16, sqlstate: &str, message: &str) {
+    let code = if CLIENT_ERROR_CODES.contains(&code) {
+        1105
+    } else {
+        code
+    };
     out.push(0xFF);
     out.extend_from_slice(&code.to_le_bytes());
     out.push(b'#');
@@ -151,6 +164,18 @@ mod tests {
         assert_eq!(
             (e.code, e.sqlstate.as_str(), e.message.as_str()),
             (1142, "42000", "no")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn client_library_error_numbers_are_never_sent() -> Result<(), Box<dyn std::error::Error>> {
+        let mut out = Vec::new();
+        encode_err(&mut out, 2003, "08S01", "cannot reach target");
+        let e = parse_err(&out)?;
+        assert_eq!(
+            (e.code, e.sqlstate.as_str(), e.message.as_str()),
+            (1105, "08S01", "cannot reach target")
         );
         Ok(())
     }

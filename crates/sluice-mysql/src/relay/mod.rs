@@ -373,14 +373,21 @@ where
     }
 }
 
+/// The error number a client gets when the target's connection is lost
+/// (ER_NET_READ_ERROR: the client library keeps 2013 for itself).
+const TARGET_LOST: u16 = 1158;
+/// ... and when the target sent something unreadable (ER_NET_PACKETS_OUT_OF_ORDER; 2027 is
+/// the client library's).
+const TARGET_MALFORMED: u16 = 1156;
+
 /// The target closed its connection.
 fn target_closed() -> RelayEnd {
     RelayEnd::with(
         EndReason::TargetClosed,
         "the target closed the connection".into(),
         Some((
-            2013,
-            "HY000",
+            TARGET_LOST,
+            "08S01",
             "sluice: lost connection to the target".into(),
         )),
     )
@@ -411,8 +418,8 @@ fn target_lost(e: impl std::fmt::Display) -> RelayEnd {
         EndReason::TargetError,
         e.to_string(),
         Some((
-            2013,
-            "HY000",
+            TARGET_LOST,
+            "08S01",
             format!("sluice: lost connection to the target: {e}"),
         )),
     )
@@ -424,8 +431,8 @@ fn target_malformed(e: impl std::fmt::Display) -> RelayEnd {
         EndReason::TargetError,
         e.to_string(),
         Some((
-            2027,
-            "HY000",
+            TARGET_MALFORMED,
+            "08S01",
             format!("sluice: malformed packet from the target: {e}"),
         )),
     )
