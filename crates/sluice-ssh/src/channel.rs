@@ -2,7 +2,8 @@
 //! requests judged and passed on, output masked and recorded, input recorded for terminals,
 //! exit status and signals passed back. The handler has already answered each request (russh
 //! answers only the latest one, so answers cannot wait for the target); a refused exec is
-//! answered by its reason on stderr and exit status 1. Both directions run in one task, each waiting only
+//! answered by its reason on stderr and exit status 1, and so is a shell, command or subsystem
+//! the target refuses to start (asked with want-reply for that reason). Both directions run in one task, each waiting only
 //! on its own writer, so a slow client never stops the other direction.
 
 use crate::files::{scp::Scp, sftp::Sftp};
@@ -38,6 +39,8 @@ enum Kind {
 struct State {
     kind: Kind,
     pty: Option<Pty>,
+    /// What the client asked the target to start ("shell", "command", "sftp subsystem").
+    request: &'static str,
 }
 
 /// The relay of one channel pair.
@@ -87,6 +90,7 @@ pub(crate) async fn run(
         state: Mutex::new(State {
             kind: Kind::Pending,
             pty: None,
+            request: "",
         }),
         view: sluice_terminal::TerminalView::default(),
         files: Mutex::new(None),
@@ -122,9 +126,11 @@ impl Relay {
         }
     }
 
-    fn start(&self, kind: Kind) -> Option<Pty> {
+    /// Notes what the channel is about to start; returns its pty, if one was asked for.
+    fn start(&self, kind: Kind, request: &'static str) -> Option<Pty> {
         self.state.lock().ok().and_then(|mut s| {
             s.kind = kind;
+            s.request = request;
             s.pty.clone()
         })
     }
@@ -253,12 +259,12 @@ impl Relay {
                 }
                 ChannelMsg::RequestShell { .. } => {
                     terminal = true;
-                    let pty = self.start(Kind::Terminal);
+                    let pty = self.start(Kind::Terminal, "shell");
                     if let Some(p) = &pty {
                         self.view.open(p.rows, p.cols);
                     }
                     self.record_start("shell", None, None, pty).await;
-                    let _ = self.target_w.request_shell(false).await;
+                    let _ = self.target_w.request_shell(true).await;
                 }
                 ChannelMsg::Exec { command, .. } => {
                     let text = String::from_utf8_lossy(&command).into_owned();
@@ -276,10 +282,10 @@ impl Relay {
                                 }
                                 None => Kind::Exec,
                             };
-                            let pty = self.start(kind);
+                            let pty = self.start(kind, "command");
                             self.record_start("exec", Some(text), Some(query), pty)
                                 .await;
-                            let _ = self.target_w.exec(false, command).await;
+                            let _ = self.target_w.exec(true, command).await;
                         }
                         Judged::Refused(message) => {
                             self.refuse(&message).await;
@@ -290,10 +296,10 @@ impl Relay {
                 ChannelMsg::RequestSubsystem { name, .. } if name == "sftp" => {
                     self.watch_files(transfer::Watch::Sftp(Sftp::new(self.number)));
                     transfer = true;
-                    let pty = self.start(Kind::Transfer);
+                    let pty = self.start(Kind::Transfer, "sftp subsystem");
                     self.record_start("subsystem", Some(name.clone()), None, pty)
                         .await;
-                    let _ = self.target_w.request_subsystem(false, &name).await;
+                    let _ = self.target_w.request_subsystem(true, &name).await;
                 }
                 // Refused by the handler: agent forwarding, X11, other subsystems.
                 _ => {}
@@ -346,6 +352,19 @@ impl Relay {
     }
 
     /// Ends a channel whose command was refused: the reason on stderr, exit status 1.
+    /// The target answered the start request with a failure (no such subsystem, no shell):
+    /// the client is told, as it would be by the target itself, and the channel closes.
+    async fn target_refused(&self) {
+        let what = self.state.lock().map_or("request", |s| s.request);
+        let reason = format!("the target refused to start the {what}");
+        self.shared.audit(
+            "ssh.channel",
+            sluice_core::Outcome::Failure,
+            Some(reason.clone()),
+        );
+        self.refuse(&format!("sluice: {reason}")).await;
+    }
+
     async fn refuse(&self, message: &str) {
         let crlf = if self.state.lock().is_ok_and(|s| s.pty.is_some()) {
             "\r\n"

@@ -113,6 +113,11 @@ impl Relay {
                     eof_owed = true;
                     continue;
                 }
+                // Only the start request (shell, exec, subsystem) asks for a reply.
+                ChannelMsg::Failure => {
+                    self.target_refused().await;
+                    break;
+                }
                 ChannelMsg::Close => {
                     self.flush(&mut streams, kind).await;
                     if eof_owed {

@@ -50,6 +50,8 @@ pub struct Sshd {
     pub addr: SocketAddr,
     pub host_key: KeyPair,
     authorized: PathBuf,
+    /// Whether it serves the `sftp` subsystem.
+    sftp: bool,
 }
 
 /// A TCP port nothing listens on right now.
@@ -67,10 +69,18 @@ impl Sshd {
         let dir = std::env::temp_dir().join(unique("sshd"));
         std::fs::create_dir_all(&dir).unwrap();
         let host_key = KeyPair::new(&dir, "host_ed25519");
-        Self::start_with(dir, host_key, free_port())
+        Self::start_with(dir, host_key, free_port(), true)
     }
 
-    fn start_with(dir: PathBuf, host_key: KeyPair, port: u16) -> Sshd {
+    /// The same, with no `sftp` subsystem (sshd refuses it, as many hardened hosts do).
+    pub fn start_without_sftp() -> Sshd {
+        let dir = std::env::temp_dir().join(unique("sshd"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let host_key = KeyPair::new(&dir, "host_ed25519");
+        Self::start_with(dir, host_key, free_port(), false)
+    }
+
+    fn start_with(dir: PathBuf, host_key: KeyPair, port: u16, sftp: bool) -> Sshd {
         std::fs::create_dir_all("/run/sshd").unwrap();
         let authorized = dir.join("authorized_keys");
         if !authorized.exists() {
@@ -89,11 +99,16 @@ impl Sshd {
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
                  StrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
                  KbdInteractiveAuthentication no\nUsePAM no\nMaxSessions 100\nMaxStartups 100\n\
-                 Subsystem sftp internal-sftp\nAcceptEnv LANG LC_* SECRET_*\nAllowTcpForwarding yes\n\
+                 {}AcceptEnv LANG LC_* SECRET_*\nAllowTcpForwarding yes\n\
                  TrustedUserCAKeys {}\n",
                 host_key.private.display(),
                 dir.join("sshd.pid").display(),
                 authorized.display(),
+                if sftp {
+                    "Subsystem sftp internal-sftp\n"
+                } else {
+                    ""
+                },
                 trusted_ca.display()
             ),
         )
@@ -121,6 +136,7 @@ impl Sshd {
             addr,
             host_key,
             authorized,
+            sftp,
         }
     }
 
@@ -151,7 +167,7 @@ impl Sshd {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let key = KeyPair::new(&self.dir, &unique("host2"));
-        Self::start_with(self.dir.clone(), key, self.addr.port())
+        Self::start_with(self.dir.clone(), key, self.addr.port(), self.sftp)
     }
 }
 
@@ -225,7 +241,11 @@ pub struct SshSetup {
 
 impl SshSetup {
     pub fn new(connection: &str, policy: &str) -> SshSetup {
-        let sshd = Sshd::start();
+        Self::with_sshd(Sshd::start(), connection, policy)
+    }
+
+    /// The same in front of `sshd`.
+    pub fn with_sshd(sshd: Sshd, connection: &str, policy: &str) -> SshSetup {
         let gw = Gateway::start(&ssh_config(&sshd, connection, policy));
         let gateway_key = gw.cli_ok(&["ssh", "gateway-key"]);
         sshd.authorize(&gateway_key);
