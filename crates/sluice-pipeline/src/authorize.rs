@@ -114,6 +114,15 @@ impl Pipeline {
     /// Authenticates the credential and checks the grant; audits the outcome.
     pub async fn authorize(&self, attempt: ConnectAttempt) -> Result<Authorized, OpenError> {
         let (identity, result) = self.try_authorize(&attempt).await;
+        // An SSH client offers its keys one by one, and a key registered to nobody is not yet a
+        // failed login: the SSH listener audits the attempt once, naming every key it refused.
+        let offered_key = matches!(
+            attempt.credential,
+            Credential::SshKey(_) | Credential::SshCertificate(_)
+        );
+        if offered_key && matches!(result, Err(OpenError::Credential(TokenError::Unknown))) {
+            return result;
+        }
         let outcome = if result.is_ok() {
             Outcome::Success
         } else {

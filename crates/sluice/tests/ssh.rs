@@ -5,6 +5,7 @@ mod common;
 
 use common::ssh::{kinds, ssh_command, ssh_exec, text, KeyPair, SshSetup, GUARD};
 use common::wait_for;
+use serde_json::Value;
 use std::time::Duration;
 
 #[test]
@@ -61,11 +62,22 @@ fn a_key_nobody_registered_is_refused_and_audited() {
         text(&out.stderr)
     );
     let fp = fingerprint_of(&stranger);
-    s.gw.wait_audit("the refused key", |e| {
+    let refused = s.gw.wait_audit("the refused key", |e| {
         e["action"] == "auth.connect"
             && e["outcome"] == "failure"
             && e["reason"].as_str().is_some_and(|r| r.contains(&fp))
     });
+    assert_eq!(
+        refused["reason"],
+        format!("public-key login failed: {fp} is registered to no identity")
+    );
+    // One event for the attempt, not one more per key offered.
+    let failures: Vec<Value> =
+        s.gw.audit_log()
+            .into_iter()
+            .filter(|e| e["action"] == "auth.connect" && e["outcome"] == "failure")
+            .collect();
+    assert_eq!(failures.len(), 1, "{failures:?}");
 }
 
 /// `SHA256:…` of a key, as `ssh-keygen -l` prints it.
