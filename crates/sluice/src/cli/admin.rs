@@ -49,7 +49,7 @@ pub enum ConnectionCmd {
     Add {
         /// Name clients use.
         name: String,
-        /// Type (postgres).
+        /// Protocol: postgres, mysql, ssh, command, http or kubernetes.
         #[arg(long = "type")]
         kind: String,
         /// Target host.
