@@ -526,3 +526,47 @@ fn proxyjump_through_the_gateway_reaches_a_connection_recorded() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn only_allowed_environment_variables_reach_the_target() {
+    let s = SshSetup::new("box", "");
+    // A connection added at runtime to the same target, letting `LC_*` and one name through
+    // (the target's sshd would accept every `SECRET_*`).
+    let port = s.sshd.addr.port().to_string();
+    s.gw.cli_ok(&[
+        "connections",
+        "add",
+        "box-env",
+        "--type",
+        "ssh",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--username",
+        "root",
+        "--env",
+        "LC_*",
+        "--env",
+        "SECRET_TOKEN",
+    ]);
+    s.gw.cli_ok(&["grants", "add", "--group", "ops", "--connection", "box-env"]);
+    let run = |connection: &str| {
+        let out = common::ssh::client("ssh", &s.gw, &s.key)
+            .args([
+                "-o",
+                "SetEnv=LC_DEMO=hello SECRET_TOKEN=abc SECRET_OTHER=leaked",
+                "-l",
+                connection,
+                "127.0.0.1",
+                "echo \"[$LC_DEMO][$SECRET_TOKEN][$SECRET_OTHER]\"",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_string()
+    };
+    assert_eq!(run("box-env"), "[hello][abc][]");
+    // A connection with no allow-list passes nothing.
+    assert_eq!(run("box"), "[][][]");
+}

@@ -83,6 +83,10 @@ pub enum ConnectionCmd {
         /// SSH: a destination `-L` forwarding may reach (`host:port`, `10.0.0.0/8:5432`).
         #[arg(long)]
         forward_to: Vec<String>,
+        /// SSH: an environment variable clients may pass to the target (`SendEnv`/`SetEnv`): a
+        /// name, or a prefix ending in `*` (`LC_*`).
+        #[arg(long = "env")]
+        env: Vec<String>,
         /// SSH: let clients forward their agent to the target (`ssh -A`).
         #[arg(long)]
         agent_forwarding: bool,
@@ -260,6 +264,7 @@ pub fn connections(api: &Api, cmd: ConnectionCmd) -> anyhow::Result<()> {
             host_key,
             logins,
             forward_to,
+            env,
             agent_forwarding,
             remote_forwarding,
             certificate,
@@ -273,12 +278,13 @@ pub fn connections(api: &Api, cmd: ConnectionCmd) -> anyhow::Result<()> {
             let any_ssh = host_key.is_some()
                 || !logins.is_empty()
                 || !forward_to.is_empty()
+                || !env.is_empty()
                 || agent_forwarding
                 || remote_forwarding
                 || certificate;
             if any_ssh {
                 body["ssh"] = json!({
-                    "host_key": host_key, "logins": logins, "forward_to": forward_to,
+                    "host_key": host_key, "logins": logins, "forward_to": forward_to, "env": env,
                     "agent_forwarding": agent_forwarding, "remote_forwarding": remote_forwarding,
                     "certificate": certificate,
                 });
