@@ -3,8 +3,9 @@
 //! exit status and signals passed back. The handler has already answered each request (russh
 //! answers only the latest one, so answers cannot wait for the target); a refused exec is
 //! answered by its reason on stderr and exit status 1, and so is a shell, command or subsystem
-//! the target refuses to start (asked with want-reply for that reason). Both directions run in one task, each waiting only
-//! on its own writer, so a slow client never stops the other direction.
+//! the target refuses to start (asked with want-reply for that reason). Both directions run
+//! in one task, each waiting only on its own writer, so a slow client never stops the other
+//! direction.
 
 use crate::files::{scp::Scp, sftp::Sftp};
 use sluice_pipeline::output::TextCarry;
@@ -351,7 +352,6 @@ impl Relay {
             .await;
     }
 
-    /// Ends a channel whose command was refused: the reason on stderr, exit status 1.
     /// The target answered the start request with a failure (no such subsystem, no shell):
     /// the client is told, as it would be by the target itself, and the channel closes.
     async fn target_refused(&self) {
@@ -365,6 +365,7 @@ impl Relay {
         self.refuse(&format!("sluice: {reason}")).await;
     }
 
+    /// Ends a channel whose command was refused: the reason on stderr, exit status 1.
     async fn refuse(&self, message: &str) {
         let crlf = if self.state.lock().is_ok_and(|s| s.pty.is_some()) {
             "\r\n"

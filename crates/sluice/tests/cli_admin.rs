@@ -171,14 +171,7 @@ fn runtime_changes_survive_a_restart() {
         "--database",
         &db.name,
     ]);
-    gw.cli_ok(&[
-        "grants",
-        "add",
-        "--group",
-        "engineering",
-        "--connection",
-        "kept",
-    ]);
+    gw.grant("engineering", "kept");
     let token = gw.service_account("engineering");
     let gw = gw.restart(&cfg, false);
     assert!(login(gw.pg, "kept", &token).is_ok());

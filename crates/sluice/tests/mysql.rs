@@ -339,13 +339,7 @@ fn an_unreachable_target_is_a_server_error_the_client_can_show() {
     let db = MyDb::new();
     let gw = Gateway::start(&config(&db, false, ""));
     let token = gw.service_account("engineering");
-    // A port nothing listens on: bound, then released.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let closed = common::free_port().to_string();
     gw.cli_ok(&[
         "connections",
         "add",
@@ -359,14 +353,7 @@ fn an_unreachable_target_is_a_server_error_the_client_can_show() {
         "--username",
         "root",
     ]);
-    gw.cli_ok(&[
-        "grants",
-        "add",
-        "--group",
-        "engineering",
-        "--connection",
-        "gone",
-    ]);
+    gw.grant("engineering", "gone");
 
     // The stock client shows the gateway's error number and reason (a client-library number
     // such as 2003 would reach it as "Received malformed packet").

@@ -97,12 +97,7 @@ fn no_grant_is_42501_and_unknown_connection_is_3d000() {
 fn target_down_is_08006_with_the_reason() {
     let db = TestDb::new();
     let gw = Gateway::start(&common::config(&db, ""));
-    // A port with nothing listening: bind, note it, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     gw.cli_ok(&[
         "connections",
         "add",
@@ -114,14 +109,7 @@ fn target_down_is_08006_with_the_reason() {
         "--port",
         &port.to_string(),
     ]);
-    gw.cli_ok(&[
-        "grants",
-        "add",
-        "--group",
-        "engineering",
-        "--connection",
-        "down",
-    ]);
+    gw.grant("engineering", "down");
     let token = gw.service_account("engineering");
     let e = refused(&gw, "down", &token);
     assert_eq!(e.code, "08006");

@@ -550,7 +550,7 @@ fn only_allowed_environment_variables_reach_the_target() {
         "--env",
         "SECRET_TOKEN",
     ]);
-    s.gw.cli_ok(&["grants", "add", "--group", "ops", "--connection", "box-env"]);
+    s.gw.grant("ops", "box-env");
     let run = |connection: &str| {
         let out = common::ssh::client("ssh", &s.gw, &s.key)
             .args([

@@ -177,17 +177,6 @@ fn path_rules_refuse_sftp_and_scp_writes_with_the_reason() {
         .any(|f| f["op"] == "write" && f["path"] == dir.join("open/y").to_str().unwrap()));
 }
 
-/// `program` with `args`, ended by `timeout` after two minutes so a hang fails the test with
-/// what was printed instead of stalling the suite.
-fn bounded(c: std::process::Command) -> std::process::Output {
-    let program = c.get_program().to_owned();
-    let mut t = std::process::Command::new("timeout");
-    t.arg("120").arg(program).args(c.get_args());
-    let out = t.output().unwrap();
-    assert_ne!(out.status.code(), Some(124), "hung: {}", text(&out.stderr));
-    out
-}
-
 #[test]
 fn a_target_without_sftp_refuses_it_and_the_client_is_told() {
     let s = SshSetup::with_sshd(common::ssh::Sshd::start_without_sftp(), "box", "");
@@ -200,7 +189,7 @@ fn a_target_without_sftp_refuses_it_and_the_client_is_told() {
     std::fs::write(&batch, "ls\n").unwrap();
     let mut sftp = common::ssh::client("sftp", &s.gw, &s.key);
     sftp.arg("-b").arg(&batch).arg("box@127.0.0.1");
-    let out = bounded(sftp);
+    let out = common::output_within_two_minutes(&sftp);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains(told), "{}", text(&out.stderr));
 
@@ -208,7 +197,7 @@ fn a_target_without_sftp_refuses_it_and_the_client_is_told() {
     let mut scp = common::ssh::client("scp", &s.gw, &s.key);
     scp.arg(&local)
         .arg(format!("box@127.0.0.1:{}/copy.txt", dir.display()));
-    let out = bounded(scp);
+    let out = common::output_within_two_minutes(&scp);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains(told), "{}", text(&out.stderr));
     assert!(!dir.join("copy.txt").exists());
@@ -226,7 +215,7 @@ fn a_target_without_sftp_refuses_it_and_the_client_is_told() {
         .arg("-O")
         .arg(&local)
         .arg(format!("box@127.0.0.1:{}/legacy.txt", dir.display()));
-    let out = bounded(legacy);
+    let out = common::output_within_two_minutes(&legacy);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         std::fs::read_to_string(dir.join("legacy.txt")).unwrap(),

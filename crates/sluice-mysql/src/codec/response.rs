@@ -79,7 +79,7 @@ pub fn parse_err(payload: &[u8]) -> Result<Err, CodecError> {
 }
 
 /// Error numbers the client library keeps for itself (`CR_*`); a server never sends them.
-pub const CLIENT_ERROR_CODES: std::ops::Range<u16> = 2000..3000;
+const CLIENT_ERROR_CODES: std::ops::Range<u16> = 2000..3000;
 
 /// Encodes an ERR packet's payload.
 ///

@@ -35,6 +35,35 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// A TCP port nothing listens on right now (bound by the OS, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs `cmd` under `timeout 120`: a client that hangs fails the test with what it printed
+/// (exit status 124) instead of stalling the suite.
+pub fn output_within_two_minutes(cmd: &Command) -> Output {
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .output()
+        .expect("timeout runs");
+    assert_ne!(
+        out.status.code(),
+        Some(124),
+        "{:?} hung; it printed: {} {}",
+        cmd.get_program(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Waits until `f` returns `Some`, up to `timeout`; panics with `what` otherwise. Each call of
 /// `f` is a real round trip (a CLI call, a query), and that round trip is the wait.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
@@ -285,6 +314,18 @@ impl Gateway {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Grants `group` access to `connection` (`sluice grants add`).
+    pub fn grant(&self, group: &str, connection: &str) {
+        self.cli_ok(&[
+            "grants",
+            "add",
+            "--group",
+            group,
+            "--connection",
+            connection,
+        ]);
     }
 
     /// Creates a service account in `groups`, returning its token.

@@ -3,7 +3,7 @@
 //! the gateway.
 
 use super::{unique, wait_for, Gateway};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -54,30 +54,25 @@ pub struct Sshd {
     sftp: bool,
 }
 
-/// A TCP port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use super::free_port;
 
 impl Sshd {
     /// Starts sshd letting in whoever holds a key in its authorized_keys (as root).
     pub fn start() -> Sshd {
-        let dir = std::env::temp_dir().join(unique("sshd"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let host_key = KeyPair::new(&dir, "host_ed25519");
-        Self::start_with(dir, host_key, free_port(), true)
+        Self::fresh(true)
     }
 
     /// The same, with no `sftp` subsystem (sshd refuses it, as many hardened hosts do).
     pub fn start_without_sftp() -> Sshd {
+        Self::fresh(false)
+    }
+
+    /// A new directory, host key and port.
+    fn fresh(sftp: bool) -> Sshd {
         let dir = std::env::temp_dir().join(unique("sshd"));
         std::fs::create_dir_all(&dir).unwrap();
         let host_key = KeyPair::new(&dir, "host_ed25519");
-        Self::start_with(dir, host_key, free_port(), false)
+        Self::start_with(dir, host_key, free_port(), sftp)
     }
 
     fn start_with(dir: PathBuf, host_key: KeyPair, port: u16, sftp: bool) -> Sshd {
