@@ -13,8 +13,8 @@
 #   The peer: an OpenSSH bastion (`ssh -o ProxyCommand='ssh -W %h:%p BASTION'`, the bastion
 #   being the same sshd): it inspects and records nothing, but like any SSH gateway its bytes
 #   pass through two encrypted legs, so its rate is what this machine allows one.
-#   Each transfer runs direct, through sluice, then through the bastion, over BENCH_ROUNDS (3) rounds: this VM's
-#   direct OpenSSH rate alone moves between ~80 and ~360 MiB/s from one minute to the next, so
+#   Each transfer runs direct, through sluice, then through the bastion, over BENCH_ROUNDS (3)
+#   rounds: this VM's direct OpenSSH rate alone moves between ~80 and ~360 MiB/s from one minute to the next, so
 #   ratios are taken within a round and the median is reported with the range.
 #   setup     mean time of `ssh HOST true` over BENCH_SETUPS (20) connections (its ratio is
 #             sluice time / direct time: below 1 means faster through sluice).
@@ -127,7 +127,7 @@ cpu_end() { # key seconds
   R[$1,cpu]=$(python3 -c "print(f'{($b1-$B0)/($t1-$T0)*$(nproc):.2f}/{($(gw_ticks)-$G0)/$(getconf CLK_TCK)/$2:.2f}')")
 }
 
-declare -A R=()
+declare -A R=() rates=()
 # Keystrokes first, while nothing else has run: direct and gateway alternate over
 # BENCH_KEY_ROUNDS rounds (this VM's scheduling noise moves a single p99 by milliseconds),
 # and the report shows the median round and the range.
@@ -158,11 +158,10 @@ for round in $(seq 1 "$ROUNDS"); do
         t1=$(now)
         rate=$(rate "$t0" "$t1"); R[$path,$cipher,$dir]+="$rate "
         cpu_end "$path,$cipher,$dir" "$(python3 -c "print($t1-$t0)")"
-        [[ $path == direct ]] && d_rate=$rate
-        [[ $path == gateway ]] && g_rate=$rate
+        rates[$path]=$rate
       done
-      R[ratio,$cipher,$dir]+="$(python3 -c "print(f'{$g_rate/$d_rate:.2f}')") "
-      R[bratio,$cipher,$dir]+="$(python3 -c "print(f'{$rate/$d_rate:.2f}')") "
+      R[ratio,$cipher,$dir]+="$(python3 -c "print(f'{${rates[gateway]}/${rates[direct]}:.2f}')") "
+      R[bratio,$cipher,$dir]+="$(python3 -c "print(f'{${rates[bastion]}/${rates[direct]}:.2f}')") "
     done
   done
 done
